@@ -1,0 +1,7 @@
+-- Runs once, on first start of an empty data directory
+-- (mounted into /docker-entrypoint-initdb.d by docker-compose.yml).
+--
+-- Intentionally empty: the `rcc` database is created by POSTGRES_DB, and all
+-- schemas, tables and roles are owned by the application's migrations
+-- (`rcc migrate`, run by the one-shot `migrate` compose service). Keep schema
+-- changes in the migrations, not here.

@@ -1,0 +1,104 @@
+"""The ``audit`` schema: the append-only log and the repository that appends to and reads it."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Index, Text, func, select, text
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.audit import SCHEMA
+from services.audit.domain import GENESIS_HASH, ChainLink
+from shared.db import service_metadata
+from shared.uow import UnitOfWork
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata(SCHEMA)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_site_time", "site_id", "time"),
+        Index("ix_audit_log_type_time", "type", "time"),
+        Index("ix_audit_log_subject", "subject"),
+    )
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    type: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    site_id: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The CloudEvent as received, as canonical JSON text: exactly the bytes the hash covers.
+    body: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(Text, unique=True)
+    hash: Mapped[str] = mapped_column(Text)
+
+
+audit_log = AuditEntry.__table__
+
+# Appends are serialised: the chain is a sequence, one link after another.
+CHAIN_LOCK_KEY = zlib.crc32(b"rcc-audit-chain")
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_chain_and_read_head(self) -> tuple[int, str]:
+        row = (
+            await self.session.execute(
+                text(
+                    "SELECT l.sequence, l.hash FROM (SELECT pg_advisory_xact_lock(:key)) AS locked "
+                    f"LEFT JOIN LATERAL (SELECT sequence, hash FROM {SCHEMA}.audit_log "
+                    "ORDER BY sequence DESC LIMIT 1) AS l ON true"
+                ),
+                {"key": CHAIN_LOCK_KEY},
+            )
+        ).one()
+        return (row.sequence or 0, row.hash or GENESIS_HASH)
+
+    async def recorded_ids(self, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.session.scalars(select(audit_log.c.event_id).where(audit_log.c.event_id.in_(event_ids)))
+        return set(rows)
+
+    async def append(self, entries: list[dict[str, Any]]) -> None:
+        if entries:
+            await self.session.execute(insert(audit_log), entries)
+
+    async def links(self, chunk_rows: int) -> AsyncIterator[list[ChainLink]]:
+        """The whole chain in sequence order, a chunk at a time (keyset pagination keeps memory flat)."""
+        after = 0
+        c = audit_log.c
+        while True:
+            rows = (
+                await self.session.execute(
+                    select(c.sequence, c.prev_hash, c.hash, c.body, c.type, c.site_id, c.event_id)
+                    .where(c.sequence > after)
+                    .order_by(c.sequence)
+                    .limit(chunk_rows)
+                )
+            ).all()
+            if not rows:
+                return
+            yield [
+                ChainLink(r.sequence, r.prev_hash, r.hash, r.body, r.type, r.site_id, str(r.event_id)) for r in rows
+            ]
+            after = rows[-1].sequence
+
+
+class AuditUnitOfWork(UnitOfWork):
+    source = "/rcc/audit"
+
+    def start(self) -> None:
+        self.audit = AuditRepository(self.session)

@@ -1,0 +1,5 @@
+"""``python -m services.checkin`` is ``rcc serve checkin``."""
+
+from services.cli import main
+
+main(["serve", "checkin"])

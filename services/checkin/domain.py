@@ -1,0 +1,68 @@
+"""Check-in rules that need no I/O."""
+
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+from datetime import datetime, time, timedelta
+from typing import Literal
+
+from shared.contracts.checkin import Purpose, SupportType
+
+# Easy to read aloud and type: no 0/O, no 1/I.
+KIOSK_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+# SAMHSA's four types of social support (DOMAIN.md). A volunteer shift is service given, not support received.
+SUPPORT_TYPE: dict[str, SupportType | None] = {
+    "drop_in": "affiliational",
+    "sober_event": "affiliational",
+    "peer_mentoring": "emotional",
+    "recovery_group": "emotional",
+    "education": "informational",
+    "resource_connecting": "instrumental",
+    "volunteer_shift": None,
+}
+
+OccupancyStatus = Literal["ok", "near", "full"]
+
+
+def support_type_of(purpose: Purpose) -> SupportType | None:
+    return SUPPORT_TYPE[purpose]
+
+
+def new_kiosk_code(length: int = 6) -> str:
+    return "".join(secrets.choice(KIOSK_CODE_ALPHABET) for _ in range(length))
+
+
+def normalize_kiosk_code(typed: str) -> str:
+    """What a person types, as stored: case and separators do not matter."""
+    return "".join(ch for ch in typed.upper() if ch not in " -_.")
+
+
+def is_well_formed_code(code: str) -> bool:
+    return 4 <= len(code) <= 12 and all(ch in KIOSK_CODE_ALPHABET for ch in code)
+
+
+def occupancy_status(present: int, capacity: int, near_ratio: float) -> OccupancyStatus:
+    if present >= capacity:
+        return "full"
+    if present >= capacity * near_ratio:
+        return "near"
+    return "ok"
+
+
+def minutes_between(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start).total_seconds() // 60))
+
+
+def closing_instant_after(checked_in_at: datetime, zone: zoneinfo.ZoneInfo, closes_at: time) -> datetime:
+    """The first closing time (in the site's time zone) after a check-in: when a visit left open is closed.
+
+    Built from the local date, so it stays at the same wall-clock time across daylight-saving changes."""
+    local = checked_in_at.astimezone(zone)
+    day = local.date()
+    while True:
+        closing = datetime.combine(day, closes_at, tzinfo=zone)
+        if closing > local:
+            return closing
+        day += timedelta(days=1)

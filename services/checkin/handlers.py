@@ -1,0 +1,187 @@
+"""Check-in handlers: plain async functions ``(cmd, *, uow, clock)``; no HTTP, no broker."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.checkin import domain
+from services.checkin.commands import (
+    CheckedIn,
+    CheckedOut,
+    CheckInVisitor,
+    CheckOutVisitor,
+    ClosedVisits,
+    CloseVisitsAtClosingTime,
+    EraseMember,
+    MemberErasedResult,
+    MemberRegisteredResult,
+    RegisterMember,
+)
+from services.checkin.models import CheckinUnitOfWork, NewVisit, VisitRecord
+from shared.clock import Clock
+from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
+from shared.errors import Conflict, NotFound
+from shared.events import Event
+
+KIOSK_CODE_ATTEMPTS = 20
+
+
+async def register_member(cmd: RegisterMember, *, uow: CheckinUnitOfWork, clock: Clock) -> MemberRegisteredResult:
+    member_id = uuid.uuid4()
+    now = clock.now()
+    for _ in range(KIOSK_CODE_ATTEMPTS):
+        code = domain.new_kiosk_code(cmd.code_length)
+        if await uow.checkin.add_member(member_id, cmd.site_id, cmd.nickname, code, now):
+            break
+    else:
+        raise Conflict("Could not draw a free kiosk code; try again.", code="kiosk_codes_exhausted")
+    uow.emit(
+        Event(
+            MemberRegistered(member_id=member_id, registered_at=now, registered_by=cmd.registered_by),
+            subject=str(member_id),
+            site_id=cmd.site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    return MemberRegisteredResult(member_id=member_id, kiosk_code=code)
+
+
+async def check_in_visitor(cmd: CheckInVisitor, *, uow: CheckinUnitOfWork, clock: Clock) -> CheckedIn:
+    now = clock.now()
+    code = None
+    if cmd.kiosk_code is not None:
+        code = domain.normalize_kiosk_code(cmd.kiosk_code)
+        if not domain.is_well_formed_code(code):
+            raise NotFound("No member has that code here.", code="member_not_found")
+    visit = NewVisit(
+        visit_id=uuid.uuid4(),
+        site_id=cmd.site_id,
+        purpose=cmd.purpose,
+        support_type=domain.support_type_of(cmd.purpose),
+        ref=cmd.ref,
+        checked_in_at=now,
+    )
+    if cmd.anonymous:
+        await uow.checkin.start_visit(visit)
+        member_id = None
+    else:
+        started, member_id = await uow.checkin.start_visit(visit, member_id=cmd.member_id, kiosk_code=code)
+        if not started:
+            await _explain_refused_check_in(cmd, code, uow)
+    uow.emit(
+        Event(
+            VisitorCheckedIn(
+                visit_id=visit.visit_id,
+                member_id=member_id,
+                anonymous=cmd.anonymous,
+                purpose=cmd.purpose,
+                support_type=visit.support_type,
+                ref=cmd.ref,
+                checked_in_at=now,
+            ),
+            subject=str(visit.visit_id),
+            site_id=cmd.site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    return CheckedIn(
+        visit_id=visit.visit_id,
+        member_id=member_id,
+        purpose=cmd.purpose,
+        support_type=visit.support_type,
+        checked_in_at=now,
+    )
+
+
+async def _explain_refused_check_in(cmd: CheckInVisitor, code: str | None, uow: CheckinUnitOfWork) -> None:
+    member_id = await uow.checkin.find_member_id(cmd.site_id, kiosk_code=code, member_id=cmd.member_id)
+    if member_id is None:
+        raise NotFound("No member has that code here.", code="member_not_found")
+    open_visit = await uow.checkin.open_visit_of(member_id)
+    raise Conflict("Already checked in.", code="already_checked_in", visit_id=str(open_visit) if open_visit else None)
+
+
+async def check_out_visitor(cmd: CheckOutVisitor, *, uow: CheckinUnitOfWork, clock: Clock) -> CheckedOut:
+    now = clock.now()
+    visit_id = cmd.visit_id
+    if visit_id is None:
+        code = domain.normalize_kiosk_code(cmd.kiosk_code) if cmd.kiosk_code is not None else None
+        member_id = await uow.checkin.find_member_id(cmd.site_id, kiosk_code=code, member_id=cmd.member_id)
+        visit_id = await uow.checkin.open_visit_of(member_id) if member_id is not None else None
+        if visit_id is None:
+            raise Conflict("Not checked in.", code="not_checked_in")
+    visit = await uow.checkin.close_visit(visit_id, cmd.site_id, now, "kiosk")
+    if visit is None:
+        existing = await uow.checkin.get_visit(visit_id, cmd.site_id)
+        if existing is None:
+            raise NotFound("No such visit here.", code="visit_not_found")
+        raise Conflict("This visit is already checked out.", code="already_checked_out")
+    _emit_checked_out(uow, visit, "kiosk", cmd.actor_id)
+    assert visit.checked_out_at is not None
+    return CheckedOut(
+        visit_id=visit.visit_id,
+        checked_in_at=visit.checked_in_at,
+        checked_out_at=visit.checked_out_at,
+        minutes=domain.minutes_between(visit.checked_in_at, visit.checked_out_at),
+    )
+
+
+async def close_visits_at_closing_time(
+    cmd: CloseVisitsAtClosingTime, *, uow: CheckinUnitOfWork, clock: Clock
+) -> ClosedVisits:
+    """Visits nobody checked out end at the site's closing time (not when we noticed), so minutes stay honest."""
+    now = clock.now()
+    site = cmd.site
+    closed = 0
+    for visit in await uow.checkin.open_visits(site.site_id):
+        closing = domain.closing_instant_after(visit.checked_in_at, site.zone, site.closes_at)
+        if closing > now:
+            continue
+        record = await uow.checkin.close_visit(visit.visit_id, site.site_id, closing, "auto_close")
+        if record is not None:
+            _emit_checked_out(uow, record, "auto_close", None)
+            closed += 1
+    return ClosedVisits(closed=closed)
+
+
+def _emit_checked_out(uow: CheckinUnitOfWork, visit: VisitRecord, closed_by: str, actor_id: str | None) -> None:
+    assert visit.checked_out_at is not None
+    uow.emit(
+        Event(
+            VisitorCheckedOut(
+                visit_id=visit.visit_id,
+                member_id=visit.member_id,
+                purpose=visit.purpose,  # type: ignore[arg-type]
+                ref=visit.ref,
+                checked_in_at=visit.checked_in_at,
+                checked_out_at=visit.checked_out_at,
+                minutes=domain.minutes_between(visit.checked_in_at, visit.checked_out_at),
+                closed_by=closed_by,  # type: ignore[arg-type]
+            ),
+            subject=str(visit.visit_id),
+            site_id=visit.site_id,
+            actor_id=actor_id,
+            time=visit.checked_out_at,
+        )
+    )
+
+
+async def erase_member(cmd: EraseMember, *, uow: CheckinUnitOfWork, clock: Clock) -> MemberErasedResult:
+    now = clock.now()
+    site_id = await uow.checkin.site_of_member(cmd.member_id)
+    if site_id is None or (cmd.site_id is not None and site_id != cmd.site_id):
+        raise NotFound("No such member here.", code="member_not_found")
+    if not await uow.checkin.erase_member(cmd.member_id, now):
+        raise Conflict("This member was already erased.", code="already_erased")
+    uow.emit(
+        Event(
+            MemberErased(member_id=cmd.member_id, erased_at=now),
+            subject=str(cmd.member_id),
+            site_id=site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    return MemberErasedResult(member_id=cmd.member_id, erased_at=now)

@@ -1,0 +1,262 @@
+"""HTTP adapters: parse, authorize, call a handler (writes) or read directly (queries), answer."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+
+from aiohttp import web
+from sqlalchemy import func, select, tuple_
+
+from services.checkin import handlers
+from services.checkin.commands import (
+    CheckedIn,
+    CheckedOut,
+    CheckInBody,
+    CheckInVisitor,
+    CheckOutByMemberBody,
+    CheckOutVisitor,
+    EraseMember,
+    MemberErasedResult,
+    MemberOut,
+    MemberRegisteredResult,
+    Occupancy,
+    RegisterMember,
+    RegisterMemberBody,
+    VisitOut,
+    VisitPage,
+    VisitsQuery,
+)
+from services.checkin.domain import occupancy_status
+from services.checkin.models import CheckinUnitOfWork, members, visits
+from services.checkin.settings import CheckinSettings
+from shared.access import STAFF, Role, Site
+from shared.clock import Clock
+from shared.errors import InvalidInput, NotFound
+from shared.uow import execute
+from shared.web import SITES, Api, Call
+
+UOW = web.AppKey("checkin_uow", Callable[[], CheckinUnitOfWork])
+CLOCK = web.AppKey("checkin_clock", Clock)
+SETTINGS = web.AppKey("checkin_settings", CheckinSettings)
+
+api = Api(service="checkin", title="Recovery community center: check-in")
+
+
+def _uow(call: Call) -> CheckinUnitOfWork:
+    return call.request.app[UOW]()
+
+
+@api.post(
+    "/members",
+    summary="Register a member (no name needed); returns the kiosk code to show once",
+    roles=(Role.KIOSK, *STAFF),
+    body=RegisterMemberBody,
+    response=MemberRegisteredResult,
+    status=201,
+    idempotent=True,
+)
+async def register_member(call: Call) -> object:
+    app = call.request.app
+    cmd = RegisterMember(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        registered_by=call.who.role.value,  # type: ignore[arg-type]
+        nickname=call.body.nickname,
+        code_length=app[SETTINGS].kiosk_code_length,
+    )
+    return await execute(
+        handlers.register_member, cmd, uow=_uow(call), clock=app[CLOCK], status=201,
+        idempotency=call.idempotency(),
+    )
+
+
+@api.post(
+    "/visits",
+    summary="Check in by kiosk code, member id or anonymously, saying why you came",
+    roles=(Role.KIOSK,),
+    body=CheckInBody,
+    response=CheckedIn,
+    status=201,
+    errors=(404, 409),
+    idempotent=True,
+)
+async def check_in(call: Call) -> object:
+    body: CheckInBody = call.body
+    cmd = CheckInVisitor(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        purpose=body.purpose,
+        kiosk_code=body.kiosk_code,
+        member_id=body.member_id,
+        anonymous=body.anonymous,
+        ref=body.ref,
+    )
+    return await execute(
+        handlers.check_in_visitor, cmd, uow=_uow(call), clock=call.request.app[CLOCK], status=201,
+        idempotency=call.idempotency(),
+    )
+
+
+@api.post(
+    "/visits/{visit_id}/checkout",
+    summary="Check out of a visit",
+    roles=(Role.KIOSK,),
+    response=CheckedOut,
+    errors=(404, 409),
+    idempotent=True,
+)
+async def check_out(call: Call) -> object:
+    cmd = CheckOutVisitor(site_id=call.who.site_id, actor_id=call.who.actor_id, visit_id=call.uuid_param("visit_id"))
+    return await execute(
+        handlers.check_out_visitor, cmd, uow=_uow(call), clock=call.request.app[CLOCK],
+        idempotency=call.idempotency(),
+    )
+
+
+@api.post(
+    "/checkouts",
+    summary="Check out by kiosk code or member id (the member's open visit)",
+    roles=(Role.KIOSK,),
+    body=CheckOutByMemberBody,
+    response=CheckedOut,
+    errors=(409,),
+    idempotent=True,
+)
+async def check_out_member(call: Call) -> object:
+    body: CheckOutByMemberBody = call.body
+    cmd = CheckOutVisitor(
+        site_id=call.who.site_id, actor_id=call.who.actor_id, kiosk_code=body.kiosk_code, member_id=body.member_id
+    )
+    return await execute(
+        handlers.check_out_visitor, cmd, uow=_uow(call), clock=call.request.app[CLOCK],
+        idempotency=call.idempotency(),
+    )
+
+
+@api.get(
+    "/occupancy",
+    summary="How many people are here now, against the site's capacity",
+    roles=(Role.KIOSK, *STAFF),
+    response=Occupancy,
+)
+async def occupancy(call: Call) -> Occupancy:
+    site = await call.request.app[SITES].get(call.who.site_id)
+    async with _uow(call) as uow:
+        present = await uow.checkin.count_present(site.site_id)
+    near = call.request.app[SETTINGS].occupancy_near_ratio
+    return Occupancy(
+        site_id=site.site_id, present=present, capacity=site.capacity,
+        status=occupancy_status(present, site.capacity, near),
+    )
+
+
+@api.get(
+    "/visits",
+    summary="Visits of this site, newest first (pseudonymous ids only)",
+    roles=STAFF,
+    query=VisitsQuery,
+    response=VisitPage,
+)
+async def list_visits(call: Call) -> VisitPage:
+    query: VisitsQuery = call.query
+    site = await call.request.app[SITES].get(call.who.site_id)
+    c = visits.c
+    stmt = select(
+        c.visit_id, c.member_id, c.purpose, c.support_type, c.ref, c.checked_in_at, c.checked_out_at, c.closed_by
+    ).where(c.site_id == site.site_id)
+    if query.from_ is not None:
+        stmt = stmt.where(c.checked_in_at >= _start_of(query.from_, site))
+    if query.to is not None:
+        stmt = stmt.where(c.checked_in_at < _end_of(query.to, site))
+    if query.cursor is not None:
+        at, visit_id = _decode_cursor(query.cursor)
+        stmt = stmt.where(tuple_(c.checked_in_at, c.visit_id) < tuple_(at, visit_id))
+    stmt = stmt.order_by(c.checked_in_at.desc(), c.visit_id.desc()).limit(query.limit + 1)
+    async with _uow(call) as uow:
+        rows = (await uow.session.execute(stmt)).all()
+    items = [
+        VisitOut(
+            visit_id=r.visit_id, member_id=r.member_id, anonymous=r.member_id is None, purpose=r.purpose,
+            support_type=r.support_type, ref=r.ref, checked_in_at=r.checked_in_at,
+            checked_out_at=r.checked_out_at, closed_by=r.closed_by,
+        )
+        for r in rows[: query.limit]
+    ]
+    next_cursor = _encode_cursor(items[-1].checked_in_at, items[-1].visit_id) if len(rows) > query.limit else None
+    return VisitPage(items=items, next_cursor=next_cursor)
+
+
+@api.get(
+    "/members/{member_id}",
+    summary="One member: code, nickname, visit count (coordinators of the member's site)",
+    roles=STAFF,
+    response=MemberOut,
+    errors=(404,),
+)
+async def get_member(call: Call) -> MemberOut:
+    member_id = call.uuid_param("member_id")
+    m, v = members.c, visits.c
+    async with _uow(call) as uow:
+        row = (await uow.session.execute(select(members).where(m.member_id == member_id))).first()
+        if row is None or (call.who.role is not Role.ADMIN and row.site_id != call.who.site_id):
+            raise NotFound("No such member here.", code="member_not_found")
+        stats = (
+            await uow.session.execute(
+                select(
+                    func.count(),
+                    func.max(v.checked_in_at),
+                    func.count().filter(v.checked_out_at.is_(None)),
+                ).where(v.member_id == member_id)
+            )
+        ).one()
+    return MemberOut(
+        member_id=row.member_id, site_id=row.site_id, kiosk_code=row.kiosk_code, nickname=row.nickname,
+        registered_at=row.registered_at, erased_at=row.erased_at, visits=stats[0], last_visit_at=stats[1],
+        present=stats[2] > 0,
+    )
+
+
+@api.post(
+    "/members/{member_id}/erase",
+    summary="Erase a member's nickname and kiosk code; the pseudonymous history stays",
+    roles=(Role.ADMIN,),
+    response=MemberErasedResult,
+    errors=(404, 409),
+)
+async def erase_member(call: Call) -> object:
+    cmd = EraseMember(site_id=None, actor_id=call.who.actor_id, member_id=call.uuid_param("member_id"))
+    return await execute(handlers.erase_member, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+def _start_of(value: date | datetime, site: Site) -> datetime:
+    if isinstance(value, datetime):
+        return _aware(value)
+    return datetime.combine(value, time.min, tzinfo=site.zone)
+
+
+def _end_of(value: date | datetime, site: Site) -> datetime:
+    """``to`` is inclusive for a date (the whole local day), exclusive for an instant."""
+    if isinstance(value, datetime):
+        return _aware(value)
+    return datetime.combine(value + timedelta(days=1), time.min, tzinfo=site.zone)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise InvalidInput("Times need an offset, e.g. 2026-11-26T18:00:00Z.", code="naive_datetime")
+    return value
+
+
+def _encode_cursor(at: datetime, visit_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{visit_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, visit_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), uuid.UUID(visit_id)
+    except ValueError as exc:
+        raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc

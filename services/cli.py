@@ -1,0 +1,185 @@
+"""``rcc``: migrate, serve, administer sites and tokens, run the demo, verify the audit chain."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.registry import SCHEMAS, SERVICES
+from shared import access
+from shared.errors import DomainError
+from shared.logging import configure_logging, get_logger
+from shared.migrate import upgrade
+from shared.settings import Settings
+
+
+def migrate(settings: Settings) -> None:
+    for schema in SCHEMAS:
+        upgrade(settings.database_url, schema.name, schema.migrations)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, names: Sequence[str]) -> AsyncIterator[dict[str, str]]:
+    """Run the named services' apps in this process; yields their base URLs."""
+    runners: list[web.AppRunner] = []
+    urls: dict[str, str] = {}
+    try:
+        for name in names:
+            runner = web.AppRunner(SERVICES[name].create_app(settings), access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            port = settings.port_of(name)
+            await web.TCPSite(runner, settings.host, port, reuse_address=True).start()
+            urls[name] = f"http://{settings.host}:{port}"
+        yield urls
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+async def serve(settings: Settings, names: Sequence[str]) -> None:
+    log = get_logger(component="cli")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings, names) as urls:
+        for name, url in urls.items():
+            log.info("serving", service=name, url=url)
+        await stop.wait()
+        log.info("stopping")
+
+
+@contextlib.asynccontextmanager
+async def admin_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(settings.database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def site_create(settings: Settings, args: argparse.Namespace) -> None:
+    async with admin_engine(settings) as engine, engine.begin() as conn:
+        site = await access.create_site(
+            conn, args.site_id, name=args.name, capacity=args.capacity, timezone=args.timezone,
+            closes_at=access.parse_closes_at(args.closes_at),
+        )
+    print(f"site {site.site_id} created ({site.name}, capacity {site.capacity}, {site.timezone})", file=sys.stderr)
+
+
+async def site_list(settings: Settings) -> None:
+    async with admin_engine(settings) as engine, engine.connect() as conn:
+        for site in await access.list_sites(conn):
+            print(f"{site.site_id}\t{site.capacity}\t{site.timezone}\tcloses {site.closes_at:%H:%M}\t{site.name}")
+
+
+async def token_create(settings: Settings, args: argparse.Namespace) -> None:
+    member = uuid.UUID(args.member) if args.member else None
+    async with admin_engine(settings) as engine, engine.begin() as conn:
+        token_id, token = await access.issue_token(
+            conn, role=access.Role(args.role), site_id=args.site, member_id=member, label=args.label
+        )
+    print(f"token {token_id} ({args.role}, site {args.site}); shown once, keep it safe", file=sys.stderr)
+    print(token)
+
+
+async def token_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async with admin_engine(settings) as engine, engine.begin() as conn:
+        token_id = await access.revoke_token(conn, args.token)
+    print(f"token {token_id} revoked", file=sys.stderr)
+
+
+async def audit_verify(settings: Settings) -> int:
+    from services.audit.handlers import verify_audit_log
+    from services.audit.models import AuditUnitOfWork, Base
+    from shared.db import make_sessionmaker
+
+    async with admin_engine(settings) as engine:
+        async with AuditUnitOfWork(make_sessionmaker(engine), Base.metadata) as uow:
+            result = await verify_audit_log(uow, 5_000)
+    print(result.model_dump_json())
+    return 0 if result.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rcc", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply the database migrations of every schema (safe to repeat)")
+    serve_cmd = commands.add_parser("serve", help="run one service, or all of them in one process")
+    serve_cmd.add_argument("service", choices=[*SERVICES, "all"])
+
+    site = commands.add_parser("site", help="sites (centers)").add_subparsers(dest="site_command", required=True)
+    create = site.add_parser("create", help="add a site")
+    create.add_argument("site_id")
+    create.add_argument("--name", required=True)
+    create.add_argument("--capacity", type=int, required=True)
+    create.add_argument("--timezone", required=True, help="IANA name, e.g. America/Chicago")
+    create.add_argument("--closes-at", default="21:00", help="local closing time HH:MM (open visits close then)")
+    site.add_parser("list", help="list sites")
+
+    token = commands.add_parser("token", help="bearer tokens").add_subparsers(dest="token_command", required=True)
+    token_new = token.add_parser("create", help="issue a token; prints it alone on stdout, once")
+    token_new.add_argument("--role", required=True, choices=[r.value for r in access.Role])
+    token_new.add_argument("--site", required=True)
+    token_new.add_argument("--member", help="the member id a volunteer token acts as")
+    token_new.add_argument("--label", help="what the token is for, e.g. 'front desk tablet'")
+    token_revoke_cmd = token.add_parser("revoke", help="revoke a token by its id (or the token itself)")
+    token_revoke_cmd.add_argument("token")
+
+    demo = commands.add_parser("demo", help="migrate, create a demo site, check people in, show the audit log")
+    demo.add_argument("--exit", action="store_true", help="stop after the walkthrough instead of serving")
+
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="verify the hash chain; exits 1 when an entry was tampered with")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        sys.exit(_run(args, settings))
+    except DomainError as exc:
+        print(f"rcc: {exc.detail} ({exc.code})", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    match args.command:
+        case "migrate":
+            migrate(settings)
+            print("migrations applied", file=sys.stderr)
+        case "serve":
+            asyncio.run(serve(settings, list(SERVICES) if args.service == "all" else [args.service]))
+        case "site" if args.site_command == "create":
+            asyncio.run(site_create(settings, args))
+        case "site":
+            asyncio.run(site_list(settings))
+        case "token" if args.token_command == "create":
+            asyncio.run(token_create(settings, args))
+        case "token":
+            asyncio.run(token_revoke(settings, args))
+        case "demo":
+            from services.demo import run_demo
+
+            migrate(settings)
+            return asyncio.run(run_demo(settings, keep_serving=not args.exit))
+        case "audit":
+            return asyncio.run(audit_verify(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Every schema the project migrates and every service ``rcc serve`` can run, in dependency order."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Schema:
+    name: str
+    migrations: Path
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    package: str
+
+    def create_app(self, settings: Settings | None = None) -> web.Application:
+        return importlib.import_module(f"{self.package}.app").create_app(settings)
+
+
+SCHEMAS = (
+    Schema("access", ROOT / "shared" / "access_migrations"),
+    Schema("checkin", ROOT / "services" / "checkin" / "migrations"),
+    Schema("audit", ROOT / "services" / "audit" / "migrations"),
+)
+
+SERVICES = {
+    "checkin": Service("checkin", "services.checkin"),
+    "audit": Service("audit", "services.audit"),
+}

@@ -1,0 +1,46 @@
+"""The event catalogue: one versioned payload class per event type, each owned by the service that publishes it.
+
+A breaking change is a new class with ``version`` bumped (and a new type name ending in ``.v2``), never an edit:
+consumers of the old type keep working while they move over.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Classification = Literal["internal", "sensitive"]
+
+
+class EventData(BaseModel):
+    """Payload of one event type. Ids, codes and times only: never names, phone numbers or notes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: ClassVar[str]
+    version: ClassVar[int] = 1
+    # "sensitive": reveals that a person used a recovery service (42 CFR Part 2 spirit); "internal": operational.
+    classification: ClassVar[Classification] = "sensitive"
+    summary: ClassVar[str] = ""
+
+    @classmethod
+    def dataschema(cls) -> str:
+        return f"/rcc/schemas/{cls.event_type}/v{cls.version}"
+
+
+CATALOGUE: dict[str, type[EventData]] = {}
+
+
+def register(cls: type[EventData]) -> type[EventData]:
+    if cls.event_type in CATALOGUE:
+        raise ValueError(f"event type {cls.event_type} registered twice")
+    CATALOGUE[cls.event_type] = cls
+    return cls
+
+
+def load_catalogue() -> dict[str, type[EventData]]:
+    """Import every contract module so the catalogue is complete (for AsyncAPI and consumers)."""
+    from shared.contracts import checkin  # noqa: F401
+
+    return CATALOGUE

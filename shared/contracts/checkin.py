@@ -1,0 +1,69 @@
+"""Events published by the check-in service (source ``/rcc/checkin``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from shared.contracts import EventData, register
+
+Purpose = Literal[
+    "drop_in",
+    "peer_mentoring",
+    "recovery_group",
+    "sober_event",
+    "resource_connecting",
+    "education",
+    "volunteer_shift",
+]
+SupportType = Literal["emotional", "informational", "instrumental", "affiliational"]
+
+
+@register
+class MemberRegistered(EventData):
+    event_type = "checkin.member_registered"
+    summary = "A member was registered (at a kiosk or by a coordinator). Carries no nickname."
+
+    member_id: uuid.UUID
+    registered_at: datetime
+    registered_by: Literal["kiosk", "coordinator", "admin"]
+
+
+@register
+class VisitorCheckedIn(EventData):
+    event_type = "checkin.visitor_checked_in"
+    summary = "Someone checked in at a kiosk, with why they came. member_id is null for an anonymous walk-in."
+
+    visit_id: uuid.UUID
+    member_id: uuid.UUID | None
+    anonymous: bool
+    purpose: Purpose
+    support_type: SupportType | None
+    ref: str | None
+    checked_in_at: datetime
+
+
+@register
+class VisitorCheckedOut(EventData):
+    event_type = "checkin.visitor_checked_out"
+    summary = "A visit ended, at the kiosk or closed automatically at the site's closing time."
+
+    visit_id: uuid.UUID
+    member_id: uuid.UUID | None
+    purpose: Purpose
+    ref: str | None
+    checked_in_at: datetime
+    checked_out_at: datetime
+    minutes: int
+    closed_by: Literal["kiosk", "auto_close"]
+
+
+@register
+class MemberErased(EventData):
+    event_type = "checkin.member_erased"
+    classification = "internal"
+    summary = "A member's nickname and kiosk code were removed; the pseudonymous history stays."
+
+    member_id: uuid.UUID
+    erased_at: datetime

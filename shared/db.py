@@ -1,0 +1,108 @@
+"""Database plumbing: one schema per service, the engine's lifecycle, and the tables every service has
+(``outbox``, ``inbox``, ``idempotency_keys``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from shared.settings import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata(schema: str) -> MetaData:
+    metadata = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+    _add_messaging_tables(metadata)
+    return metadata
+
+
+def _add_messaging_tables(metadata: MetaData) -> None:
+    # sequence doubles as the CloudEvents "sequence" extension: per source, monotonic.
+    Table(
+        "outbox",
+        metadata,
+        Column("sequence", BigInteger, Identity(always=True), primary_key=True),
+        Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+        Column("type", Text, nullable=False),
+        Column("subject", Text, nullable=False),
+        Column("site_id", Text, nullable=False),
+        Column("actor_id", Text),
+        Column("correlation_id", Text),
+        Column("time", DateTime(timezone=True), nullable=False),
+        Column("data", JSONB, nullable=False),
+        Column("dataschema", Text, nullable=False),
+        Column("classification", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        Index("ix_outbox_unpublished", "sequence", postgresql_where=text("published_at IS NULL")),
+    )
+    Table(
+        "inbox",
+        metadata,
+        Column("consumer", Text, nullable=False),
+        Column("event_id", UUID(as_uuid=True), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("consumer", "event_id"),
+    )
+    Table(
+        "idempotency_keys",
+        metadata,
+        Column("scope", Text, nullable=False),
+        Column("key", Text, nullable=False),
+        Column("fingerprint", Text, nullable=False),
+        Column("status", Integer),
+        Column("response", JSONB),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("scope", "key"),
+    )
+
+
+def notify_channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+def create_engine(settings: Settings, *, service: str, role: str | None = None) -> AsyncEngine:
+    server_settings = {
+        "application_name": f"rcc-{service}",
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+    }
+    if role:
+        # The service runs with a narrower role than the one that connects (e.g. audit: INSERT/SELECT only).
+        server_settings["role"] = role
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_connect_timeout_s,
+        connect_args={"server_settings": server_settings, "timeout": settings.db_connect_timeout_s},
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The same URL for asyncpg itself (LISTEN needs a dedicated raw connection)."""
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)

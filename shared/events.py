@@ -1,0 +1,133 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) every service publishes and every consumer receives."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+CONTENT_TYPE = "application/cloudevents+json"
+SPECVERSION = "1.0"
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per JSON value: sorted keys, no whitespace, UTF-8. The audit hash chain is computed over it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def format_time(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A fact a handler records; the outbox turns it into a CloudEvent after the transaction commits."""
+
+    data: BaseModel
+    subject: str
+    site_id: str
+    actor_id: str | None = None
+    correlation_id: str | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def type(self) -> str:
+        return self.data.event_type  # type: ignore[attr-defined]
+
+
+def envelope(
+    *,
+    event_id: uuid.UUID | str,
+    source: str,
+    type_: str,
+    time: datetime,
+    subject: str,
+    site_id: str,
+    data: dict[str, Any],
+    dataschema: str,
+    classification: str,
+    sequence: int,
+    actor_id: str | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    ce: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": str(event_id),
+        "source": source,
+        "type": type_,
+        "time": format_time(time),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "dataschema": dataschema,
+        "data": data,
+        "siteid": site_id,
+        "sequence": sequence,
+        "dataclassification": classification,
+    }
+    if actor_id:
+        ce["actorid"] = actor_id
+    if correlation_id:
+        ce["correlationid"] = correlation_id
+    return ce
+
+
+class MalformedEvent(ValueError):
+    """A message that is not a CloudEvent we understand; it is dead-lettered, never retried."""
+
+
+REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "siteid")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    id: uuid.UUID
+    type: str
+    source: str
+    subject: str | None
+    site_id: str
+    time: datetime
+    data: dict[str, Any]
+    attributes: dict[str, Any]
+
+    @classmethod
+    def from_body(cls, body: bytes) -> ReceivedEvent:
+        try:
+            ce = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedEvent(f"body is not JSON: {exc}") from exc
+        if not isinstance(ce, dict):
+            raise MalformedEvent("body is not a JSON object")
+        missing = [name for name in REQUIRED_ATTRIBUTES if not isinstance(ce.get(name), str) or not ce[name]]
+        if missing:
+            raise MalformedEvent(f"missing CloudEvents attributes: {', '.join(missing)}")
+        if ce["specversion"] != SPECVERSION:
+            raise MalformedEvent(f"unsupported specversion {ce['specversion']!r}")
+        try:
+            event_id = uuid.UUID(ce["id"])
+            time = parse_time(ce["time"])
+        except ValueError as exc:
+            raise MalformedEvent(f"bad id or time: {exc}") from exc
+        if time.tzinfo is None:
+            raise MalformedEvent("time has no offset")
+        data = ce.get("data", {})
+        if not isinstance(data, dict):
+            raise MalformedEvent("data is not a JSON object")
+        return cls(
+            id=event_id,
+            type=ce["type"],
+            source=ce["source"],
+            subject=ce.get("subject"),
+            site_id=ce["siteid"],
+            time=time,
+            data=data,
+            attributes=ce,
+        )

@@ -1,0 +1,299 @@
+"""RabbitMQ: one robust connection per process, the topology, and the consumer runner.
+
+Topology: a durable topic exchange ``rcc.events``; each consumer has a durable quorum queue bound to the routing
+keys it needs, with ``x-delivery-limit`` and a dead-letter exchange ``rcc.dead`` that routes to ``<queue>.dead``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from shared.events import MalformedEvent, ReceivedEvent
+from shared.logging import get_logger
+from shared.metrics import MESSAGES_CONSUMED
+from shared.settings import Settings
+
+log = get_logger(component="messaging")
+
+DEAD_REASON_HEADER = "x-rcc-dead-reason"
+
+
+class Broker:
+    """The process's one connection (reconnects by itself) and its publishing channel (publisher confirms on).
+
+    Connecting never blocks start-up: while the broker is unreachable, requests still succeed and outbox rows
+    wait; ``wait_ready`` lets consumers start once it is there."""
+
+    def __init__(self, settings: Settings, *, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.connection: AbstractRobustConnection | None = None
+        self.channel: AbstractRobustChannel | None = None
+        self.exchange: aio_pika.abc.AbstractExchange | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.users = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._connect_until_done(), name=f"broker-{self.name}")
+
+    async def _connect_until_done(self) -> None:
+        while True:
+            try:
+                self.connection = await aio_pika.connect_robust(
+                    self.settings.amqp_url,
+                    client_properties={"connection_name": f"rcc-{self.name}"},
+                    reconnect_interval=1,
+                )
+                self.channel = await self.connection.channel(publisher_confirms=True)  # type: ignore[assignment]
+                self.exchange, _ = await declare_exchanges(self.channel, self.settings)
+                self._connected.set()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep trying; readiness reports it meanwhile
+                log.warning("broker_connect_failed", error=type(exc).__name__)
+                if self.connection is not None:
+                    with contextlib.suppress(Exception):
+                        await self.connection.close()
+                    self.connection = None
+                await asyncio.sleep(1)
+
+    async def wait_ready(self) -> AbstractRobustConnection:
+        await self._connected.wait()
+        assert self.connection is not None
+        return self.connection
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.connection is not None:
+            await self.connection.close()
+
+    @property
+    def is_ready(self) -> bool:
+        return (
+            self._connected.is_set()
+            and self.connection is not None
+            and not self.connection.is_closed
+            and self.connection.connected.is_set()
+            and self.channel is not None
+            and not self.channel.is_closed
+        )
+
+
+_BROKERS: dict[tuple[str, str], Broker] = {}
+
+
+@contextlib.asynccontextmanager
+async def process_broker(settings: Settings, name: str) -> AsyncIterator[Broker]:
+    """One broker connection per process, shared by every service app that runs in it (``rcc serve all``)."""
+    key = (settings.amqp_url, settings.broker_prefix)
+    broker = _BROKERS.get(key)
+    if broker is None:
+        broker = _BROKERS[key] = Broker(settings, name=name)
+        broker.start()
+    broker.users += 1
+    try:
+        yield broker
+    finally:
+        broker.users -= 1
+        if broker.users == 0:
+            del _BROKERS[key]
+            await broker.close()
+
+
+async def declare_exchanges(
+    channel: aio_pika.abc.AbstractChannel, settings: Settings
+) -> tuple[aio_pika.abc.AbstractExchange, aio_pika.abc.AbstractExchange]:
+    events = await channel.declare_exchange(settings.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+    dead = await channel.declare_exchange(settings.dead_exchange_name, aio_pika.ExchangeType.DIRECT, durable=True)
+    return events, dead
+
+
+async def declare_consumer_queue(
+    channel: aio_pika.abc.AbstractChannel, settings: Settings, name: str, bindings: Sequence[str]
+) -> aio_pika.abc.AbstractQueue:
+    events, dead = await declare_exchanges(channel, settings)
+    queue_name = settings.queue_name(name)
+    dead_queue = await channel.declare_queue(
+        f"{queue_name}.dead", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dead_queue.bind(dead, routing_key=queue_name)
+    queue = await channel.declare_queue(
+        queue_name,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": settings.delivery_limit,
+            "x-dead-letter-exchange": settings.dead_exchange_name,
+            "x-dead-letter-routing-key": queue_name,
+        },
+    )
+    for key in bindings:
+        await queue.bind(events, routing_key=key)
+    return queue
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures that go away by themselves (database restarting, network blip): retry, never dead-letter."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc,
+        OSError
+        | ConnectionError
+        | asyncio.TimeoutError
+        | OperationalError
+        | InterfaceError
+        | PoolTimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.InterfaceError,
+    )
+
+
+ProcessBatch = Callable[[list[ReceivedEvent]], Awaitable[None]]
+
+
+@dataclass
+class _Delivery:
+    message: AbstractIncomingMessage
+    event: ReceivedEvent
+
+
+class Consumer:
+    """Consumes one queue in small batches: ``process`` applies a batch in one transaction and must dedupe by
+    event id in that transaction (see ``shared.inbox``). Acks only after it returned (i.e. committed).
+
+    A message that is not a CloudEvent, or that fails on its own, is dead-lettered with the reason in a header;
+    transient failures (database down) are retried here with backoff, holding the messages unacked."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        name: str,
+        bindings: Sequence[str],
+        process: ProcessBatch,
+        settings: Settings,
+    ) -> None:
+        self.broker = broker
+        self.name = name
+        self.bindings = bindings
+        self.process = process
+        self.settings = settings
+        self._pending: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+        self.queue: aio_pika.abc.AbstractQueue | None = None
+
+    async def start(self) -> None:
+        connection = await self.broker.wait_ready()
+        self._channel = await connection.channel(publisher_confirms=True)
+        await self._channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
+        self.queue = await declare_consumer_queue(self._channel, self.settings, self.name, self.bindings)
+        await self.queue.consume(self._pending.put, no_ack=False)
+
+    async def run(self) -> None:
+        await self.start()
+        while True:
+            batch = await self._next_batch()
+            await self._handle(batch)
+
+    async def _next_batch(self) -> list[AbstractIncomingMessage]:
+        batch = [await self._pending.get()]
+        deadline = asyncio.get_running_loop().time() + self.settings.consumer_batch_linger_s
+        while len(batch) < self.settings.consumer_batch_size:
+            if not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                batch.append(await asyncio.wait_for(self._pending.get(), remaining))
+        return batch
+
+    async def _handle(self, messages: list[AbstractIncomingMessage]) -> None:
+        deliveries: list[_Delivery] = []
+        for message in messages:
+            try:
+                deliveries.append(_Delivery(message, ReceivedEvent.from_body(message.body)))
+            except MalformedEvent as exc:
+                await self._dead_letter(message, f"malformed: {exc}")
+        if not deliveries:
+            return
+        if await self._apply(deliveries):
+            return
+        # The batch failed for a reason of its own: find the message at fault by applying them one by one.
+        for delivery in deliveries:
+            await self._apply([delivery], alone=True)
+
+    async def _apply(self, deliveries: list[_Delivery], *, alone: bool = False) -> bool:
+        backoff = 0.2
+        while True:
+            try:
+                await self.process([d.event for d in deliveries])
+            except Exception as exc:  # noqa: BLE001 - sorted into transient / fatal below
+                if is_transient(exc):
+                    log.warning("consumer_retrying", consumer=self.name, error=type(exc).__name__, backoff_s=backoff)
+                    MESSAGES_CONSUMED.labels(self.name, "retried").inc(len(deliveries))
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if not alone and len(deliveries) > 1:
+                    return False
+                await self._dead_letter(deliveries[0].message, f"{type(exc).__name__}: {exc}")
+                return True
+            for delivery in deliveries:
+                await self._ack(delivery.message)
+            MESSAGES_CONSUMED.labels(self.name, "processed").inc(len(deliveries))
+            return True
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.ack()
+        except Exception as exc:  # noqa: BLE001 - the channel died; the broker redelivers, the inbox dedupes
+            log.warning("consumer_ack_lost", consumer=self.name, error=type(exc).__name__)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        reason = reason[:500]
+        log.error("message_dead_lettered", consumer=self.name, message_id=message.message_id, reason=reason)
+        MESSAGES_CONSUMED.labels(self.name, "dead_lettered").inc()
+        assert self._channel is not None
+        dead = await self._channel.get_exchange(self.settings.dead_exchange_name, ensure=False)
+        headers: dict[str, Any] = dict(message.headers or {})
+        headers[DEAD_REASON_HEADER] = reason
+        headers["x-rcc-original-routing-key"] = message.routing_key or ""
+        try:
+            await dead.publish(
+                aio_pika.Message(
+                    message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    message_id=message.message_id,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=self.settings.queue_name(self.name),
+                timeout=self.settings.publish_timeout_s,
+            )
+        except Exception as exc:  # noqa: BLE001
+            # Could not park it ourselves: let the broker dead-letter it (reason "rejected").
+            log.warning("dead_letter_publish_failed", consumer=self.name, error=type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await message.reject(requeue=False)
+            return
+        await self._ack(message)

@@ -1,0 +1,185 @@
+"""The outbox relay: publishes committed outbox rows to ``rcc.events`` in order and marks a row published only
+after the broker confirmed it (publisher confirms, ``mandatory=True``, a timeout on every publish).
+
+It wakes on ``LISTEN/NOTIFY`` (a trigger on the outbox notifies at commit) and also polls, because a
+notification is only a wake-up: one missed while the listener reconnects must not strand a row."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from typing import Any
+
+import aio_pika
+import asyncpg
+from pamqp.commands import Basic
+from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import asyncpg_dsn, notify_channel
+from shared.events import CONTENT_TYPE, canonical_json, envelope
+from shared.logging import get_logger
+from shared.messaging import Broker
+from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
+from shared.settings import Settings
+
+PUBLISHED_RETENTION = "7 days"
+
+
+def cloudevent_from_row(row: Any, source: str) -> dict[str, Any]:
+    return envelope(
+        event_id=row.event_id,
+        source=source,
+        type_=row.type,
+        time=row.time,
+        subject=row.subject,
+        site_id=row.site_id,
+        data=row.data,
+        dataschema=row.dataschema,
+        classification=row.classification,
+        sequence=row.sequence,
+        actor_id=row.actor_id,
+        correlation_id=row.correlation_id,
+    )
+
+
+def amqp_message(ce: dict[str, Any]) -> aio_pika.Message:
+    return aio_pika.Message(
+        canonical_json(ce),
+        content_type=CONTENT_TYPE,
+        message_id=ce["id"],
+        type=ce["type"],
+        app_id=ce["source"],
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self, *, service: str, engine: AsyncEngine, outbox: Table, broker: Broker, settings: Settings
+    ) -> None:
+        self.service = service
+        self.source = f"/rcc/{service}"
+        self.engine = engine
+        self.outbox = outbox
+        self.broker = broker
+        self.settings = settings
+        self.wakeup = asyncio.Event()
+        self.log = get_logger(component="outbox_relay", service=service)
+        # Two processes of one service must not interleave their publishes: one relay at a time per schema.
+        self._lock_key = zlib.crc32(f"rcc-outbox-{outbox.schema}".encode())
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name=f"{self.service}-outbox-listen")
+        passes = 0
+        try:
+            while True:
+                self.wakeup.clear()
+                try:
+                    published, full = await self.publish_pending()
+                except Exception as exc:  # noqa: BLE001 - database or broker down: rows wait, we retry
+                    self.log.warning("relay_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
+                    published, full = 0, False
+                passes += 1
+                if passes % 3600 == 0:
+                    await self._prune()
+                if full:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self.settings.relay_poll_interval_s)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def publish_pending(self) -> tuple[int, bool]:
+        """One pass: publish up to a batch of waiting rows. Returns (published, batch_was_full)."""
+        if not self.broker.is_ready or self.broker.exchange is None:
+            return 0, False
+        exchange = self.broker.exchange
+        async with self.engine.begin() as conn:
+            locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
+            if not locked:
+                return 0, False
+            rows = (
+                await conn.execute(
+                    select(self.outbox)
+                    .where(self.outbox.c.published_at.is_(None))
+                    .order_by(self.outbox.c.sequence)
+                    .limit(self.settings.relay_batch_size)
+                )
+            ).all()
+            OUTBOX_BACKLOG.labels(self.service).set(len(rows))
+            if not rows:
+                return 0, False
+            # Publishes are pipelined on one channel (frames leave in order); confirms are awaited together.
+            results = await asyncio.gather(
+                *(
+                    exchange.publish(
+                        amqp_message(cloudevent_from_row(row, self.source)),
+                        routing_key=row.type,
+                        mandatory=True,
+                        timeout=self.settings.publish_timeout_s,
+                    )
+                    for row in rows
+                ),
+                return_exceptions=True,
+            )
+            confirmed = [row.sequence for row, result in zip(rows, results, strict=True) if _confirmed(result)]
+            failed = len(rows) - len(confirmed)
+            if failed:
+                PUBLISH_FAILURES.labels(self.service).inc(failed)
+                first = next(r for r in results if not _confirmed(r))
+                self.log.warning("publish_not_confirmed", failed=failed, first_result=_describe(first))
+            if confirmed:
+                await conn.execute(
+                    update(self.outbox)
+                    .where(self.outbox.c.sequence.in_(confirmed))
+                    .values(published_at=func.now())
+                )
+                EVENTS_PUBLISHED.labels(self.service).inc(len(confirmed))
+        return len(confirmed), failed == 0 and len(rows) == self.settings.relay_batch_size
+
+    async def _listen(self) -> None:
+        channel = notify_channel(self.outbox.schema or "public")
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url), timeout=5)
+                await conn.add_listener(channel, lambda *_: self.wakeup.set())
+                self.wakeup.set()  # anything committed while we were not listening
+                while not conn.is_closed():
+                    await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - polling covers us until the listener is back
+                self.log.info("outbox_listener_reconnecting", error=type(exc).__name__)
+                await asyncio.sleep(1)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=1))
+
+    async def _prune(self) -> None:
+        with contextlib.suppress(Exception):
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    delete(self.outbox).where(
+                        self.outbox.c.published_at < func.now() - text(f"interval '{PUBLISHED_RETENTION}'")
+                    )
+                )
+
+
+def _confirmed(result: object) -> bool:
+    # A returned (unroutable) message comes back as a DeliveredMessage, a refusal as Basic.Nack: neither counts.
+    return isinstance(result, Basic.Ack)
+
+
+def _describe(result: object) -> str:
+    if isinstance(result, BaseException):
+        return f"{type(result).__name__}: {result}"[:200]
+    return type(result).__name__
+
+
+__all__ = ["OutboxRelay", "cloudevent_from_row", "amqp_message"]

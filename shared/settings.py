@@ -1,0 +1,63 @@
+"""Settings read from the environment (``RCC_*``), once, at process start."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RCC_", extra="ignore", frozen=True)
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/rcc"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Prefixes every exchange and queue name so test runs (and tenants of one broker) never collide.
+    broker_prefix: str = ""
+    host: str = "127.0.0.1"
+    checkin_port: int = 8081
+    volunteering_port: int = 8082
+    gatherings_port: int = 8083
+    audit_port: int = 8084
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON unless stderr is a TTY
+
+    db_pool_size: int = 10
+    db_statement_timeout_ms: int = 5_000
+    db_connect_timeout_s: float = 3.0
+
+    publish_timeout_s: float = 5.0
+    relay_batch_size: int = 500
+    relay_poll_interval_s: float = 1.0
+    consumer_prefetch: int = 256
+    consumer_batch_size: int = 200
+    consumer_batch_linger_s: float = 0.005
+    # Deliveries of one message before the broker dead-letters it (quorum queue x-delivery-limit).
+    delivery_limit: int = 5
+
+    max_body_bytes: int = 64 * 1024
+    token_cache_ttl_s: float = 5.0
+    page_size_max: int = 200
+    occupancy_near_ratio: float = Field(default=0.85, gt=0, le=1)
+
+    @classmethod
+    def of(cls, settings: Settings | None) -> Self:
+        """A service's own settings, keeping whatever the caller (a test, ``rcc serve all``) set on the base."""
+        if isinstance(settings, cls):
+            return settings
+        return cls(**settings.model_dump()) if settings is not None else cls()
+
+    def port_of(self, service: str) -> int:
+        return getattr(self, f"{service}_port")
+
+    @property
+    def exchange_name(self) -> str:
+        return f"{self.broker_prefix}rcc.events"
+
+    @property
+    def dead_exchange_name(self) -> str:
+        return f"{self.broker_prefix}rcc.dead"
+
+    def queue_name(self, consumer: str) -> str:
+        return f"{self.broker_prefix}{consumer}"

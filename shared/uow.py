@@ -1,0 +1,180 @@
+"""The unit of work (the one transaction boundary) and the small bus that runs a handler inside it.
+
+Handlers are plain ``async def handler(cmd, *, uow, clock)``: they read and change state through ``uow`` and
+record facts with ``uow.emit``. ``execute`` opens the transaction, honours an ``Idempotency-Key``, runs the
+handler and commits state, outbox rows and the idempotent response together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Self, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import MetaData, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.clock import Clock
+from shared.errors import Conflict, InvalidInput
+from shared.events import Event
+
+
+class UnitOfWork:
+    """One database transaction; events emitted in it reach the outbox in the same transaction."""
+
+    source: str = "/rcc/unknown"
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], metadata: MetaData) -> None:
+        self._sessionmaker = sessionmaker
+        schema = metadata.schema
+        self._outbox = metadata.tables[f"{schema}.outbox"]
+        self._inbox = metadata.tables[f"{schema}.inbox"]
+        self._idempotency = metadata.tables[f"{schema}.idempotency_keys"]
+        self.events: list[Event] = []
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessionmaker()
+        self.events = []
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Subclasses open their repositories here."""
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def commit(self) -> None:
+        if self.events:
+            await self.session.execute(insert(self._outbox), [outbox_row(e) for e in self.events])
+        await self.session.commit()
+        self.events = []
+
+    async def rollback(self) -> None:
+        self.events = []
+        await self.session.rollback()
+
+    async def claim_new_events(self, consumer: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Record the events as processed by ``consumer``; returns the ones not processed before (the inbox)."""
+        if not event_ids:
+            return set()
+        result = await self.session.execute(
+            pg_insert(self._inbox)
+            .values([{"consumer": consumer, "event_id": event_id} for event_id in event_ids])
+            .on_conflict_do_nothing()
+            .returning(self._inbox.c.event_id)
+        )
+        return set(result.scalars())
+
+    async def claim_idempotency_key(self, claim: IdempotencyClaim) -> StoredResponse | None:
+        """Reserve the key in this transaction, or return the response the first request got.
+
+        A concurrent request with the same key blocks on the key's row until the first commits, then replays."""
+        inserted = await self.session.execute(
+            pg_insert(self._idempotency)
+            .values(scope=claim.scope, key=claim.key, fingerprint=claim.fingerprint)
+            .on_conflict_do_nothing()
+            .returning(self._idempotency.c.key)
+        )
+        if inserted.first() is not None:
+            return None
+        row = (
+            await self.session.execute(
+                select(self._idempotency.c.fingerprint, self._idempotency.c.status, self._idempotency.c.response)
+                .where(self._idempotency.c.scope == claim.scope, self._idempotency.c.key == claim.key)
+            )
+        ).one()
+        if row.fingerprint != claim.fingerprint:
+            raise InvalidInput(
+                "This Idempotency-Key was already used for a different request.", code="idempotency_key_reused"
+            )
+        return StoredResponse(status=row.status, body=row.response)
+
+    async def store_idempotent_response(self, claim: IdempotencyClaim, status: int, body: Any) -> None:
+        await self.session.execute(
+            update(self._idempotency)
+            .where(self._idempotency.c.scope == claim.scope, self._idempotency.c.key == claim.key)
+            .values(status=status, response=body)
+        )
+
+
+def outbox_row(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "subject": event.subject,
+        "site_id": event.site_id,
+        "actor_id": event.actor_id,
+        "correlation_id": event.correlation_id,
+        "time": event.time,
+        "data": event.data.model_dump(mode="json"),
+        "dataschema": event.data.dataschema(),  # type: ignore[attr-defined]
+        "classification": event.data.classification,  # type: ignore[attr-defined]
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    scope: str  # who asked (token id): keys of different callers never collide
+    key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, scope: str, key: str | None, method: str, path: str, body: bytes) -> IdempotencyClaim | None:
+        if key is None:
+            return None
+        if not 1 <= len(key) <= 200:
+            raise InvalidInput("Idempotency-Key must be 1 to 200 characters.", code="bad_idempotency_key")
+        fingerprint = hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+        return cls(scope=scope, key=key, fingerprint=fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int | None
+    body: Any
+
+
+U = TypeVar("U", bound=UnitOfWork)
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[R]):
+    status: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+async def execute(
+    handler: Callable[..., Awaitable[R]],
+    cmd: Any,
+    *,
+    uow: U,
+    clock: Clock,
+    status: int = 200,
+    idempotency: IdempotencyClaim | None = None,
+) -> Outcome[R]:
+    async with uow:
+        if idempotency is not None:
+            stored = await uow.claim_idempotency_key(idempotency)
+            if stored is not None:
+                if stored.status is None:
+                    raise Conflict("The first request with this key is still running.", code="request_in_progress")
+                return Outcome(status=stored.status, body=stored.body, replayed=True)
+        result = await handler(cmd, uow=uow, clock=clock)
+        body = result.model_dump(mode="json")
+        if idempotency is not None:
+            await uow.store_idempotent_response(idempotency, status, body)
+        await uow.commit()
+    return Outcome(status=status, body=body, replayed=False)

@@ -1,0 +1,320 @@
+"""HTTP helpers every service shares: routes declared with the models that validate them (and generate OpenAPI),
+problem+json errors, request ids, metrics, and the standard ``/healthz``, ``/readyz``, ``/metrics``,
+``/openapi.json`` endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.access import Principal, Role, SiteDirectory, TokenStore
+from shared.errors import DomainError, MalformedRequest, NotFound, UnsupportedMediaType
+from shared.logging import get_logger
+from shared.messaging import Broker, is_transient
+from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.uow import IdempotencyClaim, Outcome
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+TOKENS = web.AppKey("tokens", TokenStore)
+SITES = web.AppKey("sites", SiteDirectory)
+SERVICE_NAME = web.AppKey("service_name", str)
+READINESS = web.AppKey("readiness", list)
+OPENAPI = web.AppKey("openapi", dict)
+
+log = get_logger(component="http")
+
+
+def problem(status: int, code: str, title: str, detail: str | None = None, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {"type": f"/problems/{code}", "title": title, "status": status, "code": code}
+    if detail:
+        body["detail"] = detail
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _validation_problem(exc: ValidationError, where: str) -> web.Response:
+    # The offending input is not echoed back: it may be personal data.
+    errors = [
+        {"loc": [where, *exc_loc], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_input=False, include_url=False)
+        for exc_loc in [err["loc"]]
+    ]
+    return problem(422, "invalid_request", "The request is not valid", f"Check the {where}.", errors=errors)
+
+
+_HTTP_CODES = {
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("body_too_large", "The request body is too large"),
+    415: ("unsupported_media_type", "Send application/json"),
+}
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@web.middleware
+async def request_context_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    service = request.app[SERVICE_NAME]
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id, service=service)
+    started = time.perf_counter()
+    response = await _answer(request, handler)
+    elapsed = time.perf_counter() - started
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    HTTP_REQUESTS.labels(service, request.method, route, response.status).inc()
+    HTTP_LATENCY.labels(service, route).observe(elapsed)
+    response.headers["X-Request-ID"] = request_id
+    level = "debug" if response.status < 400 else "info" if response.status < 500 else "error"
+    getattr(log, level)("http_request", method=request.method, route=route, status=response.status,
+                        ms=round(elapsed * 1000, 2))
+    return response
+
+
+async def _answer(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, title = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        return problem(exc.status, code, title, exc.text if exc.status not in _HTTP_CODES else None)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            log.warning("dependency_unavailable", error=type(exc).__name__)
+            return problem(503, "database_unavailable", "The database is unavailable; try again shortly")
+        log.exception("unhandled_error")
+        return problem(500, "internal_error", "Something went wrong on our side")
+
+
+@dataclass(slots=True)
+class Call:
+    """What a view receives: the request, who sent it, and its validated body and query."""
+
+    request: web.Request
+    principal: Principal | None
+    body: Any = None
+    query: Any = None
+    raw_body: bytes = b""
+
+    @property
+    def who(self) -> Principal:
+        assert self.principal is not None, "route declared without roles"
+        return self.principal
+
+    def uuid_param(self, name: str) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.request.match_info[name])
+        except ValueError as exc:
+            raise NotFound(f"No such {name.removesuffix('_id')}.", code="not_found") from exc
+
+    def idempotency(self) -> IdempotencyClaim | None:
+        return IdempotencyClaim.of(
+            str(self.who.token_id),
+            self.request.headers.get("Idempotency-Key"),
+            self.request.method,
+            self.request.path_qs,
+            self.raw_body,
+        )
+
+
+View = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    summary: str
+    roles: tuple[Role, ...] | None
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    idempotent: bool
+    content_types: tuple[str, ...] = ()
+
+
+@dataclass
+class Api:
+    """Routes of one service. Each route names its roles and the models that validate its input and describe its
+    output; the same declarations produce ``/openapi.json``."""
+
+    service: str
+    title: str
+    version: str = "1.0.0"
+    routes: web.RouteTableDef = field(default_factory=web.RouteTableDef)
+    operations: list[Operation] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        roles: Sequence[Role] | None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        errors: Sequence[int] = (),
+        idempotent: bool = False,
+        content_types: Sequence[str] = (),
+    ) -> Callable[[View], View]:
+        allowed = tuple(roles) if roles is not None else None
+
+        def register(view: View) -> View:
+            async def handler(request: web.Request) -> web.StreamResponse:
+                principal = None
+                if allowed is not None:
+                    principal = await request.app[TOKENS].authenticate(request.headers.get("Authorization"))
+                    structlog.contextvars.bind_contextvars(actor=principal.actor_id)
+                    if principal.role not in allowed:
+                        return problem(403, "wrong_role", "Not allowed for this token",
+                                       f"This needs one of: {', '.join(allowed)}.")
+                call = Call(request, principal)
+                if body is not None:
+                    call.raw_body = await request.read()
+                    payload = _parse_json(request, call.raw_body)
+                    try:
+                        call.body = body.model_validate(payload)
+                    except ValidationError as exc:
+                        return _validation_problem(exc, "body")
+                if query is not None:
+                    try:
+                        call.query = query.model_validate(dict(request.query))
+                    except ValidationError as exc:
+                        return _validation_problem(exc, "query")
+                result = await view(call)
+                return _to_response(result, status)
+
+            self.routes.route(method, path)(handler)
+            self.operations.append(
+                Operation(method, path, summary, allowed, body, query, response, status, tuple(errors), idempotent,
+                          tuple(content_types))
+            )
+            return view
+
+        return register
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[View], View]:
+        return self.route("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[View], View]:
+        return self.route("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[View], View]:
+        return self.route("DELETE", path, **kwargs)
+
+    def openapi(self) -> dict[str, Any]:
+        from shared.openapi import build_openapi
+
+        return build_openapi(self)
+
+
+def _parse_json(request: web.Request, raw: bytes) -> Any:
+    if not raw.strip():
+        return {}
+    if request.content_type not in ("application/json", "application/merge-patch+json"):
+        raise UnsupportedMediaType("Send the body as application/json.") from None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedRequest(f"The body is not valid JSON: {exc}") from None
+
+
+def _to_response(result: Any, status: int) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    if isinstance(result, Outcome):
+        response = web.json_response(result.body, status=result.status)
+        if result.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+    if isinstance(result, BaseModel):
+        return web.Response(status=status, body=result.model_dump_json(), content_type="application/json")
+    return web.json_response(result, status=status)
+
+
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
+def database_check(engine: AsyncEngine) -> ReadinessCheck:
+    async def check() -> str | None:
+        try:
+            async with asyncio.timeout(2):
+                async with engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready, and says why
+            return f"database: {type(exc).__name__}"
+        return None
+
+    return check
+
+
+def broker_check(broker: Broker) -> ReadinessCheck:
+    async def check() -> str | None:
+        return None if broker.is_ready else "broker: not connected"
+
+    return check
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks: list[ReadinessCheck] = request.app[READINESS]
+    failures = [reason for reason in await asyncio.gather(*(check() for check in checks)) if reason]
+    if failures:
+        return problem(503, "not_ready", "Not ready", "; ".join(failures), failing=failures)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(_request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+def make_app(api: Api, *, max_body_bytes: int) -> web.Application:
+    app = web.Application(middlewares=[request_context_middleware], client_max_size=max_body_bytes)
+    app[SERVICE_NAME] = api.service
+    app[READINESS] = []
+    app[OPENAPI] = api.openapi()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.add_routes(api.routes)
+    return app
