@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.registry import SCHEMAS, SERVICES
+from services.registry import ROOT, SCHEMAS, SERVICES
 from shared import access
 from shared.errors import DomainError
 from shared.logging import configure_logging, get_logger
@@ -36,9 +38,9 @@ async def running(settings: Settings, names: Sequence[str]) -> AsyncIterator[dic
             runner = web.AppRunner(SERVICES[name].create_app(settings), access_log=None)
             await runner.setup()
             runners.append(runner)
-            port = settings.port_of(name)
-            await web.TCPSite(runner, settings.host, port, reuse_address=True).start()
-            urls[name] = f"http://{settings.host}:{port}"
+            await web.TCPSite(runner, settings.host, settings.port_of(name), reuse_address=True).start()
+            host, port = runner.addresses[0][:2]  # the bound port, also when asked for port 0
+            urls[name] = f"http://{host}:{port}"
         yield urls
     finally:
         for runner in reversed(runners):
@@ -110,6 +112,26 @@ async def audit_verify(settings: Settings) -> int:
     return 0 if result.ok else 1
 
 
+def api_documents() -> dict[str, dict]:
+    """Every generated interface document, by its path under docs/."""
+    import importlib
+
+    from shared.contracts.asyncapi import build_asyncapi
+
+    documents = {"asyncapi.json": build_asyncapi()}
+    for name, service in SERVICES.items():
+        documents[f"openapi/{name}.json"] = importlib.import_module(f"{service.package}.views").api.openapi()
+    return documents
+
+
+def write_docs(out: Path) -> None:
+    for relative, document in api_documents().items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rcc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="migrate, create a demo site, check people in, show the audit log")
     demo.add_argument("--exit", action="store_true", help="stop after the walkthrough instead of serving")
+
+    docs = commands.add_parser("docs", help="write docs/openapi/<service>.json and docs/asyncapi.json")
+    docs.add_argument("--out", default=str(ROOT / "docs"))
 
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="verify the hash chain; exits 1 when an entry was tampered with")
@@ -178,6 +203,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return asyncio.run(run_demo(settings, keep_serving=not args.exit))
         case "audit":
             return asyncio.run(audit_verify(settings))
+        case "docs":
+            write_docs(Path(args.out))
     return 0
 
 
