@@ -31,10 +31,14 @@ class Service:
 SCHEMAS = (
     Schema("access", ROOT / "shared" / "access_migrations"),
     Schema("checkin", ROOT / "services" / "checkin" / "migrations"),
+    Schema("volunteering", ROOT / "services" / "volunteering" / "migrations"),
+    Schema("gatherings", ROOT / "services" / "gatherings" / "migrations"),
     Schema("audit", ROOT / "services" / "audit" / "migrations"),
 )
 
 SERVICES = {
     "checkin": Service("checkin", "services.checkin"),
+    "volunteering": Service("volunteering", "services.volunteering"),
+    "gatherings": Service("gatherings", "services.gatherings"),
     "audit": Service("audit", "services.audit"),
 }

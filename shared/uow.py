@@ -178,3 +178,28 @@ async def execute(
             await uow.store_idempotent_response(idempotency, status, body)
         await uow.commit()
     return Outcome(status=status, body=body, replayed=False)
+
+
+EventHandler = Callable[..., Awaitable[None]]
+
+
+def inbox_consumer(
+    consumer: str,
+    uow_factory: Callable[[], UnitOfWork],
+    clock: Clock,
+    handlers: dict[str, EventHandler],
+) -> Callable[[list[Any]], Awaitable[None]]:
+    """A consumer's ``process``: one transaction per batch that records each event id in the service's inbox and
+    applies each event not seen before exactly once (``handlers[event.type](event, uow=…, clock=…)``)."""
+
+    async def process(events: list[Any]) -> None:
+        wanted = [event for event in events if event.type in handlers]
+        async with uow_factory() as uow:
+            fresh = await uow.claim_new_events(consumer, [event.id for event in wanted])
+            for event in wanted:
+                if event.id in fresh:
+                    fresh.discard(event.id)  # the same id twice in one batch is still one effect
+                    await handlers[event.type](event, uow=uow, clock=clock)
+            await uow.commit()
+
+    return process

@@ -1,0 +1,2 @@
+SERVICE = "gatherings"
+SCHEMA = "gatherings"

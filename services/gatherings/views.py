@@ -1,0 +1,3 @@
+from shared.web import Api
+
+api = Api(service="gatherings", title="Recovery community center: gatherings")

@@ -1,0 +1,2 @@
+SERVICE = "volunteering"
+SCHEMA = "volunteering"

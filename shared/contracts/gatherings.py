@@ -1,0 +1,3 @@
+"""Events published by the gatherings service (source ``/rcc/gatherings``)."""
+
+from __future__ import annotations
