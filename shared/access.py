@@ -120,13 +120,13 @@ def new_token() -> str:
 
 
 def validate_site(site_id: str, capacity: int, timezone: str) -> None:
-    if not SITE_ID_PATTERN.match(site_id):
+    if not SITE_ID_PATTERN.fullmatch(site_id):
         raise InvalidInput("A site id is 1-40 lowercase letters, digits or dashes.", code="bad_site_id")
     if capacity <= 0:
         raise InvalidInput("Capacity must be positive.", code="bad_capacity")
     try:
         zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a directory: OSError
         raise InvalidInput(f"Unknown time zone {timezone!r}.", code="bad_timezone") from exc
 
 
@@ -208,9 +208,10 @@ class TokenStore:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        if not authorization or not authorization.startswith("Bearer "):
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:  # the scheme is case-insensitive (RFC 9110)
             raise Unauthorized("Send Authorization: Bearer <token>.", code="missing_token")
-        token = authorization.removeprefix("Bearer ").strip()
+        token = token.strip()
         if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
             raise Unauthorized("The token is not valid.", code="invalid_token")
         principal = await self._lookup(hash_token(token))

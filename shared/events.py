@@ -87,6 +87,10 @@ class MalformedEvent(ValueError):
 REQUIRED_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "siteid")
 
 
+def _refuse_constant(name: str) -> None:
+    raise MalformedEvent(f"{name} is not JSON")
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedEvent:
     id: uuid.UUID
@@ -101,8 +105,8 @@ class ReceivedEvent:
     @classmethod
     def from_body(cls, body: bytes) -> ReceivedEvent:
         try:
-            ce = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            ce = json.loads(body, parse_constant=_refuse_constant)
+        except (UnicodeDecodeError, json.JSONDecodeError, MalformedEvent) as exc:
             raise MalformedEvent(f"body is not JSON: {exc}") from exc
         if not isinstance(ce, dict):
             raise MalformedEvent("body is not a JSON object")
@@ -116,6 +120,9 @@ class ReceivedEvent:
             time = parse_time(ce["time"])
         except ValueError as exc:
             raise MalformedEvent(f"bad id or time: {exc}") from exc
+        if str(event_id) != ce["id"]:
+            # Only the canonical spelling: the audit chain hashes the body as received and files it by this id.
+            raise MalformedEvent("id is not a lowercase, hyphenated UUID")
         if time.tzinfo is None:
             raise MalformedEvent("time has no offset")
         data = ce.get("data", {})

@@ -30,9 +30,16 @@ REDACTED = "[redacted]"
 
 
 def redact_personal_data(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    for key in event_dict.keys() & REDACTED_KEYS:
-        event_dict[key] = REDACTED
-    return event_dict
+    return _redact(event_dict)
+
+
+def _redact(mapping: dict[str, Any]) -> dict[str, Any]:
+    for key, value in mapping.items():
+        if isinstance(key, str) and key.lower() in REDACTED_KEYS:
+            mapping[key] = REDACTED
+        elif isinstance(value, dict):
+            _redact(value)
+    return mapping
 
 
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:

@@ -25,6 +25,7 @@ from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
 from shared.settings import Settings
 
 PUBLISHED_RETENTION = "7 days"
+MAX_BACKOFF_S = 5.0
 
 
 def cloudevent_from_row(row: Any, source: str) -> dict[str, Any]:
@@ -73,17 +74,24 @@ class OutboxRelay:
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen(), name=f"{self.service}-outbox-listen")
         passes = 0
+        backoff = 0.0
         try:
             while True:
                 self.wakeup.clear()
                 try:
-                    published, full = await self.publish_pending()
+                    published, full, failed = await self.publish_pending()
                 except Exception as exc:  # noqa: BLE001 - database or broker down: rows wait, we retry
                     self.log.warning("relay_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
-                    published, full = 0, False
+                    published, full, failed = 0, False, True
                 passes += 1
                 if passes % 3600 == 0:
                     await self._prune()
+                if failed:
+                    # Unroutable or refused rows would be re-sent on every wake-up: back off instead.
+                    backoff = min(max(backoff * 2, self.settings.relay_poll_interval_s), MAX_BACKOFF_S)
+                    await asyncio.sleep(backoff)
+                    continue
+                backoff = 0.0
                 if full:
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -93,15 +101,15 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
-    async def publish_pending(self) -> tuple[int, bool]:
-        """One pass: publish up to a batch of waiting rows. Returns (published, batch_was_full)."""
+    async def publish_pending(self) -> tuple[int, bool, bool]:
+        """One pass: publish up to a batch of waiting rows. Returns (published, batch_was_full, some_failed)."""
         if not self.broker.is_ready or self.broker.exchange is None:
-            return 0, False
+            return 0, False, False
         exchange = self.broker.exchange
         async with self.engine.begin() as conn:
             locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
             if not locked:
-                return 0, False
+                return 0, False, False
             rows = (
                 await conn.execute(
                     select(self.outbox)
@@ -112,7 +120,7 @@ class OutboxRelay:
             ).all()
             OUTBOX_BACKLOG.labels(self.service).set(len(rows))
             if not rows:
-                return 0, False
+                return 0, False, False
             # Publishes are pipelined on one channel (frames leave in order); confirms are awaited together.
             results = await asyncio.gather(
                 *(
@@ -139,7 +147,7 @@ class OutboxRelay:
                     .values(published_at=func.now())
                 )
                 EVENTS_PUBLISHED.labels(self.service).inc(len(confirmed))
-        return len(confirmed), failed == 0 and len(rows) == self.settings.relay_batch_size
+        return len(confirmed), len(rows) == self.settings.relay_batch_size, failed > 0
 
     async def _listen(self) -> None:
         channel = notify_channel(self.outbox.schema or "public")

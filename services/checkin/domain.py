@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import zoneinfo
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
 from shared.contracts.checkin import Purpose, SupportType
@@ -59,10 +59,13 @@ def closing_instant_after(checked_in_at: datetime, zone: zoneinfo.ZoneInfo, clos
     """The first closing time (in the site's time zone) after a check-in: when a visit left open is closed.
 
     Built from the local date, so it stays at the same wall-clock time across daylight-saving changes."""
-    local = checked_in_at.astimezone(zone)
-    day = local.date()
+    day = checked_in_at.astimezone(zone).date()
+    after = checked_in_at.astimezone(UTC)
     while True:
-        closing = datetime.combine(day, closes_at, tzinfo=zone)
-        if closing > local:
-            return closing
+        # On a fall-back night the closing time happens twice (fold 0 and 1, PEP 495); compare instants, because
+        # two datetimes in one zone compare by wall clock alone.
+        for fold in (0, 1):
+            closing = datetime.combine(day, closes_at, tzinfo=zone).replace(fold=fold)
+            if closing.astimezone(UTC) > after:
+                return closing
         day += timedelta(days=1)
