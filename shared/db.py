@@ -55,6 +55,9 @@ def _add_messaging_tables(metadata: MetaData) -> None:
         Column("classification", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True)),
+        # A row the broker did not confirm waits (with growing backoff) while the rows behind it go on.
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", DateTime(timezone=True)),
         Index("ix_outbox_unpublished", "sequence", postgresql_where=text("published_at IS NULL")),
     )
     Table(

@@ -199,13 +199,19 @@ class Consumer:
         self._pending: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self.queue: aio_pika.abc.AbstractQueue | None = None
+        # Delivered to us and not yet acked or dead-lettered (what a graceful stop waits for).
+        self.unacked = 0
 
     async def start(self) -> None:
         connection = await self.broker.wait_ready()
         self._channel = await connection.channel(publisher_confirms=True)
         await self._channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
         self.queue = await declare_consumer_queue(self._channel, self.settings, self.name, self.bindings)
-        await self.queue.consume(self._pending.put, no_ack=False)
+        await self.queue.consume(self._receive, no_ack=False)
+
+    async def _receive(self, message: AbstractIncomingMessage) -> None:
+        self.unacked += 1
+        await self._pending.put(message)
 
     async def run(self) -> None:
         await self.start()
@@ -264,6 +270,7 @@ class Consumer:
             return True
 
     async def _ack(self, message: AbstractIncomingMessage) -> None:
+        self.unacked -= 1
         try:
             await message.ack()
         except Exception as exc:  # noqa: BLE001 - the channel died; the broker redelivers, the inbox dedupes
@@ -293,6 +300,7 @@ class Consumer:
         except Exception as exc:  # noqa: BLE001
             # Could not park it ourselves: let the broker dead-letter it (reason "rejected").
             log.warning("dead_letter_publish_failed", consumer=self.name, error=type(exc).__name__)
+            self.unacked -= 1
             with contextlib.suppress(Exception):
                 await message.reject(requeue=False)
             return

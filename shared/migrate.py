@@ -76,6 +76,8 @@ def create_messaging_tables(schema: str) -> None:
         sa.Column("classification", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("published_at", sa.DateTime(timezone=True)),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
         schema=schema,
     )
     op.create_index(

@@ -14,7 +14,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 from pamqp.commands import Basic
-from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy import Table, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import asyncpg_dsn, notify_channel
@@ -25,7 +25,7 @@ from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
 from shared.settings import Settings
 
 PUBLISHED_RETENTION = "7 days"
-MAX_BACKOFF_S = 5.0
+MAX_BACKOFF_S = 60.0
 
 
 def cloudevent_from_row(row: Any, source: str) -> dict[str, Any]:
@@ -74,24 +74,17 @@ class OutboxRelay:
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen(), name=f"{self.service}-outbox-listen")
         passes = 0
-        backoff = 0.0
         try:
             while True:
                 self.wakeup.clear()
                 try:
-                    published, full, failed = await self.publish_pending()
+                    _, full, _ = await self.publish_pending()
                 except Exception as exc:  # noqa: BLE001 - database or broker down: rows wait, we retry
                     self.log.warning("relay_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
-                    published, full, failed = 0, False, True
+                    full = False
                 passes += 1
                 if passes % 3600 == 0:
                     await self._prune()
-                if failed:
-                    # Unroutable or refused rows would be re-sent on every wake-up: back off instead.
-                    backoff = min(max(backoff * 2, self.settings.relay_poll_interval_s), MAX_BACKOFF_S)
-                    await asyncio.sleep(backoff)
-                    continue
-                backoff = 0.0
                 if full:
                     continue
                 with contextlib.suppress(TimeoutError):
@@ -113,7 +106,10 @@ class OutboxRelay:
             rows = (
                 await conn.execute(
                     select(self.outbox)
-                    .where(self.outbox.c.published_at.is_(None))
+                    .where(
+                        self.outbox.c.published_at.is_(None),
+                        or_(self.outbox.c.next_attempt_at.is_(None), self.outbox.c.next_attempt_at <= func.now()),
+                    )
                     .order_by(self.outbox.c.sequence)
                     .limit(self.settings.relay_batch_size)
                 )
@@ -135,11 +131,23 @@ class OutboxRelay:
                 return_exceptions=True,
             )
             confirmed = [row.sequence for row, result in zip(rows, results, strict=True) if _confirmed(result)]
-            failed = len(rows) - len(confirmed)
+            unconfirmed = [row.sequence for row, result in zip(rows, results, strict=True) if not _confirmed(result)]
+            failed = len(unconfirmed)
             if failed:
                 PUBLISH_FAILURES.labels(self.service).inc(failed)
                 first = next(r for r in results if not _confirmed(r))
                 self.log.warning("publish_not_confirmed", failed=failed, first_result=_describe(first))
+                # Unroutable or refused rows step aside (0.5 s, 1 s, 2 s, ... up to a minute) so they cannot
+                # hold back the rows behind them; order is best effort, the sequence extension tells the truth.
+                delay_s = func.least(MAX_BACKOFF_S, 0.5 * func.power(2, self.outbox.c.attempts))
+                await conn.execute(
+                    update(self.outbox)
+                    .where(self.outbox.c.sequence.in_(unconfirmed))
+                    .values(
+                        attempts=self.outbox.c.attempts + 1,
+                        next_attempt_at=func.now() + func.make_interval(0, 0, 0, 0, 0, 0, delay_s),
+                    )
+                )
             if confirmed:
                 await conn.execute(
                     update(self.outbox)

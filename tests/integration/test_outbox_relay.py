@@ -106,12 +106,12 @@ async def rows_of(engine: AsyncEngine, events: list[Event]) -> dict[uuid.UUID, t
         return {r.event_id: (r.sequence, r.published_at) for r in rows}
 
 
-async def publish_until_drained(relay: OutboxRelay) -> list[tuple[int, bool]]:
+async def publish_until_drained(relay: OutboxRelay) -> list[tuple[int, bool, bool]]:
     passes = []
     while True:
-        published, full = await relay.publish_pending()
-        passes.append((published, full))
-        if not full:
+        published, full, failed = await relay.publish_pending()
+        passes.append((published, full, failed))
+        if not full or failed:
             return passes
 
 
@@ -131,8 +131,9 @@ async def test_rows_are_published_in_sequence_order_with_cloudevent_properties_a
         async with ready_broker(settings) as broker:
             relay = relay_of(engine, broker, small_batches)
             passes = await publish_until_drained(relay)
-        assert passes[0] == (25, True), passes  # a full batch asks for another pass at once
-        assert sum(published for published, _ in passes) >= 60
+        assert passes[0] == (25, True, False), passes  # a full batch asks for another pass at once
+        assert not any(failed for _, _, failed in passes), passes
+        assert sum(published for published, _, _ in passes) >= 60
 
         received: list[aio_pika.abc.AbstractIncomingMessage] = []
         ours = {e.event_id for e in events}
@@ -182,17 +183,23 @@ async def test_an_unroutable_row_stays_unpublished_until_a_queue_binds_its_type(
     try:
         async with ready_broker(isolated) as broker:
             relay = relay_of(engine, broker, isolated)
-            for _ in range(2):
-                await relay.publish_pending()
-                assert (await rows_of(engine, [event]))[event.event_id][1] is None
+            _, _, failed = await relay.publish_pending()
+            assert failed
+            assert (await rows_of(engine, [event]))[event.event_id][1] is None
+            # It steps aside for a while (backoff) instead of being re-sent on the very next pass.
+            assert await relay.publish_pending() == (0, False, False)
+            assert (await rows_of(engine, [event]))[event.event_id][1] is None
 
             channel = await connection.channel()
             exchange, _ = await declare_exchanges(channel, isolated)
             queue = await channel.declare_queue(queue_name, durable=False, auto_delete=False)
             await queue.bind(exchange, routing_key=event_type)
 
-            published, _ = await relay.publish_pending()
-            assert published >= 1
+            async def published_once_due() -> bool:
+                published, _, _ = await relay.publish_pending()
+                return published >= 1
+
+            await eventually(published_once_due, timeout=10)
         sequence, published_at = (await rows_of(engine, [event]))[event.event_id]
         assert published_at is not None
 
@@ -216,21 +223,21 @@ async def test_without_a_connected_broker_nothing_is_published_or_marked(
 
     never_started = Broker(settings, name="it-never-started")
     assert not never_started.is_ready
-    assert await relay_of(engine, never_started, settings).publish_pending() == (0, False)
+    assert await relay_of(engine, never_started, settings).publish_pending() == (0, False, False)
 
     closed = Broker(settings, name="it-closed")
     closed.start()
     await asyncio.wait_for(closed.wait_ready(), 10)
     await closed.close()
     assert not closed.is_ready
-    assert await relay_of(engine, closed, settings).publish_pending() == (0, False)
+    assert await relay_of(engine, closed, settings).publish_pending() == (0, False, False)
 
     unreachable = Broker(settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:1/"}), name="it-down")
     unreachable.start()
     try:
         await asyncio.sleep(0.2)
         assert not unreachable.is_ready
-        assert await relay_of(engine, unreachable, settings).publish_pending() == (0, False)
+        assert await relay_of(engine, unreachable, settings).publish_pending() == (0, False, False)
     finally:
         await unreachable.close()
 
@@ -251,7 +258,7 @@ async def test_run_wakes_on_notify_long_before_the_poll_interval(
         running = 0
         original = relay.publish_pending
 
-        async def counting() -> tuple[int, bool]:
+        async def counting() -> tuple[int, bool, bool]:
             nonlocal running
             running += 1
             try:
@@ -283,14 +290,63 @@ async def test_run_wakes_on_notify_long_before_the_poll_interval(
             assert len(passes) >= 3
             assert not task.done()
 
+            seen: set[str | None] = set()
+
             async def on_the_tap() -> bool:
-                message = await tap.get(no_ack=True, fail=False)
-                return message is not None and message.message_id == str(event.event_id) or (
-                    message is not None and await on_the_tap()
-                )
+                while (message := await tap.get(no_ack=True, fail=False)) is not None:
+                    seen.add(message.message_id)
+                return str(event.event_id) in seen
 
             await eventually(on_the_tap, timeout=5)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_rows_behind_a_full_batch_of_unconfirmed_rows_are_still_published(
+    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker
+) -> None:
+    """A row the broker will not confirm (here: unroutable) must not hold back every row committed after it."""
+    # Nothing older may wait in the outbox: publish it to the run's exchange, where a tap takes everything.
+    async with tap_queue(settings, "#"), ready_broker(settings) as broker:
+        await publish_until_drained(relay_of(engine, broker, settings))
+
+    isolated = sub_prefix(settings, "starved-")
+    small_batches = isolated.model_copy(update={"relay_batch_size": 3})
+    suffix = uuid.uuid4().hex[:8]
+    unbound_type, bound_type = f"checkin.it_unbound_{suffix}", f"checkin.it_bound_{suffix}"
+    stuck = [probe_event(unbound_type) for _ in range(3)]
+    behind = probe_event(bound_type)
+    await commit(sessionmaker, *stuck)
+    await commit(sessionmaker, behind)
+    queue_name = isolated.queue_name("starved-probe")
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange, _ = await declare_exchanges(channel, isolated)
+        queue = await channel.declare_queue(queue_name, durable=False, auto_delete=False)
+        await queue.bind(exchange, routing_key=bound_type)
+        async with ready_broker(isolated) as broker:
+            relay = relay_of(engine, broker, small_batches)
+            for _ in range(5):
+                await relay.publish_pending()
+            behind_published = (await rows_of(engine, [behind]))[behind.event_id][1] is not None
+            # Leave nothing unpublished for later tests: let the stuck rows through too.
+            await queue.bind(exchange, routing_key=unbound_type)
+            cleanup_relay = relay_of(engine, broker, isolated)
+
+            async def stuck_rows_published() -> bool:
+                await cleanup_relay.publish_pending()  # they are retried once their backoff is over
+                return all(at is not None for _, at in (await rows_of(engine, stuck)).values())
+
+            await eventually(stuck_rows_published, timeout=10)
+    finally:
+        with contextlib.suppress(Exception):
+            cleanup = await connection.channel()
+            await cleanup.queue_delete(queue_name)
+        await connection.close()
+        await delete_prefixed(isolated, [])
+    assert behind_published, (
+        "a committed, routable row stays unpublished for as long as relay_batch_size older rows are refused"
+    )
