@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import aio_pika
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -19,13 +20,29 @@ from services.registry import ROOT, SCHEMAS, SERVICES
 from shared import access
 from shared.errors import DomainError
 from shared.logging import configure_logging, get_logger
+from shared.messaging import declare_consumer_queue, declare_exchanges
 from shared.migrate import upgrade
 from shared.settings import Settings
 
 
 def migrate(settings: Settings) -> None:
+    """Database schemas, then the broker topology: declaring every consumer's queue up front means no event is
+    unroutable just because its consumer has not started yet."""
     for schema in SCHEMAS:
         upgrade(settings.database_url, schema.name, schema.migrations)
+    asyncio.run(declare_topology(settings))
+
+
+async def declare_topology(settings: Settings) -> None:
+    connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+    try:
+        channel = await connection.channel()
+        await declare_exchanges(channel, settings)
+        for service in SERVICES.values():
+            if (queue := service.queue()) is not None:
+                await declare_consumer_queue(channel, settings, queue[0], queue[1])
+    finally:
+        await connection.close()
 
 
 @contextlib.asynccontextmanager

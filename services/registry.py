@@ -27,6 +27,12 @@ class Service:
     def create_app(self, settings: Settings | None = None) -> web.Application:
         return importlib.import_module(f"{self.package}.app").create_app(settings)
 
+    def queue(self) -> tuple[str, tuple[str, ...]] | None:
+        """The service's consumer queue and its bindings, if it consumes."""
+        consumers = importlib.import_module(f"{self.package}.consumers")
+        bindings = tuple(getattr(consumers, "BINDINGS", ()))
+        return (consumers.QUEUE, bindings) if bindings else None
+
 
 SCHEMAS = (
     Schema("access", ROOT / "shared" / "access_migrations"),

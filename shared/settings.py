@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     delivery_limit: int = 5
 
     max_body_bytes: int = 64 * 1024
+    # Per bearer token: sustained requests per minute and the burst allowed above it (0 turns limiting off).
+    rate_limit_per_minute: int = 600
+    rate_limit_burst: int = 60
     token_cache_ttl_s: float = 5.0
     page_size_max: int = 200
     occupancy_near_ratio: float = Field(default=0.85, gt=0, le=1)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
+import structlog
 from pydantic import BaseModel
 from sqlalchemy import MetaData, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -199,7 +200,8 @@ def inbox_consumer(
             for event in wanted:
                 if event.id in fresh:
                     fresh.discard(event.id)  # the same id twice in one batch is still one effect
-                    await handlers[event.type](event, uow=uow, clock=clock)
+                    with structlog.contextvars.bound_contextvars(event_id=str(event.id), event_type=event.type):
+                        await handlers[event.type](event, uow=uow, clock=clock)
             await uow.commit()
 
     return process

@@ -25,6 +25,8 @@ from shared.errors import DomainError, MalformedRequest, NotFound, UnsupportedMe
 from shared.logging import get_logger
 from shared.messaging import Broker, is_transient
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.ratelimit import RateLimited, RateLimiter
+from shared.settings import Settings
 from shared.uow import IdempotencyClaim, Outcome
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -34,6 +36,7 @@ SITES = web.AppKey("sites", SiteDirectory)
 SERVICE_NAME = web.AppKey("service_name", str)
 READINESS = web.AppKey("readiness", list)
 OPENAPI = web.AppKey("openapi", dict)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
 log = get_logger(component="http")
 
@@ -97,6 +100,10 @@ async def _answer(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
+    except RateLimited as exc:
+        response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     except DomainError as exc:
         return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
     except web.HTTPException as exc:
@@ -197,6 +204,7 @@ class Api:
                 if allowed is not None:
                     principal = await request.app[TOKENS].authenticate(request.headers.get("Authorization"))
                     structlog.contextvars.bind_contextvars(actor=principal.actor_id)
+                    request.app[RATE_LIMITER].check(principal.token_id)
                     if principal.role not in allowed:
                         return problem(403, "wrong_role", "Not allowed for this token",
                                        f"This needs one of: {', '.join(allowed)}.")
@@ -307,8 +315,12 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
-def make_app(api: Api, *, max_body_bytes: int) -> web.Application:
-    app = web.Application(middlewares=[request_context_middleware], client_max_size=max_body_bytes)
+def make_app(api: Api, settings: Settings | None = None, *, max_body_bytes: int | None = None) -> web.Application:
+    settings = settings or Settings()
+    app = web.Application(
+        middlewares=[request_context_middleware], client_max_size=max_body_bytes or settings.max_body_bytes
+    )
+    app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app[SERVICE_NAME] = api.service
     app[READINESS] = []
     app[OPENAPI] = api.openapi()

@@ -19,7 +19,7 @@ from shared.web import SITES, make_app
 
 def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> web.Application:
     settings = CheckinSettings.of(base)
-    app = make_app(api, max_body_bytes=settings.max_body_bytes)
+    app = make_app(api, settings)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app.cleanup_ctx.extend(

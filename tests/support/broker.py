@@ -7,10 +7,14 @@ import aio_pika
 from shared.settings import Settings
 
 async def delete_prefixed(settings: Settings, queues: list[str]) -> None:
-    """Delete the exchanges and the named queues (and their dead-letter queues) of a test prefix."""
+    """Delete the exchanges, every service's queue (``rcc migrate`` declares them) and the named extra queues,
+    with their dead-letter queues, of a test prefix."""
+    from services.registry import SERVICES
+
+    service_queues = [queue[0] for service in SERVICES.values() if (queue := service.queue()) is not None]
     connection = await aio_pika.connect(settings.amqp_url)
     try:
-        for name in queues:
+        for name in dict.fromkeys([*service_queues, *queues]):
             channel = await connection.channel()
             for queue in (settings.queue_name(name), settings.queue_name(name) + ".dead"):
                 try:

@@ -1,0 +1,52 @@
+"""A token bucket per bearer token, in process: a kiosk stuck in a loop (or a leaked token) cannot crowd out the
+others. Each service process keeps its own buckets; limits are per token, not per site."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+
+from shared.errors import DomainError
+
+
+class RateLimited(DomainError):
+    status, code, title = 429, "rate_limited", "Too many requests; slow down"
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
+        super().__init__(f"Try again in {self.retry_after_s} s.", retry_after_s=self.retry_after_s)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    refilled_at: float
+
+
+class RateLimiter:
+    def __init__(self, per_minute: int, burst: int, max_buckets: int = 50_000) -> None:
+        self.rate_per_s = per_minute / 60.0
+        self.burst = float(burst)
+        self.max_buckets = max_buckets
+        self._buckets: dict[uuid.UUID, _Bucket] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate_per_s > 0
+
+    def check(self, key: uuid.UUID) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_buckets:
+                self._buckets.clear()
+            bucket = self._buckets[key] = _Bucket(self.burst, now)
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.refilled_at) * self.rate_per_s)
+        bucket.refilled_at = now
+        if bucket.tokens < 1:
+            raise RateLimited((1 - bucket.tokens) / self.rate_per_s)
+        bucket.tokens -= 1
