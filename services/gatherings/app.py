@@ -1,15 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
-from services.gatherings import SERVICE
+from services.gatherings import SERVICE, consumers, handlers
+from services.gatherings.commands import ExtendSchedules
+from services.gatherings.models import Base, GatheringsUnitOfWork
 from services.gatherings.settings import GatheringsSettings
-from services.gatherings.views import api
+from services.gatherings.views import CLOCK, QUEUES, SETTINGS, UOW, KeyedQueues, api
 from shared import runtime
+from shared.clock import Clock, SystemClock
+from shared.db import make_sessionmaker
 from shared.settings import Settings
+from shared.uow import execute
 from shared.web import make_app
 
 
-def create_app(base: Settings | None = None) -> web.Application:
+def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> web.Application:
     settings = GatheringsSettings.of(base)
-    app = make_app(api, max_body_bytes=settings.max_body_bytes)
-    app.cleanup_ctx.extend([runtime.database(settings, SERVICE), runtime.broker(settings, SERVICE)])
+    app = make_app(api, settings)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[QUEUES] = KeyedQueues()
+    app.cleanup_ctx.extend(
+        [
+            runtime.database(settings, SERVICE),
+            _unit_of_work,
+            runtime.broker(settings, SERVICE),
+            runtime.outbox_relay(settings, SERVICE, Base.metadata),
+            runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.process),
+            runtime.every("gatherings-horizon", settings.horizon_interval_s, extend_schedules),
+        ]
+    )
     return app
+
+
+async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
+    sessionmaker = make_sessionmaker(app[runtime.ENGINE])
+    app[UOW] = lambda: GatheringsUnitOfWork(sessionmaker, Base.metadata)
+    yield
+
+
+async def extend_schedules(app: web.Application) -> None:
+    """Long-running groups get their next sessions as the horizon moves forward."""
+    await execute(
+        handlers.extend_schedules,
+        ExtendSchedules(horizon_weeks=app[SETTINGS].group_horizon_weeks),
+        uow=app[UOW](),
+        clock=app[CLOCK],
+    )

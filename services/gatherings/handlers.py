@@ -1,0 +1,770 @@
+"""Gatherings handlers: plain async functions ``(cmd, *, uow, clock)``; no HTTP, no broker, no commit.
+
+Every change of seats (register, cancel a registration, change capacity) locks the gathering's row first and
+decides from what it reads there; waitlist promotion happens in the same transaction as the change that freed the
+seats."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import datetime, timedelta
+
+from services.gatherings import domain
+from services.gatherings.commands import (
+    AttendanceResult,
+    CancelGathering,
+    CancelRegistration,
+    Cancelled,
+    ChangeCapacity,
+    CreateGroup,
+    EventScheduledResult,
+    ExtendSchedules,
+    GatheringChanged,
+    GroupCreatedResult,
+    MarkAttendance,
+    MoveSession,
+    Register,
+    RegistrationCancelled,
+    RegistrationResult,
+    ScheduleEvent,
+    SchedulesExtended,
+)
+from services.gatherings.domain import GatheringType, Party, Room, WaitingParty
+from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, RegistrationRow
+from shared.clock import Clock
+from shared.contracts.checkin import VisitorCheckedIn
+from shared.contracts.gatherings import (
+    EventCancelled,
+    EventScheduled,
+    GatheringAttended,
+    GatheringPromotedFromWaitlist,
+    GatheringRegistered,
+    GatheringRegistrationCancelled,
+    GatheringWaitlisted,
+    GroupCreated,
+    SessionCancelled,
+    SessionScheduled,
+)
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.events import Event, ReceivedEvent
+from shared.recurrence import Occurrence, localize, validate_rule
+
+# Which check-in purpose names which kind of gathering in its ``ref``.
+PURPOSE_GATHERING: dict[str, GatheringType] = {"recovery_group": "session", "sober_event": "event"}
+
+
+# Groups and sessions
+
+
+async def create_group(cmd: CreateGroup, *, uow: GatheringsUnitOfWork, clock: Clock) -> GroupCreatedResult:
+    now = clock.now()
+    zone = zoneinfo.ZoneInfo(cmd.timezone)
+    rule = validate_rule(cmd.rrule)
+    until = now + timedelta(weeks=cmd.horizon_weeks)
+    try:
+        planned = domain.plan_sessions(
+            rule,
+            first_local_start=cmd.first_start,
+            duration=timedelta(minutes=cmd.duration_minutes),
+            zone=zone,
+            exceptions=cmd.exceptions,
+            after=None,
+            until=until,
+            now=now,
+        )
+    except domain.TooManySessions as exc:
+        raise InvalidInput(
+            f"The rule makes too many sessions ({exc}); at most {domain.MAX_SESSIONS_PER_HORIZON} "
+            f"within {cmd.horizon_weeks} weeks.",
+            code="too_many_sessions",
+        ) from exc
+    if not planned and localize(cmd.first_start, zone) <= until:
+        raise InvalidInput("The rule and its exceptions leave no session from now on.", code="no_sessions")
+    group_id = uuid.uuid4()
+    await uow.gatherings.add_group(
+        group_id=group_id,
+        site_id=cmd.site_id,
+        name=cmd.name,
+        focus_tags=list(cmd.focus_tags),
+        support_type=cmd.support_type,
+        facilitator_member_id=cmd.facilitator_member_id,
+        capacity=cmd.capacity,
+        child_care_seats=cmd.child_care_seats,
+        room=cmd.room,
+        timezone=cmd.timezone,
+        first_start_local=cmd.first_start,
+        duration_minutes=cmd.duration_minutes,
+        rrule=rule,
+        exceptions=[e.isoformat() for e in cmd.exceptions],
+        scheduled_until=until,
+        created_at=now,
+    )
+    uow.emit(
+        Event(
+            GroupCreated(
+                group_id=group_id,
+                support_type=cmd.support_type,
+                focus_tags=list(cmd.focus_tags),
+                facilitator_member_id=cmd.facilitator_member_id,
+                capacity=cmd.capacity,
+                child_care_seats=cmd.child_care_seats,
+                rrule=rule,
+                first_start_local=cmd.first_start,
+                duration_minutes=cmd.duration_minutes,
+                timezone=cmd.timezone,
+                sessions_scheduled=len(planned),
+                created_at=now,
+            ),
+            subject=str(group_id),
+            site_id=cmd.site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    await _add_sessions(
+        uow,
+        group_id=group_id,
+        site_id=cmd.site_id,
+        support_type=cmd.support_type,
+        capacity=cmd.capacity,
+        child_care_seats=cmd.child_care_seats,
+        room=cmd.room,
+        planned=planned,
+        now=now,
+        actor_id=cmd.actor_id,
+    )
+    return GroupCreatedResult(
+        group_id=group_id,
+        sessions_scheduled=len(planned),
+        first_session_at=planned[0].starts_at.astimezone(zone) if planned else None,
+        last_session_at=planned[-1].starts_at.astimezone(zone) if planned else None,
+    )
+
+
+async def extend_schedules(cmd: ExtendSchedules, *, uow: GatheringsUnitOfWork, clock: Clock) -> SchedulesExtended:
+    """Roll every group's sessions forward to the horizon (a day's slack, so this writes about once a day)."""
+    now = clock.now()
+    target = now + timedelta(weeks=cmd.horizon_weeks)
+    extended = scheduled = 0
+    for group in await uow.gatherings.groups_to_extend(target - timedelta(days=1)):
+        try:
+            planned = domain.plan_sessions(
+                group.rrule,
+                first_local_start=group.first_start_local,
+                duration=timedelta(minutes=group.duration_minutes),
+                zone=zoneinfo.ZoneInfo(group.timezone),
+                exceptions=[domain.parse_exception(e) for e in group.exceptions],
+                after=group.scheduled_until,
+                until=target,
+                now=now,
+            )
+        except domain.TooManySessions:
+            planned = []  # refused when the group was created; nothing sensible to add now
+        scheduled += await _add_sessions(
+            uow,
+            group_id=group.group_id,
+            site_id=group.site_id,
+            support_type=group.support_type,  # type: ignore[arg-type]
+            capacity=group.capacity,
+            child_care_seats=group.child_care_seats,
+            room=group.room,
+            planned=planned,
+            now=now,
+            actor_id=None,
+        )
+        await uow.gatherings.set_scheduled_until(group.group_id, target)
+        extended += 1
+    return SchedulesExtended(groups=extended, sessions_scheduled=scheduled)
+
+
+async def _add_sessions(
+    uow: GatheringsUnitOfWork,
+    *,
+    group_id: uuid.UUID,
+    site_id: str,
+    support_type: str,
+    capacity: int,
+    child_care_seats: int,
+    room: str | None,
+    planned: list[Occurrence],
+    now: datetime,
+    actor_id: str | None,
+) -> int:
+    rows = {uuid.uuid4(): occurrence for occurrence in planned}
+    added = await uow.gatherings.add_sessions(
+        [
+            {
+                "gathering_id": session_id,
+                "site_id": site_id,
+                "gathering_type": "session",
+                "group_id": group_id,
+                "occurrence_start": occurrence.local_start,
+                "title": None,
+                "kind": None,
+                "support_type": support_type,
+                "family_friendly": False,
+                "room": room,
+                "starts_at": occurrence.starts_at,
+                "ends_at": occurrence.ends_at,
+                "capacity": capacity,
+                "child_care_seats": child_care_seats,
+                "registration_opens_at": None,
+                "registration_closes_at": None,
+                "created_at": now,
+            }
+            for session_id, occurrence in rows.items()
+        ]
+    )
+    for session_id in sorted(added, key=lambda s: rows[s].starts_at):
+        occurrence = rows[session_id]
+        uow.emit(
+            Event(
+                SessionScheduled(
+                    session_id=session_id,
+                    group_id=group_id,
+                    support_type=support_type,  # type: ignore[arg-type]
+                    starts_at=occurrence.starts_at,
+                    ends_at=occurrence.ends_at,
+                    capacity=capacity,
+                    child_care_seats=child_care_seats,
+                    change="scheduled",
+                    previous_starts_at=None,
+                ),
+                subject=str(session_id),
+                site_id=site_id,
+                actor_id=actor_id,
+                time=now,
+            )
+        )
+    return len(added)
+
+
+async def move_session(cmd: MoveSession, *, uow: GatheringsUnitOfWork, clock: Clock) -> GatheringChanged:
+    """One session to another time; the group's other sessions and this session's registrations stay."""
+    now = clock.now()
+    session = await _locked(uow, "session", cmd.session_id, cmd.site_id)
+    await uow.gatherings.move(session.gathering_id, cmd.starts_at, cmd.ends_at)
+    assert session.group_id is not None
+    uow.emit(
+        Event(
+            SessionScheduled(
+                session_id=session.gathering_id,
+                group_id=session.group_id,
+                support_type=session.support_type,  # type: ignore[arg-type]
+                starts_at=cmd.starts_at,
+                ends_at=cmd.ends_at,
+                capacity=session.capacity,
+                child_care_seats=session.child_care_seats,
+                change="moved",
+                previous_starts_at=session.starts_at,
+            ),
+            subject=str(session.gathering_id),
+            site_id=session.site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    room = _room(session)
+    return GatheringChanged(
+        gathering_id=session.gathering_id, starts_at=cmd.starts_at, ends_at=cmd.ends_at,
+        capacity=session.capacity, child_care_seats=session.child_care_seats,
+        seats_left=room.adults, child_care_seats_left=room.children, promoted=[],
+    )
+
+
+# Events
+
+
+async def schedule_event(cmd: ScheduleEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> EventScheduledResult:
+    now = clock.now()
+    support_type = domain.event_support_type(cmd.kind, cmd.support_type)
+    if support_type is None:
+        raise InvalidInput("Say which SAMHSA support type an event of kind 'other' is.", code="support_type_required")
+    if cmd.ends_at <= now:
+        raise InvalidInput("This event would be over already.", code="ends_in_past")
+    event_id = uuid.uuid4()
+    await uow.gatherings.add_gathering(
+        gathering_id=event_id,
+        site_id=cmd.site_id,
+        gathering_type="event",
+        group_id=None,
+        occurrence_start=None,
+        title=cmd.title,
+        kind=cmd.kind,
+        support_type=support_type,
+        family_friendly=cmd.family_friendly,
+        room=cmd.room,
+        starts_at=cmd.starts_at,
+        ends_at=cmd.ends_at,
+        capacity=cmd.capacity,
+        child_care_seats=cmd.child_care_seats,
+        registration_opens_at=cmd.registration_opens_at,
+        registration_closes_at=cmd.registration_closes_at,
+        created_at=now,
+    )
+    closes_at = domain.registration_closes_at(cmd.starts_at, cmd.registration_closes_at)
+    uow.emit(
+        Event(
+            EventScheduled(
+                event_id=event_id,
+                kind=cmd.kind,
+                support_type=support_type,
+                starts_at=cmd.starts_at,
+                ends_at=cmd.ends_at,
+                capacity=cmd.capacity,
+                child_care_seats=cmd.child_care_seats,
+                family_friendly=cmd.family_friendly,
+                registration_opens_at=cmd.registration_opens_at,
+                registration_closes_at=closes_at,
+                change="scheduled",
+            ),
+            subject=str(event_id),
+            site_id=cmd.site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    zone = zoneinfo.ZoneInfo(cmd.timezone)
+    return EventScheduledResult(
+        event_id=event_id,
+        support_type=support_type,
+        starts_at=cmd.starts_at.astimezone(zone),
+        ends_at=cmd.ends_at.astimezone(zone),
+        registration_opens_at=cmd.registration_opens_at.astimezone(zone) if cmd.registration_opens_at else None,
+        registration_closes_at=closes_at.astimezone(zone),
+    )
+
+
+# Both kinds of gathering
+
+
+async def change_capacity(cmd: ChangeCapacity, *, uow: GatheringsUnitOfWork, clock: Clock) -> GatheringChanged:
+    """More seats promote waiting parties at once; fewer seats than are taken, or fewer than a waiting party needs
+    (it would wait forever), are refused."""
+    now = clock.now()
+    gathering = await _locked(uow, cmd.gathering_type, cmd.gathering_id, cmd.site_id)
+    capacity = cmd.capacity if cmd.capacity is not None else gathering.capacity
+    child_care_seats = cmd.child_care_seats if cmd.child_care_seats is not None else gathering.child_care_seats
+    promoted: list[RegistrationRow] = []
+    if (capacity, child_care_seats) != (gathering.capacity, gathering.child_care_seats):
+        waiting = await uow.gatherings.waiting(gathering.gathering_id)
+        problem = domain.capacity_change_problem(
+            capacity=capacity,
+            child_care_seats=child_care_seats,
+            taken_adults=gathering.taken_adults,
+            taken_children=gathering.taken_children,
+            waiting=[w.party for w in waiting],
+        )
+        if problem == "capacity_below_confirmed":
+            raise Conflict(
+                "Fewer seats than are taken: cancel registrations first.", code=problem,
+                taken_adults=gathering.taken_adults, taken_children=gathering.taken_children,
+            )
+        if problem is not None:
+            raise Conflict(
+                "A waiting party would never fit: cancel its registration first.", code=problem,
+                registration_ids=[
+                    str(w.registration_id) for w in waiting
+                    if not domain.can_ever_fit(w.party, capacity, child_care_seats)
+                ],
+            )
+        await uow.gatherings.set_capacity(gathering.gathering_id, capacity, child_care_seats)
+        # The new capacity first, then the promotions it caused: the event stream replays in causal order.
+        _emit_rescheduled(uow, gathering, capacity, child_care_seats, now, cmd.actor_id)
+        room = domain.room_left(capacity, child_care_seats, gathering.taken_adults, gathering.taken_children)
+        promoted = await _promote(uow, gathering, waiting, room, now, "capacity_increase", cmd.actor_id)
+        if promoted:
+            await uow.gatherings.set_taken(
+                gathering.gathering_id,
+                gathering.taken_adults + sum(r.adults for r in promoted),
+                gathering.taken_children + sum(r.children for r in promoted),
+            )
+    taken = Party(
+        gathering.taken_adults + sum(r.adults for r in promoted),
+        gathering.taken_children + sum(r.children for r in promoted),
+    )
+    return GatheringChanged(
+        gathering_id=gathering.gathering_id, starts_at=gathering.starts_at, ends_at=gathering.ends_at,
+        capacity=capacity, child_care_seats=child_care_seats,
+        seats_left=capacity - taken.adults, child_care_seats_left=child_care_seats - taken.children,
+        promoted=[r.registration_id for r in promoted],
+    )
+
+
+def _emit_rescheduled(
+    uow: GatheringsUnitOfWork,
+    gathering: GatheringRow,
+    capacity: int,
+    child_care_seats: int,
+    now: datetime,
+    actor_id: str,
+) -> None:
+    data: SessionScheduled | EventScheduled
+    if gathering.gathering_type == "session":
+        assert gathering.group_id is not None
+        data = SessionScheduled(
+            session_id=gathering.gathering_id,
+            group_id=gathering.group_id,
+            support_type=gathering.support_type,  # type: ignore[arg-type]
+            starts_at=gathering.starts_at,
+            ends_at=gathering.ends_at,
+            capacity=capacity,
+            child_care_seats=child_care_seats,
+            change="capacity_changed",
+            previous_starts_at=None,
+        )
+    else:
+        data = EventScheduled(
+            event_id=gathering.gathering_id,
+            kind=gathering.kind,  # type: ignore[arg-type]
+            support_type=gathering.support_type,  # type: ignore[arg-type]
+            starts_at=gathering.starts_at,
+            ends_at=gathering.ends_at,
+            capacity=capacity,
+            child_care_seats=child_care_seats,
+            family_friendly=gathering.family_friendly,
+            registration_opens_at=gathering.registration_opens_at,
+            registration_closes_at=domain.registration_closes_at(
+                gathering.starts_at, gathering.registration_closes_at
+            ),
+            change="capacity_changed",
+        )
+    uow.emit(Event(data, subject=str(gathering.gathering_id), site_id=gathering.site_id, actor_id=actor_id, time=now))
+
+
+async def cancel_gathering(cmd: CancelGathering, *, uow: GatheringsUnitOfWork, clock: Clock) -> Cancelled:
+    """The gathering and its registrations end; the event names who had a seat or waited (ids), so they can be
+    told."""
+    now = clock.now()
+    gathering = await _locked(uow, cmd.gathering_type, cmd.gathering_id, cmd.site_id, allow_cancelled=True)
+    if gathering.cancelled_at is not None:
+        raise Conflict(f"This {cmd.gathering_type} was cancelled already.", code="already_cancelled")
+    affected = await uow.gatherings.cancel_gathering(gathering.gathering_id, now, cmd.actor_id)
+    confirmed = [member_id for member_id, status in affected if status == "confirmed"]
+    waitlisted = [member_id for member_id, status in affected if status == "waitlisted"]
+    data: SessionCancelled | EventCancelled
+    if gathering.gathering_type == "session":
+        assert gathering.group_id is not None
+        data = SessionCancelled(
+            session_id=gathering.gathering_id,
+            group_id=gathering.group_id,
+            support_type=gathering.support_type,  # type: ignore[arg-type]
+            starts_at=gathering.starts_at,
+            cancelled_at=now,
+            confirmed_member_ids=confirmed,
+            waitlisted_member_ids=waitlisted,
+        )
+    else:
+        data = EventCancelled(
+            event_id=gathering.gathering_id,
+            kind=gathering.kind,  # type: ignore[arg-type]
+            support_type=gathering.support_type,  # type: ignore[arg-type]
+            starts_at=gathering.starts_at,
+            cancelled_at=now,
+            confirmed_member_ids=confirmed,
+            waitlisted_member_ids=waitlisted,
+        )
+    uow.emit(
+        Event(data, subject=str(gathering.gathering_id), site_id=gathering.site_id, actor_id=cmd.actor_id, time=now)
+    )
+    return Cancelled(gathering_id=gathering.gathering_id, cancelled_at=now, registrations_cancelled=len(affected))
+
+
+# Registrations
+
+
+async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) -> RegistrationResult:
+    if cmd.acting_member_id is not None and cmd.member_id != cmd.acting_member_id:
+        raise Forbidden("A volunteer token registers only its own member.", code="not_yours")
+    now = clock.now()
+    gathering = await _locked(uow, cmd.gathering_type, cmd.gathering_id, cmd.site_id)
+    closes_at = domain.registration_closes_at(gathering.starts_at, gathering.registration_closes_at)
+    if domain.window_state(now, gathering.registration_opens_at, closes_at) != "open":
+        raise Conflict(
+            "Registration is not open now.", code="registration_closed",
+            opens_at=gathering.registration_opens_at.isoformat() if gathering.registration_opens_at else None,
+            closes_at=closes_at.isoformat(),
+        )
+    party = Party(cmd.adults, cmd.children)
+    if not domain.can_ever_fit(party, gathering.capacity, gathering.child_care_seats):
+        raise Conflict(
+            "This party is bigger than the whole gathering (adults against capacity, children against child-care "
+            "seats).",
+            code="party_too_large", capacity=gathering.capacity, child_care_seats=gathering.child_care_seats,
+        )
+    # No waiting party fits the room left (promotion guarantees it), so a party that fits is the one a
+    # first-come-first-served walk of the waitlist would seat: seat it; otherwise it waits at the end.
+    confirmed = _room(gathering).fits(party)
+    registration_id = uuid.uuid4()
+    placed = await uow.gatherings.place(
+        gathering,
+        registration_id=registration_id,
+        member_id=cmd.member_id,
+        party=party,
+        confirmed=confirmed,
+        registered_by=cmd.role,
+        at=now,
+    )
+    if placed is None:
+        existing = await uow.gatherings.active_registration_of(gathering.gathering_id, cmd.member_id)
+        raise Conflict(
+            f"This member is registered for this {cmd.gathering_type} already.", code="already_registered",
+            registration_id=str(existing.registration_id) if existing else None,
+        )
+    common = _seat_fields(gathering, registration_id, cmd.member_id, party)
+    data: GatheringRegistered | GatheringWaitlisted
+    if confirmed:
+        data = GatheringRegistered(**common, registered_by=cmd.role, registered_at=now)
+    else:
+        assert placed.position is not None
+        data = GatheringWaitlisted(**common, registered_by=cmd.role, registered_at=now, position=placed.position)
+    uow.emit(Event(data, subject=str(registration_id), site_id=gathering.site_id, actor_id=cmd.actor_id, time=now))
+    return RegistrationResult(
+        registration_id=registration_id,
+        status="confirmed" if confirmed else "waitlisted",
+        position=placed.position,
+    )
+
+
+async def cancel_registration(
+    cmd: CancelRegistration, *, uow: GatheringsUnitOfWork, clock: Clock
+) -> RegistrationCancelled:
+    """Cancel a seat or a place in the waitlist; freed seats go to waiting parties in order, in this transaction."""
+    now = clock.now()
+    found = await uow.gatherings.get_registration(cmd.registration_id)
+    if found is None or (cmd.site_id is not None and found.site_id != cmd.site_id):
+        raise NotFound("No such registration here.", code="registration_not_found")
+    if cmd.acting_member_id is not None and found.member_id != cmd.acting_member_id:
+        raise Forbidden("A volunteer token cancels only its own registrations.", code="not_yours")
+    gathering = await _locked(uow, None, found.gathering_id, None, allow_cancelled=True)
+    # Read again under the lock: a concurrent cancel or promotion may have changed it while we waited.
+    registration = await uow.gatherings.get_registration(cmd.registration_id)
+    assert registration is not None
+    if registration.status == "cancelled":
+        raise Conflict("This registration was cancelled already.", code="already_cancelled")
+    await uow.gatherings.mark_cancelled(registration.registration_id, now, cmd.actor_id)
+    uow.emit(
+        Event(
+            GatheringRegistrationCancelled(
+                **_seat_fields(gathering, registration.registration_id, registration.member_id, registration.party),
+                previous_status=registration.status,  # type: ignore[arg-type]
+                cancelled_at=now,
+                cancelled_by=cmd.role,
+            ),
+            subject=str(registration.registration_id),
+            site_id=gathering.site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    promoted: list[RegistrationRow] = []
+    if registration.status == "confirmed":
+        taken_adults = gathering.taken_adults - registration.adults
+        taken_children = gathering.taken_children - registration.children
+        room = domain.room_left(gathering.capacity, gathering.child_care_seats, taken_adults, taken_children)
+        waiting = await uow.gatherings.waiting(gathering.gathering_id) if room.adults > 0 else []
+        promoted = await _promote(uow, gathering, waiting, room, now, "cancellation", cmd.actor_id)
+        await uow.gatherings.set_taken(
+            gathering.gathering_id,
+            taken_adults + sum(r.adults for r in promoted),
+            taken_children + sum(r.children for r in promoted),
+        )
+    return RegistrationCancelled(
+        registration_id=registration.registration_id,
+        status="cancelled",
+        promoted=[r.registration_id for r in promoted],
+    )
+
+
+async def _promote(
+    uow: GatheringsUnitOfWork,
+    gathering: GatheringRow,
+    waiting: list[RegistrationRow],
+    room: Room,
+    now: datetime,
+    reason: str,
+    actor_id: str,
+) -> list[RegistrationRow]:
+    """Seat the waiting parties that fit, in order (``domain.promote``). The caller updates the seats taken."""
+    if gathering.cancelled_at is not None or now >= gathering.ends_at:
+        return []
+    chosen = set(domain.promote([WaitingParty(r.registration_id, r.party) for r in waiting], room))
+    promoted = [r for r in waiting if r.registration_id in chosen]
+    await uow.gatherings.confirm([r.registration_id for r in promoted], now)
+    for registration in promoted:
+        uow.emit(
+            Event(
+                GatheringPromotedFromWaitlist(
+                    **_seat_fields(gathering, registration.registration_id, registration.member_id, registration.party),
+                    waiting_since=registration.registered_at,
+                    promoted_at=now,
+                    reason=reason,  # type: ignore[arg-type]
+                ),
+                subject=str(registration.registration_id),
+                site_id=gathering.site_id,
+                actor_id=actor_id,
+                time=now,
+            )
+        )
+    return promoted
+
+
+# Attendance
+
+
+async def mark_attendance(cmd: MarkAttendance, *, uow: GatheringsUnitOfWork, clock: Clock) -> AttendanceResult:
+    """A coordinator's roster mark; marking the same member twice (or after a check-in) records nothing new."""
+    now = clock.now()
+    gathering = await uow.gatherings.find_gathering(cmd.gathering_id, cmd.site_id, cmd.gathering_type)
+    if gathering is None:
+        raise NotFound(f"No such {cmd.gathering_type} here.", code=f"{cmd.gathering_type}_not_found")
+    if gathering.cancelled_at is not None:
+        raise Conflict(f"This {cmd.gathering_type} was cancelled.", code=f"{cmd.gathering_type}_cancelled")
+    registration = await _confirmed_registration(uow, gathering, cmd.member_id)
+    default = registration.party if registration is not None else Party(1, 0)
+    party = Party(
+        cmd.adults if cmd.adults is not None else default.adults,
+        cmd.children if cmd.children is not None else default.children,
+    )
+    attendance_id = await _record_attendance(
+        uow, gathering, member_id=cmd.member_id, visit_id=None, registration=registration, party=party,
+        source="roster", at=now, actor_id=cmd.actor_id, correlation_id=None,
+    )
+    if attendance_id is None:
+        attendance_id = await uow.gatherings.attendance_of(gathering.gathering_id, cmd.member_id)
+        return AttendanceResult(attendance_id=attendance_id, recorded=False, registered=registration is not None)
+    return AttendanceResult(attendance_id=attendance_id, recorded=True, registered=registration is not None)
+
+
+async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
+    """A kiosk check-in for a recovery group or a sober event is attendance at the session or event in its ref.
+
+    Other purposes, refs that are not one of this site's gatherings, and cancelled gatherings are ignored. A
+    member is recorded once per gathering, an anonymous walk-in once per visit: a redelivery adds nothing."""
+    # A tolerant reader: fields the check-in service may add later are not our business.
+    known = VisitorCheckedIn.model_fields
+    visit = VisitorCheckedIn.model_validate({k: v for k, v in event.data.items() if k in known})
+    gathering_type = PURPOSE_GATHERING.get(visit.purpose)
+    if gathering_type is None or visit.ref is None:
+        return
+    try:
+        gathering_id = uuid.UUID(visit.ref)
+    except ValueError:
+        return
+    gathering = await uow.gatherings.find_gathering(gathering_id, event.site_id, gathering_type)
+    if gathering is None or gathering.cancelled_at is not None:
+        return
+    registration = None
+    if visit.member_id is not None:
+        registration = await _confirmed_registration(uow, gathering, visit.member_id)
+    await _record_attendance(
+        uow, gathering, member_id=visit.member_id, visit_id=visit.visit_id, registration=registration,
+        party=registration.party if registration is not None else Party(1, 0),
+        source="checkin", at=visit.checked_in_at, actor_id=None, correlation_id=str(event.id),
+    )
+
+
+async def _confirmed_registration(
+    uow: GatheringsUnitOfWork, gathering: GatheringRow, member_id: uuid.UUID
+) -> RegistrationRow | None:
+    registration = await uow.gatherings.active_registration_of(gathering.gathering_id, member_id)
+    return registration if registration is not None and registration.status == "confirmed" else None
+
+
+async def _record_attendance(
+    uow: GatheringsUnitOfWork,
+    gathering: GatheringRow,
+    *,
+    member_id: uuid.UUID | None,
+    visit_id: uuid.UUID | None,
+    registration: RegistrationRow | None,
+    party: Party,
+    source: str,
+    at: datetime,
+    actor_id: str | None,
+    correlation_id: str | None,
+) -> uuid.UUID | None:
+    attendance_id = uuid.uuid4()
+    recorded = await uow.gatherings.add_attendance(
+        attendance_id=attendance_id,
+        gathering_id=gathering.gathering_id,
+        site_id=gathering.site_id,
+        member_id=member_id,
+        visit_id=visit_id,
+        registration_id=registration.registration_id if registration else None,
+        registered=registration is not None,
+        adults=party.adults,
+        children=party.children,
+        source=source,
+        attended_at=at,
+    )
+    if not recorded:
+        return None
+    uow.emit(
+        Event(
+            GatheringAttended(
+                attendance_id=attendance_id,
+                session_id=gathering.session_id,
+                group_id=gathering.group_id,
+                event_id=gathering.event_id,
+                support_type=gathering.support_type,  # type: ignore[arg-type]
+                starts_at=gathering.starts_at,
+                member_id=member_id,
+                anonymous=member_id is None,
+                visit_id=visit_id,
+                registered=registration is not None,
+                registration_id=registration.registration_id if registration else None,
+                adults=party.adults,
+                children=party.children,
+                source=source,  # type: ignore[arg-type]
+                attended_at=at,
+            ),
+            subject=str(attendance_id),
+            site_id=gathering.site_id,
+            actor_id=actor_id,
+            correlation_id=correlation_id,
+            time=at,
+        )
+    )
+    return attendance_id
+
+
+# Helpers
+
+
+async def _locked(
+    uow: GatheringsUnitOfWork,
+    gathering_type: GatheringType | None,
+    gathering_id: uuid.UUID,
+    site_id: str | None,
+    *,
+    allow_cancelled: bool = False,
+) -> GatheringRow:
+    gathering = await uow.gatherings.lock_gathering(gathering_id, gathering_type, site_id)
+    if gathering is None:
+        name = gathering_type or "gathering"
+        raise NotFound(f"No such {name} here.", code=f"{name}_not_found")
+    if gathering.cancelled_at is not None and not allow_cancelled:
+        raise Conflict(f"This {gathering.gathering_type} was cancelled.", code=f"{gathering.gathering_type}_cancelled")
+    return gathering
+
+
+def _room(gathering: GatheringRow) -> Room:
+    return domain.room_left(
+        gathering.capacity, gathering.child_care_seats, gathering.taken_adults, gathering.taken_children
+    )
+
+
+def _seat_fields(gathering: GatheringRow, registration_id: uuid.UUID, member_id: uuid.UUID, party: Party) -> dict:
+    return {
+        "registration_id": registration_id,
+        "member_id": member_id,
+        "session_id": gathering.session_id,
+        "group_id": gathering.group_id,
+        "event_id": gathering.event_id,
+        "support_type": gathering.support_type,
+        "starts_at": gathering.starts_at,
+        "adults": party.adults,
+        "children": party.children,
+    }

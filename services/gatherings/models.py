@@ -1,0 +1,619 @@
+"""Tables of the ``gatherings`` schema and the repository handlers use.
+
+One table holds every *gathering* (a group session or a sober event): anything with seats. Registrations and
+attendance point at it, so capacity, waitlist and attendance are written once for both. Seats taken are kept on
+the gathering's row (``taken_adults``, ``taken_children``): every change locks that row first, and CHECK
+constraints make overbooking impossible even for a bug. Core statements on the registration path."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    Row,
+    Select,
+    Text,
+    UniqueConstraint,
+    exists,
+    false,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.gatherings import SCHEMA
+from services.gatherings.domain import GatheringType, Party
+from shared.db import service_metadata
+from shared.uow import UnitOfWork
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata(SCHEMA)
+    type_annotation_map = {
+        str: Text,
+        int: Integer,
+        bool: Boolean,
+        datetime: DateTime(timezone=True),
+        uuid.UUID: UUID(as_uuid=True),
+    }
+
+
+class Group(Base):
+    """A recurring recovery group; its sessions are materialized as gatherings up to a horizon."""
+
+    __tablename__ = "groups"
+    __table_args__ = (
+        CheckConstraint("capacity > 0", name="capacity_positive"),
+        CheckConstraint("child_care_seats >= 0", name="child_care_seats_not_negative"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        Index("ix_groups_site_id_name", "site_id", "name", "group_id"),
+    )
+
+    group_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    site_id: Mapped[str]
+    # Not personal data, but free text: it is shown on the calendar and never put in an event.
+    name: Mapped[str]
+    focus_tags: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    support_type: Mapped[str]
+    facilitator_member_id: Mapped[uuid.UUID]
+    capacity: Mapped[int]
+    child_care_seats: Mapped[int]
+    room: Mapped[str | None]
+    # The zone the rule is read in (the site's, when the group was created).
+    timezone: Mapped[str]
+    first_start_local: Mapped[datetime] = mapped_column(DateTime(timezone=False))
+    duration_minutes: Mapped[int]
+    rrule: Mapped[str]
+    # Local dates ("2026-12-29") or local start times ("2026-12-29T18:00:00") that do not happen (EXDATE).
+    exceptions: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # Sessions exist as rows up to here; the horizon task rolls it forward.
+    scheduled_until: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+
+class Gathering(Base):
+    """A group session or a sober event: capacity, child-care seats, a registration window, cancellable."""
+
+    __tablename__ = "gatherings"
+    __table_args__ = (
+        CheckConstraint("gathering_type IN ('session', 'event')", name="gathering_type_known"),
+        CheckConstraint("(gathering_type = 'session') = (group_id IS NOT NULL)", name="sessions_have_a_group"),
+        CheckConstraint(
+            "gathering_type = 'session' OR (title IS NOT NULL AND kind IS NOT NULL)", name="events_have_title_kind"
+        ),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        CheckConstraint("capacity > 0", name="capacity_positive"),
+        CheckConstraint("child_care_seats >= 0", name="child_care_seats_not_negative"),
+        # The guarantee behind "capacity can never be exceeded": whatever the code does, the database refuses it.
+        CheckConstraint(
+            "taken_adults BETWEEN 0 AND capacity AND taken_children BETWEEN 0 AND child_care_seats",
+            name="seats_within_capacity",
+        ),
+        UniqueConstraint("group_id", "occurrence_start"),
+        Index("ix_gatherings_site_id_starts_at", "site_id", "starts_at", "gathering_id"),
+        Index("ix_gatherings_group_id_starts_at", "group_id", "starts_at", "gathering_id"),
+    )
+
+    gathering_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    site_id: Mapped[str]
+    gathering_type: Mapped[str]
+    group_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey(Group.group_id))
+    # A session's occurrence in its group's rule (local wall clock): stays when the session is moved.
+    occurrence_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    title: Mapped[str | None]
+    kind: Mapped[str | None]
+    support_type: Mapped[str]
+    family_friendly: Mapped[bool] = mapped_column(server_default=false())
+    room: Mapped[str | None]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    capacity: Mapped[int]
+    child_care_seats: Mapped[int]
+    taken_adults: Mapped[int] = mapped_column(server_default=text("0"))
+    taken_children: Mapped[int] = mapped_column(server_default=text("0"))
+    registration_opens_at: Mapped[datetime | None]
+    # None: registration closes when the gathering starts.
+    registration_closes_at: Mapped[datetime | None]
+    # iCalendar SEQUENCE: bumped when the time or the seats change.
+    revision: Mapped[int] = mapped_column(server_default=text("0"))
+    cancelled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Registration(Base):
+    __tablename__ = "registrations"
+    __table_args__ = (
+        CheckConstraint("status IN ('confirmed', 'waitlisted', 'cancelled')", name="status_known"),
+        CheckConstraint("adults >= 1 AND children >= 0", name="party_size"),
+        # One active registration per member and gathering, under any concurrency.
+        Index(
+            "uq_registrations_active_member", "gathering_id", "member_id", unique=True,
+            postgresql_where=text("status <> 'cancelled'"),
+        ),
+        Index("ix_registrations_gathering_id_status_seq", "gathering_id", "status", "seq"),
+        Index("ix_registrations_member_id", "member_id"),
+    )
+
+    registration_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    # Arrival order (first come, first served): taken while the gathering's row is locked, so it is the order in
+    # which registrations were decided.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
+    gathering_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Gathering.gathering_id))
+    site_id: Mapped[str]
+    member_id: Mapped[uuid.UUID]
+    adults: Mapped[int]
+    children: Mapped[int]
+    status: Mapped[str]
+    registered_by: Mapped[str]
+    registered_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    promoted_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by: Mapped[str | None]
+
+
+class Attendance(Base):
+    __tablename__ = "attendance"
+    __table_args__ = (
+        CheckConstraint("source IN ('checkin', 'roster')", name="source_known"),
+        CheckConstraint("member_id IS NOT NULL OR visit_id IS NOT NULL", name="someone"),
+        # A member attends a gathering once; an anonymous walk-in once per visit. A redelivered check-in adds nothing.
+        Index(
+            "uq_attendance_member", "gathering_id", "member_id", unique=True,
+            postgresql_where=text("member_id IS NOT NULL"),
+        ),
+        Index("uq_attendance_visit", "visit_id", unique=True, postgresql_where=text("visit_id IS NOT NULL")),
+        Index("ix_attendance_gathering_id", "gathering_id"),
+    )
+
+    attendance_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    gathering_id: Mapped[uuid.UUID] = mapped_column(ForeignKey(Gathering.gathering_id))
+    site_id: Mapped[str]
+    member_id: Mapped[uuid.UUID | None]
+    visit_id: Mapped[uuid.UUID | None]
+    registration_id: Mapped[uuid.UUID | None]
+    registered: Mapped[bool]
+    adults: Mapped[int]
+    children: Mapped[int]
+    source: Mapped[str]
+    attended_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+groups = Group.__table__
+gatherings = Gathering.__table__
+registrations = Registration.__table__
+attendance = Attendance.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class GatheringRow:
+    gathering_id: uuid.UUID
+    site_id: str
+    gathering_type: GatheringType
+    group_id: uuid.UUID | None
+    kind: str | None
+    support_type: str
+    family_friendly: bool
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    child_care_seats: int
+    taken_adults: int
+    taken_children: int
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    cancelled_at: datetime | None
+
+    @property
+    def session_id(self) -> uuid.UUID | None:
+        return self.gathering_id if self.gathering_type == "session" else None
+
+    @property
+    def event_id(self) -> uuid.UUID | None:
+        return self.gathering_id if self.gathering_type == "event" else None
+
+
+def _gathering_columns() -> tuple:
+    c = gatherings.c
+    return (
+        c.gathering_id, c.site_id, c.gathering_type, c.group_id, c.kind, c.support_type, c.family_friendly,
+        c.starts_at, c.ends_at, c.capacity, c.child_care_seats, c.taken_adults, c.taken_children,
+        c.registration_opens_at, c.registration_closes_at, c.cancelled_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRow:
+    registration_id: uuid.UUID
+    seq: int
+    gathering_id: uuid.UUID
+    site_id: str
+    member_id: uuid.UUID
+    adults: int
+    children: int
+    status: str
+    registered_at: datetime
+
+    @property
+    def party(self) -> Party:
+        return Party(self.adults, self.children)
+
+
+def _registration_columns() -> tuple:
+    c = registrations.c
+    return (
+        c.registration_id, c.seq, c.gathering_id, c.site_id, c.member_id, c.adults, c.children, c.status,
+        c.registered_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GatheringView:
+    gathering_id: uuid.UUID
+    site_id: str
+    gathering_type: GatheringType
+    group_id: uuid.UUID | None
+    title: str
+    kind: str | None
+    support_type: str
+    focus_tags: list[str]
+    family_friendly: bool
+    room: str | None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    child_care_seats: int
+    taken_adults: int
+    taken_children: int
+    waitlisted: int
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    occurrence_start: datetime | None
+    timezone: str | None
+    revision: int
+    cancelled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    registration_id: uuid.UUID
+    position: int | None
+
+
+class GatheringsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Groups and their sessions
+
+    async def add_group(self, **values: object) -> None:
+        await self.session.execute(insert(groups).values(**values))
+
+    async def add_sessions(self, rows: list[dict[str, object]]) -> list[uuid.UUID]:
+        """Insert sessions; an occurrence that exists already (another horizon pass got there) is skipped."""
+        if not rows:
+            return []
+        result = await self.session.execute(
+            insert(gatherings)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["group_id", "occurrence_start"])
+            .returning(gatherings.c.gathering_id)
+        )
+        return list(result.scalars())
+
+    async def groups_to_extend(self, target: datetime) -> list[Group]:
+        """Groups whose sessions stop short of ``target``, locked; a group another process is extending is skipped."""
+        result = await self.session.execute(
+            select(Group).where(groups.c.scheduled_until < target).with_for_update(skip_locked=True)
+        )
+        return list(result.scalars())
+
+    async def set_scheduled_until(self, group_id: uuid.UUID, until: datetime) -> None:
+        await self.session.execute(update(groups).where(groups.c.group_id == group_id).values(scheduled_until=until))
+
+    # Gatherings
+
+    async def add_gathering(self, **values: object) -> None:
+        await self.session.execute(insert(gatherings).values(**values))
+
+    async def lock_gathering(
+        self, gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None
+    ) -> GatheringRow | None:
+        """The gathering's row, locked until commit: every change of seats goes through here first, so they are
+        decided one after another, each from the latest committed seats (a locking read returns the newest row
+        version). ``site_id`` None: any site (an admin)."""
+        row = (
+            await self.session.execute(_find(gathering_id, gathering_type, site_id).with_for_update())
+        ).first()
+        return None if row is None else GatheringRow(*row)
+
+    async def find_gathering(
+        self, gathering_id: uuid.UUID, site_id: str | None, gathering_type: GatheringType | None
+    ) -> GatheringRow | None:
+        row = (await self.session.execute(_find(gathering_id, gathering_type, site_id))).first()
+        return None if row is None else GatheringRow(*row)
+
+    async def set_taken(self, gathering_id: uuid.UUID, adults: int, children: int) -> None:
+        await self.session.execute(
+            update(gatherings)
+            .where(gatherings.c.gathering_id == gathering_id)
+            .values(taken_adults=adults, taken_children=children)
+        )
+
+    async def set_capacity(self, gathering_id: uuid.UUID, capacity: int, child_care_seats: int) -> None:
+        await self.session.execute(
+            update(gatherings)
+            .where(gatherings.c.gathering_id == gathering_id)
+            .values(capacity=capacity, child_care_seats=child_care_seats, revision=gatherings.c.revision + 1)
+        )
+
+    async def move(self, gathering_id: uuid.UUID, starts_at: datetime, ends_at: datetime) -> None:
+        await self.session.execute(
+            update(gatherings)
+            .where(gatherings.c.gathering_id == gathering_id)
+            .values(starts_at=starts_at, ends_at=ends_at, revision=gatherings.c.revision + 1)
+        )
+
+    async def cancel_gathering(
+        self, gathering_id: uuid.UUID, at: datetime, by: str
+    ) -> list[tuple[uuid.UUID, str]]:
+        """Cancel the gathering and every active registration with it; returns (member_id, previous status) of
+        those registrations, in arrival order."""
+        await self.session.execute(
+            update(gatherings)
+            .where(gatherings.c.gathering_id == gathering_id)
+            .values(cancelled_at=at, taken_adults=0, taken_children=0, revision=gatherings.c.revision + 1)
+        )
+        r = registrations.c
+        active = (
+            select(r.registration_id, r.member_id, r.status, r.seq)
+            .where(r.gathering_id == gathering_id, r.status != "cancelled")
+            .cte("active")
+        )
+        rows = await self.session.execute(
+            update(registrations)
+            .where(r.registration_id == active.c.registration_id)
+            .values(status="cancelled", cancelled_at=at, cancelled_by=by)
+            .returning(active.c.member_id, active.c.status, active.c.seq)
+        )
+        return [(row.member_id, row.status) for row in sorted(rows, key=lambda row: row.seq)]
+
+    # Registrations
+
+    async def place(
+        self,
+        gathering: GatheringRow,
+        *,
+        registration_id: uuid.UUID,
+        member_id: uuid.UUID,
+        party: Party,
+        confirmed: bool,
+        registered_by: str,
+        at: datetime,
+    ) -> Placed | None:
+        """Insert the registration, take its seats when confirmed and tell a waiting party its position, in one
+        statement (the gathering's row is locked meanwhile, so every round trip counts). None: the member has an
+        active registration already."""
+        r = registrations.c
+        inserted = (
+            insert(registrations)
+            .values(
+                registration_id=registration_id,
+                gathering_id=gathering.gathering_id,
+                site_id=gathering.site_id,
+                member_id=member_id,
+                adults=party.adults,
+                children=party.children,
+                status="confirmed" if confirmed else "waitlisted",
+                registered_by=registered_by,
+                registered_at=at,
+                confirmed_at=at if confirmed else None,
+            )
+            .on_conflict_do_nothing(
+                index_elements=["gathering_id", "member_id"], index_where=text("status <> 'cancelled'")
+            )
+            .returning(r.registration_id, r.seq)
+            .cte("inserted")
+        )
+        if confirmed:
+            stmt = select(inserted.c.registration_id).add_cte(
+                update(gatherings)
+                .where(gatherings.c.gathering_id == gathering.gathering_id, exists(select(inserted.c.seq)))
+                .values(
+                    taken_adults=gatherings.c.taken_adults + party.adults,
+                    taken_children=gatherings.c.taken_children + party.children,
+                )
+                .returning(gatherings.c.gathering_id)
+                .cte("seated")
+            )
+        else:
+            # The statement's snapshot does not see the row being inserted: the ones ahead, plus one.
+            ahead = (
+                select(func.count())
+                .where(r.gathering_id == gathering.gathering_id, r.status == "waitlisted", r.seq < inserted.c.seq)
+                .scalar_subquery()
+            )
+            stmt = select(inserted.c.registration_id, (ahead + 1).label("position"))
+        row = (await self.session.execute(stmt)).first()
+        if row is None:
+            return None
+        return Placed(row.registration_id, None if confirmed else row.position)
+
+    async def active_registration_of(self, gathering_id: uuid.UUID, member_id: uuid.UUID) -> RegistrationRow | None:
+        r = registrations.c
+        row = (
+            await self.session.execute(
+                select(*_registration_columns()).where(
+                    r.gathering_id == gathering_id, r.member_id == member_id, r.status != "cancelled"
+                )
+            )
+        ).first()
+        return None if row is None else RegistrationRow(*row)
+
+    async def get_registration(self, registration_id: uuid.UUID) -> RegistrationRow | None:
+        row = (
+            await self.session.execute(
+                select(*_registration_columns()).where(registrations.c.registration_id == registration_id)
+            )
+        ).first()
+        return None if row is None else RegistrationRow(*row)
+
+    async def mark_cancelled(self, registration_id: uuid.UUID, at: datetime, by: str) -> None:
+        await self.session.execute(
+            update(registrations)
+            .where(registrations.c.registration_id == registration_id)
+            .values(status="cancelled", cancelled_at=at, cancelled_by=by)
+        )
+
+    async def waiting(self, gathering_id: uuid.UUID) -> list[RegistrationRow]:
+        r = registrations.c
+        rows = await self.session.execute(
+            select(*_registration_columns())
+            .where(r.gathering_id == gathering_id, r.status == "waitlisted")
+            .order_by(r.seq)
+        )
+        return [RegistrationRow(*row) for row in rows]
+
+    async def confirm(self, registration_ids: list[uuid.UUID], at: datetime) -> None:
+        if registration_ids:
+            await self.session.execute(
+                update(registrations)
+                .where(registrations.c.registration_id.in_(registration_ids))
+                .values(status="confirmed", confirmed_at=at, promoted_at=at)
+            )
+
+    async def waiting_position(self, registration: RegistrationRow) -> int | None:
+        if registration.status != "waitlisted":
+            return None
+        r = registrations.c
+        ahead = await self.session.scalar(
+            select(func.count()).where(
+                r.gathering_id == registration.gathering_id, r.status == "waitlisted", r.seq < registration.seq
+            )
+        )
+        return (ahead or 0) + 1
+
+    # Attendance
+
+    async def add_attendance(self, **values: object) -> bool:
+        """False when this member (or this anonymous visit) is recorded at the gathering already."""
+        result = await self.session.execute(
+            insert(attendance).values(**values).on_conflict_do_nothing().returning(attendance.c.attendance_id)
+        )
+        return result.first() is not None
+
+    async def attendance_of(self, gathering_id: uuid.UUID, member_id: uuid.UUID) -> uuid.UUID | None:
+        return await self.session.scalar(
+            select(attendance.c.attendance_id).where(
+                attendance.c.gathering_id == gathering_id, attendance.c.member_id == member_id
+            )
+        )
+
+
+    # Reads (views)
+
+    async def groups_page(self, site_id: str, after: tuple[str, uuid.UUID] | None, limit: int) -> list[Row]:
+        stmt = select(groups).where(groups.c.site_id == site_id)
+        if after is not None:
+            stmt = stmt.where(tuple_(groups.c.name, groups.c.group_id) > tuple_(*after))
+        stmt = stmt.order_by(groups.c.name, groups.c.group_id).limit(limit)
+        return list((await self.session.execute(stmt)).all())
+
+    async def group_exists(self, group_id: uuid.UUID, site_id: str | None) -> bool:
+        stmt = select(groups.c.group_id).where(groups.c.group_id == group_id)
+        if site_id is not None:
+            stmt = stmt.where(groups.c.site_id == site_id)
+        return await self.session.scalar(stmt) is not None
+
+    async def gathering_views(
+        self,
+        *,
+        site_id: str | None,
+        gathering_id: uuid.UUID | None = None,
+        gathering_type: GatheringType | None = None,
+        group_id: uuid.UUID | None = None,
+        ends_after: datetime | None = None,
+        starts_before: datetime | None = None,
+        include_cancelled: bool = True,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        limit: int | None = None,
+    ) -> list[GatheringView]:
+        """Gatherings with what a reader needs (the group's name and tags, seats, waitlist length), by start."""
+        g, r = gatherings.c, registrations.c
+        waitlisted = (
+            select(func.count())
+            .where(r.gathering_id == g.gathering_id, r.status == "waitlisted")
+            .correlate(gatherings)
+            .scalar_subquery()
+        )
+        stmt = select(
+            g.gathering_id, g.site_id, g.gathering_type, g.group_id,
+            func.coalesce(g.title, groups.c.name).label("title"),
+            g.kind, g.support_type,
+            func.coalesce(groups.c.focus_tags, literal([], ARRAY(Text))).label("focus_tags"),
+            g.family_friendly, g.room, g.starts_at, g.ends_at, g.capacity, g.child_care_seats, g.taken_adults,
+            g.taken_children, waitlisted.label("waitlisted"), g.registration_opens_at, g.registration_closes_at,
+            g.occurrence_start, groups.c.timezone, g.revision, g.cancelled_at,
+        ).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
+        if site_id is not None:
+            stmt = stmt.where(g.site_id == site_id)
+        if gathering_id is not None:
+            stmt = stmt.where(g.gathering_id == gathering_id)
+        if gathering_type is not None:
+            stmt = stmt.where(g.gathering_type == gathering_type)
+        if group_id is not None:
+            stmt = stmt.where(g.group_id == group_id)
+        if ends_after is not None:
+            stmt = stmt.where(g.ends_at > ends_after)
+        if starts_before is not None:
+            stmt = stmt.where(g.starts_at < starts_before)
+        if not include_cancelled:
+            stmt = stmt.where(g.cancelled_at.is_(None))
+        if after is not None:
+            stmt = stmt.where(tuple_(g.starts_at, g.gathering_id) > tuple_(*after))
+        stmt = stmt.order_by(g.starts_at, g.gathering_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [GatheringView(*row) for row in await self.session.execute(stmt)]
+
+    async def active_registrations(self, gathering_id: uuid.UUID) -> list[RegistrationRow]:
+        r = registrations.c
+        rows = await self.session.execute(
+            select(*_registration_columns())
+            .where(r.gathering_id == gathering_id, r.status != "cancelled")
+            .order_by(r.seq)
+        )
+        return [RegistrationRow(*row) for row in rows]
+
+
+def _find(gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None) -> Select:
+    stmt = select(*_gathering_columns()).where(gatherings.c.gathering_id == gathering_id)
+    if gathering_type is not None:
+        stmt = stmt.where(gatherings.c.gathering_type == gathering_type)
+    if site_id is not None:
+        stmt = stmt.where(gatherings.c.site_id == site_id)
+    return stmt
+
+
+class GatheringsUnitOfWork(UnitOfWork):
+    source = "/rcc/gatherings"
+
+    def start(self) -> None:
+        self.gatherings = GatheringsRepository(self.session)
