@@ -97,7 +97,7 @@ def create_engine(settings: Settings, *, service: str, role: str | None = None) 
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_timeout=settings.db_connect_timeout_s,
+        pool_timeout=settings.db_pool_timeout_s,
         connect_args={"server_settings": server_settings, "timeout": settings.db_connect_timeout_s},
     )
 

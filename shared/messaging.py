@@ -214,10 +214,16 @@ class Consumer:
         await self._pending.put(message)
 
     async def run(self) -> None:
-        await self.start()
-        while True:
-            batch = await self._next_batch()
-            await self._handle(batch)
+        try:
+            await self.start()
+            while True:
+                batch = await self._next_batch()
+                await self._handle(batch)
+        finally:
+            # Otherwise a stopped consumer's channel keeps receiving (and holding) messages.
+            if self._channel is not None and not self._channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._channel.close())
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
         batch = [await self._pending.get()]

@@ -64,7 +64,7 @@ def create_messaging_tables(schema: str) -> None:
     op.create_table(
         "outbox",
         sa.Column("sequence", sa.BigInteger, sa.Identity(always=True), primary_key=True),
-        sa.Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+        sa.Column("event_id", UUID(as_uuid=True), nullable=False),
         sa.Column("type", sa.Text, nullable=False),
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("site_id", sa.Text, nullable=False),
@@ -78,6 +78,7 @@ def create_messaging_tables(schema: str) -> None:
         sa.Column("published_at", sa.DateTime(timezone=True)),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+        sa.UniqueConstraint("event_id", name="uq_outbox_event_id"),
         schema=schema,
     )
     op.create_index(

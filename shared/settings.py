@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 5_000
     db_connect_timeout_s: float = 3.0
+    # How long a request may wait for a pooled connection before it gets 503 (bursts queue here).
+    db_pool_timeout_s: float = 10.0
 
     publish_timeout_s: float = 5.0
     relay_batch_size: int = 500

@@ -47,10 +47,8 @@ class UnitOfWork:
         """Subclasses open their repositories here."""
 
     async def __aexit__(self, *exc_info: object) -> None:
-        try:
-            await self.session.rollback()
-        finally:
-            await self.session.close()
+        # Closing rolls back whatever was not committed and, unlike rollback(), leaves loaded objects readable.
+        await self.session.close()
 
     def emit(self, event: Event) -> None:
         self.events.append(event)

@@ -242,6 +242,12 @@ class Api:
     def delete(self, path: str, **kwargs: Any) -> Callable[[View], View]:
         return self.route("DELETE", path, **kwargs)
 
+    def patch(self, path: str, **kwargs: Any) -> Callable[[View], View]:
+        return self.route("PATCH", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Callable[[View], View]:
+        return self.route("PUT", path, **kwargs)
+
     def openapi(self) -> dict[str, Any]:
         from shared.openapi import build_openapi
 

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.checkin.domain import OccupancyStatus
 from shared.access import Site
-from shared.contracts.checkin import Purpose, SupportType
+from shared.contracts import SupportType
+from shared.contracts.checkin import Purpose
 
 REF_PATTERN = r"^[A-Za-z0-9._:-]{1,100}$"
 

@@ -7,7 +7,8 @@ import zoneinfo
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
-from shared.contracts.checkin import Purpose, SupportType
+from shared.contracts import SupportType
+from shared.contracts.checkin import Purpose
 
 # Easy to read aloud and type: no 0/O, no 1/I.
 KIOSK_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"

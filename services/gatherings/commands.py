@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from services.gatherings.domain import GatheringType
-from shared.contracts.checkin import SupportType
+from shared.contracts import SupportType
 from shared.contracts.gatherings import EventKind, RegisteredBy
 
 FocusTag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=40)]

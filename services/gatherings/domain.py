@@ -16,7 +16,7 @@ from typing import Generic, Literal, TypeVar
 
 import icalendar
 
-from shared.contracts.checkin import SupportType
+from shared.contracts import SupportType
 from shared.contracts.gatherings import EventKind
 from shared.recurrence import Occurrence, expand
 

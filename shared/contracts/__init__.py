@@ -11,6 +11,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 Classification = Literal["internal", "sensitive"]
+# SAMHSA's four types of social support: a reporting dimension of every visit, group and event (DOMAIN.md).
+SupportType = Literal["emotional", "informational", "instrumental", "affiliational"]
 
 
 class EventData(BaseModel):

@@ -31,10 +31,11 @@ def build_asyncapi() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     for event_type, contract in sorted(load_catalogue().items()):
+        # Keyed by event type: two services may well both have a class called Waitlisted.
         data_schema = contract.model_json_schema(ref_template=REF, mode="serialization")
         schemas.update(data_schema.pop("$defs", {}))
-        schemas[contract.__name__] = data_schema
-        messages[contract.__name__] = {
+        schemas[event_type] = data_schema
+        messages[event_type] = {
             "name": event_type,
             "title": contract.__name__,
             "summary": contract.summary,
@@ -48,13 +49,13 @@ def build_asyncapi() -> dict[str, Any]:
                     "type": {"type": "string", "const": event_type},
                     "dataschema": {"type": "string", "const": contract.dataschema()},
                     "dataclassification": {"type": "string", "const": contract.classification},
-                    "data": {"$ref": REF.format(model=contract.__name__)},
+                    "data": {"$ref": REF.format(model=event_type)},
                 },
             },
         }
         channels[event_type] = {
             "address": event_type,
-            "messages": {contract.__name__: {"$ref": f"#/components/messages/{contract.__name__}"}},
+            "messages": {contract.__name__: {"$ref": f"#/components/messages/{event_type}"}},
             "bindings": {"amqp": {"is": "routingKey", "exchange": {"name": "rcc.events", "type": "topic",
                                                                    "durable": True}}},
         }

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from shared.contracts import EventData, register
+from shared.contracts import EventData, SupportType, register
 
 Purpose = Literal[
     "drop_in",
@@ -17,7 +17,6 @@ Purpose = Literal[
     "education",
     "volunteer_shift",
 ]
-SupportType = Literal["emotional", "informational", "instrumental", "affiliational"]
 
 
 @register

@@ -16,6 +16,7 @@ def test_asyncapi_lists_every_event_with_its_envelope() -> None:
     document = api_documents()["asyncapi.json"]
     assert document["asyncapi"] == "3.0.0"
     assert "checkin.visitor_checked_in" in document["channels"]
-    message = document["components"]["messages"]["VisitorCheckedIn"]
+    message = document["components"]["messages"]["checkin.visitor_checked_in"]
     assert message["payload"]["properties"]["type"]["const"] == "checkin.visitor_checked_in"
-    assert document["components"]["schemas"]["VisitorCheckedIn"]["properties"]["purpose"]["enum"][0] == "drop_in"
+    schema = document["components"]["schemas"]["checkin.visitor_checked_in"]
+    assert schema["properties"]["purpose"]["enum"][0] == "drop_in"
