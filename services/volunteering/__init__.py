@@ -1,2 +1,5 @@
+"""Volunteering: peer leaders' roles, trainings and profiles; shifts (single and recurring) with capacity and a
+waitlist; self-service sign-up; hours worked (from kiosk check-ins) and their approval."""
+
 SERVICE = "volunteering"
 SCHEMA = "volunteering"

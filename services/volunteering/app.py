@@ -1,15 +1,58 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
 from aiohttp import web
 
-from services.volunteering import SERVICE
+from services.volunteering import SERVICE, consumers, handlers
+from services.volunteering.commands import ExtendSeries, MarkMissedShifts
+from services.volunteering.models import Base, VolunteeringUnitOfWork
 from services.volunteering.settings import VolunteeringSettings
-from services.volunteering.views import api
+from services.volunteering.views import CLOCK, SETTINGS, SHIFT_LOCKS, UOW, KeyedLocks, api
 from shared import runtime
+from shared.clock import Clock, SystemClock
+from shared.db import make_sessionmaker
 from shared.settings import Settings
-from shared.web import make_app
+from shared.uow import execute
+from shared.web import SITES, make_app
 
 
-def create_app(base: Settings | None = None) -> web.Application:
+def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> web.Application:
     settings = VolunteeringSettings.of(base)
-    app = make_app(api, max_body_bytes=settings.max_body_bytes)
-    app.cleanup_ctx.extend([runtime.database(settings, SERVICE), runtime.broker(settings, SERVICE)])
+    app = make_app(api, settings)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[SHIFT_LOCKS] = KeyedLocks()
+    app.cleanup_ctx.extend(
+        [
+            runtime.database(settings, SERVICE),
+            _unit_of_work,
+            runtime.broker(settings, SERVICE),
+            runtime.outbox_relay(settings, SERVICE, Base.metadata),
+            runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.attendance),
+            runtime.every("volunteering-missed-shifts", settings.missed_check_interval_s, mark_missed_shifts),
+            runtime.every("volunteering-series-horizon", settings.series_extend_interval_s, extend_series),
+        ]
+    )
     return app
+
+
+async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
+    sessionmaker = make_sessionmaker(app[runtime.ENGINE])
+    app[UOW] = lambda: VolunteeringUnitOfWork(sessionmaker, Base.metadata)
+    yield
+
+
+async def mark_missed_shifts(app: web.Application) -> None:
+    grace = timedelta(minutes=app[SETTINGS].missed_grace_minutes)
+    for site in await app[SITES].all():
+        cmd = MarkMissedShifts(site_id=site.site_id, grace=grace)
+        while (await execute(handlers.mark_missed_shifts, cmd, uow=app[UOW](), clock=app[CLOCK])).body["marked"]:
+            pass  # a full batch may have left more behind
+
+
+async def extend_series(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    cmd = ExtendSeries(horizon=timedelta(weeks=settings.series_horizon_weeks))
+    await execute(handlers.extend_series, cmd, uow=app[UOW](), clock=app[CLOCK])

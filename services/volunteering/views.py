@@ -1,3 +1,603 @@
-from shared.web import Api
+"""HTTP adapters: parse, authorize, call a handler (writes) or read directly (queries), answer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import uuid
+import zoneinfo
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import icalendar
+from aiohttp import web
+from sqlalchemy.exc import DBAPIError
+
+from services.volunteering import domain, handlers
+from services.volunteering.commands import (
+    Actor,
+    AddHours,
+    AddHoursBody,
+    ApproveHours,
+    CalendarFeedOut,
+    CancelShift,
+    ChangeShift,
+    CorrectHours,
+    CorrectHoursBody,
+    CreateRole,
+    DropResult,
+    DropSignup,
+    HoursOut,
+    HoursPage,
+    HoursQuery,
+    MonthMinutes,
+    MyHoursQuery,
+    MyShiftOut,
+    MyShifts,
+    MyShiftsQuery,
+    MySignupOut,
+    RecordTraining,
+    RejectHours,
+    RejectHoursBody,
+    RoleBody,
+    RoleList,
+    RoleOut,
+    RoleUpdateBody,
+    RotateCalendarFeed,
+    ScheduleSeries,
+    ScheduleShift,
+    SeriesBody,
+    SeriesResult,
+    SetVolunteerProfile,
+    ShiftBody,
+    ShiftCancelledResult,
+    ShiftChangedResult,
+    ShiftOut,
+    ShiftPage,
+    ShiftPatchBody,
+    ShiftResult,
+    ShiftsQuery,
+    SignUp,
+    SignUpBody,
+    SignupList,
+    SignupOut,
+    SignUpResult,
+    TrainingBody,
+    TrainingOut,
+    UpdateRole,
+    VolunteerBody,
+    VolunteerOut,
+)
+from services.volunteering.models import VolunteeringUnitOfWork
+from services.volunteering.settings import VolunteeringSettings
+from shared.access import STAFF, Role, Site
+from shared.clock import Clock
+from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.uow import Outcome, execute
+from shared.web import SITES, Api, Call
+
+UOW = web.AppKey("volunteering_uow", Callable[[], VolunteeringUnitOfWork])
+CLOCK = web.AppKey("volunteering_clock", Clock)
+SETTINGS = web.AppKey("volunteering_settings", VolunteeringSettings)
 
 api = Api(service="volunteering", title="Recovery community center: volunteering")
+
+PEOPLE = (Role.VOLUNTEER, *STAFF)
+DEFAULT_RANGE = timedelta(days=28)
+# Two transactions that each promote several waitlisted volunteers can, rarely, wait on each other's member
+# locks; PostgreSQL then aborts one (deadlock detected), and it is simply run again.
+RETRYABLE_SQLSTATES = {"40P01", "40001"}
+ATTEMPTS = 3
+
+
+class KeyedLocks:
+    """One in-process queue per shift. Requests that change a shift's seats line up here instead of each holding a
+    pooled database connection while waiting for the shift's row lock, so a burst of sign-ups for one popular
+    shift neither exhausts the pool nor convoys in PostgreSQL. The row lock still is what makes it correct across
+    processes."""
+
+    def __init__(self) -> None:
+        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: object) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+SHIFT_LOCKS = web.AppKey("volunteering_shift_locks", KeyedLocks)
+
+
+def _uow(call: Call) -> VolunteeringUnitOfWork:
+    return call.request.app[UOW]()
+
+
+def _clock(call: Call) -> Clock:
+    return call.request.app[CLOCK]
+
+
+def _settings(call: Call) -> VolunteeringSettings:
+    return call.request.app[SETTINGS]
+
+
+def _actor(call: Call) -> Actor:
+    return Actor.of(call.who)
+
+
+async def _site(call: Call, site_id: str | None = None) -> Site:
+    return await call.request.app[SITES].get(site_id or call.who.site_id)
+
+
+async def _execute(call: Call, handler: Callable[..., Any], cmd: Any, *, status: int = 200,
+                   idempotent: bool = False, shift_id: uuid.UUID | None = None) -> Outcome[Any]:
+    if shift_id is not None:
+        async with call.request.app[SHIFT_LOCKS].hold(shift_id):
+            return await _execute(call, handler, cmd, status=status, idempotent=idempotent)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await execute(
+                handler, cmd, uow=_uow(call), clock=_clock(call), status=status,
+                idempotency=call.idempotency() if idempotent else None,
+            )
+        except DBAPIError as exc:
+            if attempt == ATTEMPTS or _sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if state:
+            return str(state)
+    return None
+
+
+# Roles
+
+
+@api.post("/roles", summary="Create a volunteer role of this site, with the trainings it requires",
+          roles=STAFF, body=RoleBody, response=RoleOut, status=201, errors=(409,), idempotent=True)
+async def create_role(call: Call) -> object:
+    body: RoleBody = call.body
+    cmd = CreateRole(_actor(call), body.role_id, body.title, tuple(body.required_trainings), body.supervisor)
+    return await _execute(call, handlers.create_role, cmd, status=201, idempotent=True)
+
+
+@api.route("PUT", "/roles/{role_id}", summary="Change a role's title, required trainings or supervisor flag",
+           roles=STAFF, body=RoleUpdateBody, response=RoleOut, errors=(404,))
+async def update_role(call: Call) -> object:
+    body: RoleUpdateBody = call.body
+    cmd = UpdateRole(_actor(call), call.request.match_info["role_id"], body.title, tuple(body.required_trainings),
+                     body.supervisor)
+    return await _execute(call, handlers.update_role, cmd)
+
+
+@api.get("/roles", summary="The roles of this site", roles=PEOPLE, response=RoleList)
+async def list_roles(call: Call) -> RoleList:
+    async with _uow(call) as uow:
+        records = await uow.read.roles(call.who.site_id)
+    return RoleList(items=[
+        RoleOut(role_id=r.role_id, title=r.title, required_trainings=list(r.required_trainings),
+                supervisor=r.supervisor)
+        for r in records
+    ])
+
+
+# Volunteer profiles and trainings
+
+
+@api.route("PUT", "/volunteers/{member_id}",
+           summary="Create or replace a volunteer's profile (roles, monthly hours goal, stipend eligibility, "
+                   "active/paused). Keyed by the member id from check-in; no names.",
+           roles=STAFF, body=VolunteerBody, response=VolunteerOut, errors=(403, 422), idempotent=True)
+async def set_volunteer(call: Call) -> object:
+    body: VolunteerBody = call.body
+    cmd = SetVolunteerProfile(
+        _actor(call), call.uuid_param("member_id"), tuple(body.roles), body.monthly_hours_goal,
+        body.stipend_eligible, body.active,
+    )
+    return await _execute(call, handlers.set_volunteer_profile, cmd, idempotent=True)
+
+
+@api.get("/volunteers/{member_id}",
+         summary="A volunteer's profile, trainings, roles qualified for today and this month's minutes "
+                 "(coordinators, or the volunteer themself)",
+         roles=PEOPLE, response=VolunteerOut, errors=(404,))
+async def get_volunteer(call: Call) -> VolunteerOut:
+    member_id = call.uuid_param("member_id")
+    actor = _actor(call)
+    domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=member_id)
+    async with _uow(call) as uow:
+        row = await uow.read.volunteer(member_id)
+        if row is None or (actor.scope is not None and row.site_id != actor.scope):
+            raise NotFound("No such volunteer here.", code="volunteer_not_found")
+        site = await _site(call, row.site_id)
+        now = _clock(call).now()
+        local_now = now.astimezone(site.zone)
+        month_start = datetime(local_now.year, local_now.month, 1, tzinfo=site.zone)
+        next_month = (month_start + timedelta(days=32)).replace(day=1)
+        minutes = await uow.read.minutes_by_status(member_id, month_start, next_month)
+        records = await uow.read.training_records(member_id)
+        role_records = {r.role_id: r for r in await uow.read.roles(row.site_id)}
+    profile = domain.Profile(row.member_id, row.site_id, tuple(row.roles), row.active)
+    held = [domain.TrainingRecord(r.training_id, r.completed_on, r.expires_on) for r in records]
+    qualified = [
+        role_id for role_id in row.roles
+        if role_id in role_records and domain.qualification(
+            profile, site_id=row.site_id, role_id=role_id,
+            required_trainings=role_records[role_id].required_trainings, trainings=held, on=local_now.date(),
+        ).ok
+    ]
+    return VolunteerOut(
+        member_id=row.member_id, site_id=row.site_id, roles=list(row.roles),
+        monthly_hours_goal=row.monthly_hours_goal, stipend_eligible=row.stipend_eligible, active=row.active,
+        trainings=[TrainingOut(record_id=r.record_id, training_id=r.training_id, completed_on=r.completed_on,
+                               expires_on=r.expires_on) for r in records],
+        qualified_roles_today=qualified,
+        this_month=MonthMinutes(month=f"{local_now:%Y-%m}", approved_minutes=minutes.get("approved", 0),
+                                pending_minutes=minutes.get("pending", 0)),
+    )
+
+
+@api.post("/volunteers/{member_id}/trainings",
+          summary="Record a completed training or certification (expires_on is its last valid day, or null)",
+          roles=STAFF, body=TrainingBody, response=TrainingOut, status=201, errors=(404,), idempotent=True)
+async def record_training(call: Call) -> object:
+    body: TrainingBody = call.body
+    cmd = RecordTraining(_actor(call), call.uuid_param("member_id"), body.training_id, body.completed_on,
+                         body.expires_on)
+    return await _execute(call, handlers.record_training, cmd, status=201, idempotent=True)
+
+
+# Shifts
+
+
+@api.post("/shifts", summary="Schedule a single shift (times with an offset)", roles=STAFF, body=ShiftBody,
+          response=ShiftResult, status=201, idempotent=True)
+async def schedule_shift(call: Call) -> object:
+    body: ShiftBody = call.body
+    site = await _site(call)
+    cmd = ScheduleShift(_actor(call), site.timezone, body.role_id, body.starts_at, body.ends_at, body.capacity,
+                        body.needs_supervisor)
+    return await _execute(call, handlers.schedule_shift, cmd, status=201, idempotent=True)
+
+
+@api.post("/shift-series",
+          summary="Schedule a recurring shift: RRULE on the site's wall clock (stays at the same local time "
+                  "across daylight-saving changes), with exceptions; shifts are created up to the horizon",
+          roles=STAFF, body=SeriesBody, response=SeriesResult, status=201, idempotent=True)
+async def schedule_series(call: Call) -> object:
+    body: SeriesBody = call.body
+    site = await _site(call)
+    cmd = ScheduleSeries(
+        _actor(call), site.timezone, body.role_id, body.first_start, body.duration_minutes, body.end, body.rrule,
+        tuple(body.exceptions), body.capacity, body.needs_supervisor,
+        timedelta(weeks=_settings(call).series_horizon_weeks),
+    )
+    return await _execute(call, handlers.schedule_series, cmd, status=201, idempotent=True)
+
+
+@api.get("/shifts",
+         summary="Shifts of this site by start time. A volunteer sees only shifts they are qualified for; "
+                 "open=true keeps those still ahead with a seat left. Dates are inclusive local days.",
+         roles=PEOPLE, query=ShiftsQuery, response=ShiftPage)
+async def list_shifts(call: Call) -> ShiftPage:
+    query: ShiftsQuery = call.query
+    actor = _actor(call)
+    site = await _site(call)
+    now = _clock(call).now()
+    start = domain.range_start(query.from_, site.zone) if query.from_ is not None else now
+    end = domain.range_end(query.to, site.zone) if query.to is not None else start + DEFAULT_RANGE
+    if end - start > timedelta(days=_settings(call).list_range_max_days):
+        raise InvalidInput(f"Ask for at most {_settings(call).list_range_max_days} days at a time.",
+                           code="range_too_long")
+    after = _decode_cursor(query.cursor) if query.cursor else None
+    volunteer = None if actor.is_staff else actor.member_id
+    items: list[ShiftOut] = []
+    more = False
+    async with _uow(call) as uow:
+        role_ids: list[str] | None = [query.role] if query.role else None
+        profile: domain.Profile | None = None
+        held: list[domain.TrainingRecord] = []
+        if volunteer is not None:
+            profile, held = await uow.people.qualification_facts(volunteer)
+            if profile is None or not profile.active or profile.site_id != site.site_id:
+                return ShiftPage(items=[], next_cursor=None)
+            role_ids = [r for r in profile.roles if query.role in (None, r)]
+        # Qualification is checked here, with the same rule sign-up uses; pages are refilled until full.
+        while len(items) <= query.limit:
+            rows = await uow.read.shifts(
+                site.site_id, start=start, end=end, after=after, role_ids=role_ids,
+                open_after=now if query.open else None, include_cancelled=actor.is_staff,
+                limit=query.limit + 1,
+            )
+            for row in rows:
+                after = (row.starts_at, row.shift_id)
+                if profile is not None and not domain.qualification(
+                    profile, site_id=site.site_id, role_id=row.role_id, required_trainings=row.required_trainings,
+                    trainings=held, on=domain.local_date(row.starts_at, zoneinfo.ZoneInfo(row.timezone)),
+                ).ok:
+                    continue
+                if len(items) == query.limit:
+                    more = True
+                    break
+                items.append(_shift_out(row))
+            if more or len(rows) <= query.limit:
+                break
+        if volunteer is not None:
+            mine = await uow.read.my_active_signups(volunteer, [i.shift_id for i in items])
+            for item in items:
+                if item.shift_id in mine:
+                    item.my_signup = MySignupOut(status=mine[item.shift_id].status,
+                                                 position=mine[item.shift_id].position)
+    next_cursor = _encode_cursor(items[-1].starts_at, items[-1].shift_id) if more and items else None
+    return ShiftPage(items=items, next_cursor=next_cursor)
+
+
+@api.get("/shifts/{shift_id}", summary="One shift: seats, waitlist length, supervisor on duty",
+         roles=PEOPLE, response=ShiftOut, errors=(404,))
+async def get_shift(call: Call) -> ShiftOut:
+    shift_id = call.uuid_param("shift_id")
+    actor = _actor(call)
+    async with _uow(call) as uow:
+        row = await uow.read.shift(shift_id, actor.scope)
+        if row is None:
+            raise NotFound("No such shift here.", code="shift_not_found")
+        out = _shift_out(row)
+        if actor.member_id is not None:
+            mine = (await uow.read.my_active_signups(actor.member_id, [shift_id])).get(shift_id)
+            if mine is not None:
+                out.my_signup = MySignupOut(status=mine.status, position=mine.position)
+    return out
+
+
+@api.route("PATCH", "/shifts/{shift_id}",
+           summary="Change a shift's time, capacity or supervision need; everyone signed up is notified by event. "
+                   "More capacity promotes the waitlist; less than the confirmed count is refused.",
+           roles=STAFF, body=ShiftPatchBody, response=ShiftChangedResult, errors=(404, 409), idempotent=True)
+async def change_shift(call: Call) -> object:
+    body: ShiftPatchBody = call.body
+    cmd = ChangeShift(_actor(call), call.uuid_param("shift_id"), body.starts_at, body.ends_at, body.capacity,
+                      body.needs_supervisor)
+    return await _execute(call, handlers.change_shift, cmd, idempotent=True, shift_id=cmd.shift_id)
+
+
+@api.post("/shifts/{shift_id}/cancel", summary="Cancel a shift; everyone signed up is notified by event",
+          roles=STAFF, response=ShiftCancelledResult, errors=(404, 409), idempotent=True)
+async def cancel_shift(call: Call) -> object:
+    cmd = CancelShift(_actor(call), call.uuid_param("shift_id"))
+    return await _execute(call, handlers.cancel_shift, cmd, idempotent=True, shift_id=cmd.shift_id)
+
+
+@api.get("/shifts/{shift_id}/signups", summary="Who is confirmed and who waits, in order (coordinators)",
+         roles=STAFF, response=SignupList, errors=(404,))
+async def list_signups(call: Call) -> SignupList:
+    shift_id = call.uuid_param("shift_id")
+    async with _uow(call) as uow:
+        if await uow.read.shift(shift_id, _actor(call).scope) is None:
+            raise NotFound("No such shift here.", code="shift_not_found")
+        rows = await uow.read.signups_of(shift_id)
+    return SignupList(items=[SignupOut.model_validate(row, from_attributes=True) for row in rows])
+
+
+@api.post("/shifts/{shift_id}/signups",
+          summary="Sign up: a volunteer for themself, a coordinator for anyone (member_id). A full shift puts you "
+                  "on its waitlist.",
+          roles=PEOPLE, body=SignUpBody, response=SignUpResult, status=201, errors=(404, 409), idempotent=True)
+async def sign_up(call: Call) -> object:
+    body: SignUpBody = call.body
+    cmd = SignUp(_actor(call), call.uuid_param("shift_id"), body.member_id)
+    return await _execute(call, handlers.sign_up, cmd, status=201, idempotent=True, shift_id=cmd.shift_id)
+
+
+@api.delete("/shifts/{shift_id}/signups/{member_id}",
+            summary="Drop a sign-up (a volunteer only their own; close to the start only a coordinator). "
+                    "A freed seat goes to the waitlist at once.",
+            roles=PEOPLE, response=DropResult, errors=(404, 409), idempotent=True)
+async def drop(call: Call) -> object:
+    cutoff = timedelta(hours=_settings(call).drop_cutoff_hours)
+    cmd = DropSignup(_actor(call), call.uuid_param("shift_id"), call.uuid_param("member_id"), cutoff)
+    return await _execute(call, handlers.drop_signup, cmd, idempotent=True, shift_id=cmd.shift_id)
+
+
+# The volunteer's own view
+
+
+def _own_member(call: Call) -> uuid.UUID:
+    if call.who.member_id is None:
+        raise Forbidden("This token does not act as a volunteer.", code="not_yours")
+    return call.who.member_id
+
+
+@api.get("/me/shifts", summary="My upcoming and past shifts with their status", roles=(Role.VOLUNTEER,),
+         query=MyShiftsQuery, response=MyShifts)
+async def my_shifts(call: Call) -> MyShifts:
+    query: MyShiftsQuery = call.query
+    member_id = _own_member(call)
+    now = _clock(call).now()
+    async with _uow(call) as uow:
+        upcoming = await uow.read.my_shifts(member_id, now=now, upcoming=True, limit=query.upcoming_limit)
+        past = await uow.read.my_shifts(member_id, now=now, upcoming=False, limit=query.past_limit)
+    return MyShifts(
+        upcoming=[MyShiftOut.model_validate(r, from_attributes=True) for r in upcoming],
+        past=[MyShiftOut.model_validate(r, from_attributes=True) for r in past],
+    )
+
+
+@api.get("/me/hours", summary="My hours records, newest first", roles=(Role.VOLUNTEER,), query=MyHoursQuery,
+         response=HoursPage)
+async def my_hours(call: Call) -> HoursPage:
+    query: MyHoursQuery = call.query
+    return await _hours_page(call, site_id=None, member_id=_own_member(call), status=query.status,
+                             from_=query.from_, to=query.to, limit=query.limit, cursor=query.cursor)
+
+
+@api.post("/me/calendar-feed",
+          summary="Make (or replace) my private calendar feed URL; the old URL stops working",
+          roles=(Role.VOLUNTEER,), response=CalendarFeedOut, status=201)
+async def rotate_calendar_feed(call: Call) -> object:
+    return await _execute(call, handlers.rotate_calendar_feed, RotateCalendarFeed(_actor(call)), status=201)
+
+
+@api.get("/calendar/{feed}",
+         summary="A volunteer's confirmed shifts as iCalendar; the secret in the URL (<secret>.ics) is the only "
+                 "credential",
+         roles=None, errors=(404,), content_types=("text/calendar",))
+async def calendar_feed(call: Call) -> web.Response:
+    feed = call.request.match_info["feed"]
+    if not feed.endswith(".ics") or not 20 <= len(feed) <= 100:
+        raise NotFound("No such calendar.", code="calendar_not_found")
+    now = _clock(call).now()
+    async with _uow(call) as uow:
+        member_id = await uow.read.feed_owner(domain.hash_feed_secret(feed.removesuffix(".ics")))
+        if member_id is None:
+            raise NotFound("No such calendar.", code="calendar_not_found")
+        entries = await uow.read.calendar_entries(
+            member_id, now - timedelta(days=_settings(call).calendar_past_days)
+        )
+    return web.Response(
+        body=_calendar(entries, now), content_type="text/calendar", charset="utf-8",
+        headers={"Cache-Control": "private, max-age=300"},
+    )
+
+
+def _calendar(entries: list[Any], now: datetime) -> bytes:
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//Recovery community center//volunteering//EN")
+    calendar.add("version", "2.0")
+    calendar.add("x-wr-calname", "Volunteer shifts")
+    for entry in entries:
+        event = icalendar.Event()
+        event.add("uid", f"{entry.signup_id}@rcc-volunteering")
+        event.add("dtstamp", now)
+        event.add("last-modified", entry.updated_at)
+        event.add("dtstart", entry.starts_at)
+        event.add("dtend", entry.ends_at)
+        event.add("summary", f"{entry.role_title} shift")
+        cancelled = entry.status == "cancelled" or entry.shift_status == "cancelled"
+        event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+        calendar.add_component(event)
+    return calendar.to_ical()
+
+
+# Hours
+
+
+@api.get("/hours", summary="Hours records of this site, newest first (coordinators); e.g. status=pending",
+         roles=STAFF, query=HoursQuery, response=HoursPage)
+async def list_hours(call: Call) -> HoursPage:
+    query: HoursQuery = call.query
+    return await _hours_page(call, site_id=_actor(call).scope or call.who.site_id, member_id=query.member_id,
+                             status=query.status, from_=query.from_, to=query.to, limit=query.limit,
+                             cursor=query.cursor)
+
+
+@api.get("/hours/{hours_id}", summary="One hours record (coordinators, or the volunteer it belongs to)",
+         roles=PEOPLE, response=HoursOut, errors=(404,))
+async def get_hours(call: Call) -> HoursOut:
+    hours_id = call.uuid_param("hours_id")
+    actor = _actor(call)
+    async with _uow(call) as uow:
+        row = await uow.read.hours_record(hours_id, actor.scope)
+    if row is None:
+        raise NotFound("No such hours record here.", code="hours_not_found")
+    domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=row.member_id)
+    return HoursOut.model_validate(row, from_attributes=True)
+
+
+@api.post("/hours", summary="Add hours a volunteer worked on a shift, with a reason (pending approval)",
+          roles=STAFF, body=AddHoursBody, response=HoursOut, status=201, errors=(404, 409), idempotent=True)
+async def add_hours(call: Call) -> object:
+    body: AddHoursBody = call.body
+    cmd = AddHours(_actor(call), body.member_id, body.shift_id, body.minutes, body.reason)
+    return await _execute(call, handlers.add_hours, cmd, status=201, idempotent=True)
+
+
+@api.post("/hours/{hours_id}/correct",
+          summary="Correct the minutes of an hours record, with a reason; it goes back to pending",
+          roles=STAFF, body=CorrectHoursBody, response=HoursOut, errors=(404,), idempotent=True)
+async def correct_hours(call: Call) -> object:
+    body: CorrectHoursBody = call.body
+    cmd = CorrectHours(_actor(call), call.uuid_param("hours_id"), body.minutes, body.reason)
+    return await _execute(call, handlers.correct_hours, cmd, idempotent=True)
+
+
+@api.post("/hours/{hours_id}/approve", summary="Approve pending hours (never one's own)", roles=STAFF,
+          response=HoursOut, errors=(404, 409), idempotent=True)
+async def approve_hours(call: Call) -> object:
+    cmd = ApproveHours(_actor(call), call.uuid_param("hours_id"))
+    return await _execute(call, handlers.approve_hours, cmd, idempotent=True)
+
+
+@api.post("/hours/{hours_id}/reject", summary="Reject pending hours with a reason (never one's own)",
+          roles=STAFF, body=RejectHoursBody, response=HoursOut, errors=(404, 409), idempotent=True)
+async def reject_hours(call: Call) -> object:
+    body: RejectHoursBody = call.body
+    cmd = RejectHours(_actor(call), call.uuid_param("hours_id"), body.reason)
+    return await _execute(call, handlers.reject_hours, cmd, idempotent=True)
+
+
+async def _hours_page(
+    call: Call,
+    *,
+    site_id: str | None,
+    member_id: uuid.UUID | None,
+    status: str | None,
+    from_: date | datetime | None,
+    to: date | datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> HoursPage:
+    site = await _site(call)
+    start = domain.range_start(from_, site.zone) if from_ is not None else None
+    end = domain.range_end(to, site.zone) if to is not None else None
+    before = _decode_cursor(cursor) if cursor else None
+    async with _uow(call) as uow:
+        rows = await uow.read.hours_page(site_id=site_id, member_id=member_id, status=status, start=start, end=end,
+                                         before=before, limit=limit + 1)
+    items = [HoursOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    totals: dict[str, int] = {}
+    for item in items:
+        totals[item.status] = totals.get(item.status, 0) + item.minutes
+    more = len(rows) > limit
+    next_cursor = _encode_cursor(rows[limit - 1].created_at, items[-1].hours_id) if more else None
+    return HoursPage(items=items, next_cursor=next_cursor, total_minutes=totals)
+
+
+def _shift_out(row: Any) -> ShiftOut:
+    zone = zoneinfo.ZoneInfo(row.timezone)
+    scheduled = row.status == "scheduled"
+    return ShiftOut(
+        shift_id=row.shift_id, series_id=row.series_id, role_id=row.role_id, role_title=row.role_title,
+        starts_at=row.starts_at, ends_at=row.ends_at,
+        local_start=row.starts_at.astimezone(zone).replace(tzinfo=None), timezone=row.timezone,
+        capacity=row.capacity, confirmed=row.confirmed, waitlisted=row.waitlisted,
+        spots_left=max(0, row.capacity - row.confirmed) if scheduled else 0,
+        needs_supervisor=row.needs_supervisor,
+        supervisor_on_duty=row.supervisor_on_duty if row.needs_supervisor else None,
+        status=row.status,
+    )
+
+
+def _encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), uuid.UUID(row_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc

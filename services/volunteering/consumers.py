@@ -1,0 +1,30 @@
+"""The volunteering service consumes check-in events: a kiosk visit with purpose ``volunteer_shift`` and ``ref`` =
+a shift id starts (check-in) and ends (check-out) an attendance record, and the check-out yields hours.
+
+Each batch runs in one transaction that records the event ids in the inbox, so a redelivered event changes
+nothing; attendance is also keyed by the visit id, so the same visit sent again under a new event id cannot
+count twice either."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.volunteering import handlers
+from services.volunteering.views import CLOCK, UOW
+from shared.messaging import ProcessBatch
+from shared.uow import inbox_consumer
+
+QUEUE = "volunteering"
+BINDINGS = ("checkin.visitor_checked_in", "checkin.visitor_checked_out")
+
+
+def attendance(app: web.Application) -> ProcessBatch:
+    return inbox_consumer(
+        QUEUE,
+        app[UOW],
+        app[CLOCK],
+        {
+            "checkin.visitor_checked_in": handlers.record_check_in,
+            "checkin.visitor_checked_out": handlers.record_check_out,
+        },
+    )

@@ -1,0 +1,741 @@
+"""Volunteering handlers: plain async functions ``(cmd, *, uow, clock)``; no HTTP, no broker, no commit.
+
+Sign-ups, drops, cancellations and capacity changes lock the shift row first and decide seats from its counter,
+so a shift is never over capacity, the waitlist is served first come, first served, and a freed seat is handed on
+in the same transaction that freed it. The rules themselves (qualification, overlap, cutoff, hours rounding) are
+in ``domain``."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+from services.volunteering import domain
+from services.volunteering.commands import (
+    Actor,
+    AddHours,
+    ApproveHours,
+    CalendarFeedOut,
+    CancelShift,
+    ChangeShift,
+    CorrectHours,
+    CreateRole,
+    DropResult,
+    DropSignup,
+    ExtendSeries,
+    HoursOut,
+    MarkedMissed,
+    MarkMissedShifts,
+    RecordTraining,
+    RejectHours,
+    RoleOut,
+    RotateCalendarFeed,
+    ScheduleSeries,
+    ScheduleShift,
+    SeriesExtended,
+    SeriesResult,
+    SetVolunteerProfile,
+    ShiftCancelledResult,
+    ShiftChangedResult,
+    ShiftResult,
+    SignUp,
+    SignUpResult,
+    TrainingOut,
+    UpdateRole,
+    VolunteerOut,
+)
+from services.volunteering.models import HoursRow, ShiftRecord, VolunteeringUnitOfWork
+from shared.clock import Clock
+from shared.contracts.checkin import VisitorCheckedIn, VisitorCheckedOut
+from shared.contracts.volunteering import (
+    Dropped,
+    HoursApproved,
+    HoursRejected,
+    PromotedFromWaitlist,
+    ShiftCancelled,
+    ShiftChanged,
+    ShiftMissed,
+    ShiftScheduled,
+    ShiftWorked,
+    SignedUp,
+    Waitlisted,
+)
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.events import Event, ReceivedEvent
+from shared.recurrence import validate_rule
+
+# Roles and profiles
+
+
+async def create_role(cmd: CreateRole, *, uow: VolunteeringUnitOfWork, clock: Clock) -> RoleOut:
+    now = clock.now()
+    required = list(dict.fromkeys(cmd.required_trainings))
+    added = await uow.people.add_role(
+        {
+            "site_id": cmd.actor.site_id, "role_id": cmd.role_id, "title": cmd.title,
+            "required_trainings": required, "supervisor": cmd.supervisor, "created_at": now, "updated_at": now,
+        }
+    )
+    if not added:
+        raise Conflict(f"Role {cmd.role_id} exists here; change it with PUT /roles/{cmd.role_id}.", code="role_exists")
+    return RoleOut(role_id=cmd.role_id, title=cmd.title, required_trainings=required, supervisor=cmd.supervisor)
+
+
+async def update_role(cmd: UpdateRole, *, uow: VolunteeringUnitOfWork, clock: Clock) -> RoleOut:
+    required = list(dict.fromkeys(cmd.required_trainings))
+    changed = await uow.people.update_role(
+        cmd.actor.site_id, cmd.role_id,
+        {"title": cmd.title, "required_trainings": required, "supervisor": cmd.supervisor, "updated_at": clock.now()},
+    )
+    if not changed:
+        raise NotFound("No such role here.", code="role_not_found")
+    return RoleOut(role_id=cmd.role_id, title=cmd.title, required_trainings=required, supervisor=cmd.supervisor)
+
+
+async def set_volunteer_profile(
+    cmd: SetVolunteerProfile, *, uow: VolunteeringUnitOfWork, clock: Clock
+) -> VolunteerOut:
+    now = clock.now()
+    site_id = cmd.actor.site_id
+    existing = await uow.people.get_profile(cmd.member_id)
+    if existing is not None and cmd.actor.scope is not None and existing.site_id != cmd.actor.scope:
+        raise Forbidden("This volunteer belongs to another site.", code="wrong_site")
+    if existing is not None:
+        site_id = existing.site_id
+    roles = list(dict.fromkeys(cmd.roles))
+    unknown = set(roles) - await uow.people.known_role_ids(site_id, roles)
+    if unknown:
+        raise InvalidInput("Create these roles first.", code="unknown_role", roles=sorted(unknown))
+    await uow.people.upsert_profile(
+        {
+            "member_id": cmd.member_id, "site_id": site_id, "roles": roles,
+            "monthly_hours_goal": cmd.monthly_hours_goal, "stipend_eligible": cmd.stipend_eligible,
+            "active": cmd.active, "created_at": now, "updated_at": now,
+        }
+    )
+    return VolunteerOut(
+        member_id=cmd.member_id, site_id=site_id, roles=roles, monthly_hours_goal=cmd.monthly_hours_goal,
+        stipend_eligible=cmd.stipend_eligible, active=cmd.active,
+    )
+
+
+async def record_training(cmd: RecordTraining, *, uow: VolunteeringUnitOfWork, clock: Clock) -> TrainingOut:
+    profile = await uow.people.get_profile(cmd.member_id)
+    if profile is None or (cmd.actor.scope is not None and profile.site_id != cmd.actor.scope):
+        raise NotFound("No such volunteer here; create the profile first.", code="volunteer_not_found")
+    record_id = uuid.uuid4()
+    await uow.people.add_training(
+        {
+            "record_id": record_id, "site_id": profile.site_id, "member_id": cmd.member_id,
+            "training_id": cmd.training_id, "completed_on": cmd.completed_on, "expires_on": cmd.expires_on,
+            "recorded_at": clock.now(), "recorded_by": cmd.actor.actor_id,
+        }
+    )
+    return TrainingOut(
+        record_id=record_id, training_id=cmd.training_id, completed_on=cmd.completed_on, expires_on=cmd.expires_on
+    )
+
+
+# Shifts and series
+
+
+async def schedule_shift(cmd: ScheduleShift, *, uow: VolunteeringUnitOfWork, clock: Clock) -> ShiftResult:
+    now = clock.now()
+    domain.check_shift_times(cmd.starts_at, cmd.ends_at)
+    await _require_role(uow, cmd.actor.site_id, cmd.role_id)
+    row = _new_shift(cmd.actor.site_id, cmd.role_id, cmd.timezone, cmd.starts_at, cmd.ends_at, cmd.capacity,
+                     cmd.needs_supervisor, now)
+    await uow.shifts.add_shifts([row])
+    _emit_scheduled(uow, row, cmd.actor.actor_id, now)
+    return _shift_result(row)
+
+
+async def schedule_series(cmd: ScheduleSeries, *, uow: VolunteeringUnitOfWork, clock: Clock) -> SeriesResult:
+    now = clock.now()
+    site_id = cmd.actor.site_id
+    await _require_role(uow, site_id, cmd.role_id)
+    rule = validate_rule(cmd.rrule)
+    zone = zoneinfo.ZoneInfo(cmd.timezone)
+    duration = domain.series_duration(cmd.first_local_start, cmd.duration_minutes, cmd.end)
+    exceptions = domain.local_exceptions(cmd.exceptions, zone)
+    until = now + cmd.horizon
+    occurrences = domain.occurrences_between(
+        rule, first_local_start=cmd.first_local_start, duration=duration, zone=zone, exceptions=exceptions,
+        after=now, until=until,
+    )
+    domain.check_new_series(
+        occurrences,
+        occurs_later=bool(occurrences) or domain.occurs_after(
+            rule, first_local_start=cmd.first_local_start, zone=zone, exceptions=exceptions, after=until
+        ),
+    )
+    series_id = uuid.uuid4()
+    await uow.shifts.add_series(
+        {
+            "series_id": series_id, "site_id": site_id, "role_id": cmd.role_id, "rrule": rule,
+            "first_local_start": cmd.first_local_start, "duration_minutes": duration // timedelta(minutes=1),
+            "exceptions": [e.isoformat() for e in exceptions], "timezone": cmd.timezone, "capacity": cmd.capacity,
+            "needs_supervisor": cmd.needs_supervisor, "materialized_until": until, "created_at": now,
+            "created_by": cmd.actor.actor_id,
+        }
+    )
+    rows = [
+        _new_shift(site_id, cmd.role_id, cmd.timezone, o.starts_at, o.ends_at, cmd.capacity, cmd.needs_supervisor,
+                   now, series_id=series_id, occurrence_start=o.local_start)
+        for o in occurrences
+    ]
+    await uow.shifts.add_shifts(rows)
+    for row in rows:
+        _emit_scheduled(uow, row, cmd.actor.actor_id, now)
+    return SeriesResult(series_id=series_id, materialized_until=until, shifts=[_shift_result(r) for r in rows])
+
+
+async def extend_series(cmd: ExtendSeries, *, uow: VolunteeringUnitOfWork, clock: Clock) -> SeriesExtended:
+    """Materialize the occurrences that came within the horizon since a series was last extended."""
+    now = clock.now()
+    until = now + cmd.horizon
+    due = await uow.shifts.series_due(until)
+    added_total = 0
+    for s in due:
+        zone = zoneinfo.ZoneInfo(s.timezone)
+        occurrences = domain.occurrences_between(
+            s.rrule, first_local_start=s.first_local_start, duration=timedelta(minutes=s.duration_minutes),
+            zone=zone, exceptions=[_parse_moment(e) for e in s.exceptions],
+            after=max(s.materialized_until, now), until=until,
+        )
+        rows = [
+            _new_shift(s.site_id, s.role_id, s.timezone, o.starts_at, o.ends_at, s.capacity, s.needs_supervisor, now,
+                       series_id=s.series_id, occurrence_start=o.local_start)
+            for o in occurrences
+        ]
+        added = await uow.shifts.add_shifts(rows)
+        for row in rows:
+            if row["shift_id"] in added:
+                _emit_scheduled(uow, row, None, now)
+        added_total += len(added)
+        await uow.shifts.set_materialized_until(s.series_id, until)
+    return SeriesExtended(series=len(due), shifts=added_total)
+
+
+async def change_shift(cmd: ChangeShift, *, uow: VolunteeringUnitOfWork, clock: Clock) -> ShiftChangedResult:
+    now = clock.now()
+    shift = await _lock_shift(uow, cmd.shift_id, cmd.actor.scope)
+    if shift.status == "cancelled":
+        raise Conflict("This shift was cancelled.", code="shift_cancelled")
+    if now >= shift.ends_at:
+        raise Conflict("This shift is over.", code="shift_over")
+    starts_at = cmd.starts_at if cmd.starts_at is not None else shift.starts_at
+    ends_at = cmd.ends_at if cmd.ends_at is not None else shift.ends_at
+    capacity = cmd.capacity if cmd.capacity is not None else shift.capacity
+    needs_supervisor = cmd.needs_supervisor if cmd.needs_supervisor is not None else shift.needs_supervisor
+    domain.check_shift_times(starts_at, ends_at)
+    if capacity < shift.confirmed:
+        raise Conflict(
+            f"{shift.confirmed} volunteers are confirmed; drop some before lowering the capacity.",
+            code="capacity_below_confirmed", confirmed=shift.confirmed,
+        )
+    before = (shift.starts_at, shift.ends_at, shift.capacity, shift.needs_supervisor)
+    after = (starts_at, ends_at, capacity, needs_supervisor)
+    changed = [
+        name for name, old, new in zip(("starts_at", "ends_at", "capacity", "needs_supervisor"), before, after,
+                                       strict=True)
+        if old != new
+    ]
+    promotions: list[Event] = []
+    if changed:
+        await uow.shifts.update_shift(
+            shift.shift_id,
+            {"starts_at": starts_at, "ends_at": ends_at, "capacity": capacity, "needs_supervisor": needs_supervisor,
+             "updated_at": now},
+        )
+        moved = replace(shift, starts_at=starts_at, ends_at=ends_at, capacity=capacity,
+                         needs_supervisor=needs_supervisor)
+        if capacity > shift.capacity:
+            promotions = await _promote(uow, moved, capacity - shift.confirmed, now, "capacity_increased",
+                                        cmd.actor.actor_id)
+        members, confirmed, waitlisted = await uow.shifts.active_members(shift.shift_id)
+        uow.emit(
+            Event(
+                ShiftChanged(
+                    shift_id=shift.shift_id, role_id=shift.role_id, changed=changed,  # type: ignore[arg-type]
+                    starts_at=starts_at, ends_at=ends_at, capacity=capacity, needs_supervisor=needs_supervisor,
+                    confirmed=confirmed, waitlisted=waitlisted, affected_member_ids=members,
+                ),
+                subject=str(shift.shift_id), site_id=shift.site_id, actor_id=cmd.actor.actor_id, time=now,
+            )
+        )
+        for event in promotions:
+            uow.emit(event)
+    return ShiftChangedResult(
+        shift_id=shift.shift_id, series_id=shift.series_id, role_id=shift.role_id, starts_at=starts_at,
+        ends_at=ends_at, capacity=capacity, confirmed=shift.confirmed + len(promotions),
+        needs_supervisor=needs_supervisor, status="scheduled", changed=changed, promoted=len(promotions),
+    )
+
+
+async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: Clock) -> ShiftCancelledResult:
+    now = clock.now()
+    shift = await _lock_shift(uow, cmd.shift_id, cmd.actor.scope)
+    if shift.status == "cancelled":
+        raise Conflict("This shift was already cancelled.", code="shift_cancelled")
+    if now >= shift.ends_at:
+        raise Conflict("This shift is over.", code="shift_over")
+    members, _, _ = await uow.shifts.active_members(shift.shift_id)
+    await uow.shifts.cancel_signups(shift.shift_id, now)
+    await uow.shifts.update_shift(
+        shift.shift_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now, "confirmed": 0}
+    )
+    uow.emit(
+        Event(
+            ShiftCancelled(
+                shift_id=shift.shift_id, series_id=shift.series_id, role_id=shift.role_id,
+                starts_at=shift.starts_at, ends_at=shift.ends_at, cancelled_at=now, affected_member_ids=members,
+            ),
+            subject=str(shift.shift_id), site_id=shift.site_id, actor_id=cmd.actor.actor_id, time=now,
+        )
+    )
+    return ShiftCancelledResult(shift_id=shift.shift_id, status="cancelled", affected=len(members))
+
+
+# Sign-ups
+
+
+async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> SignUpResult:
+    now = clock.now()
+    actor = cmd.actor
+    member_id = domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=cmd.member_id)
+    # Read before taking the shift's lock: the lock is held as briefly as possible.
+    profile, records = await uow.people.qualification_facts(member_id)
+    shift = await _lock_shift(uow, cmd.shift_id, actor.scope)
+    if shift.status == "cancelled":
+        raise Conflict("This shift was cancelled.", code="shift_cancelled")
+    if now >= shift.ends_at:
+        raise Conflict("This shift is over.", code="shift_over")
+    if now >= shift.starts_at and not actor.is_staff:
+        raise Conflict("This shift has started; ask a coordinator.", code="shift_started")
+    verdict = domain.qualification(
+        profile, site_id=shift.site_id, role_id=shift.role_id, required_trainings=shift.required_trainings,
+        trainings=records, on=domain.local_date(shift.starts_at, zoneinfo.ZoneInfo(shift.timezone)),
+    )
+    if not verdict.ok:
+        title = "This volunteer is paused." if verdict.code == "volunteer_paused" else "Not qualified for this role."
+        raise Conflict(title, code=verdict.code, reason=verdict.reason,
+                       missing_trainings=list(verdict.missing_trainings))
+    await uow.shifts.lock_member(member_id)
+    existing, clash = await uow.shifts.standing(shift.shift_id, member_id, shift.starts_at, shift.ends_at)
+    if existing is not None:
+        raise Conflict("Already signed up for this shift.", code="already_signed_up", signup_status=existing)
+    if clash is not None:
+        raise Conflict("This overlaps another shift you hold.", code="overlap", shift_id=str(clash))
+    signup_id = uuid.uuid4()
+    by = "coordinator" if actor.is_staff else "self"
+    values = {
+        "signup_id": signup_id, "shift_id": shift.shift_id, "site_id": shift.site_id, "member_id": member_id,
+        "signed_up_at": now, "signed_up_by": by, "actor_id": actor.actor_id, "promoted": False,
+    }
+    if shift.confirmed < shift.capacity and await uow.shifts.take_seat(
+        {**values, "status": "confirmed", "confirmed_at": now}
+    ):
+        uow.emit(
+            Event(
+                SignedUp(
+                    signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, role_id=shift.role_id,
+                    starts_at=shift.starts_at, ends_at=shift.ends_at, signed_up_by=by,  # type: ignore[arg-type]
+                ),
+                subject=str(shift.shift_id), site_id=shift.site_id, actor_id=actor.actor_id, time=now,
+            )
+        )
+        return SignUpResult(signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, status="confirmed",
+                            position=None)
+    position = await uow.shifts.join_waitlist({**values, "status": "waitlisted"})
+    uow.emit(
+        Event(
+            Waitlisted(
+                signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, role_id=shift.role_id,
+                starts_at=shift.starts_at, ends_at=shift.ends_at, position=position,
+                signed_up_by=by,  # type: ignore[arg-type]
+            ),
+            subject=str(shift.shift_id), site_id=shift.site_id, actor_id=actor.actor_id, time=now,
+        )
+    )
+    return SignUpResult(signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, status="waitlisted",
+                        position=position)
+
+
+async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Clock) -> DropResult:
+    now = clock.now()
+    actor = cmd.actor
+    member_id = domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=cmd.member_id)
+    shift = await _lock_shift(uow, cmd.shift_id, actor.scope)
+    existing = await uow.shifts.active_signup(shift.shift_id, member_id)
+    if existing is None:
+        raise NotFound("Not signed up for this shift.", code="not_signed_up")
+    late = domain.within_cutoff(now, shift.starts_at, cmd.cutoff)
+    if existing.status == "confirmed" and late and not actor.is_staff:
+        hours = cmd.cutoff / timedelta(hours=1)
+        raise Conflict(f"Less than {hours:g} hours to go: ask a coordinator to take you off.", code="cutoff_passed")
+    by = "coordinator" if actor.is_staff else "self"
+    await uow.shifts.leave(existing.signup_id, status="dropped", at=now, by=by)
+    uow.emit(
+        Event(
+            Dropped(
+                signup_id=existing.signup_id, shift_id=shift.shift_id, member_id=member_id, role_id=shift.role_id,
+                starts_at=shift.starts_at, previous_status=existing.status,  # type: ignore[arg-type]
+                dropped_by=by, within_cutoff=late,  # type: ignore[arg-type]
+            ),
+            subject=str(shift.shift_id), site_id=shift.site_id, actor_id=actor.actor_id, time=now,
+        )
+    )
+    promotions: list[Event] = []
+    if existing.status == "confirmed":
+        await uow.shifts.release_seat(shift.shift_id)
+        if now < shift.ends_at:
+            seats = shift.capacity - (shift.confirmed - 1)
+            promotions = await _promote(uow, shift, seats, now, "seat_freed", actor.actor_id)
+    for event in promotions:
+        uow.emit(event)
+    return DropResult(shift_id=shift.shift_id, member_id=member_id, status="dropped",
+                      previous_status=existing.status, promoted=len(promotions))  # type: ignore[arg-type]
+
+
+async def _promote(
+    uow: VolunteeringUnitOfWork, shift: ShiftRecord, seats: int, now: datetime, trigger: str, actor_id: str | None
+) -> list[Event]:
+    """Hand up to ``seats`` free seats to the waitlist, first come, first served. Someone who now holds an
+    overlapping confirmed shift, or is no longer qualified (paused, training expired), is skipped and keeps their
+    place. The caller holds the shift's lock."""
+    events: list[Event] = []
+    shift_day = domain.local_date(shift.starts_at, zoneinfo.ZoneInfo(shift.timezone))
+    after_seq = 0
+    while seats > 0:
+        waiting = await uow.shifts.waitlist(shift.shift_id, after_seq=after_seq)
+        if not waiting:
+            break
+        for candidate in waiting:
+            after_seq = candidate.seq
+            profile, records = await uow.people.qualification_facts(candidate.member_id)
+            verdict = domain.qualification(
+                profile, site_id=shift.site_id, role_id=shift.role_id, required_trainings=shift.required_trainings,
+                trainings=records, on=shift_day,
+            )
+            if not verdict.ok:
+                continue
+            await uow.shifts.lock_member(candidate.member_id)
+            if await uow.shifts.overlapping_confirmed(
+                candidate.member_id, shift.starts_at, shift.ends_at, besides=shift.shift_id
+            ):
+                continue
+            if not await uow.shifts.promote(shift.shift_id, candidate.signup_id, now):
+                return events
+            events.append(
+                Event(
+                    PromotedFromWaitlist(
+                        signup_id=candidate.signup_id, shift_id=shift.shift_id, member_id=candidate.member_id,
+                        role_id=shift.role_id, starts_at=shift.starts_at, ends_at=shift.ends_at,
+                        trigger=trigger,  # type: ignore[arg-type]
+                    ),
+                    subject=str(shift.shift_id), site_id=shift.site_id, actor_id=actor_id, time=now,
+                )
+            )
+            seats -= 1
+            if seats == 0:
+                break
+    return events
+
+
+async def mark_missed_shifts(cmd: MarkMissedShifts, *, uow: VolunteeringUnitOfWork, clock: Clock) -> MarkedMissed:
+    """Confirmed volunteers with no check-in (and no hours a coordinator added) by the end of their shift, plus a
+    grace period for the check-in event to arrive, are marked missed, once. The event asks for a friendly
+    follow-up; nothing else happens, and a check-in or hours that arrive later clear the mark."""
+    now = clock.now()
+    missed = await uow.shifts.mark_missed(cmd.site_id, now - cmd.grace, now, cmd.batch)
+    for m in missed:
+        uow.emit(
+            Event(
+                ShiftMissed(
+                    signup_id=m.signup_id, shift_id=m.shift_id, member_id=m.member_id, role_id=m.role_id,
+                    starts_at=m.starts_at, ends_at=m.ends_at, follow_up=True,
+                ),
+                subject=str(m.shift_id), site_id=m.site_id, time=now,
+            )
+        )
+    return MarkedMissed(marked=len(missed))
+
+
+# Attendance, from the check-in service's events
+
+
+async def record_check_in(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+    visit = VisitorCheckedIn.model_validate(event.data)
+    shift = await _shift_of_visit(uow, event.site_id, visit.purpose, visit.member_id, visit.ref)
+    if shift is None or visit.member_id is None:
+        return
+    signed_up = await uow.shifts.has_confirmed(shift.shift_id, visit.member_id)
+    await uow.hours.start_attendance(
+        {
+            "visit_id": visit.visit_id, "site_id": shift.site_id, "shift_id": shift.shift_id,
+            "member_id": visit.member_id, "checked_in_at": visit.checked_in_at, "signed_up": signed_up,
+            "recorded_at": clock.now(),
+        }
+    )
+    await uow.shifts.clear_missed(shift.shift_id, visit.member_id)
+
+
+async def record_check_out(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+    visit = VisitorCheckedOut.model_validate(event.data)
+    shift = await _shift_of_visit(uow, event.site_id, visit.purpose, visit.member_id, visit.ref)
+    if shift is None or visit.member_id is None:
+        return
+    now = clock.now()
+    signed_up = await uow.shifts.has_confirmed(shift.shift_id, visit.member_id)
+    first_time = await uow.hours.close_attendance(
+        {
+            "visit_id": visit.visit_id, "site_id": shift.site_id, "shift_id": shift.shift_id,
+            "member_id": visit.member_id, "checked_in_at": visit.checked_in_at,
+            "checked_out_at": visit.checked_out_at, "closed_by": visit.closed_by, "signed_up": signed_up,
+            "recorded_at": now,
+        }
+    )
+    if not first_time:
+        return
+    minutes = domain.worked_minutes(visit.checked_in_at, visit.checked_out_at, shift.starts_at, shift.ends_at)
+    codes = domain.review_codes(
+        closed_by=visit.closed_by, signed_up=signed_up, minutes=minutes, checked_in_at=visit.checked_in_at,
+        checked_out_at=visit.checked_out_at, shift_starts_at=shift.starts_at, shift_ends_at=shift.ends_at,
+    )
+    hours_id = uuid.uuid4()
+    await uow.hours.add(
+        {
+            "hours_id": hours_id, "site_id": shift.site_id, "member_id": visit.member_id,
+            "shift_id": shift.shift_id, "role_id": shift.role_id, "shift_starts_at": shift.starts_at,
+            "minutes": minutes, "source": "check_in", "visit_id": visit.visit_id, "signed_up": signed_up,
+            "review_codes": codes, "status": "pending", "created_at": now,
+        }
+    )
+    await uow.shifts.clear_missed(shift.shift_id, visit.member_id)
+    uow.emit(
+        Event(
+            ShiftWorked(
+                hours_id=hours_id, shift_id=shift.shift_id, member_id=visit.member_id, role_id=shift.role_id,
+                shift_starts_at=shift.starts_at, minutes=minutes, entry="check_in", previous_minutes=None,
+                visit_id=visit.visit_id, signed_up=signed_up, review_codes=codes,
+            ),
+            subject=str(hours_id), site_id=shift.site_id, correlation_id=str(event.id), time=now,
+        )
+    )
+
+
+async def _shift_of_visit(
+    uow: VolunteeringUnitOfWork, site_id: str, purpose: str, member_id: uuid.UUID | None, ref: str | None
+) -> ShiftRecord | None:
+    """The shift a visit was for, or None when the visit is not a volunteer's shift here (then it is ignored)."""
+    if purpose != "volunteer_shift" or member_id is None or ref is None:
+        return None
+    try:
+        shift_id = uuid.UUID(ref)
+    except ValueError:
+        return None
+    return await uow.shifts.get(shift_id, site_id)
+
+
+# Hours
+
+
+async def add_hours(cmd: AddHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
+    now = clock.now()
+    domain.may_decide_hours(approver_member_id=cmd.actor.member_id, hours_member_id=cmd.member_id)
+    shift = await uow.shifts.get(cmd.shift_id, cmd.actor.scope)
+    if shift is None:
+        raise NotFound("No such shift here.", code="shift_not_found")
+    if shift.status == "cancelled":
+        raise Conflict("This shift was cancelled.", code="shift_cancelled")
+    profile = await uow.people.get_profile(cmd.member_id)
+    if profile is None or profile.site_id != shift.site_id:
+        raise NotFound("No such volunteer here.", code="volunteer_not_found")
+    signed_up = await uow.shifts.has_confirmed(shift.shift_id, cmd.member_id)
+    codes: list[domain.ReviewCode] = [] if signed_up else ["no_signup"]
+    if cmd.minutes == 0:
+        codes.append("zero_minutes")
+    hours_id = uuid.uuid4()
+    await uow.hours.add(
+        {
+            "hours_id": hours_id, "site_id": shift.site_id, "member_id": cmd.member_id, "shift_id": shift.shift_id,
+            "role_id": shift.role_id, "shift_starts_at": shift.starts_at, "minutes": cmd.minutes,
+            "source": "coordinator", "visit_id": None, "signed_up": signed_up, "review_codes": codes,
+            "status": "pending", "reason": cmd.reason, "created_at": now, "created_by": cmd.actor.actor_id,
+        }
+    )
+    await uow.shifts.clear_missed(shift.shift_id, cmd.member_id)
+    uow.emit(
+        Event(
+            ShiftWorked(
+                hours_id=hours_id, shift_id=shift.shift_id, member_id=cmd.member_id, role_id=shift.role_id,
+                shift_starts_at=shift.starts_at, minutes=cmd.minutes, entry="added", previous_minutes=None,
+                visit_id=None, signed_up=signed_up, review_codes=codes,
+            ),
+            subject=str(hours_id), site_id=shift.site_id, actor_id=cmd.actor.actor_id, time=now,
+        )
+    )
+    return HoursOut(
+        hours_id=hours_id, member_id=cmd.member_id, shift_id=shift.shift_id, role_id=shift.role_id,
+        shift_starts_at=shift.starts_at, minutes=cmd.minutes, source="coordinator", status="pending",
+        signed_up=signed_up, review_codes=codes, reason=cmd.reason, created_at=now,
+    )
+
+
+async def correct_hours(cmd: CorrectHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
+    """A correction replaces the minutes and sends the record back for approval (approved hours included)."""
+    now = clock.now()
+    row = await _lock_hours(uow, cmd.hours_id, cmd.actor)
+    codes = [c for c in row.review_codes if c != "zero_minutes"] + (["zero_minutes"] if cmd.minutes == 0 else [])
+    await uow.hours.update(
+        row.hours_id,
+        {"minutes": cmd.minutes, "reason": cmd.reason, "status": "pending", "corrected_at": now,
+         "review_codes": codes, "decided_at": None, "decided_by": None, "decision_reason": None},
+    )
+    uow.emit(
+        Event(
+            ShiftWorked(
+                hours_id=row.hours_id, shift_id=row.shift_id, member_id=row.member_id, role_id=row.role_id,
+                shift_starts_at=row.shift_starts_at, minutes=cmd.minutes, entry="corrected",
+                previous_minutes=row.minutes, visit_id=row.visit_id, signed_up=row.signed_up,
+                review_codes=codes,  # type: ignore[arg-type]
+            ),
+            subject=str(row.hours_id), site_id=row.site_id, actor_id=cmd.actor.actor_id, time=now,
+        )
+    )
+    return _hours_out(row, minutes=cmd.minutes, status="pending", review_codes=codes, reason=cmd.reason,
+                      corrected_at=now)
+
+
+async def approve_hours(cmd: ApproveHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
+    now = clock.now()
+    row = await _lock_hours(uow, cmd.hours_id, cmd.actor, pending=True)
+    await uow.hours.update(
+        row.hours_id, {"status": "approved", "decided_at": now, "decided_by": cmd.actor.actor_id}
+    )
+    uow.emit(
+        Event(
+            HoursApproved(
+                hours_id=row.hours_id, shift_id=row.shift_id, member_id=row.member_id, role_id=row.role_id,
+                shift_starts_at=row.shift_starts_at, minutes=row.minutes, approved_at=now,
+            ),
+            subject=str(row.hours_id), site_id=row.site_id, actor_id=cmd.actor.actor_id, time=now,
+        )
+    )
+    return _hours_out(row, status="approved", decided_at=now)
+
+
+async def reject_hours(cmd: RejectHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
+    now = clock.now()
+    row = await _lock_hours(uow, cmd.hours_id, cmd.actor, pending=True)
+    await uow.hours.update(
+        row.hours_id,
+        {"status": "rejected", "decided_at": now, "decided_by": cmd.actor.actor_id, "decision_reason": cmd.reason},
+    )
+    uow.emit(
+        Event(
+            HoursRejected(
+                hours_id=row.hours_id, shift_id=row.shift_id, member_id=row.member_id, role_id=row.role_id,
+                shift_starts_at=row.shift_starts_at, minutes=row.minutes, rejected_at=now,
+            ),
+            subject=str(row.hours_id), site_id=row.site_id, actor_id=cmd.actor.actor_id, time=now,
+        )
+    )
+    return _hours_out(row, status="rejected", decided_at=now, decision_reason=cmd.reason)
+
+
+async def _lock_hours(
+    uow: VolunteeringUnitOfWork, hours_id: uuid.UUID, actor: Actor, *, pending: bool = False
+) -> HoursRow:
+    row = await uow.hours.lock(hours_id, actor.scope)
+    if row is None:
+        raise NotFound("No such hours record here.", code="hours_not_found")
+    domain.may_decide_hours(approver_member_id=actor.member_id, hours_member_id=row.member_id)
+    if pending and row.status != "pending":
+        raise Conflict(f"These hours are already {row.status}.", code="hours_not_pending",
+                       hours_status=row.status)
+    return row
+
+
+def _hours_out(row: HoursRow, **changes: object) -> HoursOut:
+    values: dict[str, object] = {
+        "hours_id": row.hours_id, "member_id": row.member_id, "shift_id": row.shift_id, "role_id": row.role_id,
+        "shift_starts_at": row.shift_starts_at, "minutes": row.minutes, "source": row.source, "status": row.status,
+        "signed_up": row.signed_up, "review_codes": list(row.review_codes),
+    }
+    values.update(changes)
+    return HoursOut.model_validate(values)
+
+
+# The private calendar feed
+
+
+async def rotate_calendar_feed(
+    cmd: RotateCalendarFeed, *, uow: VolunteeringUnitOfWork, clock: Clock
+) -> CalendarFeedOut:
+    if cmd.actor.member_id is None:
+        raise Forbidden("Only a volunteer has a shift calendar.", code="not_yours")
+    secret = domain.new_feed_secret()
+    await uow.people.set_calendar_feed(cmd.actor.member_id, cmd.actor.site_id, domain.hash_feed_secret(secret),
+                                       clock.now())
+    return CalendarFeedOut(url=f"/calendar/{secret}.ics")
+
+
+# Helpers
+
+
+async def _require_role(uow: VolunteeringUnitOfWork, site_id: str, role_id: str) -> None:
+    if await uow.people.get_role(site_id, role_id) is None:
+        raise InvalidInput(f"No role {role_id} here; create it with POST /roles.", code="unknown_role")
+
+
+async def _lock_shift(uow: VolunteeringUnitOfWork, shift_id: uuid.UUID, scope: str | None) -> ShiftRecord:
+    shift = await uow.shifts.lock(shift_id, scope)
+    if shift is None:
+        raise NotFound("No such shift here.", code="shift_not_found")
+    return shift
+
+
+def _new_shift(
+    site_id: str,
+    role_id: str,
+    timezone: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    capacity: int,
+    needs_supervisor: bool,
+    now: datetime,
+    *,
+    series_id: uuid.UUID | None = None,
+    occurrence_start: datetime | None = None,
+) -> dict[str, object]:
+    return {
+        "shift_id": uuid.uuid4(), "site_id": site_id, "role_id": role_id, "series_id": series_id,
+        "occurrence_start": occurrence_start, "starts_at": domain.utc(starts_at), "ends_at": domain.utc(ends_at),
+        "timezone": timezone, "capacity": capacity, "confirmed": 0, "needs_supervisor": needs_supervisor,
+        "status": "scheduled", "created_at": now, "updated_at": now, "cancelled_at": None,
+    }
+
+
+def _emit_scheduled(uow: VolunteeringUnitOfWork, row: dict[str, object], actor_id: str | None, now: datetime) -> None:
+    uow.emit(
+        Event(
+            ShiftScheduled(
+                shift_id=row["shift_id"], series_id=row["series_id"], role_id=row["role_id"],
+                starts_at=row["starts_at"], ends_at=row["ends_at"], capacity=row["capacity"],
+                needs_supervisor=row["needs_supervisor"],
+            ),
+            subject=str(row["shift_id"]), site_id=str(row["site_id"]), actor_id=actor_id, time=now,
+        )
+    )
+
+
+def _shift_result(row: dict[str, object]) -> ShiftResult:
+    return ShiftResult.model_validate({k: row[k] for k in ShiftResult.model_fields})
+
+
+def _parse_moment(text: str) -> date | datetime:
+    return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
