@@ -17,6 +17,7 @@ import structlog
 from pydantic import BaseModel
 from sqlalchemy import MetaData, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.clock import Clock
@@ -155,6 +156,20 @@ class Outcome(Generic[R]):
     replayed: bool
 
 
+# PostgreSQL aborts one of two transactions that wait on each other (deadlock) or that cannot both be serialized;
+# the aborted one changed nothing, so it is simply run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+ATTEMPTS = 3
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if state:
+            return str(state)
+    return None
+
+
 async def execute(
     handler: Callable[..., Awaitable[R]],
     cmd: Any,
@@ -163,6 +178,24 @@ async def execute(
     clock: Clock,
     status: int = 200,
     idempotency: IdempotencyClaim | None = None,
+) -> Outcome[R]:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await _execute_once(handler, cmd, uow=uow, clock=clock, status=status, idempotency=idempotency)
+        except DBAPIError as exc:
+            if attempt == ATTEMPTS or sqlstate(exc) not in RETRYABLE_SQLSTATES:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _execute_once(
+    handler: Callable[..., Awaitable[R]],
+    cmd: Any,
+    *,
+    uow: U,
+    clock: Clock,
+    status: int,
+    idempotency: IdempotencyClaim | None,
 ) -> Outcome[R]:
     async with uow:
         if idempotency is not None:

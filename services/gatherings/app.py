@@ -8,10 +8,11 @@ from services.gatherings import SERVICE, consumers, handlers
 from services.gatherings.commands import ExtendSchedules
 from services.gatherings.models import Base, GatheringsUnitOfWork
 from services.gatherings.settings import GatheringsSettings
-from services.gatherings.views import CLOCK, QUEUES, SETTINGS, UOW, KeyedQueues, api
+from services.gatherings.views import CLOCK, LOCKS, SETTINGS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
 from shared.db import make_sessionmaker
+from shared.locks import KeyedLocks
 from shared.settings import Settings
 from shared.uow import execute
 from shared.web import make_app
@@ -22,7 +23,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
     app = make_app(api, settings)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
-    app[QUEUES] = KeyedQueues()
+    app[LOCKS] = KeyedLocks()
     app.cleanup_ctx.extend(
         [
             runtime.database(settings, SERVICE),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import uuid
 import zoneinfo
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 from aiohttp import web
@@ -55,39 +53,13 @@ from shared.access import STAFF, Principal, Role, Site
 from shared.clock import Clock
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.recurrence import localize
+from shared.locks import KeyedLocks
 from shared.uow import execute
 from shared.web import SITES, Api, Call, View
 
 
-class KeyedQueues:
-    """In-process, first-come-first-served queues by key (a gathering id).
-
-    Registrations for one gathering are decided one at a time anyway (its row is locked in the database, which is
-    what makes them safe across processes). Queueing them here as well means a rush on one popular event waits
-    in memory holding one pooled connection, instead of every waiting request holding one: the pool stays free
-    for everything else, and no request times out waiting for a connection."""
-
-    def __init__(self) -> None:
-        self._queues: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def turn(self, key: Hashable) -> AsyncIterator[None]:
-        lock, waiting = self._queues.get(key, (None, 0))
-        lock = lock or asyncio.Lock()
-        self._queues[key] = (lock, waiting + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, waiting = self._queues[key]
-            if waiting == 1:
-                del self._queues[key]
-            else:
-                self._queues[key] = (lock, waiting - 1)
-
-
 UOW = web.AppKey("gatherings_uow", Callable[[], GatheringsUnitOfWork])
-QUEUES = web.AppKey("gatherings_queues", KeyedQueues)
+LOCKS = web.AppKey("gatherings_locks", KeyedLocks)
 CLOCK = web.AppKey("gatherings_clock", Clock)
 SETTINGS = web.AppKey("gatherings_settings", GatheringsSettings)
 
@@ -328,7 +300,7 @@ def _register(gathering_type: GatheringType) -> View:
             adults=body.adults,
             children=body.children,
         )
-        async with call.request.app[QUEUES].turn(gathering_id):
+        async with call.request.app[LOCKS].hold(gathering_id):
             return await execute(
                 handlers.register, cmd, uow=_uow(call), clock=_clock(call), status=201,
                 idempotency=call.idempotency(),
@@ -571,7 +543,7 @@ async def _change_capacity(call: Call, gathering_type: GatheringType) -> object:
         capacity=body.capacity,
         child_care_seats=body.child_care_seats,
     )
-    async with call.request.app[QUEUES].turn(gathering_id):
+    async with call.request.app[LOCKS].hold(gathering_id):
         return await execute(handlers.change_capacity, cmd, uow=_uow(call), clock=_clock(call))
 
 

@@ -9,10 +9,11 @@ from services.volunteering import SERVICE, consumers, handlers
 from services.volunteering.commands import ExtendSeries, MarkMissedShifts
 from services.volunteering.models import Base, VolunteeringUnitOfWork
 from services.volunteering.settings import VolunteeringSettings
-from services.volunteering.views import CLOCK, SETTINGS, SHIFT_LOCKS, UOW, KeyedLocks, api
+from services.volunteering.views import CLOCK, SETTINGS, SHIFT_LOCKS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
 from shared.db import make_sessionmaker
+from shared.locks import KeyedLocks
 from shared.settings import Settings
 from shared.uow import execute
 from shared.web import SITES, make_app

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import uuid
 import zoneinfo
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import icalendar
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError
 
 from services.volunteering import domain, handlers
 from services.volunteering.commands import (
@@ -75,6 +73,7 @@ from services.volunteering.settings import VolunteeringSettings
 from shared.access import STAFF, Role, Site
 from shared.clock import Clock
 from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.locks import KeyedLocks
 from shared.uow import Outcome, execute
 from shared.web import SITES, Api, Call
 
@@ -86,36 +85,6 @@ api = Api(service="volunteering", title="Recovery community center: volunteering
 
 PEOPLE = (Role.VOLUNTEER, *STAFF)
 DEFAULT_RANGE = timedelta(days=28)
-# Two transactions that each promote several waitlisted volunteers can, rarely, wait on each other's member
-# locks; PostgreSQL then aborts one (deadlock detected), and it is simply run again.
-RETRYABLE_SQLSTATES = {"40P01", "40001"}
-ATTEMPTS = 3
-
-
-class KeyedLocks:
-    """One in-process queue per shift. Requests that change a shift's seats line up here instead of each holding a
-    pooled database connection while waiting for the shift's row lock, so a burst of sign-ups for one popular
-    shift neither exhausts the pool nor convoys in PostgreSQL. The row lock still is what makes it correct across
-    processes."""
-
-    def __init__(self) -> None:
-        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: object) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 SHIFT_LOCKS = web.AppKey("volunteering_shift_locks", KeyedLocks)
 
 
@@ -141,27 +110,14 @@ async def _site(call: Call, site_id: str | None = None) -> Site:
 
 async def _execute(call: Call, handler: Callable[..., Any], cmd: Any, *, status: int = 200,
                    idempotent: bool = False, shift_id: uuid.UUID | None = None) -> Outcome[Any]:
-    if shift_id is not None:
-        async with call.request.app[SHIFT_LOCKS].hold(shift_id):
-            return await _execute(call, handler, cmd, status=status, idempotent=idempotent)
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return await execute(
-                handler, cmd, uow=_uow(call), clock=_clock(call), status=status,
-                idempotency=call.idempotency() if idempotent else None,
-            )
-        except DBAPIError as exc:
-            if attempt == ATTEMPTS or _sqlstate(exc) not in RETRYABLE_SQLSTATES:
-                raise
+    async with contextlib.AsyncExitStack() as stack:
+        if shift_id is not None:
+            await stack.enter_async_context(call.request.app[SHIFT_LOCKS].hold(shift_id))
+        return await execute(
+            handler, cmd, uow=_uow(call), clock=_clock(call), status=status,
+            idempotency=call.idempotency() if idempotent else None,
+        )
     raise AssertionError("unreachable")
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
-        state = getattr(candidate, "sqlstate", None)
-        if state:
-            return str(state)
-    return None
 
 
 # Roles

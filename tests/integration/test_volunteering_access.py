@@ -15,13 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.volunteering import SCHEMA
 from services.volunteering.models import Base
 from shared.settings import Settings
-from tests.integration.test_volunteering_support import (  # noqa: F401 - fixtures
-    Center,
-    Volunteer,
-    center,
-    engine,
-    vstack,
-)
+from tests.support.volunteering import Center, Volunteer
 from tests.support.stack import Client, make_site
 
 pytestmark = pytest.mark.integration

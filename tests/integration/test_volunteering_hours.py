@@ -21,12 +21,7 @@ from shared.events import ReceivedEvent, canonical_json, envelope
 from shared.outbox import amqp_message, cloudevent_from_row
 from shared.settings import Settings
 from shared.uow import execute, inbox_consumer
-from tests.integration.test_volunteering_support import (  # noqa: F401 - fixtures
-    Center,
-    center,
-    engine,
-    vstack,
-)
+from tests.support.volunteering import Center
 from tests.support.stack import eventually
 
 pytestmark = pytest.mark.integration

@@ -16,12 +16,7 @@ from services.volunteering.commands import ExtendSeries
 from shared.clock import FixedClock
 from shared.uow import execute
 
-from tests.integration.test_volunteering_support import (  # noqa: F401 - fixtures
-    Center,
-    center,
-    engine,
-    vstack,
-)
+from tests.support.volunteering import Center
 
 pytestmark = pytest.mark.integration
 

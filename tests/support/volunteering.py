@@ -1,46 +1,25 @@
-"""Helpers the volunteering integration tests share (this module holds no tests): a site with its roles,
-volunteers and shifts set up over HTTP against the running services, and direct looks into the database."""
+"""Helpers the volunteering integration tests share: a site with its roles, volunteers and shifts set up over
+HTTP against the running services, and direct looks into the database."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.volunteering.models import Base, VolunteeringUnitOfWork
 from shared import access
 from shared.db import make_sessionmaker
 from shared.settings import Settings
-from tests.support.stack import Client, Reply, SiteUnderTest, make_site, services
+from tests.support.stack import Client, Reply, SiteUnderTest
 
 SERVICES = ["checkin", "volunteering", "audit"]
-
-
-@pytest.fixture(scope="module")
-async def vstack(settings: Settings) -> AsyncIterator[Client]:
-    """Check-in, volunteering and audit running in this process for a whole test module. The per-token rate limit
-    is off: one test coordinator token here does in seconds what a person would not do in an hour."""
-    async with services(settings.model_copy(update={"rate_limit_per_minute": 0}), SERVICES) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(settings.database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def center(settings: Settings, vstack: Client, engine: AsyncEngine) -> Center:
-    return Center(vstack, settings, await make_site(settings, timezone="America/New_York"), engine)
 
 
 @dataclass

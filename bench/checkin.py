@@ -1,0 +1,140 @@
+"""1. Kiosk check-in throughput and latency.
+
+wrk loads ``POST /visits`` (a kiosk token, a distinct member per request, 32 connections) for a fixed time after
+a short warm-up, first against the baseline (bench/baseline_checkin.py: one raw asyncpg transaction of the two
+inserts), then against the check-in service. The audit service runs throughout, as in production.
+
+Order: the baseline goes first, while the check-in service (and so its outbox relay) is not running; its outbox
+rows are then marked published and its visits closed, so the real run starts from a table state a center could
+have, and the relay publishes only the real run's events."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import uuid
+from pathlib import Path
+
+from bench.common import Figure, Goal, Outcome, SeededSite, Stack, benchmark, free_port, ratio, say, write_lines
+from bench.load import LoadResult, wrk_post_lines
+
+RATIO_GOAL = Goal(">=", 0.5)
+P99_GOAL_MS = Goal("<", 50.0)
+# Each phase of a target's load, with the option that says how long it lasts.
+PHASES = {"warmup": "warmup", "measured": "duration"}
+
+
+def add_options(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--duration", type=int, default=30, help="seconds of measured load per target (30)")
+    group.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before it (2)")
+    group.add_argument("--connections", type=int, default=32, help="concurrent connections (32)")
+    group.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    group.add_argument(
+        "--members-per-second", type=int, default=6_000,
+        help="distinct members seeded per second of load and target; more than the server can check in (6000)",
+    )
+
+
+@benchmark(
+    "checkin", "kiosk POST /visits vs a raw asyncpg handler", options=add_options,
+    parameters=("duration", "warmup", "connections", "threads"),
+)
+async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
+    site = await stack.seed_site()
+    await stack.start_service("audit")  # events are routable and consumed while we load, as in production
+    bodies = await _seed_bodies(stack, site, options)
+
+    baseline_port = free_port()
+    baseline = await stack.start(
+        "baseline-checkin",
+        [sys.executable, "-m", "bench.baseline_checkin", "--port", str(baseline_port), "--dsn", stack.dsn,
+         "--site", site.site_id, "--pool-size", str(stack.settings.db_pool_size)],
+        baseline_port,
+    )
+    floor = await _warm_and_measure(stack, "baseline", baseline.url, bodies["baseline"], site, options)
+    await stack.stop(baseline)
+    await _retire_baseline_rows(stack)
+
+    checkin = await stack.start_service("checkin")
+    real = await _warm_and_measure(stack, "checkin", checkin.url, bodies["checkin"], site, options)
+    backlog = await stack.db.fetchval("SELECT count(*) FROM checkin.outbox WHERE published_at IS NULL")
+
+    outcome = Outcome(
+        figures=[
+            *_load_figures("check-in", real, p99_goal=P99_GOAL_MS),
+            *_load_figures("baseline", floor),
+            Figure("check-in / baseline requests/s", ratio(real.requests_per_s, floor.requests_per_s), "",
+                   RATIO_GOAL),
+            Figure("outbox backlog when the load stopped", backlog, "events"),
+        ]
+    )
+    for name, result in (("check-in", real), ("baseline", floor)):
+        if result.reused:
+            outcome.notes.append(
+                f"{name}: {result.reused} requests reused a member (409s among the errors); "
+                "raise --members-per-second"
+            )
+        elif result.errors:
+            outcome.notes.append(f"{name}: {result.errors} errors (--keep-workdir keeps the service logs)")
+    return outcome
+
+
+async def _seed_bodies(stack: Stack, site: SeededSite, options: argparse.Namespace) -> dict[str, dict[str, Path]]:
+    """One file of request bodies per target and phase, each member in exactly one of them."""
+    sizes = {phase: math.ceil(options.members_per_second * getattr(options, o)) for phase, o in PHASES.items()}
+    total = 2 * sum(sizes.values())
+    say(f"seeding {total:,} members")
+    members = iter(await stack.seed_members(site.site_id, total))
+    files: dict[str, dict[str, Path]] = {}
+    for target in ("baseline", "checkin"):
+        files[target] = {
+            phase: write_lines(
+                stack.workdir / f"{target}-{phase}.jsonl",
+                (check_in_body(next(members)) for _ in range(size)),
+            )
+            for phase, size in sizes.items()
+        }
+    return files
+
+
+def check_in_body(member_id: uuid.UUID) -> str:
+    """A kiosk's check-in by member id, as the kiosk sends it."""
+    return f'{{"member_id": "{member_id}", "purpose": "drop_in"}}'
+
+
+async def _warm_and_measure(
+    stack: Stack, target: str, base_url: str, bodies: dict[str, Path], site: SeededSite,
+    options: argparse.Namespace,
+) -> LoadResult:
+    results = {}
+    for phase, option in PHASES.items():
+        seconds = getattr(options, option)
+        say(f"{target}: {phase} for {seconds:g}s")
+        results[phase] = await wrk_post_lines(
+            base_url + "/visits", bodies[phase], token=site.kiosk_token, seconds=seconds,
+            connections=options.connections, threads=options.threads, log=stack.workdir / f"wrk-{target}.log",
+        )
+    measured = results["measured"]
+    say(f"{target}: {measured.requests_per_s:,.0f} requests/s, p50 {measured.p50_ms:.1f} ms, "
+        f"p99 {measured.p99_ms:.1f} ms, {measured.errors} errors")
+    return measured
+
+
+async def _retire_baseline_rows(stack: Stack) -> None:
+    """The baseline's outbox rows must not reach the relay, and its open visits are not part of the real run."""
+    async with stack.db.transaction():
+        await stack.db.execute("UPDATE checkin.outbox SET published_at = now() WHERE published_at IS NULL")
+        await stack.db.execute(
+            "UPDATE checkin.visits SET checked_out_at = now(), closed_by = 'kiosk' WHERE checked_out_at IS NULL"
+        )
+    await stack.db.execute("VACUUM ANALYZE checkin.visits, checkin.outbox")
+
+
+def _load_figures(name: str, result: LoadResult, *, p99_goal: Goal | None = None) -> list[Figure]:
+    return [
+        Figure(f"{name} requests/s", result.requests_per_s, "req/s"),
+        Figure(f"{name} p50 latency", result.p50_ms, "ms"),
+        Figure(f"{name} p99 latency", result.p99_ms, "ms", p99_goal),
+        Figure(f"{name} errors (non-2xx + socket)", result.errors, f"of {result.requests:,}"),
+    ]

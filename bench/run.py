@@ -1,0 +1,134 @@
+"""Run benchmarks; print figures, ratios against their baselines, and whether the goals are met.
+
+    python -m bench.run [checkin|pipeline|all ...] [--duration S] [--events N] [--lag-seconds S] [--write]
+
+Each benchmark gets its own database and broker prefix (removed afterwards) and runs the services as separate
+processes. ``--write`` records the run in bench/RESULTS.md. Nothing here asserts anything about time: goals are
+reported, not enforced, and the exit status says only whether the benchmarks ran."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from bench.common import BENCHMARKS, Stack, say
+from bench.report import RunReport, machine_facts, now, render_table, write_results
+from shared.settings import Settings
+
+# Importing a module registers its benchmarks; "all" runs them in this order. Add new benchmark modules here.
+BENCHMARK_MODULES = ("bench.checkin", "bench.pipeline")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    for module in BENCHMARK_MODULES:
+        importlib.import_module(module)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "benchmarks", nargs="*", default=["all"], metavar="BENCHMARK",
+        help=f"any of {', '.join(BENCHMARKS)}, or all (the default)",
+    )
+    parser.add_argument("--write", action="store_true", help="record the figures in bench/RESULTS.md")
+    parser.add_argument("--note", help="a remark recorded with the figures, e.g. 'quiet machine, nothing else running'")
+    parser.add_argument(
+        "--keep-workdir", action="store_true",
+        help="keep the service logs and request files (kept anyway when a benchmark fails)",
+    )
+    for bench in BENCHMARKS.values():
+        if bench.add_options is not None:
+            bench.add_options(parser.add_argument_group(f"{bench.name}: {bench.summary}"))
+    return parser
+
+
+def selected(parser: argparse.ArgumentParser, names: list[str]) -> list[str]:
+    if "all" in names:
+        return list(BENCHMARKS)
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)} or all")
+    return list(dict.fromkeys(names))
+
+
+async def run(names: list[str], options: argparse.Namespace, command: str) -> RunReport:
+    task = asyncio.current_task()
+    assert task is not None
+    # SIGTERM gets the same orderly teardown as Ctrl-C (asyncio.run already turns SIGINT into a cancellation).
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    report = RunReport(
+        started=now(),
+        command=command,
+        machine=await machine_facts(Settings()),
+        parameters={"parameters": _parameters(names, options), **({"note": options.note} if options.note else {})},
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="rcc-bench-"))
+    say(f"work directory (logs, request files): {workdir}")
+    try:
+        for name in names:
+            bench = BENCHMARKS[name]
+            say(f"=== {name}: {bench.summary}")
+            try:
+                async with Stack.up(workdir) as stack:
+                    outcome = await bench.run(options, stack)
+                # The stack has stopped the services by now, reading each one's peak RSS on the way out.
+                outcome.figures += stack.memory_figures()
+            except Exception as exc:  # noqa: BLE001 - one failed benchmark must not hide the others' figures
+                traceback.print_exc()
+                report.failures[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                continue
+            report.outcomes[name] = outcome
+    finally:
+        if report.failures or options.keep_workdir:
+            say(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def _parameters(names: list[str], options: argparse.Namespace) -> str:
+    dests = dict.fromkeys(dest for name in names for dest in BENCHMARKS[name].parameters)
+    return ", ".join(f"{dest.replace('_', '-')} {getattr(options, dest)}" for dest in dests) or "defaults"
+
+
+def _without_note(args: list[str]) -> list[str]:
+    """The command as recorded: the note is written on a line of its own."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip or arg.startswith("--note="):
+            skip = False
+            continue
+        if arg == "--note":
+            skip = True
+            continue
+        kept.append(arg)
+    return kept
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    names = selected(parser, options.benchmarks)
+    command = shlex.join(["python", "-m", "bench.run", *_without_note(sys.argv[1:] if argv is None else argv)])
+    try:
+        report = asyncio.run(run(names, options, command))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("interrupted; the run's database and broker objects were removed")
+        sys.exit(130)
+    print(render_table(report))
+    if options.write:
+        write_results(report)
+        say("recorded in bench/RESULTS.md")
+    sys.exit(1 if report.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
