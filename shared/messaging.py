@@ -270,15 +270,16 @@ class Consumer:
                     return False
                 await self._dead_letter(deliveries[0].message, f"{type(exc).__name__}: {exc}")
                 return True
-            for delivery in deliveries:
-                await self._ack(delivery.message)
+            await self._ack(deliveries[-1].message, covering=len(deliveries))
             MESSAGES_CONSUMED.labels(self.name, "processed").inc(len(deliveries))
             return True
 
-    async def _ack(self, message: AbstractIncomingMessage) -> None:
-        self.unacked -= 1
+    async def _ack(self, message: AbstractIncomingMessage, covering: int = 1) -> None:
+        """Ack ``message`` and, with ``covering`` > 1, every earlier delivery of its batch in one frame (batches
+        are handled in delivery order, so everything before it on the channel is settled)."""
+        self.unacked -= covering
         try:
-            await message.ack()
+            await message.ack(multiple=covering > 1)
         except Exception as exc:  # noqa: BLE001 - the channel died; the broker redelivers, the inbox dedupes
             log.warning("consumer_ack_lost", consumer=self.name, error=type(exc).__name__)
 

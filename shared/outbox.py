@@ -96,9 +96,9 @@ class OutboxRelay:
 
     async def publish_pending(self) -> tuple[int, bool, bool]:
         """One pass: publish up to a batch of waiting rows. Returns (published, batch_was_full, some_failed)."""
-        if not self.broker.is_ready or self.broker.exchange is None:
+        if not self.broker.is_ready or self.broker.channel is None:
             return 0, False, False
-        exchange = self.broker.exchange
+        channel = await self.broker.channel.get_underlay_channel()
         async with self.engine.begin() as conn:
             locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
             if not locked:
@@ -117,16 +117,22 @@ class OutboxRelay:
             OUTBOX_BACKLOG.labels(self.service).set(len(rows))
             if not rows:
                 return 0, False, False
-            # Publishes are pipelined on one channel (frames leave in order); confirms are awaited together.
+            # Publishes are pipelined on one channel (frames leave in order) without waiting for each frame to be
+            # written (wait=False: the relay shares its event loop with HTTP requests); confirms are awaited
+            # together, each with its own timeout.
             results = await asyncio.gather(
                 *(
-                    exchange.publish(
-                        amqp_message(cloudevent_from_row(row, self.source)),
+                    channel.basic_publish(
+                        message.body,
+                        exchange=self.settings.exchange_name,
                         routing_key=row.type,
+                        properties=message.properties,
                         mandatory=True,
                         timeout=self.settings.publish_timeout_s,
+                        wait=False,
                     )
                     for row in rows
+                    for message in [amqp_message(cloudevent_from_row(row, self.source))]
                 ),
                 return_exceptions=True,
             )

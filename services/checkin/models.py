@@ -7,18 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
+    ColumnElement,
     DateTime,
     Index,
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
-    literal,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.dialects.postgresql import UUID, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -112,37 +113,21 @@ class CheckinRepository:
         """Insert the visit in one statement, resolving the member by code or id on this site.
 
         Returns (started, member_id); not started means no such member here, or one already checked in."""
-        values = {
-            "visit_id": literal(visit.visit_id, UUID(as_uuid=True)),
-            "site_id": literal(visit.site_id),
-            "purpose": literal(visit.purpose),
-            "support_type": literal(visit.support_type, Text),
-            "ref": literal(visit.ref, Text),
-            "checked_in_at": literal(visit.checked_in_at, DateTime(timezone=True)),
+        params = {
+            "visit_id": visit.visit_id,
+            "site_id": visit.site_id,
+            "purpose": visit.purpose,
+            "support_type": visit.support_type,
+            "ref": visit.ref,
+            "checked_in_at": visit.checked_in_at,
         }
         if member_id is None and kiosk_code is None:
-            await self.session.execute(
-                insert(visits).values(
-                    visit_id=visit.visit_id,
-                    site_id=visit.site_id,
-                    member_id=None,
-                    purpose=visit.purpose,
-                    support_type=visit.support_type,
-                    ref=visit.ref,
-                    checked_in_at=visit.checked_in_at,
-                )
-            )
+            await self.session.execute(_START_ANONYMOUS, params)
             return True, None
-        who = members.c.kiosk_code == kiosk_code if kiosk_code is not None else members.c.member_id == member_id
-        source = select(*values.values(), members.c.member_id).where(
-            who, members.c.site_id == visit.site_id, members.c.erased_at.is_(None)
-        )
-        result = await self.session.execute(
-            insert(visits)
-            .from_select([*values.keys(), "member_id"], source)
-            .on_conflict_do_nothing(index_elements=["member_id"], index_where=text("checked_out_at IS NULL"))
-            .returning(visits.c.member_id)
-        )
+        if kiosk_code is not None:
+            result = await self.session.execute(_START_BY_CODE, {**params, "kiosk_code": kiosk_code})
+        else:
+            result = await self.session.execute(_START_BY_MEMBER, {**params, "member_id": member_id})
         started = result.scalar_one_or_none()
         return started is not None, started
 
@@ -206,6 +191,35 @@ class CheckinRepository:
 
     async def site_of_member(self, member_id: uuid.UUID) -> str | None:
         return await self.session.scalar(select(members.c.site_id).where(members.c.member_id == member_id))
+
+
+_VISIT_VALUES = {
+    "visit_id": bindparam("visit_id", type_=UUID(as_uuid=True)),
+    "site_id": bindparam("site_id", type_=Text),
+    "purpose": bindparam("purpose", type_=Text),
+    "support_type": bindparam("support_type", type_=Text),
+    "ref": bindparam("ref", type_=Text),
+    "checked_in_at": bindparam("checked_in_at", type_=DateTime(timezone=True)),
+}
+_START_ANONYMOUS = insert(visits).values(_VISIT_VALUES)
+
+
+def _start_by(who: ColumnElement[bool]) -> Insert:
+    """INSERT … SELECT: the member is found (on this site, not erased) and the visit started in one round trip;
+    the partial unique index turns a second open visit into no row instead of an error."""
+    member = select(*_VISIT_VALUES.values(), members.c.member_id).where(
+        who, members.c.site_id == bindparam("site_id", type_=Text), members.c.erased_at.is_(None)
+    )
+    return (
+        insert(visits)
+        .from_select([*_VISIT_VALUES, "member_id"], member)
+        .on_conflict_do_nothing(index_elements=["member_id"], index_where=text("checked_out_at IS NULL"))
+        .returning(visits.c.member_id)
+    )
+
+
+_START_BY_CODE = _start_by(members.c.kiosk_code == bindparam("kiosk_code", type_=Text))
+_START_BY_MEMBER = _start_by(members.c.member_id == bindparam("member_id", type_=UUID(as_uuid=True)))
 
 
 def _visit_columns() -> tuple:
