@@ -120,10 +120,10 @@ async def token_revoke(settings: Settings, args: argparse.Namespace) -> None:
 async def audit_verify(settings: Settings) -> int:
     from services.audit.handlers import verify_audit_log
     from services.audit.models import AuditUnitOfWork, Base
-    from shared.db import make_sessionmaker
+    from shared.db import make_connector
 
     async with admin_engine(settings) as engine:
-        async with AuditUnitOfWork(make_sessionmaker(engine), Base.metadata) as uow:
+        async with AuditUnitOfWork(make_connector(engine), Base.metadata) as uow:
             result = await verify_audit_log(uow, 5_000)
     print(result.model_dump_json())
     return 0 if result.ok else 1

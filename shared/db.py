@@ -18,7 +18,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from shared.settings import Settings
 
@@ -102,8 +104,10 @@ def create_engine(settings: Settings, *, service: str, role: str | None = None) 
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_connector(engine: AsyncEngine) -> Callable[[], AsyncConnection]:
+    """What a unit of work opens: a Core connection. Repositories speak Core (statements counted on hot paths), so
+    the ORM Session's identity map and unit-of-work machinery would only cost time on every request."""
+    return engine.connect
 
 
 def asyncpg_dsn(database_url: str) -> str:

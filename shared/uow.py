@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import Clock
 from shared.errors import Conflict, InvalidInput
@@ -30,8 +30,8 @@ class UnitOfWork:
 
     source: str = "/rcc/unknown"
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], metadata: MetaData) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, connect: Callable[[], AsyncConnection], metadata: MetaData) -> None:
+        self._connect = connect
         schema = metadata.schema
         self._outbox = metadata.tables[f"{schema}.outbox"]
         self._inbox = metadata.tables[f"{schema}.inbox"]
@@ -39,7 +39,8 @@ class UnitOfWork:
         self.events: list[Event] = []
 
     async def __aenter__(self) -> Self:
-        self.session = self._sessionmaker()
+        # "session" in PostgreSQL's sense: one connection, one transaction at a time (begun on first use).
+        self.session = await self._connect().start()
         self.events = []
         self.start()
         return self
@@ -48,8 +49,7 @@ class UnitOfWork:
         """Subclasses open their repositories here."""
 
     async def __aexit__(self, *exc_info: object) -> None:
-        # Closing rolls back whatever was not committed and, unlike rollback(), leaves loaded objects readable.
-        await self.session.close()
+        await self.session.close()  # rolls back whatever was not committed
 
     def emit(self, event: Event) -> None:
         self.events.append(event)

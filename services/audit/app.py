@@ -10,7 +10,7 @@ from services.audit.settings import AuditSettings
 from services.audit.views import CLOCK, SETTINGS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
-from shared.db import make_sessionmaker
+from shared.db import make_connector
 from shared.settings import Settings
 from shared.web import make_app
 
@@ -32,6 +32,6 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 
 
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
-    sessionmaker = make_sessionmaker(app[runtime.ENGINE])
+    sessionmaker = make_connector(app[runtime.ENGINE])
     app[UOW] = lambda: AuditUnitOfWork(sessionmaker, Base.metadata)
     yield

@@ -11,7 +11,7 @@ from services.checkin.settings import CheckinSettings
 from services.checkin.views import CLOCK, SETTINGS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
-from shared.db import make_sessionmaker
+from shared.db import make_connector
 from shared.settings import Settings
 from shared.uow import execute
 from shared.web import SITES, make_app
@@ -35,7 +35,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 
 
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
-    sessionmaker = make_sessionmaker(app[runtime.ENGINE])
+    sessionmaker = make_connector(app[runtime.ENGINE])
     app[UOW] = lambda: CheckinUnitOfWork(sessionmaker, Base.metadata)
     yield
 

@@ -11,7 +11,7 @@ from services.gatherings.settings import GatheringsSettings
 from services.gatherings.views import CLOCK, LOCKS, SETTINGS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
-from shared.db import make_sessionmaker
+from shared.db import make_connector
 from shared.locks import KeyedLocks
 from shared.settings import Settings
 from shared.uow import execute
@@ -38,7 +38,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 
 
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
-    sessionmaker = make_sessionmaker(app[runtime.ENGINE])
+    sessionmaker = make_connector(app[runtime.ENGINE])
     app[UOW] = lambda: GatheringsUnitOfWork(sessionmaker, Base.metadata)
     yield
 

@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.gatherings import SCHEMA
@@ -298,7 +298,7 @@ class Placed:
 
 
 class GatheringsRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
     # Groups and their sessions
@@ -318,12 +318,12 @@ class GatheringsRepository:
         )
         return list(result.scalars())
 
-    async def groups_to_extend(self, target: datetime) -> list[Group]:
+    async def groups_to_extend(self, target: datetime) -> list[Row]:
         """Groups whose sessions stop short of ``target``, locked; a group another process is extending is skipped."""
         result = await self.session.execute(
-            select(Group).where(groups.c.scheduled_until < target).with_for_update(skip_locked=True)
+            select(groups).where(groups.c.scheduled_until < target).with_for_update(skip_locked=True)
         )
-        return list(result.scalars())
+        return list(result.all())
 
     async def set_scheduled_until(self, group_id: uuid.UUID, until: datetime) -> None:
         await self.session.execute(update(groups).where(groups.c.group_id == group_id).values(scheduled_until=until))

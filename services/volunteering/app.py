@@ -12,7 +12,7 @@ from services.volunteering.settings import VolunteeringSettings
 from services.volunteering.views import CLOCK, SETTINGS, SHIFT_LOCKS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
-from shared.db import make_sessionmaker
+from shared.db import make_connector
 from shared.locks import KeyedLocks
 from shared.settings import Settings
 from shared.uow import execute
@@ -40,7 +40,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 
 
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
-    sessionmaker = make_sessionmaker(app[runtime.ENGINE])
+    sessionmaker = make_connector(app[runtime.ENGINE])
     app[UOW] = lambda: VolunteeringUnitOfWork(sessionmaker, Base.metadata)
     yield
 

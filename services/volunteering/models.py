@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.volunteering import SCHEMA
@@ -340,7 +340,7 @@ def _site_filter(column: Any, site_id: str | None) -> Any:
 class PeopleRepository:
     """Roles, volunteer profiles, trainings and calendar feeds."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
     async def add_role(self, values: dict[str, Any]) -> bool:
@@ -429,7 +429,7 @@ class PeopleRepository:
 class ShiftRepository:
     """Series, shifts and sign-ups: the capacity aggregate."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
     async def add_series(self, values: dict[str, Any]) -> None:
@@ -705,7 +705,7 @@ def _hours_row(row: Any) -> HoursRow:
 class HoursRepository:
     """Attendance (from check-in events) and hours records."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
     async def start_attendance(self, values: dict[str, Any]) -> bool:
@@ -749,7 +749,7 @@ class HoursRepository:
 class ReadRepository:
     """Queries behind the GET endpoints (no locks, no changes)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
     async def roles(self, site_id: str) -> list[RoleRecord]:

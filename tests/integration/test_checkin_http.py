@@ -23,7 +23,7 @@ from services.audit.models import Base as AuditBase
 from services.cli import migrate
 from services.registry import ROOT, SCHEMAS
 from shared.clock import SystemClock
-from shared.db import asyncpg_dsn, create_engine, make_sessionmaker
+from shared.db import asyncpg_dsn, create_engine, make_connector
 from shared.events import ReceivedEvent, canonical_json
 from shared.settings import Settings
 from shared.uow import execute
@@ -360,7 +360,7 @@ async def append_one_entry(settings: Settings) -> str:
         outcome = await execute(
             append_to_audit_log,
             AppendToAuditLog([event]),
-            uow=AuditUnitOfWork(make_sessionmaker(engine), AuditBase.metadata),
+            uow=AuditUnitOfWork(make_connector(engine), AuditBase.metadata),
             clock=SystemClock(),
         )
         assert outcome.body["appended"] == 1

@@ -13,17 +13,30 @@ import aio_pika
 import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.checkin.models import Base, CheckinUnitOfWork
 from shared.clock import SystemClock
-from shared.db import asyncpg_dsn, create_engine, make_sessionmaker
+from shared.db import asyncpg_dsn, create_engine, make_connector
 from shared.events import ReceivedEvent
-from shared.messaging import DEAD_REASON_HEADER, Broker, Consumer, declare_consumer_queue, declare_exchanges
+from shared.messaging import (
+    DEAD_REASON_HEADER,
+    Broker,
+    Consumer,
+    declare_consumer_queue,
+    declare_exchanges,
+)
 from shared.outbox import amqp_message
 from shared.settings import Settings
 from shared.uow import inbox_consumer
-from tests.integration.helpers import cloud_event, header_text, message_of, queue_state, sub_prefix, unique
+from tests.integration.helpers import (
+    cloud_event,
+    header_text,
+    message_of,
+    queue_state,
+    sub_prefix,
+    unique,
+)
 from tests.support.broker import delete_prefixed
 from tests.support.stack import Client, eventually, make_site
 
@@ -61,7 +74,7 @@ class Recorder:
 
     def __init__(
         self,
-        sessionmaker: async_sessionmaker,
+        sessionmaker: Callable[[], AsyncConnection],
         schema: str,
         consumer: str,
         routing_key: str,
@@ -195,7 +208,7 @@ async def wait_drained(connection: aio_pika.abc.AbstractConnection, queue_name: 
 
 async def test_a_redelivered_event_is_applied_once(settings: Settings, engine: AsyncEngine, scratch: str) -> None:
     async with harness(settings, "dedupe") as (isolated, name, key, connection):
-        recorder = Recorder(make_sessionmaker(engine), scratch, name, key)
+        recorder = Recorder(make_connector(engine), scratch, name, key)
         twice = cloud_event(key)
         others = [cloud_event(key), cloud_event(key)]
         queue_name = isolated.queue_name(name)
@@ -228,7 +241,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_valid_ones_are_proce
     settings: Settings, engine: AsyncEngine, scratch: str
 ) -> None:
     async with harness(settings, "malformed") as (isolated, name, key, connection):
-        recorder = Recorder(make_sessionmaker(engine), scratch, name, key)
+        recorder = Recorder(make_connector(engine), scratch, name, key)
         valid = [cloud_event(key, n=i) for i in range(100)]
         queue_name = isolated.queue_name(name)
         await declare_queue(connection, isolated, name, key)
@@ -263,7 +276,7 @@ async def test_a_message_failing_on_its_own_is_dead_lettered_and_the_rest_of_its
             if event.id == bad:
                 raise ValueError(f"cannot apply {bad}")
 
-        recorder = Recorder(make_sessionmaker(engine), scratch, name, key, fail=fail)
+        recorder = Recorder(make_connector(engine), scratch, name, key, fail=fail)
         queue_name = isolated.queue_name(name)
         await declare_queue(connection, isolated, name, key)
         await publish(connection, isolated, key, [message_of(ce) for ce in events])
@@ -295,7 +308,7 @@ async def test_a_transient_failure_is_retried_then_applied_once(
             if call <= 2:
                 raise OSError("database restarting")
 
-        recorder = Recorder(make_sessionmaker(engine), scratch, name, key, fail=fail)
+        recorder = Recorder(make_connector(engine), scratch, name, key, fail=fail)
         queue_name = isolated.queue_name(name)
         async with running_consumer(isolated, name, [key], recorder):
             await publish(connection, isolated, key, [message_of(event)])

@@ -22,7 +22,7 @@ from services.gatherings.commands import CancelRegistration, Register
 from services.gatherings.domain import Party, Room
 from services.gatherings.models import Base, GatheringsUnitOfWork
 from shared.clock import SystemClock
-from shared.db import asyncpg_dsn, create_engine, make_sessionmaker
+from shared.db import asyncpg_dsn, create_engine, make_connector
 from shared.settings import Settings
 from shared.uow import execute
 from tests.support.stack import Client, Reply, SiteUnderTest, eventually, services
@@ -269,7 +269,7 @@ async def test_processes_deciding_at_once_are_kept_apart_by_the_row_lock(
     patient = settings.model_copy(update={"db_connect_timeout_s": 60.0, "db_statement_timeout_ms": 60_000})
     engines = [create_engine(patient, service=f"it-process-{i}") for i in range(2)]
     try:
-        uows = [lambda m=make_sessionmaker(e): GatheringsUnitOfWork(m, Base.metadata) for e in engines]
+        uows = [lambda m=make_connector(e): GatheringsUnitOfWork(m, Base.metadata) for e in engines]
         event_id = uuid.UUID(await create_event(stack, site, capacity=15, child_care_seats=3))
 
         def registering(i: int, adults: int = 1, children: int = 0) -> Any:

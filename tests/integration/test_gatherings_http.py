@@ -25,7 +25,7 @@ from services.gatherings.commands import CreateGroup, ExtendSchedules
 from services.gatherings.models import Base, GatheringsUnitOfWork
 from services.gatherings.settings import GatheringsSettings
 from shared.clock import FixedClock
-from shared.db import asyncpg_dsn, create_engine, make_sessionmaker
+from shared.db import asyncpg_dsn, create_engine, make_connector
 from shared.outbox import amqp_message, cloudevent_from_row
 from shared.settings import Settings
 from shared.uow import execute
@@ -535,7 +535,7 @@ async def test_the_horizon_rolls_forward_for_long_running_groups(
 ) -> None:
     """The periodic task's handler, run with a clock three weeks ahead: the group's next sessions appear, once."""
     engine = create_engine(settings, service="it-gatherings")
-    sessionmaker = make_sessionmaker(engine)
+    sessionmaker = make_connector(engine)
     now = datetime.now(UTC)
     first = datetime.combine(next_weekday(1), datetime.min.time()).replace(hour=18)
     try:

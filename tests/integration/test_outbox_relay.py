@@ -6,18 +6,18 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import aio_pika
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.checkin.models import Base, CheckinUnitOfWork
 from shared.contracts import EventData
 from shared.contracts.checkin import MemberRegistered
-from shared.db import create_engine, make_sessionmaker
+from shared.db import create_engine, make_connector
 from shared.events import CONTENT_TYPE, Event
 from shared.messaging import Broker, declare_exchanges
 from shared.outbox import OutboxRelay
@@ -39,8 +39,8 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="module")
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
-    return make_sessionmaker(engine)
+def sessionmaker(engine: AsyncEngine) -> Callable[[], AsyncConnection]:
+    return make_connector(engine)
 
 
 @contextlib.asynccontextmanager
@@ -89,7 +89,7 @@ def probe_event(event_type: str) -> Event:
     return Event(contract(n=1), subject="probe", site_id="site-relay")
 
 
-async def commit(sessionmaker: async_sessionmaker, *events: Event) -> None:
+async def commit(sessionmaker: Callable[[], AsyncConnection], *events: Event) -> None:
     async with CheckinUnitOfWork(sessionmaker, Base.metadata) as uow:
         for event in events:
             uow.emit(event)
@@ -116,7 +116,7 @@ async def publish_until_drained(relay: OutboxRelay) -> list[tuple[int, bool, boo
 
 
 async def test_rows_are_published_in_sequence_order_with_cloudevent_properties_and_marked(
-    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker
+    settings: Settings, engine: AsyncEngine, sessionmaker: Callable[[], AsyncConnection]
 ) -> None:
     small_batches = settings.model_copy(update={"relay_batch_size": 25})
     events = [member_registered() for _ in range(60)]
@@ -171,7 +171,7 @@ async def test_rows_are_published_in_sequence_order_with_cloudevent_properties_a
 
 
 async def test_an_unroutable_row_stays_unpublished_until_a_queue_binds_its_type(
-    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker
+    settings: Settings, engine: AsyncEngine, sessionmaker: Callable[[], AsyncConnection]
 ) -> None:
     # A prefix of its own: the audit queue (bound to "#") of the run's exchange is not there.
     isolated = sub_prefix(settings, "unroutable-")
@@ -216,7 +216,7 @@ async def test_an_unroutable_row_stays_unpublished_until_a_queue_binds_its_type(
 
 
 async def test_without_a_connected_broker_nothing_is_published_or_marked(
-    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker
+    settings: Settings, engine: AsyncEngine, sessionmaker: Callable[[], AsyncConnection]
 ) -> None:
     event = member_registered()
     await commit(sessionmaker, event)
@@ -249,7 +249,7 @@ async def test_without_a_connected_broker_nothing_is_published_or_marked(
 
 
 async def test_run_wakes_on_notify_long_before_the_poll_interval(
-    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker
+    settings: Settings, engine: AsyncEngine, sessionmaker: Callable[[], AsyncConnection]
 ) -> None:
     slow_poll = settings.model_copy(update={"relay_poll_interval_s": 30.0})
     async with tap_queue(settings) as tap, ready_broker(settings) as broker:
@@ -305,7 +305,7 @@ async def test_run_wakes_on_notify_long_before_the_poll_interval(
 
 
 async def test_rows_behind_a_full_batch_of_unconfirmed_rows_are_still_published(
-    settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker
+    settings: Settings, engine: AsyncEngine, sessionmaker: Callable[[], AsyncConnection]
 ) -> None:
     """A row the broker will not confirm (here: unroutable) must not hold back every row committed after it."""
     # Nothing older may wait in the outbox: publish it to the run's exchange, where a tap takes everything.

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.volunteering.models import Base, VolunteeringUnitOfWork
 from shared import access
-from shared.db import make_sessionmaker
+from shared.db import make_connector
 from shared.settings import Settings
 from tests.support.stack import Client, Reply, SiteUnderTest
 
@@ -116,7 +116,7 @@ class Center:
 
     def uow(self) -> VolunteeringUnitOfWork:
         """A unit of work of the service's own, for calling handlers directly (e.g. with a fixed clock)."""
-        return VolunteeringUnitOfWork(make_sessionmaker(self.engine), Base.metadata)
+        return VolunteeringUnitOfWork(make_connector(self.engine), Base.metadata)
 
     async def rows(self, sql: str, **params: Any) -> list[Any]:
         async with self.engine.connect() as conn:
