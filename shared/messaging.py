@@ -53,7 +53,8 @@ class Broker:
             try:
                 self.connection = await aio_pika.connect_robust(
                     self.settings.amqp_url,
-                    client_properties={"connection_name": f"rcc-{self.name}"},
+                    # The prefix names the deployment (or test run) in `rabbitmqctl list_connections`.
+                    client_properties={"connection_name": f"rcc-{self.name} {self.settings.broker_prefix}".strip()},
                     reconnect_interval=1,
                 )
                 self.channel = await self.connection.channel(publisher_confirms=True)  # type: ignore[assignment]
