@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
+import asyncpg
 import structlog
 from pydantic import BaseModel
-from sqlalchemy import MetaData, insert, select, update
+from sqlalchemy import MetaData, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,11 +37,26 @@ class UnitOfWork:
         self._outbox = metadata.tables[f"{schema}.outbox"]
         self._inbox = metadata.tables[f"{schema}.inbox"]
         self._idempotency = metadata.tables[f"{schema}.idempotency_keys"]
+        self._insert_outbox_sql = (
+            f'INSERT INTO "{schema}".outbox (event_id, type, subject, site_id, actor_id, correlation_id, time, data, '
+            "dataschema, classification) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )
         self.events: list[Event] = []
 
     async def __aenter__(self) -> Self:
-        # "session" in PostgreSQL's sense: one connection, one transaction at a time (begun on first use).
+        # "session" in PostgreSQL's sense: one connection. The transaction is begun here on the driver (asyncpg)
+        # connection, and SQLAlchemy is told to leave transactions alone (AUTOCOMMIT means it sends no BEGIN or
+        # COMMIT of its own): Core statements and the raw statements of hot paths then share one transaction, and
+        # the outbox insert and COMMIT cost no more than they cost asyncpg itself.
         self.session = await self._connect().start()
+        try:
+            await self.session.execution_options(isolation_level="AUTOCOMMIT")
+            self.driver: asyncpg.Connection = (await self.session.get_raw_connection()).driver_connection
+            self._transaction: asyncpg.transaction.Transaction | None = self.driver.transaction()
+            await self._transaction.start()
+        except BaseException:
+            await self.session.close()
+            raise
         self.events = []
         self.start()
         return self
@@ -48,21 +64,40 @@ class UnitOfWork:
     def start(self) -> None:
         """Subclasses open their repositories here."""
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.session.close()  # rolls back whatever was not committed
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if self._transaction is not None:
+                if exc_type is None or issubclass(exc_type, Exception):
+                    await self.rollback()
+                else:
+                    # Cancelled (or worse) possibly mid-statement: the connection's protocol state is unknown, so
+                    # it is discarded rather than awaited on (a ROLLBACK there can wait forever).
+                    self._transaction = None
+                    await self.session.invalidate()
+        except Exception:  # noqa: BLE001 - a connection that cannot roll back is not given to anyone else
+            self._transaction = None
+            await self.session.invalidate()
+        finally:
+            await self.session.close()
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
 
     async def commit(self) -> None:
+        """Write the emitted events to the outbox and commit; the unit of work is done after this."""
+        if self._transaction is None:
+            raise RuntimeError("this unit of work has already committed or rolled back")
         if self.events:
-            await self.session.execute(insert(self._outbox), [outbox_row(e) for e in self.events])
-        await self.session.commit()
+            await self.driver.executemany(self._insert_outbox_sql, [_outbox_args(e) for e in self.events])
+        await self._transaction.commit()
+        self._transaction = None
         self.events = []
 
     async def rollback(self) -> None:
         self.events = []
-        await self.session.rollback()
+        if self._transaction is not None and not self.driver.is_closed():
+            transaction, self._transaction = self._transaction, None
+            await transaction.rollback()
 
     async def claim_new_events(self, consumer: str, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """Record the events as processed by ``consumer``; returns the ones not processed before (the inbox)."""
@@ -106,6 +141,22 @@ class UnitOfWork:
             .where(self._idempotency.c.scope == claim.scope, self._idempotency.c.key == claim.key)
             .values(status=status, response=body)
         )
+
+
+def _outbox_args(event: Event) -> tuple[Any, ...]:
+    # Positional, in the column order of the INSERT above; jsonb takes JSON text on these connections.
+    return (
+        event.event_id,
+        event.type,
+        event.subject,
+        event.site_id,
+        event.actor_id,
+        event.correlation_id,
+        event.time,
+        event.data.model_dump_json(),
+        event.data.dataschema(),  # type: ignore[attr-defined]
+        event.data.classification,  # type: ignore[attr-defined]
+    )
 
 
 def outbox_row(event: Event) -> dict[str, Any]:
