@@ -24,6 +24,10 @@ Hours worked
     integer minutes. A visit the kiosk closed automatically at closing time still counts but is flagged
     ``auto_closed`` for review, as are check-ins without a confirmed sign-up (``no_signup``), zero minutes, and
     visits entirely outside the window (``outside_shift``). Nothing is approved automatically.
+
+Stipends
+    The arithmetic and rules of stipends (policies, periods, caps, late approvals, tax paperwork) are in
+    ``stipends``.
 """
 
 from __future__ import annotations

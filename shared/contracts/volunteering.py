@@ -7,8 +7,10 @@ person in recovery, and which shifts they give says so."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from shared.contracts import EventData, register
 
@@ -190,3 +192,114 @@ class HoursRejected(EventData):
     shift_starts_at: datetime
     minutes: int
     rejected_at: datetime
+
+
+# Stipends. Amounts are integer cents; free text (payment references, reversal reasons) stays in the service.
+
+StipendKind = Literal["accrual", "adjustment"]
+StipendCap = Literal["monthly_cap", "yearly_cap", "org_cap"]
+PaymentMethod = Literal["cash", "check", "bank_transfer", "gift_card", "other"]
+
+
+class StipendRoleRate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role_id: str
+    hourly_rate_cents: int
+    per_shift_cents: int
+
+
+@register
+class StipendPolicyChanged(EventData):
+    event_type = "volunteering.stipend_policy_changed"
+    classification = "internal"
+    summary = (
+        "An admin made a new version of a site's stipend policy, in effect from a local date (rates per approved "
+        "hour and per completed shift, per role where set; caps; the yearly tax-paperwork threshold)."
+    )
+
+    policy_id: uuid.UUID
+    effective_from: date
+    hourly_rate_cents: int
+    per_shift_cents: int
+    role_rates: list[StipendRoleRate]
+    monthly_cap_cents: int
+    yearly_cap_cents: int | None
+    tax_threshold_cents: int
+    org_monthly_cap_cents: int | None
+
+
+@register
+class StipendPeriodClosed(EventData):
+    event_type = "volunteering.stipend_period_closed"
+    classification = "internal"
+    summary = (
+        "An admin closed a stipend period (a calendar month on the site's clock): its ledger entries are written. "
+        "accrued_cents is what the period books to be paid, over_cap_cents what the caps held back."
+    )
+
+    period: str
+    closed_at: datetime
+    volunteers: int
+    entries: int
+    adjustments: int
+    accrued_cents: int
+    over_cap_cents: int
+    cap_policy_id: uuid.UUID
+
+
+@register
+class StipendAccrued(EventData):
+    event_type = "volunteering.stipend_accrued"
+    summary = (
+        "A ledger entry booked a stipend when its period closed: a volunteer's hours of the period (accrual), or "
+        "one late-approved hours record of an earlier period (adjustment, naming the shift). amount_cents is what "
+        "is to be paid; over_cap_cents what the caps held back. policy_id is the policy whose caps applied; "
+        "rate_policy_ids those whose rates priced the hours."
+    )
+
+    entry_id: uuid.UUID
+    payout_id: uuid.UUID
+    member_id: uuid.UUID
+    period: str
+    kind: StipendKind
+    amount_cents: int
+    over_cap_cents: int
+    capped_by: list[StipendCap]
+    minutes: int
+    shifts: int
+    policy_id: uuid.UUID
+    rate_policy_ids: list[uuid.UUID]
+    shift_id: uuid.UUID | None
+    original_period: str
+
+
+@register
+class StipendReversed(EventData):
+    event_type = "volunteering.stipend_reversed"
+    summary = (
+        "An admin reversed an accrued ledger entry (a correction, never an edit); amount_cents is the positive "
+        "amount taken back. Its hours are free to be booked again when the next period closes."
+    )
+
+    entry_id: uuid.UUID
+    reverses_entry_id: uuid.UUID
+    payout_id: uuid.UUID
+    member_id: uuid.UUID
+    period: str
+    amount_cents: int
+    released_hours: int
+
+
+@register
+class StipendPaid(EventData):
+    event_type = "volunteering.stipend_paid"
+    summary = "An admin recorded that a volunteer's payout for a period was paid (the reference stays in the service)."
+
+    payout_id: uuid.UUID
+    entry_id: uuid.UUID
+    member_id: uuid.UUID
+    period: str
+    amount_cents: int
+    paid_at: datetime
+    method: PaymentMethod

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -20,6 +21,12 @@ from shared.settings import Settings
 from tests.support.stack import Client, Reply, SiteUnderTest
 
 SERVICES = ["checkin", "volunteering", "audit"]
+CENTER_ZONE = zoneinfo.ZoneInfo("America/New_York")  # the zone of the `center` fixture's site
+# The columns of the bookkeeper's payout export, as documented.
+STIPEND_CSV_COLUMNS = [
+    "period", "payout_id", "member_id", "minutes", "shifts", "accrued_cents", "over_cap_cents", "reversed_cents",
+    "payable_cents", "paid_cents", "paid_at", "method", "year_total_cents", "tax_paperwork_needed",
+]
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Center:
         *,
         trainings: dict[str, date | None] | None = None,
         member_ids: list[uuid.UUID] | None = None,
+        stipend_eligible: bool = False,
     ) -> list[Volunteer]:
         """Volunteers with profiles holding ``roles`` and the given trainings (id → expiry or None)."""
         members = member_ids or [uuid.uuid4() for _ in range(count)]
@@ -81,13 +89,15 @@ class Center:
 
         async def set_up(member_id: uuid.UUID) -> None:
             async with self.setting_up:
-                await self.set_up_volunteer(member_id, roles, trainings or {})
+                await self.set_up_volunteer(member_id, roles, trainings or {}, stipend_eligible=stipend_eligible)
 
         await asyncio.gather(*(set_up(m) for m in members))
         return [Volunteer(m, t) for m, t in zip(members, tokens, strict=True)]
 
-    async def set_up_volunteer(self, member_id: uuid.UUID, roles: list[str], trainings: dict[str, date | None]) -> None:
-        await self.ok("PUT", f"/volunteers/{member_id}", json={"roles": roles, "monthly_hours_goal": 20})
+    async def set_up_volunteer(self, member_id: uuid.UUID, roles: list[str], trainings: dict[str, date | None], *,
+                               stipend_eligible: bool = False) -> None:
+        await self.ok("PUT", f"/volunteers/{member_id}",
+                      json={"roles": roles, "monthly_hours_goal": 20, "stipend_eligible": stipend_eligible})
         for training_id, expires in trainings.items():
             await self.ok(
                 "POST", f"/volunteers/{member_id}/trainings", status=201,
@@ -136,6 +146,78 @@ class Center:
             type=type_, site=self.site.site_id, subject=subject,
         )
         return [r.data for r in rows]
+
+    # Stipends
+
+    @property
+    def admin(self) -> str:
+        return self.site.tokens["admin"]
+
+    async def stipend_volunteers(self, count: int, roles: list[str], *, eligible: bool = True) -> list[Volunteer]:
+        """Volunteers holding ``roles``, marked stipend-eligible (or not)."""
+        return await self.volunteers(count, roles, stipend_eligible=eligible)
+
+    async def policy(self, **fields: Any) -> dict[str, Any]:
+        """PUT /stipend-policy as the site's admin (integer cents; monthly_cap_cents defaults to $1,000)."""
+        body = {"monthly_cap_cents": 100_000, **fields}
+        if isinstance(body.get("effective_from"), date):
+            body["effective_from"] = body["effective_from"].isoformat()
+        return await self.ok("PUT", "/stipend-policy", token=self.admin, json=body)
+
+    async def shift_on(self, role_id: str, day: date, *, hour: int = 17, minute: int = 0, hours: float = 3,
+                       zone: zoneinfo.ZoneInfo = CENTER_ZONE) -> str:
+        """A shift starting at a wall-clock time of the site on ``day`` (past days too)."""
+        start = datetime.combine(day, time(hour, minute), tzinfo=zone)
+        return await self.shift(role_id, starts_in=timedelta(0), starts_at=start, hours=hours, capacity=20)
+
+    async def worked(self, member_id: uuid.UUID, shift_id: str, minutes: int, *, approve: bool = True) -> str:
+        """Hours a coordinator enters for a volunteer on a shift, approved unless told otherwise; the hours id."""
+        added = await self.ok("POST", "/hours", status=201, json={
+            "member_id": str(member_id), "shift_id": shift_id, "minutes": minutes, "reason": "stipend test"})
+        if approve:
+            await self.ok("POST", f"/hours/{added['hours_id']}/approve")
+        return str(added["hours_id"])
+
+    async def close(self, period: str, *, key: str | None = None, token: str | None = None) -> Reply:
+        headers = {"Idempotency-Key": key} if key else None
+        return await self.client.call("volunteering", "POST", f"/stipend-periods/{period}/close",
+                                      token=token or self.admin, headers=headers)
+
+    async def text(self, path: str, *, token: str | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
+        """A GET whose answer is not JSON (CSV): status, text, headers."""
+        async with self.client.http.get(
+            self.client.urls["volunteering"] + path,
+            headers={"Authorization": f"Bearer {token or self.admin}", **(headers or {})},
+        ) as response:
+            return response.status, await response.text(), dict(response.headers)
+
+    async def ledger(self) -> list[Any]:
+        return await self.rows(
+            "SELECT * FROM volunteering.stipend_ledger WHERE site_id = :site ORDER BY seq", site=self.site.site_id
+        )
+
+    async def booked(self) -> list[Any]:
+        """The hours records the site's ledger holds (not released)."""
+        return await self.rows(
+            "SELECT * FROM volunteering.stipend_hours WHERE site_id = :site AND released_by IS NULL "
+            "ORDER BY claim_id", site=self.site.site_id,
+        )
+
+    async def audited(self, type_: str) -> list[dict[str, Any]]:
+        """The CloudEvents of one type the audit log holds for this site, in chain order."""
+        events: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            reply = await self.client.call(
+                "audit", "GET", f"/audit?site={self.site.site_id}&type={type_}&limit=500&after={after}",
+                token=self.admin,
+            )
+            assert reply.status == 200, reply.body
+            events += [item["event"] for item in reply.body["items"]]
+            if reply.body["next_after"] is None:
+                return events
+            after = reply.body["next_after"]
 
     async def audit_types(self) -> set[str]:
         types: set[str] = set()
