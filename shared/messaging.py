@@ -236,8 +236,11 @@ class Consumer:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 break
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives in the same tick as a
+            # message, and a consumer that ignored its cancellation keeps the process from ever shutting down.
             with contextlib.suppress(TimeoutError):
-                batch.append(await asyncio.wait_for(self._pending.get(), remaining))
+                async with asyncio.timeout(remaining):
+                    batch.append(await self._pending.get())
         return batch
 
     async def _handle(self, messages: list[AbstractIncomingMessage]) -> None:

@@ -87,8 +87,11 @@ class OutboxRelay:
                     await self._prune()
                 if full:
                     continue
+                # asyncio.timeout, not wait_for: wait_for (Python 3.11) loses a cancellation that coincides with a
+                # wake-up, and the relay would then never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.settings.relay_poll_interval_s)
+                    async with asyncio.timeout(self.settings.relay_poll_interval_s):
+                        await self.wakeup.wait()
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
