@@ -129,6 +129,23 @@ async def audit_verify(settings: Settings) -> int:
     return 0 if result.ok else 1
 
 
+async def reports_rebuild(settings: Settings) -> int:
+    """Drop the report projections and replay the audit log into them, in one transaction, as the admin user."""
+    from services.audit.handlers import rebuild_reports
+    from services.audit.models import AuditUnitOfWork, Base
+    from services.audit.settings import AuditSettings
+    from shared.db import make_connector
+
+    async with admin_engine(settings) as engine:
+        async with AuditUnitOfWork(make_connector(engine), Base.metadata) as uow:
+            result = await rebuild_reports(uow, AuditSettings.of(settings).rebuild_chunk_rows)
+            await uow.commit()
+    print(result.model_dump_json())
+    print(f"replayed {result.events} audit entries ({result.projected} projected, {result.skipped} skipped)",
+          file=sys.stderr)
+    return 0
+
+
 def api_documents() -> dict[str, dict]:
     """Every generated interface document, by its path under docs/."""
     import importlib
@@ -182,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="verify the hash chain; exits 1 when an entry was tampered with")
+
+    reports = commands.add_parser("reports", help="the funders' reports (projections of the audit log)")
+    reports_commands = reports.add_subparsers(dest="reports_command", required=True)
+    reports_commands.add_parser(
+        "rebuild", help="drop the report projections and replay the whole audit log into them (one transaction)"
+    )
     return parser
 
 
@@ -220,6 +243,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return asyncio.run(run_demo(settings, keep_serving=not args.exit))
         case "audit":
             return asyncio.run(audit_verify(settings))
+        case "reports":
+            return asyncio.run(reports_rebuild(settings))
         case "docs":
             write_docs(Path(args.out))
     return 0

@@ -149,6 +149,16 @@ async def declare_consumer_queue(
     return queue
 
 
+def cancel_requested() -> bool:
+    """The running task was asked to stop, even if its CancelledError turned into another error on the way up.
+
+    That happens: a rollback after a cancelled query fails (asyncpg: "another operation is in progress") and its
+    InterfaceError replaces the CancelledError. Retrying that "transient" error, or restarting after it, would
+    swallow the cancellation, and a task that ignores its cancellation keeps its process from shutting down."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def is_transient(exc: BaseException) -> bool:
     """Failures that go away by themselves (database restarting, network blip): retry, never dead-letter."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -264,6 +274,8 @@ class Consumer:
             try:
                 await self.process([d.event for d in deliveries])
             except Exception as exc:  # noqa: BLE001 - sorted into transient / fatal below
+                if cancel_requested():
+                    raise asyncio.CancelledError() from exc
                 if is_transient(exc):
                     log.warning("consumer_retrying", consumer=self.name, error=type(exc).__name__, backoff_s=backoff)
                     MESSAGES_CONSUMED.labels(self.name, "retried").inc(len(deliveries))

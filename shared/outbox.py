@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db import asyncpg_dsn, notify_channel
 from shared.events import CONTENT_TYPE, canonical_json, envelope
 from shared.logging import get_logger
-from shared.messaging import Broker
+from shared.messaging import Broker, cancel_requested
 from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, PUBLISH_FAILURES
 from shared.settings import Settings
 
@@ -80,6 +80,8 @@ class OutboxRelay:
                 try:
                     _, full, _ = await self.publish_pending()
                 except Exception as exc:  # noqa: BLE001 - database or broker down: rows wait, we retry
+                    if cancel_requested():  # stopping mid-pass; the error is only how the cancellation surfaced
+                        raise asyncio.CancelledError() from exc
                     self.log.warning("relay_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
                     full = False
                 passes += 1
@@ -179,6 +181,8 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - polling covers us until the listener is back
+                if cancel_requested():
+                    raise asyncio.CancelledError() from exc
                 self.log.info("outbox_listener_reconnecting", error=type(exc).__name__)
                 await asyncio.sleep(1)
             finally:

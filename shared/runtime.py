@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.access import SiteDirectory, TokenStore
 from shared.db import create_engine
 from shared.logging import get_logger
-from shared.messaging import Broker, Consumer, ProcessBatch, process_broker
+from shared.messaging import Broker, Consumer, ProcessBatch, cancel_requested, process_broker
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.web import READINESS, SITES, TOKENS, broker_check, database_check
@@ -60,7 +60,9 @@ def background(name: str, run: Callable[[web.Application], Awaitable[None]]) -> 
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - logged; a background task must not die silently
+            except Exception as exc:  # noqa: BLE001 - logged; a background task must not die silently
+                if cancel_requested():  # stopping: the error is how the cancellation surfaced, not a crash
+                    raise asyncio.CancelledError() from exc
                 log.exception("background_task_crashed", task=name)
                 await asyncio.sleep(1)
 
@@ -105,6 +107,8 @@ def every(name: str, interval_s: float, tick: Callable[[web.Application], Awaita
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - try again next time; the database may be restarting
+                if cancel_requested():
+                    raise asyncio.CancelledError() from exc
                 log.warning("periodic_task_failed", task=name, error=type(exc).__name__)
             await asyncio.sleep(interval_s)
 

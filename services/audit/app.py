@@ -25,6 +25,8 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             runtime.database(settings, SERVICE, role=DB_ROLE),
             _unit_of_work,
             runtime.broker(settings, SERVICE),
+            # The audit service's own facts (who read which report) leave through its outbox like anyone's.
+            runtime.outbox_relay(settings, SERVICE, Base.metadata),
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.append_batch),
         ]
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.audit.reports import ReportScope
 from shared.events import ReceivedEvent
 
 
@@ -59,3 +60,110 @@ class VerifyResult(BaseModel):
     entries: int
     head_hash: str
     first_bad_sequence: int | None
+
+
+# --- reports ---------------------------------------------------------------------------------------------------
+
+ReportName = Literal["summary", "daily", "daily_chart"]
+ReportFormat = Literal["json", "csv", "svg"]
+
+
+class ReportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    site: str | None = Field(
+        default=None, max_length=40,
+        description='A site id, or "all" for the network (admin). Default: the token\'s own site.',
+    )
+    from_: date = Field(alias="from", description="First local date, inclusive (YYYY-MM-DD)")
+    to: date = Field(description="Last local date, inclusive; at most 366 days after from")
+    min_cell: int | None = Field(
+        default=None, ge=1, le=100, description="Withhold counts above 0 and below this (small-cell suppression)"
+    )
+    format: Literal["json", "csv"] | None = Field(
+        default=None, description="Instead of the Accept header: json or csv"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReport:
+    report: ReportName
+    scope: ReportScope
+    first: date
+    last: date
+    format: ReportFormat
+    min_cell: int | None
+    actor_id: str
+    actor_site_id: str
+
+
+class _Report(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    site: str = Field(description='The site id, or "all"')
+    timezone: str | None = Field(description="The site's time zone the dates are in; null for all (each its own)")
+    from_: date = Field(alias="from")
+    to: date
+    min_cell: int | None
+    suppressed: bool = Field(description="Some counts were withheld (null) because they were below min_cell")
+
+
+class VisitsByPurpose(BaseModel):
+    drop_in: int | None
+    peer_mentoring: int | None
+    recovery_group: int | None
+    sober_event: int | None
+    resource_connecting: int | None
+    education: int | None
+    volunteer_shift: int | None
+
+
+class VisitsBySupportType(BaseModel):
+    emotional: int | None
+    informational: int | None
+    instrumental: int | None
+    affiliational: int | None
+
+
+class SummaryReport(_Report):
+    unduplicated_members: int | None
+    visits: int | None
+    anonymous_visits: int | None
+    new_members: int | None
+    returning_members: int | None
+    visits_by_purpose: VisitsByPurpose
+    visits_by_support_type: VisitsBySupportType
+    peak_occupancy: int | None
+    volunteer_hours_approved: str = Field(description="Hours with two decimals, exact, e.g. \"12.50\"")
+    volunteer_hours_by_role: dict[str, str]
+    volunteers_active: int | None
+    shifts_filled: int | None
+    shifts_missed: int | None
+    stipends_accrued_cents: int
+    stipends_paid_cents: int
+    group_sessions_held: int | None
+    group_attendance: int | None
+    events_held: int | None
+    event_registrations: int | None
+    event_attendance: int | None
+    waitlist_promotions: int | None
+
+
+class DailyRow(BaseModel):
+    date: date
+    visits: int | None
+    unduplicated_members: int | None
+    new_members: int | None
+    volunteer_hours: str
+    attendance: int | None
+
+
+class DailyReport(_Report):
+    days: list[DailyRow]
+
+
+class RebuildResult(BaseModel):
+    events: int
+    projected: int
+    skipped: int
+    rows: dict[str, int]

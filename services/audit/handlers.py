@@ -1,11 +1,29 @@
-"""Audit handlers: append a batch of events to the chain (idempotently), verify the chain."""
+"""Audit handlers: append a batch of events to the chain (idempotently), verify the chain, answer report
+requests (each one recorded as an event), rebuild the report projections from the log."""
 
 from __future__ import annotations
 
-from services.audit.commands import AppendResult, AppendToAuditLog, VerifyResult
+from services.audit import reports
+from services.audit.commands import (
+    AppendResult,
+    AppendToAuditLog,
+    DailyReport,
+    DailyRow,
+    RebuildResult,
+    RequestReport,
+    SummaryReport,
+    VerifyResult,
+    VisitsByPurpose,
+    VisitsBySupportType,
+)
 from services.audit.domain import ChainCheck, canonicalize, chain_hash
 from services.audit.models import AuditUnitOfWork
+from services.audit.projections import LoggedEvent
+from services.audit.reporting import PURPOSES, SUPPORT_TYPES, Suppressor, hours_text
+from services.audit.tables import PROJECTION_TABLES
 from shared.clock import Clock
+from shared.contracts.audit import ReportRequested
+from shared.events import Event
 
 
 async def append_to_audit_log(cmd: AppendToAuditLog, *, uow: AuditUnitOfWork, clock: Clock) -> AppendResult:
@@ -48,3 +66,103 @@ async def verify_audit_log(uow: AuditUnitOfWork, chunk_rows: int) -> VerifyResul
     return VerifyResult(
         ok=check.ok, entries=check.entries, head_hash=check.head_hash, first_bad_sequence=check.first_bad_sequence
     )
+
+
+async def request_summary(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock) -> SummaryReport:
+    await uow.audit.begin_consistent_read()
+    figures = await reports.summary_figures(uow.session, cmd.scope, cmd.first, cmd.last)
+    count = Suppressor(cmd.min_cell)
+    daily = figures.daily
+    unduplicated, new = figures.unduplicated_members, daily["new_members"]
+    new_shown, returning_shown = count(new), count(unduplicated - new)
+    if (new_shown is None) != (returning_shown is None):
+        # Either one and the total give the other away.
+        new_shown = returning_shown = None
+    gatherings = figures.gatherings
+    report = SummaryReport(
+        site=cmd.scope.label,
+        timezone=cmd.scope.timezone,
+        from_=cmd.first,
+        to=cmd.last,
+        min_cell=cmd.min_cell,
+        suppressed=False,
+        unduplicated_members=count(unduplicated),
+        visits=count(daily["visits"]),
+        anonymous_visits=count(daily["anonymous_visits"]),
+        new_members=new_shown,
+        returning_members=returning_shown,
+        visits_by_purpose=VisitsByPurpose(**{p: count(daily[f"purpose_{p}"]) for p in PURPOSES}),
+        visits_by_support_type=VisitsBySupportType(**{t: count(daily[f"support_{t}"]) for t in SUPPORT_TYPES}),
+        peak_occupancy=count(figures.peak_occupancy),
+        volunteer_hours_approved=hours_text(daily["volunteer_minutes"]),
+        volunteer_hours_by_role={role: hours_text(minutes) for role, minutes in figures.minutes_by_role.items()},
+        volunteers_active=count(figures.volunteers_active),
+        shifts_filled=count(daily["shifts_filled"]),
+        shifts_missed=count(daily["shifts_missed"]),
+        stipends_accrued_cents=daily["stipends_accrued_cents"],
+        stipends_paid_cents=daily["stipends_paid_cents"],
+        group_sessions_held=count(gatherings["session"]["held"]),
+        group_attendance=count(gatherings["session"]["attendance"]),
+        events_held=count(gatherings["event"]["held"]),
+        event_registrations=count(gatherings["event"]["registrations"]),
+        event_attendance=count(gatherings["event"]["attendance"]),
+        waitlist_promotions=count(daily["waitlist_promotions"]),
+    )
+    report.suppressed = count.any
+    _record_request(cmd, uow, clock)
+    return report
+
+
+async def request_daily(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock) -> DailyReport:
+    await uow.audit.begin_consistent_read()
+    count = Suppressor(cmd.min_cell)
+    days = [
+        DailyRow(
+            date=day.day,
+            visits=count(day.visits),
+            unduplicated_members=count(day.unduplicated_members),
+            new_members=count(day.new_members),
+            volunteer_hours=hours_text(day.volunteer_minutes),
+            attendance=count(day.attendance),
+        )
+        for day in await reports.daily_figures(uow.session, cmd.scope, cmd.first, cmd.last)
+    ]
+    report = DailyReport(
+        site=cmd.scope.label, timezone=cmd.scope.timezone, from_=cmd.first, to=cmd.last, min_cell=cmd.min_cell,
+        suppressed=count.any, days=days,
+    )
+    _record_request(cmd, uow, clock)
+    return report
+
+
+def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> None:
+    """A report is a disclosure: who read which figures, when, goes into the log like any other fact."""
+    now = clock.now()
+    uow.emit(
+        Event(
+            ReportRequested(
+                report=cmd.report, site_id=cmd.scope.label, from_=cmd.first, to=cmd.last, format=cmd.format,
+                min_cell=cmd.min_cell, requested_at=now,
+            ),
+            subject=f"report:{cmd.report}",
+            site_id=cmd.actor_site_id if cmd.scope.is_network else cmd.scope.label,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+
+
+async def rebuild_reports(uow: AuditUnitOfWork, chunk_rows: int) -> RebuildResult:
+    """Empty the projections and replay the whole log through the same projection code, in one transaction that
+    holds the chain lock (appends wait; readers keep seeing the old projections until it commits)."""
+    await uow.audit.lock_chain_and_read_head()
+    projector = uow.audit.projector
+    await projector.clear()
+    events = projected = skipped = 0
+    async for links in uow.audit.links(chunk_rows):
+        stats = await projector.apply([LoggedEvent.from_body(link.body) for link in links])
+        events += len(links)
+        projected += stats.projected
+        skipped += stats.skipped
+    rows = {table.name: await uow.audit.count_rows(table) for table in PROJECTION_TABLES}
+    return RebuildResult(events=events, projected=projected, skipped=skipped, rows=rows)

@@ -1,0 +1,129 @@
+"""A service must be able to stop whatever its background tasks were doing: a consumer or a relay that ignores its
+cancellation keeps ``runner.cleanup()`` (and so the process, or a deploy) waiting forever. Two ways a cancellation
+got lost, each reproduced without timing luck:
+
+- ``asyncio.wait_for`` on Python 3.11 returns the inner result when the cancellation arrives in the same tick as
+  that result, and the caller carries on as if nothing happened;
+- a rollback after a cancelled query fails, and its error (asyncpg's InterfaceError, "transient") replaces the
+  CancelledError on the way up, so the consumer retries instead of stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from shared.events import ReceivedEvent
+from shared.messaging import Consumer, _Delivery
+from shared.outbox import OutboxRelay
+from shared.runtime import background, every
+from shared.settings import Settings
+from services.checkin.models import Base
+
+pytestmark = pytest.mark.integration
+
+STOP_BOUND_S = 10.0  # a generous bound for "it stopped"; the failure mode is "never"
+
+
+class NoBroker:
+    is_ready = False
+    channel = None
+
+
+class FakeMessage:
+    message_id = "m"
+    routing_key = "k"
+    headers: dict[str, Any] = {}
+
+    async def ack(self, multiple: bool = False) -> None:
+        pass
+
+
+async def stops(task: asyncio.Task[Any]) -> bool:
+    done, _ = await asyncio.wait({task}, timeout=STOP_BOUND_S)
+    if not done:
+        task.cancel()  # the bug: make sure the test itself does not hang
+        return False
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
+    return True
+
+
+def consumer(**settings: Any) -> Consumer:
+    return Consumer(NoBroker(), name="shutdown-test", bindings=["x"], process=None,  # type: ignore[arg-type]
+                    settings=Settings(**settings))
+
+
+async def test_a_consumer_cancelled_as_a_message_arrives_stops() -> None:
+    worker = consumer(consumer_batch_linger_s=5.0, consumer_batch_size=10)
+
+    async def batches() -> None:
+        while True:
+            await worker._next_batch()
+
+    task = asyncio.create_task(batches())
+    worker._pending.put_nowait(FakeMessage())  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)  # the first message is in; the batch is lingering for more
+    worker._pending.put_nowait(FakeMessage())  # type: ignore[arg-type]
+    task.cancel()  # ... and the stop comes in the same tick as the second one
+    assert await stops(task), "the consumer ignored its cancellation"
+
+
+async def test_a_consumer_whose_cancellation_surfaces_as_a_database_error_stops() -> None:
+    worker = consumer()
+    started = asyncio.Event()
+
+    async def process(_events: list[ReceivedEvent]) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            # What a rollback after a cancelled query raises in place of the cancellation.
+            raise asyncpg.InterfaceError("cannot perform operation: another operation is in progress") from None
+
+    worker.process = process
+    event = ReceivedEvent(id=uuid.uuid4(), type="x", source="/t", subject=None, site_id="s", time=None,  # type: ignore[arg-type]
+                          data={}, attributes={})
+    task = asyncio.create_task(worker._apply([_Delivery(FakeMessage(), event)]))  # type: ignore[arg-type]
+    await started.wait()
+    task.cancel()
+    assert await stops(task), "the consumer retried a 'transient' error instead of stopping"
+    assert task.cancelled()
+
+
+@pytest.mark.parametrize("kind", ["background", "every"])
+async def test_a_background_task_whose_cancellation_surfaces_as_an_error_is_not_restarted(kind: str) -> None:
+    runs = 0
+
+    async def run(_app: web.Application) -> None:
+        nonlocal runs
+        runs += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("connection closed") from None
+
+    app = web.Application()
+    ctx = background("t", run)(app) if kind == "background" else every("t", 0.01, run)(app)
+    await ctx.__anext__()
+    await asyncio.sleep(0.05)
+    stopping = asyncio.create_task(anext(ctx, None))
+    assert await stops(stopping), "the task was restarted instead of stopped"
+    assert runs == 1
+
+
+async def test_a_relay_cancelled_as_it_is_woken_stops() -> None:
+    settings = Settings(relay_poll_interval_s=5.0, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    relay = OutboxRelay(service="checkin", engine=None, outbox=Base.metadata.tables["checkin.outbox"],  # type: ignore[arg-type]
+                        broker=NoBroker(), settings=settings)  # type: ignore[arg-type]
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(0.1)  # waiting for a wake-up (the broker is not there, so a pass does nothing)
+    relay.wakeup.set()
+    task.cancel()
+    assert await stops(task), "the relay ignored its cancellation"
