@@ -241,8 +241,9 @@ async def _build(stack: Stack, network: Network) -> tuple[int, float]:
             count += len(chunk)
     finally:
         await engine.dispose()
+    # What autovacuum would have done to a year of history: statistics, and the visibility map index-only scans use.
     for table in PROJECTION_TABLES:
-        await stack.db.execute(f"ANALYZE {table.schema}.{table.name}")
+        await stack.db.execute(f"VACUUM (ANALYZE) {table.schema}.{table.name}")
     return count, time.monotonic() - started
 
 
@@ -294,7 +295,7 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
         Figure("projection build", events / seconds, "events/s"),
         Figure("rp_visit rows", sizes["rp_visit"]),
         Figure("rp_daily rows", sizes["rp_daily"]),
-        Figure("rp_member_year rows", sizes["rp_member_year"]),
+        Figure("rp_member_days rows", sizes["rp_member_days"]),
         Figure("rp_peak_hour rows", sizes["rp_peak_hour"]),
     ]
 

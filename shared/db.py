@@ -100,7 +100,13 @@ def create_engine(settings: Settings, *, service: str, role: str | None = None) 
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout_s,
-        connect_args={"server_settings": server_settings, "timeout": settings.db_connect_timeout_s},
+        connect_args={
+            "server_settings": server_settings,
+            "timeout": settings.db_connect_timeout_s,
+            # The client's own limit, for when the server cannot even say "statement timeout" (a network partition,
+            # a hung host): without it a request on a pooled connection that went silent waits forever.
+            "command_timeout": settings.db_statement_timeout_ms / 1000 + settings.db_connect_timeout_s,
+        },
     )
 
 

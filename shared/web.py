@@ -114,11 +114,25 @@ async def _answer(
     except asyncio.CancelledError:
         raise
     except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and _client_gone(request):
+            # The kiosk hung up (network blip, tablet asleep) before it sent its whole request: not our database
+            # failing, so no 503 that would page someone about it. Nobody will read this answer.
+            log.info("client_disconnected", error=type(exc).__name__)
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
         if is_transient(exc):
             log.warning("dependency_unavailable", error=type(exc).__name__)
             return problem(503, "database_unavailable", "The database is unavailable; try again shortly")
         log.exception("unhandled_error")
         return problem(500, "internal_error", "Something went wrong on our side")
+
+
+# nginx's code for "the client closed the connection before it got an answer".
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 @dataclass(slots=True)

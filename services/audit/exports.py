@@ -129,14 +129,18 @@ def daily_svg(report: dict[str, Any]) -> str:
 
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" '
-        'font-family="Helvetica, Arial, sans-serif" font-size="12">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{WIDTH}" height="{HEIGHT}" '
+            f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title chart-desc" '
+            'font-family="Helvetica, Arial, sans-serif" font-size="12">'
+        ),
         f'<title id="chart-title">{escape(title)}</title>',
         f'<desc id="chart-desc">{escape(" ".join(desc))}</desc>',
         f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
-        f'<text x="{WIDTH / 2:.1f}" y="24" text-anchor="middle" font-size="16" font-weight="bold">'
-        f"{escape(title)}</text>",
+        (
+            f'<text x="{WIDTH / 2:.1f}" y="24" text-anchor="middle" font-size="16" font-weight="bold">'
+            f"{escape(title)}</text>"
+        ),
     ]
     # grid and y axis
     for tick in range(0, y_max + 1, step):

@@ -18,7 +18,7 @@ from services.audit.commands import (
 )
 from services.audit.domain import ChainCheck, canonicalize, chain_hash
 from services.audit.models import AuditUnitOfWork
-from services.audit.projections import LoggedEvent
+from services.audit.projections import LoggedEvent, Projector
 from services.audit.reporting import PURPOSES, SUPPORT_TYPES, Suppressor, hours_text
 from services.audit.tables import PROJECTION_TABLES
 from shared.clock import Clock
@@ -156,7 +156,7 @@ async def rebuild_reports(uow: AuditUnitOfWork, chunk_rows: int) -> RebuildResul
     """Empty the projections and replay the whole log through the same projection code, in one transaction that
     holds the chain lock (appends wait; readers keep seeing the old projections until it commits)."""
     await uow.audit.lock_chain_and_read_head()
-    projector = uow.audit.projector
+    projector = Projector(uow.session, cache_zones=False)  # every site's zone as it is now
     await projector.clear()
     events = projected = skipped = 0
     async for links in uow.audit.links(chunk_rows):

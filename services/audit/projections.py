@@ -30,32 +30,45 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, any_, bindparam, cast, delete, func, not_, select, text, union_all, update
+from sqlalchemy import (
+    Table,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    not_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, BIT, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Date, DateTime, Integer, SmallInteger, Text
 
 from services.audit.reporting import (
     HOUR,
+    LONG_VISIT,
     NETWORK,
     PURPOSES,
-    LONG_VISIT,
     SUPPORT_TYPES,
     contiguous_runs,
-    overlapping,
     day_bit,
     day_start,
     hours_overlapping,
     local_date,
     open_peaks,
+    overlapping,
     zone_named,
 )
 from services.audit.tables import (
     DAILY_COUNTERS,
     MEMBER_BLOCK,
+    PROJECTION_TABLES,
     Bits,
     bits_text,
-    PROJECTION_TABLES,
     rp_attendance,
     rp_daily,
     rp_daily_role,
@@ -121,7 +134,7 @@ INT63 = 2**63 - 1
 
 def _uuid(value: Any) -> uuid.UUID:
     if not isinstance(value, str):
-        raise ValueError("not a uuid")
+        raise TypeError("not a uuid")
     return uuid.UUID(value)
 
 
@@ -131,7 +144,7 @@ def _opt_uuid(value: Any) -> uuid.UUID | None:
 
 def _instant(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise ValueError("not a time")
+        raise TypeError("not a time")
     instant = parse_time(value)
     if instant.tzinfo is None:
         raise ValueError("time without offset")
@@ -156,7 +169,7 @@ def _opt_text(value: Any) -> str | None:
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError("not a boolean")
+        raise TypeError("not a boolean")
     return value
 
 
@@ -460,10 +473,11 @@ class VisitRow:
                 self.purpose, self.support_type = fact.purpose, fact.support_type
                 self.checked_in, self.checked_in_at = True, fact.checked_in_at
                 self.in_fact_time, self.in_fact_id = fact.key[0], uuid.UUID(fact.key[1])
-        elif fact.checked_out_at is not None:
+        elif fact.checked_out_at is not None and (
+            self.checked_out_at is None or fact.checked_out_at > self.checked_out_at
+        ):
             # Several check-outs of one visit (not expected): the latest instant ends it.
-            if self.checked_out_at is None or fact.checked_out_at > self.checked_out_at:
-                self.checked_out_at = fact.checked_out_at
+            self.checked_out_at = fact.checked_out_at
 
     @classmethod
     def of(cls, fact: VisitFact) -> VisitRow:

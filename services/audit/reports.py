@@ -62,10 +62,21 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, distinct, func, literal, not_, or_, select, union_all
+from sqlalchemy import (
+    and_,
+    bindparam,
+    distinct,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import JSON, DateTime
 
@@ -75,14 +86,13 @@ from services.audit.reporting import (
     NETWORK,
     PURPOSES,
     SUPPORT_TYPES,
+    contiguous_runs,
     day_start,
     days_of,
     floor_hour,
     hours_overlapping,
-    open_peaks,
-    range_masks,
-    contiguous_runs,
     overlapping,
+    range_masks,
     window,
     zone_named,
 )
@@ -99,6 +109,8 @@ from services.audit.tables import (
     rp_volunteer_year,
 )
 from shared.access import Site
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # date_bin's origin: hours are UTC hours whatever the session's TimeZone
 
 
 @dataclass(frozen=True)
@@ -302,19 +314,39 @@ async def _clean_hours_peak(
 
 
 async def _dirty_hours_peak(conn: Any, of_scope: list[Any], first: date, last: date, dirty: list[datetime]) -> int:
+    """The sweep of the definition over the dirty hours, done by the database over the range's visits open in them:
+    +1 at each check-in, -1 at each check-out (applied first at a tie), a marker at each dirty hour's start (after
+    every change at that instant); the peak is the largest running count at an instant of a dirty hour. The
+    candidates are disjoint (short or long, closed or not), so each visit counts once."""
     v = rp_visit.c
     runs = contiguous_runs(dirty)
     of_range = and_(v.checked_in, v.local_date.between(first, last), *of_scope)
-    columns = (v.visit_id, v.checked_in_at, v.checked_out_at)
-    short = select(*columns).where(overlapping(v.checked_in_at, v.checked_out_at, runs, short=True), of_range,
-                                   not_(v.spills))
-    long_closed = select(*columns).where(v.spills, overlapping(v.checked_in_at, v.checked_out_at, runs, short=False),
-                                         of_range)
-    never_closed = select(*columns).where(v.spills, v.checked_out_at.is_(None), v.checked_in_at < runs[-1][1],
-                                          of_range)
-    intervals = {visit_id: (checked_in_at, checked_out_at) for visit_id, checked_in_at, checked_out_at
-                 in (await conn.execute(union_all(short, long_closed, never_closed))).all()}
-    return max(open_peaks(intervals.values(), [(hour, hour + HOUR) for hour in dirty]), default=0)
+    columns = (v.checked_in_at.label("i"), v.checked_out_at.label("o"))
+    candidates = union_all(
+        select(*columns).where(overlapping(v.checked_in_at, v.checked_out_at, runs, short=True), of_range,
+                               not_(v.spills)),
+        select(*columns).where(v.spills, overlapping(v.checked_in_at, v.checked_out_at, runs, short=False),
+                               of_range),
+        select(*columns).where(v.spills, v.checked_out_at.is_(None), v.checked_in_at < runs[-1][1], of_range),
+    ).cte("candidates")
+    i, o = candidates.c.i, candidates.c.o
+    hours = bindparam("dirty", dirty, type_=ARRAY(DateTime(timezone=True)))
+    marks = func.unnest(hours).table_valued("h").render_derived(name="marks")
+    changes = union_all(  # (instant, change, order at a tie)
+        select(i.label("t"), literal(1).label("d"), literal(1).label("k")).where(or_(o.is_(None), o > i)),
+        select(o, literal(-1), literal(0)).where(o > i),
+        select(marks.c.h, literal(0), literal(2)),
+    ).cte("changes")
+    running = select(
+        changes.c.t,
+        func.sum(changes.c.d).over(order_by=(changes.c.t, changes.c.k), rows=(None, 0)).label("open"),
+    ).cte("running")
+    dirty_hour = func.unnest(hours).table_valued("h").render_derived(name="dirty_hour")
+    utc_hour = func.date_bin(text("interval '1 hour'"), running.c.t, literal(EPOCH, DateTime(timezone=True)))
+    peak = await conn.scalar(
+        select(func.max(running.c.open)).select_from(running.join(dirty_hour, utc_hour == dirty_hour.c.h))
+    )
+    return int(peak or 0)
 
 
 # --- daily -------------------------------------------------------------------------------------------------------

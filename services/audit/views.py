@@ -102,6 +102,7 @@ async def _report_scope(call: Call, site: str | None) -> ReportScope:
     if requested == ALL_SITES:
         if who.role is not Role.ADMIN:
             raise Forbidden("Only an admin may read the network's reports.", code="wrong_site")
+        # Uncached: every site's zone bounds the network's window (services/audit/reports.py, peak occupancy).
         return ReportScope.network(await call.request.app[SITES].all())
     who.require_site(requested)
     return ReportScope.of_site(await call.request.app[SITES].get(requested))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -32,8 +33,19 @@ STOP_BOUND_S = 10.0  # a generous bound for "it stopped"; the failure mode is "n
 
 
 class NoBroker:
-    is_ready = False
+    """Never connected. ``give_up`` ends whoever asks (a relay that ignored its cancellation, so the failing
+    test does not hang the run)."""
+
     channel = None
+
+    def __init__(self) -> None:
+        self.give_up = False
+
+    @property
+    def is_ready(self) -> bool:
+        if self.give_up:
+            raise asyncio.CancelledError()
+        return False
 
 
 class FakeMessage:
@@ -45,10 +57,13 @@ class FakeMessage:
         pass
 
 
-async def stops(task: asyncio.Task[Any]) -> bool:
+async def stops(task: asyncio.Task[Any], give_up: Callable[[], None] = lambda: None) -> bool:
+    """Whether the cancelled ``task`` ended. If not (the bug), ``give_up`` ends it another way, so that a failing
+    test fails instead of hanging the whole run."""
     done, _ = await asyncio.wait({task}, timeout=STOP_BOUND_S)
     if not done:
-        task.cancel()  # the bug: make sure the test itself does not hang
+        give_up()
+        await asyncio.wait({task}, timeout=STOP_BOUND_S)
         return False
     with contextlib.suppress(asyncio.CancelledError):
         task.result()
@@ -63,29 +78,41 @@ def consumer(**settings: Any) -> Consumer:
 async def test_a_consumer_cancelled_as_a_message_arrives_stops() -> None:
     worker = consumer(consumer_batch_linger_s=5.0, consumer_batch_size=10)
 
+    giving_up = False
+
     async def batches() -> None:
-        while True:
+        while not giving_up:
             await worker._next_batch()
 
+    def give_up() -> None:
+        nonlocal giving_up
+        giving_up = True
+        worker._pending.put_nowait(FakeMessage())  # type: ignore[arg-type]
+
     task = asyncio.create_task(batches())
+    await asyncio.sleep(0.01)
     worker._pending.put_nowait(FakeMessage())  # type: ignore[arg-type]
     await asyncio.sleep(0.05)  # the first message is in; the batch is lingering for more
     worker._pending.put_nowait(FakeMessage())  # type: ignore[arg-type]
     task.cancel()  # ... and the stop comes in the same tick as the second one
-    assert await stops(task), "the consumer ignored its cancellation"
+    assert await stops(task, give_up), "the consumer ignored its cancellation"
 
 
 async def test_a_consumer_whose_cancellation_surfaces_as_a_database_error_stops() -> None:
     worker = consumer()
     started = asyncio.Event()
+    giving_up = asyncio.Event()
 
     async def process(_events: list[ReceivedEvent]) -> None:
         started.set()
+        if giving_up.is_set():
+            raise asyncio.CancelledError()
         try:
-            await asyncio.Event().wait()
+            await giving_up.wait()
         except asyncio.CancelledError:
             # What a rollback after a cancelled query raises in place of the cancellation.
             raise asyncpg.InterfaceError("cannot perform operation: another operation is in progress") from None
+        raise asyncio.CancelledError()
 
     worker.process = process
     event = ReceivedEvent(id=uuid.uuid4(), type="x", source="/t", subject=None, site_id="s", time=None,  # type: ignore[arg-type]
@@ -93,37 +120,47 @@ async def test_a_consumer_whose_cancellation_surfaces_as_a_database_error_stops(
     task = asyncio.create_task(worker._apply([_Delivery(FakeMessage(), event)]))  # type: ignore[arg-type]
     await started.wait()
     task.cancel()
-    assert await stops(task), "the consumer retried a 'transient' error instead of stopping"
+    assert await stops(task, giving_up.set), "the consumer retried a 'transient' error instead of stopping"
     assert task.cancelled()
 
 
 @pytest.mark.parametrize("kind", ["background", "every"])
 async def test_a_background_task_whose_cancellation_surfaces_as_an_error_is_not_restarted(kind: str) -> None:
     runs = 0
+    giving_up = asyncio.Event()
 
     async def run(_app: web.Application) -> None:
         nonlocal runs
         runs += 1
+        if giving_up.is_set():
+            raise asyncio.CancelledError()
         try:
-            await asyncio.Event().wait()
+            await giving_up.wait()
         except asyncio.CancelledError:
             raise RuntimeError("connection closed") from None
+        raise asyncio.CancelledError()
 
     app = web.Application()
     ctx = background("t", run)(app) if kind == "background" else every("t", 0.01, run)(app)
     await ctx.__anext__()
     await asyncio.sleep(0.05)
     stopping = asyncio.create_task(anext(ctx, None))
-    assert await stops(stopping), "the task was restarted instead of stopped"
+    assert await stops(stopping, giving_up.set), "the task was restarted instead of stopped"
     assert runs == 1
 
 
 async def test_a_relay_cancelled_as_it_is_woken_stops() -> None:
     settings = Settings(relay_poll_interval_s=5.0, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    broker = NoBroker()
     relay = OutboxRelay(service="checkin", engine=None, outbox=Base.metadata.tables["checkin.outbox"],  # type: ignore[arg-type]
-                        broker=NoBroker(), settings=settings)  # type: ignore[arg-type]
+                        broker=broker, settings=settings)  # type: ignore[arg-type]
     task = asyncio.create_task(relay.run())
     await asyncio.sleep(0.1)  # waiting for a wake-up (the broker is not there, so a pass does nothing)
     relay.wakeup.set()
     task.cancel()
-    assert await stops(task), "the relay ignored its cancellation"
+
+    def give_up() -> None:
+        broker.give_up = True
+        relay.wakeup.set()
+
+    assert await stops(task, give_up), "the relay ignored its cancellation"

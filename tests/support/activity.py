@@ -425,8 +425,8 @@ class _Builder:
             ), site=site.site_id, at=at, subject=hours_id)
 
         def decide(at: datetime, approved: bool, minutes: int) -> None:
-            common = dict(hours_id=hours_id, shift_id=shift_id, member_id=member, role_id=role_id,
-                          shift_starts_at=starts_at, minutes=minutes)
+            common = {"hours_id": hours_id, "shift_id": shift_id, "member_id": member, "role_id": role_id,
+                      "shift_starts_at": starts_at, "minutes": minutes}
             data = (HoursApproved(**common, approved_at=at) if approved else HoursRejected(**common, rejected_at=at))
             event_id = self.emit("volunteering", data, site=site.site_id, at=at, subject=hours_id)
             record.decisions.append((at, event_id, approved, minutes))
@@ -624,8 +624,8 @@ class _Builder:
     def _cancel(self, site: SiteSpec, record: GatheringRecord, kind: str, support: str, starts_at: datetime,
                 at: datetime, confirmed: list[tuple[uuid.UUID, uuid.UUID]], ids: dict[str, Any]) -> None:
         record.cancelled = True
-        common = dict(support_type=support, starts_at=starts_at, cancelled_at=at,
-                      confirmed_member_ids=[member for member, _ in confirmed], waitlisted_member_ids=[])
+        common = {"support_type": support, "starts_at": starts_at, "cancelled_at": at,
+                  "confirmed_member_ids": [member for member, _ in confirmed], "waitlisted_member_ids": []}
         if kind == "session":
             data: BaseModel = SessionCancelled(session_id=ids["session_id"], group_id=ids["group_id"], **common)
         else:

@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from services.audit.exports import DAILY_COLUMNS, daily_csv, daily_svg, filename, nice_step, summary_csv
+from services.audit.exports import (
+    DAILY_COLUMNS,
+    daily_csv,
+    daily_svg,
+    filename,
+    nice_step,
+    summary_csv,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
