@@ -335,11 +335,8 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
-def make_app(api: Api, settings: Settings | None = None, *, max_body_bytes: int | None = None) -> web.Application:
-    settings = settings or Settings()
-    app = web.Application(
-        middlewares=[request_context_middleware], client_max_size=max_body_bytes or settings.max_body_bytes
-    )
+def make_app(api: Api, settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[request_context_middleware], client_max_size=settings.max_body_bytes)
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app[SERVICE_NAME] = api.service
     app[READINESS] = []
