@@ -110,7 +110,10 @@ async def _answer(
         if exc.status < 400:
             raise
         code, title = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
-        return problem(exc.status, code, title, exc.text if exc.status not in _HTTP_CODES else None)
+        response = problem(exc.status, code, title, exc.text if exc.status not in _HTTP_CODES else None)
+        if "Allow" in exc.headers:  # a 405 names the methods that would work (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -226,11 +229,15 @@ class Api:
                 if body is not None:
                     call.raw_body = await request.read()
                     payload = _parse_json(request, call.raw_body)
+                    if b"\\u0000" in call.raw_body and _holds_nul(payload):
+                        return _nul_problem("body")
                     try:
                         call.body = body.model_validate(payload)
                     except ValidationError as exc:
                         return _validation_problem(exc, "body")
                 if query is not None:
+                    if any("\x00" in value for value in request.query.values()):
+                        return _nul_problem("query")
                     try:
                         call.query = query.model_validate(dict(request.query))
                     except ValidationError as exc:
@@ -266,6 +273,21 @@ class Api:
         from shared.openapi import build_openapi
 
         return build_openapi(self)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+def _nul_problem(where: str) -> web.Response:
+    # PostgreSQL text cannot hold U+0000; refuse it here, as bad input, rather than fail in the database.
+    return problem(422, "invalid_character", "The request is not valid", f"The {where} contains a NUL character.")
 
 
 def _parse_json(request: web.Request, raw: bytes) -> Any:

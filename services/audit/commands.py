@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.audit.reports import ReportScope
+from shared.access import SITE_ID_PATTERN
 from shared.events import ReceivedEvent
 
 
@@ -24,15 +25,23 @@ class AppendResult(BaseModel):
     head_sequence: int
 
 
+SITE_PATTERN = SITE_ID_PATTERN.pattern
+
+# The log's sequence is a PostgreSQL bigint; a larger cursor is bad input, not a database error.
+MAX_SEQUENCE = 2**63 - 1
+
+
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: str | None = Field(default=None, max_length=200)
-    site: str | None = Field(default=None, max_length=40)
+    site: str | None = Field(default=None, pattern=SITE_PATTERN, description='A site id, or "all"')
     subject: str | None = Field(default=None, max_length=200)
-    from_: datetime | None = Field(default=None, alias="from")
+    from_: datetime | None = Field(default=None, alias="from", description="Times need an offset, e.g. ...Z")
     to: datetime | None = None
-    after: int | None = Field(default=None, ge=0, description="Cursor: the last sequence of the previous page")
+    after: int | None = Field(
+        default=None, ge=0, le=MAX_SEQUENCE, description="Cursor: the last sequence of the previous page"
+    )
     limit: int = Field(default=100, ge=1, le=500)
 
 
@@ -72,10 +81,10 @@ class ReportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     site: str | None = Field(
-        default=None, max_length=40,
+        default=None, pattern=SITE_PATTERN,
         description='A site id, or "all" for the network (admin). Default: the token\'s own site.',
     )
-    from_: date = Field(alias="from", description="First local date, inclusive (YYYY-MM-DD)")
+    from_: date = Field(alias="from", description="First local date, inclusive (YYYY-MM-DD), 1900 to 2999")
     to: date = Field(description="Last local date, inclusive; at most 366 days after from")
     min_cell: int | None = Field(
         default=None, ge=1, le=100, description="Withhold counts above 0 and below this (small-cell suppression)"

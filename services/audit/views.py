@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -57,6 +58,8 @@ async def list_entries(call: Call) -> AuditPage:
     for value in (query.from_, query.to):
         if value is not None and value.tzinfo is None:
             raise InvalidInput("Times need an offset, e.g. 2026-11-26T18:00:00Z.", code="naive_datetime")
+        if value is not None and not _in_utc_range(value):
+            raise InvalidInput("That time is outside the calendar.", code="datetime_out_of_range")
     if query.from_ is not None:
         stmt = stmt.where(c.time >= query.from_)
     if query.to is not None:
@@ -75,6 +78,15 @@ async def list_entries(call: Call) -> AuditPage:
         for r in rows[: query.limit]
     ]
     return AuditPage(items=items, next_after=items[-1].sequence if len(rows) > query.limit else None)
+
+
+def _in_utc_range(value: datetime) -> bool:
+    # 9999-12-31T23:00-05:00 is a valid datetime whose UTC instant is not; the database would fail on it.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 @api.get(

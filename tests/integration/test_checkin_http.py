@@ -517,3 +517,19 @@ async def test_two_migrations_at_once_on_a_new_database_both_succeed(settings: S
     finally:
         await drop_database(name)
 
+
+
+# Text PostgreSQL cannot store
+
+
+async def test_a_nul_character_anywhere_in_the_input_is_422_and_stores_nothing(
+    stack: Client, site: SiteUnderTest, db: asyncpg.Pool
+) -> None:
+    before = await db.fetchval("SELECT count(*) FROM checkin.members")
+    for body in ({"nickname": "Sam\u0000"}, {"nickname": "Sam", "\u0000": 1}):
+        reply = await stack.call("checkin", "POST", "/members", token=site.tokens["kiosk"], json=body)
+        assert reply.status == 422, reply.body
+        assert reply.body["code"] == "invalid_character"
+    listed = await stack.call("checkin", "GET", "/visits?cursor=%00", token=site.tokens["coordinator"])
+    assert (listed.status, listed.body["code"]) == (422, "invalid_character")
+    assert await db.fetchval("SELECT count(*) FROM checkin.members") == before

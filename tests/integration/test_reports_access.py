@@ -119,12 +119,34 @@ async def test_an_unknown_site_is_404_for_an_admin(audit: Client, site: SiteUnde
         (f"{RANGE}&min_cell=101", "invalid_request"),
         (f"{RANGE}&format=xml", "invalid_request"),
         (f"{RANGE}&colour=blue", "invalid_request"),
+        ("from=0001-01-01&to=0001-01-03", "date_out_of_range"),  # would overflow in the site's zone
+        ("from=9999-12-29&to=9999-12-31", "date_out_of_range"),
+        (f"{RANGE}&site=%00", "invalid_character"),
+        (f"{RANGE}&site=Main%20Street", "invalid_request"),
     ],
 )
 async def test_bad_ranges_and_options_are_422_with_a_code(
     audit: Client, site: SiteUnderTest, query: str, code: str
 ) -> None:
     reply = await get(audit, f"/reports/summary?{query}", site.tokens["coordinator"])
+    assert reply.status == 422, reply.body
+    assert reply.body["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("after=9223372036854775808", "invalid_request"),  # one past the largest bigint
+        ("type=%00", "invalid_character"),
+        ("subject=a%00b", "invalid_character"),
+        ("from=9999-12-31T23:59:59-05:00", "datetime_out_of_range"),
+        ("to=2026-03-01T00:00:00", "naive_datetime"),
+    ],
+)
+async def test_bad_audit_log_queries_are_422_with_a_code(
+    audit: Client, site: SiteUnderTest, query: str, code: str
+) -> None:
+    reply = await get(audit, f"/audit?{query}", site.tokens["admin"])
     assert reply.status == 422, reply.body
     assert reply.body["code"] == code
 
