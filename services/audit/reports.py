@@ -3,7 +3,8 @@
 Every figure is a function of the events in the audit log and of each site's time zone, nothing else: the
 projections can be dropped and rebuilt from the log (``rcc reports rebuild``) and the reports come out identical.
 
-DEFINITIONS (the test generator computes the same figures independently, from these words)
+DEFINITIONS (the test generator computes the same figures independently, from these words; docs/reports.md says
+the same for the directors who read the reports)
 
 Dates. The local date of a fact is its instant converted to its site's time zone (``access.sites.timezone``; UTC
 for a site the log names but ``access.sites`` does not know). A range [from, to] is inclusive local dates, at most
