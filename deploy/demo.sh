@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's "run the center" command: installs the project into .venv, makes sure PostgreSQL and RabbitMQ are
-# up, migrates the database, then runs the demo walkthrough and keeps every service running (Ctrl-C stops).
+# up, migrates the database, then runs the demo walkthrough and keeps every service and the pages running (Ctrl-C
+# stops). It ends by printing the page URLs and the demo tokens to paste into them.
 #
 #   bash deploy/demo.sh            (RCC_DATABASE_URL / RCC_AMQP_URL override the local defaults)
 set -euo pipefail
@@ -15,4 +16,6 @@ if [ -z "${RCC_DATABASE_URL:-}" ]; then
     ensure_database rcc
 fi
 [ -n "${RCC_AMQP_URL:-}" ] || ensure_rabbitmq
+pages="http://127.0.0.1:${RCC_PAGES_PORT:-8080}"
+log "pages: $pages/kiosk  $pages/volunteer  $pages/coordinator  (tokens to paste are printed at the end)"
 exec .venv/bin/rcc demo "$@"

@@ -62,3 +62,22 @@ ensure_rabbitmq() {
     # The listener opens near the end of boot; give the node a moment to settle.
     rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1 || sleep 2
 }
+
+ensure_chromium() {  # the browser the page tests drive: Debian's chromium, never a downloaded one
+    if [ -x /usr/bin/chromium ]; then
+        log "chromium already installed"
+        return
+    fi
+    if ! command -v apt-get >/dev/null; then
+        printf '!! %s\n' "no /usr/bin/chromium and no apt-get: the browser tests will be skipped" >&2
+        return
+    fi
+    log "installing chromium"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    if ! { $sudo apt-get install -y -q chromium </dev/null >/dev/null 2>&1 \
+        || { $sudo apt-get update -q </dev/null >/dev/null 2>&1 \
+             && $sudo apt-get install -y -q chromium </dev/null >/dev/null 2>&1; }; }; then
+        printf '!! %s\n' "could not install chromium: the browser tests will be skipped" >&2
+    fi
+}

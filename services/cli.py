@@ -16,7 +16,7 @@ import aio_pika
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.registry import ROOT, SCHEMAS, SERVICES
+from services.registry import PAGES, ROOT, SCHEMAS, SERVABLE, SERVICES
 from shared import access
 from shared.errors import DomainError
 from shared.logging import configure_logging, get_logger
@@ -47,17 +47,21 @@ async def declare_topology(settings: Settings) -> None:
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings, names: Sequence[str]) -> AsyncIterator[dict[str, str]]:
-    """Run the named services' apps in this process; yields their base URLs."""
+    """Run the named services' apps in this process; yields their base URLs. The pages proxy to the services started
+    before them here, and to ``settings``' service URLs for the others."""
     runners: list[web.AppRunner] = []
     urls: dict[str, str] = {}
+    bound: dict[str, object] = {}
     try:
         for name in names:
-            runner = web.AppRunner(SERVICES[name].create_app(settings), access_log=None)
+            app_settings = settings.model_copy(update=bound) if name == PAGES.name else settings
+            runner = web.AppRunner(SERVABLE[name].create_app(app_settings), access_log=None)
             await runner.setup()
             runners.append(runner)
             await web.TCPSite(runner, settings.host, settings.port_of(name), reuse_address=True).start()
             host, port = runner.addresses[0][:2]  # the bound port, also when asked for port 0
             urls[name] = f"http://{host}:{port}"
+            bound.update({f"{name}_port": port, f"{name}_url": None})
         yield urls
     finally:
         for runner in reversed(runners):
@@ -170,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rcc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply the database migrations of every schema (safe to repeat)")
-    serve_cmd = commands.add_parser("serve", help="run one service, or all of them in one process")
-    serve_cmd.add_argument("service", choices=[*SERVICES, "all"])
+    serve_cmd = commands.add_parser("serve", help="run one service (or the pages), or all of them in one process")
+    serve_cmd.add_argument("service", choices=[*SERVABLE, "all"])
 
     site = commands.add_parser("site", help="sites (centers)").add_subparsers(dest="site_command", required=True)
     create = site.add_parser("create", help="add a site")
@@ -227,7 +231,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             migrate(settings)
             print("migrations applied", file=sys.stderr)
         case "serve":
-            asyncio.run(serve(settings, list(SERVICES) if args.service == "all" else [args.service]))
+            asyncio.run(serve(settings, list(SERVABLE) if args.service == "all" else [args.service]))
         case "site" if args.site_command == "create":
             asyncio.run(site_create(settings, args))
         case "site":

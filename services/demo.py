@@ -12,7 +12,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.cli import running
-from services.registry import SERVICES
+from services.registry import SERVABLE
 from shared import access
 from shared.errors import Conflict
 from shared.settings import Settings
@@ -47,7 +47,7 @@ async def _prepare_site_and_tokens(settings: Settings) -> dict[str, str]:
 
 async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
     tokens = await _prepare_site_and_tokens(settings)
-    async with running(settings, list(SERVICES)) as urls, aiohttp.ClientSession() as http:
+    async with running(settings, list(SERVABLE)) as urls, aiohttp.ClientSession() as http:
         checkin, audit = urls["checkin"], urls["audit"]
 
         async def call(method: str, url: str, role: str, body: Any = None) -> tuple[int, Any]:
@@ -105,9 +105,14 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
         say("\nTokens for trying the API yourself (shown once):")
         for role, token in tokens.items():
             say(f"   {role:<12} {token}")
+        say("\nThe pages (each asks once for a token and keeps it on the device):")
+        say(f"   kiosk        {urls['pages']}/kiosk        paste the kiosk token")
+        say(f"   coordinator  {urls['pages']}/coordinator  paste the coordinator token")
+        say(f"   volunteer    {urls['pages']}/volunteer    a volunteer's own token: "
+            f"rcc token create --role volunteer --site {SITE_ID} --member <member id>")
         if not keep_serving:
             return 0 if verdict["ok"] else 1
-        say("\nServing all services; Ctrl-C to stop.")
+        say("\nServing all services and the pages; Ctrl-C to stop.")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -42,9 +42,17 @@ SCHEMAS = (
     Schema("audit", ROOT / "services" / "audit" / "migrations"),
 )
 
+# The back-end services: each has a schema, an HTTP API (``views.api``) and the broker.
 SERVICES = {
     "checkin": Service("checkin", "services.checkin"),
     "volunteering": Service("volunteering", "services.volunteering"),
     "gatherings": Service("gatherings", "services.gatherings"),
     "audit": Service("audit", "services.audit"),
 }
+
+# The pages people use, calling the services' APIs through a proxy of their own: no schema, no broker, no API of its
+# own, so it is kept out of SERVICES (migrations, topology, docs and the fault tests iterate those).
+PAGES = Service("pages", "services.pages")
+
+# What ``rcc serve`` runs; ``all`` starts them in this order, the pages last so they get the services' URLs.
+SERVABLE = {**SERVICES, PAGES.name: PAGES}

@@ -20,6 +20,13 @@ class Settings(BaseSettings):
     volunteering_port: int = 8082
     gatherings_port: int = 8083
     audit_port: int = 8084
+    pages_port: int = 8080
+    # Where the pages app forwards /api/<service>/...; unset: the service's own host and port (`rcc serve all` gives
+    # the pages the ports it bound); docker compose names the containers.
+    checkin_url: str | None = None
+    volunteering_url: str | None = None
+    gatherings_url: str | None = None
+    audit_url: str | None = None
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a TTY
 
@@ -55,6 +62,14 @@ class Settings(BaseSettings):
 
     def port_of(self, service: str) -> int:
         return getattr(self, f"{service}_port")
+
+    def url_of(self, service: str) -> str:
+        """The base URL another process reaches ``service`` at."""
+        if explicit := getattr(self, f"{service}_url"):
+            return explicit.rstrip("/")
+        # A wildcard bind address is where a server listens, not an address to connect to.
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port_of(service)}"
 
     @property
     def exchange_name(self) -> str:

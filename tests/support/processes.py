@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from services.registry import ROOT, SERVICES
+from services.registry import ROOT, SERVABLE
 from shared.settings import Settings
 from tests.support.stack import eventually
 
@@ -24,7 +24,7 @@ from tests.support.stack import eventually
 def environment(settings: Settings, **overrides: Any) -> dict[str, str]:
     """``RCC_*`` variables that make ``Settings()`` in the child equal ``settings`` (plus ``overrides``)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("RCC_")}
-    values = {**settings.model_dump(), **{f"{name}_port": 0 for name in SERVICES}, **overrides}
+    values = {**settings.model_dump(), **{f"{name}_port": 0 for name in SERVABLE}, **overrides}
     for name, value in values.items():
         if value is None:
             continue
@@ -51,7 +51,7 @@ class ServiceProcess:
 
     @property
     def names(self) -> list[str]:
-        return list(SERVICES) if self.service == "all" else [self.service]
+        return list(SERVABLE) if self.service == "all" else [self.service]
 
     async def start(self, *, timeout: float = 60.0) -> dict[str, str]:
         assert self.process is None or self.process.returncode is not None, "already running"

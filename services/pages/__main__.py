@@ -1,0 +1,5 @@
+"""``python -m services.pages`` is ``rcc serve pages``."""
+
+from services.cli import main
+
+main(["serve", "pages"])
