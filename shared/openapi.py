@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
     from shared.web import Api
@@ -22,6 +22,14 @@ _ERROR_TEXT = {
     422: "Invalid input",
     429: "Rate limited",
     503: "A dependency (database, broker) is unavailable",
+}
+
+NO_NUL = "^[^\\u0000]*$"
+# Visible ASCII without surrounding spaces: a header value is trimmed in transit, and must stay 1-200 characters.
+IDEMPOTENCY_KEY = "^[!-~]([ -~]*[!-~])?$"
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "period": {"type": "string", "pattern": "^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])$",
+               "description": "A month, YYYY-MM"},
 }
 
 PROBLEM_SCHEMA = {
@@ -50,9 +58,10 @@ def build_openapi(api: Api) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for op in api.operations:
         operation: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op.method, op.path)}
+        path_params = _path_params(op.path)
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _path_params(op.path)
+            {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(name, {"type": "string"})}
+            for name in path_params
         ]
         if op.query is not None:
             query_schema = op.query.model_json_schema(mode="validation")
@@ -68,12 +77,13 @@ def build_openapi(api: Api) -> dict[str, Any]:
                     "in": "header",
                     "required": False,
                     "description": "A retry with the same key returns the first response and changes nothing.",
-                    "schema": {"type": "string", "maxLength": 200},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": IDEMPOTENCY_KEY},
                 }
             )
         if op.body is not None:
+            # An empty body is read as {}: a model whose fields are all optional may be sent with none.
             operation["requestBody"] = {
-                "required": True,
+                "required": _needs_body(op.body),
                 "content": {"application/json": {"schema": ref(op.body, "validation")}},
             }
         success: dict[str, Any] = {"description": "OK"}
@@ -83,8 +93,12 @@ def build_openapi(api: Api) -> dict[str, Any]:
             success.setdefault("content", {})[content_type] = {"schema": {"type": "string"}}
         responses: dict[str, Any] = {str(op.status): success}
         error_codes = set(op.errors) | {503}
+        if path_params:
+            error_codes.add(404)  # an id that names nothing (or nothing of this site)
         if op.body is not None or op.query is not None:
             error_codes |= {400, 422}
+        if op.idempotent:
+            error_codes.add(422)  # a malformed Idempotency-Key, or one already used for another request
         if op.roles is not None:
             error_codes |= {401, 403}
             operation["security"] = [{"bearer": []}]
@@ -105,6 +119,11 @@ def build_openapi(api: Api) -> dict[str, Any]:
     ):
         paths.setdefault(path, {})["get"] = {"summary": summary, "responses": {"200": {"description": "OK"}}}
 
+    _refuse_nul(schemas)
+    for operation in (op for methods in paths.values() for op in methods.values()):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query":
+                _refuse_nul(parameter["schema"])
     return {
         "openapi": "3.1.0",
         "info": {"title": api.title, "version": api.version},
@@ -116,6 +135,27 @@ def build_openapi(api: Api) -> dict[str, Any]:
     }
 
 
+def _needs_body(model: type[BaseModel]) -> bool:
+    try:
+        model.model_validate({})
+    except ValidationError:
+        return True
+    return False
+
+
+def _refuse_nul(schema: Any) -> None:
+    """Every free-text string refuses U+0000 (PostgreSQL text cannot hold it; the services answer 422
+    ``invalid_character``), so the document says so."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and not {"pattern", "format", "enum", "const"} & schema.keys():
+            schema["pattern"] = NO_NUL
+        for value in schema.values():
+            _refuse_nul(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            _refuse_nul(item)
+
+
 def _path_params(path: str) -> list[str]:
     return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
 
@@ -123,3 +163,26 @@ def _path_params(path: str) -> list[str]:
 def _operation_id(method: str, path: str) -> str:
     words = [p.strip("{}") for p in path.strip("/").split("/") if p]
     return method.lower() + "_" + "_".join(words).replace("-", "_").replace(".", "_")
+
+
+# A rule across fields that a request model checks in a validator, written as JSON Schema for its document (a
+# model's ``json_schema_extra``), so generated "valid" bodies are valid. A field counts as given when it is present
+# and not null; ``schemas`` are the non-null forms.
+
+
+def exactly_one_of(**schemas: dict[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [{"required": [name], "properties": {name: schema}} for name, schema in schemas.items()]}
+
+
+def at_least_one_of(**schemas: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [{"required": [name], "properties": {name: schema}} for name, schema in schemas.items()]}
+
+
+_DAY = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_CLOCK = r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+# A local date (a whole day) or a local wall-clock time, neither with an offset.
+LOCAL_DATE_OR_TIME = {"type": "string", "pattern": f"^{_DAY}(T{_CLOCK})?$"}
+LOCAL_TIME = {"type": "string", "pattern": f"^{_CLOCK}$"}
+
+# A wall-clock time without an offset (pydantic documents it as "date-time", which requires one).
+LOCAL_DATE_TIME = {"type": "string", "pattern": f"^{_DAY}T{_CLOCK}$"}

@@ -5,12 +5,15 @@ problem+json errors, request ids, metrics, and the standard ``/healthz``, ``/rea
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
+import typing
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import structlog
@@ -21,10 +24,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.access import Principal, Role, SiteDirectory, TokenStore
-from shared.errors import DomainError, MalformedRequest, NotFound, UnsupportedMediaType
+from shared.errors import DomainError, InvalidInput, MalformedRequest, NotFound, UnsupportedMediaType
 from shared.logging import get_logger
 from shared.messaging import Broker, is_transient
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from shared.openapi import IDEMPOTENCY_KEY
 from shared.ratelimit import RateLimited, RateLimiter
 from shared.settings import Settings
 from shared.uow import IdempotencyClaim, Outcome
@@ -70,6 +74,7 @@ _HTTP_CODES = {
 }
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY)
 
 
 @web.middleware
@@ -160,9 +165,12 @@ class Call:
             raise NotFound(f"No such {name.removesuffix('_id')}.", code="not_found") from exc
 
     def idempotency(self) -> IdempotencyClaim | None:
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidInput("Idempotency-Key is 1 to 200 visible ASCII characters.", code="bad_idempotency_key")
         return IdempotencyClaim.of(
             str(self.who.token_id),
-            self.request.headers.get("Idempotency-Key"),
+            key,
             self.request.method,
             self.request.path_qs,
             self.raw_body,
@@ -231,13 +239,19 @@ class Api:
                     payload = _parse_json(request, call.raw_body)
                     if b"\\u0000" in call.raw_body and _holds_nul(payload):
                         return _nul_problem("body")
+                    if numbers := _numbers_given_as_times(body, payload):
+                        return _numbers_problem(numbers, "body")
                     try:
-                        call.body = body.model_validate(payload)
+                        # Strict: JSON types as documented (no "5" for 5, no 0 for a date); strings still become
+                        # dates, times and ids, as JSON has no types of its own for them.
+                        call.body = body.model_validate_json(_as_json_types(payload), strict=True)
                     except ValidationError as exc:
                         return _validation_problem(exc, "body")
                 if query is not None:
                     if any("\x00" in value for value in request.query.values()):
                         return _nul_problem("query")
+                    if numbers := _numbers_given_as_times(query, request.query):
+                        return _numbers_problem(numbers, "query")
                     try:
                         call.query = query.model_validate(dict(request.query))
                     except ValidationError as exc:
@@ -273,6 +287,65 @@ class Api:
         from shared.openapi import build_openapi
 
         return build_openapi(self)
+
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+@functools.cache
+def _time_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The names (as sent) of a model's date and time fields."""
+
+    def leaves(annotation: Any) -> Iterator[Any]:
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) is typing.Annotated:
+            yield from leaves(args[0])
+        elif args:
+            for arg in args:
+                yield from leaves(arg)
+        else:
+            yield annotation
+
+    return frozenset(
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if any(isinstance(leaf, type) and issubclass(leaf, date) for leaf in leaves(field.annotation))
+    )
+
+
+def _numbers_given_as_times(model: type[BaseModel], data: Any) -> list[str]:
+    """Fields where a number came as a date or time: pydantic would read "0.5" as a Unix timestamp, which nobody
+    sending a date means."""
+    if not isinstance(data, Mapping):
+        return []
+    found = []
+    for name in _time_fields(model) & data.keys():
+        value = data[name]
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and _NUMBER.fullmatch(v) for v in values):
+            found.append(name)
+    return found
+
+
+def _as_json_types(payload: Any) -> bytes:
+    """The body again, with whole numbers written as integers: JSON Schema counts 5.0 as an integer."""
+
+    def whole(value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, dict):
+            return {key: whole(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [whole(item) for item in value]
+        return value
+
+    return json.dumps(whole(payload)).encode()
+
+
+def _numbers_problem(names: list[str], where: str) -> web.Response:
+    errors = [{"loc": [where, name], "msg": "Give an ISO 8601 date or time, not a number", "type": "number_as_time"}
+              for name in names]
+    return problem(422, "invalid_request", "The request is not valid", f"Check the {where}.", errors=errors)
 
 
 def _holds_nul(value: Any) -> bool:

@@ -13,6 +13,7 @@ from services.checkin.domain import OccupancyStatus
 from shared.access import Site
 from shared.contracts import SupportType
 from shared.contracts.checkin import Purpose
+from shared.openapi import exactly_one_of
 
 REF_PATTERN = r"^[A-Za-z0-9._:-]{1,100}$"
 
@@ -26,6 +27,12 @@ class RegisterMemberBody(Body):
 
 
 class CheckInBody(Body):
+    model_config = ConfigDict(
+        json_schema_extra=exactly_one_of(
+            kiosk_code={"type": "string"}, member_id={"type": "string"}, anonymous={"const": True}
+        )
+    )
+
     kiosk_code: str | None = Field(default=None, min_length=1, max_length=20)
     member_id: uuid.UUID | None = None
     anonymous: bool = False
@@ -42,6 +49,10 @@ class CheckInBody(Body):
 
 
 class CheckOutByMemberBody(Body):
+    model_config = ConfigDict(
+        json_schema_extra=exactly_one_of(kiosk_code={"type": "string"}, member_id={"type": "string"})
+    )
+
     kiosk_code: str | None = Field(default=None, min_length=1, max_length=20)
     member_id: uuid.UUID | None = None
 

@@ -16,12 +16,14 @@ from pydantic import (
     Field,
     NaiveDatetime,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 
 from services.gatherings.domain import GatheringType
 from shared.contracts import SupportType
 from shared.contracts.gatherings import EventKind, RegisteredBy
+from shared.openapi import LOCAL_DATE_OR_TIME, LOCAL_DATE_TIME, at_least_one_of
 
 FocusTag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=40)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=120)]
@@ -44,7 +46,7 @@ def _local_date_or_time(value: object) -> object:
     return value
 
 
-LocalDateOrTime = Annotated[datetime | date, BeforeValidator(_local_date_or_time)]
+LocalDateOrTime = Annotated[datetime | date, BeforeValidator(_local_date_or_time), WithJsonSchema(LOCAL_DATE_OR_TIME)]
 
 
 class Body(BaseModel):
@@ -59,7 +61,9 @@ class CreateGroupBody(Body):
     capacity: int = Field(ge=1, le=1000)
     child_care_seats: SeatCount = 0
     room: Room | None = None
-    first_start: NaiveDatetime = Field(description="Local wall-clock time of the first session, no offset")
+    first_start: Annotated[NaiveDatetime, WithJsonSchema(LOCAL_DATE_TIME)] = Field(
+        description="Local wall-clock time of the first session, no offset"
+    )
     duration_minutes: int = Field(ge=5, le=24 * 60)
     rrule: str = Field(min_length=6, max_length=500, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=TU")
     exceptions: list[LocalDateOrTime] = Field(
@@ -98,6 +102,9 @@ class ScheduleEventBody(Body):
 
 
 class ChangeCapacityBody(Body):
+    model_config = ConfigDict(json_schema_extra=at_least_one_of(capacity={"type": "integer"},
+                                                                child_care_seats={"type": "integer"}))
+
     capacity: int | None = Field(default=None, ge=1, le=1000)
     child_care_seats: SeatCount | None = None
 

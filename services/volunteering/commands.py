@@ -9,18 +9,21 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     NaiveDatetime,
+    WithJsonSchema,
     model_validator,
 )
 
 from services.volunteering.domain import HoursStatus, ReviewCode, ShiftStatus, SignupStatus
 from services.volunteering.stipends import Policy
 from shared.access import STAFF, Principal, Role
+from shared.openapi import LOCAL_DATE_OR_TIME, LOCAL_DATE_TIME, LOCAL_TIME, at_least_one_of, exactly_one_of
 
 SLUG = r"^[a-z][a-z0-9_]{0,39}$"
 Slug = Annotated[str, Field(pattern=SLUG)]
@@ -39,7 +42,16 @@ def _local_moment(value: Any) -> Any:
     return value
 
 
-LocalMoment = Annotated[datetime | date, BeforeValidator(_local_moment)]
+LocalMoment = Annotated[datetime | date, BeforeValidator(_local_moment), WithJsonSchema(LOCAL_DATE_OR_TIME)]
+
+
+def _without_offset(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a local time, without an offset")
+    return value
+
+
+LocalTime = Annotated[time, AfterValidator(_without_offset), WithJsonSchema(LOCAL_TIME)]
 
 
 class Body(BaseModel):
@@ -87,10 +99,15 @@ class ShiftBody(Body):
 
 
 class SeriesBody(Body):
+    model_config = ConfigDict(json_schema_extra=exactly_one_of(duration_minutes={"type": "integer"},
+                                                               end={"type": "string"}))
+
     role_id: Slug
-    first_start: NaiveDatetime = Field(description="The first shift's start on the site's wall clock (no offset)")
+    first_start: Annotated[NaiveDatetime, WithJsonSchema(LOCAL_DATE_TIME)] = Field(
+        description="The first shift's start on the site's wall clock (no offset)"
+    )
     duration_minutes: int | None = Field(default=None, ge=1, le=1440)
-    end: time | None = Field(default=None, description="Local end time; before the start means the next day")
+    end: LocalTime | None = Field(default=None, description="Local end time; before the start means the next day")
     rrule: str = Field(min_length=6, max_length=500, examples=["FREQ=WEEKLY;BYDAY=TU"])
     exceptions: list[LocalMoment] = Field(default_factory=list, max_length=366)
     capacity: Capacity
@@ -104,6 +121,11 @@ class SeriesBody(Body):
 
 
 class ShiftPatchBody(Body):
+    model_config = ConfigDict(json_schema_extra=at_least_one_of(
+        starts_at={"type": "string"}, ends_at={"type": "string"}, capacity={"type": "integer"},
+        needs_supervisor={"type": "boolean"},
+    ))
+
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     capacity: Capacity | None = None
