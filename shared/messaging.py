@@ -64,6 +64,8 @@ class Broker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep trying; readiness reports it meanwhile
+                if cancel_requested():  # closing mid-connect: the error is how the cancellation surfaced
+                    raise asyncio.CancelledError() from exc
                 log.warning("broker_connect_failed", error=type(exc).__name__)
                 if self.connection is not None:
                     with contextlib.suppress(Exception):
@@ -297,6 +299,8 @@ class Consumer:
         try:
             await message.ack(multiple=covering > 1)
         except Exception as exc:  # noqa: BLE001 - the channel died; the broker redelivers, the inbox dedupes
+            if cancel_requested():
+                raise asyncio.CancelledError() from exc
             log.warning("consumer_ack_lost", consumer=self.name, error=type(exc).__name__)
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
@@ -321,6 +325,8 @@ class Consumer:
                 timeout=self.settings.publish_timeout_s,
             )
         except Exception as exc:  # noqa: BLE001
+            if cancel_requested():  # unacked, so the broker redelivers it to whoever consumes next
+                raise asyncio.CancelledError() from exc
             # Could not park it ourselves: let the broker dead-letter it (reason "rejected").
             log.warning("dead_letter_publish_failed", consumer=self.name, error=type(exc).__name__)
             self.unacked -= 1

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
 import asyncpg
 from pamqp.commands import Basic
 from sqlalchemy import Table, delete, func, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import asyncpg_dsn, notify_channel
 from shared.events import CONTENT_TYPE, canonical_json, envelope
@@ -104,7 +105,7 @@ class OutboxRelay:
         if not self.broker.is_ready or self.broker.channel is None:
             return 0, False, False
         channel = await self.broker.channel.get_underlay_channel()
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key)))
             if not locked:
                 return 0, False, False
@@ -186,18 +187,43 @@ class OutboxRelay:
                 self.log.info("outbox_listener_reconnecting", error=type(exc).__name__)
                 await asyncio.sleep(1)
             finally:
-                if conn is not None:
+                if conn is not None and cancel_requested():
+                    conn.terminate()  # stopping: no goodbye to a server that may not answer it
+                elif conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=1))
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """``engine.begin()``, except that a cancelled pass discards its connection instead of rolling it back: the
+        cancellation may have come mid-statement, and a ROLLBACK to a server that went silent waits out the
+        command timeout, holding up the process's shutdown with it."""
+        conn = await self.engine.connect()
+        try:
+            transaction = await conn.begin()
+            try:
+                yield conn
+                await transaction.commit()
+            except Exception:
+                await transaction.rollback()
+                raise
+            except BaseException:
+                await conn.invalidate()
+                raise
+        finally:
+            await conn.close()
+
     async def _prune(self) -> None:
-        with contextlib.suppress(Exception):
-            async with self.engine.begin() as conn:
+        try:
+            async with self._transaction() as conn:
                 await conn.execute(
                     delete(self.outbox).where(
                         self.outbox.c.published_at < func.now() - text(f"interval '{PUBLISHED_RETENTION}'")
                     )
                 )
+        except Exception as exc:  # noqa: BLE001 - housekeeping: the next round tries again
+            if cancel_requested():
+                raise asyncio.CancelledError() from exc
 
 
 def _confirmed(result: object) -> bool:

@@ -35,7 +35,14 @@ def database(settings: Settings, service: str, *, role: str | None = None) -> Cl
         app[SITES] = SiteDirectory(engine)
         app[READINESS].append(database_check(engine))
         yield
-        await engine.dispose()
+        try:
+            # Closing says goodbye on every pooled connection (a ROLLBACK, then a Terminate); to a server that went
+            # silent each would wait out the command timeout, and the process would take minutes to stop.
+            async with asyncio.timeout(settings.db_connect_timeout_s):
+                await engine.dispose()
+        except TimeoutError:
+            log.warning("database_close_timed_out", service=service)
+            await engine.dispose(close=False)  # the sockets close with the process
 
     return ctx
 

@@ -20,12 +20,12 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from services.checkin.models import Base
 from shared.events import ReceivedEvent
-from shared.messaging import Consumer, _Delivery
+from shared.messaging import Broker, Consumer, _Delivery
 from shared.outbox import OutboxRelay
 from shared.runtime import background, every
 from shared.settings import Settings
-from services.checkin.models import Base
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +164,29 @@ async def test_a_relay_cancelled_as_it_is_woken_stops() -> None:
         relay.wakeup.set()
 
     assert await stops(task, give_up), "the relay ignored its cancellation"
+
+
+async def test_a_broker_closed_while_connecting_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing the process's broker while it is still connecting (RabbitMQ away at start-up, then a deploy stops
+    the process): the connect attempt's cancellation surfaces as a connection error, which must not be retried."""
+    attempts = 0
+    giving_up = asyncio.Event()
+
+    async def connect_robust(*_args: Any, **_kwargs: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        if giving_up.is_set():
+            raise asyncio.CancelledError()
+        try:
+            await giving_up.wait()
+        except asyncio.CancelledError:
+            raise ConnectionResetError("connection reset by peer") from None
+        raise asyncio.CancelledError()
+
+    monkeypatch.setattr("shared.messaging.aio_pika.connect_robust", connect_robust)
+    broker = Broker(Settings(), name="shutdown-test")
+    broker.start()
+    await asyncio.sleep(0.05)
+    closing = asyncio.create_task(broker.close())
+    assert await stops(closing, giving_up.set), "the broker retried connecting instead of stopping"
+    assert attempts == 1
