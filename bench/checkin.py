@@ -16,7 +16,19 @@ import sys
 import uuid
 from pathlib import Path
 
-from bench.common import Figure, Goal, Outcome, SeededSite, Stack, benchmark, free_port, ratio, say, write_lines
+from bench.common import (
+    Figure,
+    Goal,
+    Outcome,
+    Process,
+    SeededSite,
+    Stack,
+    benchmark,
+    free_port,
+    ratio,
+    say,
+    write_lines,
+)
 from bench.load import LoadResult, wrk_post_lines
 
 RATIO_GOAL = Goal(">=", 0.5)
@@ -52,12 +64,12 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
          "--site", site.site_id, "--pool-size", str(stack.settings.db_pool_size)],
         baseline_port,
     )
-    floor = await _warm_and_measure(stack, "baseline", baseline.url, bodies["baseline"], site, options)
+    floor, floor_cpu = await _warm_and_measure(stack, "baseline", baseline, bodies["baseline"], site, options)
     await stack.stop(baseline)
     await _retire_baseline_rows(stack)
 
     checkin = await stack.start_service("checkin")
-    real = await _warm_and_measure(stack, "checkin", checkin.url, bodies["checkin"], site, options)
+    real, real_cpu = await _warm_and_measure(stack, "checkin", checkin, bodies["checkin"], site, options)
     backlog = await stack.db.fetchval("SELECT count(*) FROM checkin.outbox WHERE published_at IS NULL")
 
     outcome = Outcome(
@@ -66,6 +78,9 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
             *_load_figures("baseline", floor),
             Figure("check-in / baseline requests/s", ratio(real.requests_per_s, floor.requests_per_s), "",
                    RATIO_GOAL),
+            Figure("check-in process CPU per request", real_cpu, "ms"),
+            Figure("baseline process CPU per request", floor_cpu, "ms"),
+            Figure("baseline / check-in CPU per request", ratio(floor_cpu, real_cpu), ""),
             Figure("outbox backlog when the load stopped", backlog, "events"),
         ]
     )
@@ -104,21 +119,28 @@ def check_in_body(member_id: uuid.UUID) -> str:
 
 
 async def _warm_and_measure(
-    stack: Stack, target: str, base_url: str, bodies: dict[str, Path], site: SeededSite,
+    stack: Stack, target: str, server: Process, bodies: dict[str, Path], site: SeededSite,
     options: argparse.Namespace,
-) -> LoadResult:
-    results = {}
+) -> tuple[LoadResult, float | None]:
+    """The measured load, and the server process's CPU milliseconds per request during it. On a shared machine the
+    CPU cost is the steadier figure: throughput also depends on how much of the CPUs the process got."""
+    results, cpu = {}, {}
     for phase, option in PHASES.items():
         seconds = getattr(options, option)
         say(f"{target}: {phase} for {seconds:g}s")
+        cpu[phase] = server.cpu_seconds()
         results[phase] = await wrk_post_lines(
-            base_url + "/visits", bodies[phase], token=site.kiosk_token, seconds=seconds,
+            server.url + "/visits", bodies[phase], token=site.kiosk_token, seconds=seconds,
             connections=options.connections, threads=options.threads, log=stack.workdir / f"wrk-{target}.log",
         )
     measured = results["measured"]
+    after = server.cpu_seconds()
+    before = cpu["measured"]
+    cpu_ms = (after - before) * 1000 / measured.requests if None not in (after, before) and measured.requests else None
     say(f"{target}: {measured.requests_per_s:,.0f} requests/s, p50 {measured.p50_ms:.1f} ms, "
-        f"p99 {measured.p99_ms:.1f} ms, {measured.errors} errors")
-    return measured
+        f"p99 {measured.p99_ms:.1f} ms, {measured.errors} errors"
+        + (f", {cpu_ms:.2f} ms CPU per request" if cpu_ms is not None else ""))
+    return measured, cpu_ms
 
 
 async def _retire_baseline_rows(stack: Stack) -> None:

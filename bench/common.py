@@ -146,6 +146,18 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time the process has used so far (``/proc/<pid>/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 @dataclass
 class Process:
     name: str
@@ -157,6 +169,9 @@ class Process:
     @property
     def running(self) -> bool:
         return self.proc.returncode is None
+
+    def cpu_seconds(self) -> float | None:
+        return cpu_seconds(self.proc.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

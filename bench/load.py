@@ -143,13 +143,13 @@ async def post_paced(url: str, bodies: list[str], *, token: str, rate: float, co
         sending_s = loop.time() - start
         await asyncio.gather(*tasks)
         finished_s = loop.time() - start
-    p50, p99 = _percentiles(latencies)
+    p50, p99 = percentiles(latencies)
     return PacedResult(
         sent=len(bodies), ok=ok, sending_s=sending_s, finished_s=finished_s, p50_ms=p50, p99_ms=p99
     )
 
 
-def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
+def percentiles(values: list[float]) -> tuple[float | None, float | None]:
     if len(values) < 2:
         return (values[0], values[0]) if values else (None, None)
     cuts = statistics.quantiles(values, n=100, method="inclusive")

@@ -34,7 +34,18 @@ import asyncpg
 from pamqp.commands import Basic
 
 from bench.checkin import check_in_body
-from bench.common import Figure, Goal, Outcome, SeededSite, Stack, benchmark, chunks, per_second, ratio, say
+from bench.common import (
+    Figure,
+    Goal,
+    Outcome,
+    SeededSite,
+    Stack,
+    benchmark,
+    chunks,
+    per_second,
+    ratio,
+    say,
+)
 from bench.load import post_paced
 from shared.contracts.checkin import VisitorCheckedIn
 from shared.events import CONTENT_TYPE, Event, canonical_json, parse_time
@@ -84,10 +95,10 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
     await channel.close()
 
     raw_publish = await _baseline_publish(stack, events)
-    raw_consume = await _baseline_consume(stack, len(events))
+    raw_consume, raw_consume_cpu = await _baseline_consume(stack, len(events))
     await stack.purge_queues(stack.queues)
     relay = await _relay(stack, events)
-    ingest, verified = await _audit_ingest(stack, site, len(events))
+    ingest, ingest_cpu, verified = await _audit_ingest(stack, site, len(events))
     lag = await _lag(stack, site, lag_members, options.lag_rate)
 
     outcome = Outcome(
@@ -98,6 +109,8 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
             Figure("audit ingest", ingest, "events/s"),
             Figure("baseline: raw consume, batched COPY", raw_consume, "events/s"),
             Figure("audit ingest / baseline", ratio(ingest, raw_consume), "", RATE_GOAL),
+            Figure("audit process CPU per event ingested", ingest_cpu, "µs"),
+            Figure("baseline consumer CPU per event", raw_consume_cpu, "µs"),
             Figure("audit chain verify", verified),
             *lag.figures,
         ],
@@ -163,7 +176,8 @@ async def _baseline_publish(stack: Stack, rows: list[dict[str, Any]]) -> float |
     return rate
 
 
-async def _baseline_consume(stack: Stack, count: int) -> float | None:
+async def _baseline_consume(stack: Stack, count: int) -> tuple[float | None, float]:
+    """Events/s, and the CPU microseconds per event of this process while it consumed (it does nothing else)."""
     await stack.db.execute(
         f"CREATE TABLE {SCRATCH_TABLE} (LIKE audit.audit_log INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
         "INCLUDING INDEXES)"
@@ -177,7 +191,7 @@ async def _baseline_consume(stack: Stack, count: int) -> float | None:
         say(f"baseline: consuming {count:,} messages from the audit queue into a scratch table")
         received = 0
         batch: list[aio_pika.abc.AbstractIncomingMessage] = []
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         async with queue.iterator() as messages:
             async for message in messages:
                 batch.append(message)
@@ -189,13 +203,14 @@ async def _baseline_consume(stack: Stack, count: int) -> float | None:
                 if received == count:
                     break
         seconds = time.perf_counter() - began
+        cpu_us = (time.process_time() - cpu_began) * 1e6 / count
     finally:
         await channel.close()
         await db.close()
     await stack.db.execute(f"DROP TABLE {SCRATCH_TABLE}")
     rate = per_second(count, seconds)
-    say(f"baseline: consumed at {rate:,.0f} events/s")
-    return rate
+    say(f"baseline: consumed at {rate:,.0f} events/s, {cpu_us:.0f} µs CPU per event")
+    return rate, cpu_us
 
 
 async def _copy_batch(
@@ -239,15 +254,20 @@ async def _relay(stack: Stack, rows: list[dict[str, Any]]) -> float | None:
     return rate
 
 
-async def _audit_ingest(stack: Stack, site: SeededSite, count: int) -> tuple[float | None, str]:
+async def _audit_ingest(stack: Stack, site: SeededSite, count: int) -> tuple[float | None, float | None, str]:
+    """Events/s, the audit process's CPU microseconds per event (from ready to done: its start-up is not counted,
+    nor what it ingested before it answered ``/readyz``), and the chain's verdict."""
     say(f"audit: starting with {count:,} messages waiting")
     audit = await stack.start_service("audit")
+    cpu_began = audit.cpu_seconds()
     done = await stack.poll(
         "SELECT coalesce(max(sequence), 0) AS entries, clock_timestamp() AS at FROM audit.audit_log",
         lambda row: row["entries"] >= count, timeout=max(120.0, count / 100), what="audit ingesting the events",
     )
+    cpu_ended = audit.cpu_seconds()
     first = await stack.db.fetchval("SELECT min(recorded_at) FROM audit.audit_log")
     rate = per_second(count, (done["at"] - first).total_seconds())
+    cpu_us = (cpu_ended - cpu_began) * 1e6 / count if cpu_began is not None and cpu_ended is not None else None
     say(f"audit: ingested at {rate:,.0f} events/s; verifying the chain")
     headers = {"Authorization": f"Bearer {site.admin_token}"}
     async with (
@@ -256,9 +276,9 @@ async def _audit_ingest(stack: Stack, site: SeededSite, count: int) -> tuple[flo
     ):
         result = await response.json()
     if response.status != 200:
-        return rate, f"HTTP {response.status}: {result}"
+        return rate, cpu_us, f"HTTP {response.status}: {result}"
     verdict = "ok" if result["ok"] else f"BROKEN at sequence {result['first_bad_sequence']}"
-    return rate, f"{verdict}, {result['entries']:,} entries"
+    return rate, cpu_us, f"{verdict}, {result['entries']:,} entries"
 
 
 # --- (d) lag -------------------------------------------------------------------------------------------------

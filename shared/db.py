@@ -98,7 +98,10 @@ def create_engine(settings: Settings, *, service: str, role: str | None = None) 
     return create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        # No overflow: under sustained load an overflow connection is opened for one request and closed when it is
+        # returned to a full pool, so such requests paid a backend start and the dialect's type setup (it showed in
+        # the check-in benchmark's profile). Bursts wait for a pooled connection instead (``db_pool_timeout_s``).
+        max_overflow=0,
         pool_timeout=settings.db_pool_timeout_s,
         connect_args={
             "server_settings": server_settings,

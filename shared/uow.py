@@ -38,25 +38,32 @@ class UnitOfWork:
         self._inbox = metadata.tables[f"{schema}.inbox"]
         self._idempotency = metadata.tables[f"{schema}.idempotency_keys"]
         self._insert_outbox_sql = (
-            f'INSERT INTO "{schema}".outbox (event_id, type, subject, site_id, actor_id, correlation_id, time, data, '
-            "dataschema, classification) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            f'INSERT INTO "{schema}".outbox ({", ".join(OUTBOX_COLUMNS)}) '
+            f"VALUES ({', '.join(f'${i}' for i in range(1, len(OUTBOX_COLUMNS) + 1))})"
         )
         self.events: list[Event] = []
+        # False for a handler whose writes, outbox row included, are one statement (see ``single_statement``).
+        self.transactional = True
+        self._active = False
 
     async def __aenter__(self) -> Self:
         # "session" in PostgreSQL's sense: one connection. The transaction is begun here on the driver (asyncpg)
         # connection, and SQLAlchemy is told to leave transactions alone (AUTOCOMMIT means it sends no BEGIN or
         # COMMIT of its own): Core statements and the raw statements of hot paths then share one transaction, and
-        # the outbox insert and COMMIT cost no more than they cost asyncpg itself.
+        # the outbox insert and COMMIT cost no more than they cost asyncpg itself. A single-statement unit of work
+        # (``transactional`` False) begins nothing: its one statement is its transaction.
         self.session = await self._connect().start()
         try:
             await self.session.execution_options(isolation_level="AUTOCOMMIT")
             self.driver: asyncpg.Connection = (await self.session.get_raw_connection()).driver_connection
-            self._transaction: asyncpg.transaction.Transaction | None = self.driver.transaction()
-            await self._transaction.start()
+            self._transaction: asyncpg.transaction.Transaction | None = None
+            if self.transactional:
+                self._transaction = self.driver.transaction()
+                await self._transaction.start()
         except BaseException:
             await self.session.close()
             raise
+        self._active = True
         self.events = []
         self.start()
         return self
@@ -66,16 +73,16 @@ class UnitOfWork:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
-            if self._transaction is not None:
+            if self._active:
                 if exc_type is None or issubclass(exc_type, Exception):
                     await self.rollback()
                 else:
                     # Cancelled (or worse) possibly mid-statement: the connection's protocol state is unknown, so
                     # it is discarded rather than awaited on (a ROLLBACK there can wait forever).
-                    self._transaction = None
+                    self._active, self._transaction = False, None
                     await self.session.invalidate()
         except Exception:  # noqa: BLE001 - a connection that cannot roll back is not given to anyone else
-            self._transaction = None
+            self._active, self._transaction = False, None
             await self.session.invalidate()
         finally:
             await self.session.close()
@@ -85,16 +92,22 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         """Write the emitted events to the outbox and commit; the unit of work is done after this."""
-        if self._transaction is None:
+        if not self._active:
             raise RuntimeError("this unit of work has already committed or rolled back")
+        if self._transaction is None:
+            if self.events:
+                raise RuntimeError("events emitted outside a transaction would not commit with the state")
+            self._active = False
+            return
         if self.events:
-            await self.driver.executemany(self._insert_outbox_sql, [_outbox_args(e) for e in self.events])
+            await self.driver.executemany(self._insert_outbox_sql, [outbox_args(e) for e in self.events])
         await self._transaction.commit()
-        self._transaction = None
+        self._active, self._transaction = False, None
         self.events = []
 
     async def rollback(self) -> None:
         self.events = []
+        self._active = False
         if self._transaction is not None and not self.driver.is_closed():
             transaction, self._transaction = self._transaction, None
             await transaction.rollback()
@@ -143,8 +156,15 @@ class UnitOfWork:
         )
 
 
-def _outbox_args(event: Event) -> tuple[Any, ...]:
-    # Positional, in the column order of the INSERT above; jsonb takes JSON text on these connections.
+OUTBOX_COLUMNS = (
+    "event_id", "type", "subject", "site_id", "actor_id", "correlation_id", "time", "data", "dataschema",
+    "classification",
+)
+
+
+def outbox_args(event: Event) -> tuple[Any, ...]:
+    """The event's outbox row, positional in ``OUTBOX_COLUMNS`` order (for raw statements on ``uow.driver``);
+    jsonb takes JSON text on these connections."""
     return (
         event.event_id,
         event.type,
@@ -194,6 +214,18 @@ class IdempotencyClaim:
 class StoredResponse:
     status: int | None
     body: Any
+
+
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+
+
+def single_statement(handler: H) -> H:
+    """Marks a handler whose writes, its outbox rows included, are one statement (it emits nothing). Without an
+    Idempotency-Key it then runs with no BEGIN and COMMIT: a statement is its own transaction, and the two round
+    trips are a third of a kiosk check-in's cost. With a key, the claim and the stored answer need the transaction.
+    """
+    handler.single_statement = True  # type: ignore[attr-defined]
+    return handler
 
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -248,6 +280,7 @@ async def _execute_once(
     status: int,
     idempotency: IdempotencyClaim | None,
 ) -> Outcome[R]:
+    uow.transactional = idempotency is not None or not getattr(handler, "single_statement", False)
     async with uow:
         if idempotency is not None:
             stored = await uow.claim_idempotency_key(idempotency)

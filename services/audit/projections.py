@@ -41,6 +41,7 @@ from sqlalchemy import (
     not_,
     select,
     text,
+    true,
     union_all,
     update,
 )
@@ -1074,7 +1075,10 @@ def _insert_new_statement(table: Table) -> Any:
     """Insert the rows whose key is absent; return the stored rows of the keys that were present. The ``stored``
     CTE sees the table as it was before the insert (one snapshot for the whole statement)."""
     source, statement = _insert(table)
-    stored = select(table).join(source, _same_key(table, source)).cte("stored")
+    # A key lookup per row of the batch: LIMIT 1 (keys are unique) keeps the planner from flattening the lookup
+    # into a hash join that reads the whole table, which grows with the log.
+    found = select(table).where(_same_key(table, source)).limit(1).lateral("found")
+    stored = select(found).select_from(source).join(found, true()).cte("stored")
     inserted = statement.on_conflict_do_nothing().cte("inserted")
     return select(stored).add_cte(inserted)
 
@@ -1094,20 +1098,30 @@ _MEMBER_FIRST_STATEMENT = text(
         SELECT * FROM unnest(CAST(:scopes AS text[]), CAST(:members AS uuid[]), CAST(:firsts AS date[]))
             AS s(scope, member_id, first_date)
     ), old AS (
+        -- A key lookup per member (LIMIT keeps the planner from turning it into a hash join over the whole table,
+        -- which grows by a row per member: the ingest would slow down as the network grows).
         SELECT f.scope, f.member_id, f.first_date, f.ordinal
-        FROM audit.rp_member_first f JOIN src USING (scope, member_id)
+        FROM src CROSS JOIN LATERAL (
+            SELECT * FROM audit.rp_member_first f WHERE f.scope = src.scope AND f.member_id = src.member_id LIMIT 1
+        ) AS f
+    ), top AS (
+        SELECT scopes.scope, coalesce(last.ordinal, -1) AS ordinal
+        FROM (SELECT DISTINCT scope FROM src) AS scopes LEFT JOIN LATERAL (
+            SELECT m.ordinal FROM audit.rp_member_first m WHERE m.scope = scopes.scope ORDER BY m.ordinal DESC LIMIT 1
+        ) AS last ON true
     ), fresh AS (
         SELECT src.scope, src.member_id, src.first_date,
-               coalesce((SELECT max(m.ordinal) FROM audit.rp_member_first m WHERE m.scope = src.scope), -1)
-               + row_number() OVER (PARTITION BY src.scope ORDER BY src.member_id) AS ordinal
-        FROM src LEFT JOIN old USING (scope, member_id)
+               top.ordinal + row_number() OVER (PARTITION BY src.scope ORDER BY src.member_id) AS ordinal
+        FROM src JOIN top USING (scope) LEFT JOIN old USING (scope, member_id)
         WHERE old.member_id IS NULL
     ), inserted AS (
         INSERT INTO audit.rp_member_first (scope, member_id, first_date, ordinal)
         SELECT scope, member_id, first_date, ordinal FROM fresh
     ), moved AS (
-        UPDATE audit.rp_member_first f SET first_date = src.first_date FROM src
-        WHERE f.scope = src.scope AND f.member_id = src.member_id AND src.first_date < f.first_date
+        UPDATE audit.rp_member_first f SET first_date = earlier.first_date
+        FROM (SELECT src.scope, src.member_id, src.first_date FROM src JOIN old USING (scope, member_id)
+              WHERE src.first_date < old.first_date) AS earlier
+        WHERE f.scope = earlier.scope AND f.member_id = earlier.member_id
     )
     SELECT scope, member_id, first_date AS previous, ordinal FROM old
     UNION ALL

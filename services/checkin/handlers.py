@@ -22,6 +22,7 @@ from shared.clock import Clock
 from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
 from shared.errors import Conflict, NotFound
 from shared.events import Event
+from shared.uow import single_statement
 
 KIOSK_CODE_ATTEMPTS = 20
 
@@ -47,6 +48,7 @@ async def register_member(cmd: RegisterMember, *, uow: CheckinUnitOfWork, clock:
     return MemberRegisteredResult(member_id=member_id, kiosk_code=code)
 
 
+@single_statement
 async def check_in_visitor(cmd: CheckInVisitor, *, uow: CheckinUnitOfWork, clock: Clock) -> CheckedIn:
     now = clock.now()
     code = None
@@ -62,30 +64,29 @@ async def check_in_visitor(cmd: CheckInVisitor, *, uow: CheckinUnitOfWork, clock
         ref=cmd.ref,
         checked_in_at=now,
     )
+    # Written by the same statement as the visit (one round trip), with the member id it resolves.
+    event = Event(
+        VisitorCheckedIn(
+            visit_id=visit.visit_id,
+            member_id=cmd.member_id,
+            anonymous=cmd.anonymous,
+            purpose=cmd.purpose,
+            support_type=visit.support_type,
+            ref=cmd.ref,
+            checked_in_at=now,
+        ),
+        subject=str(visit.visit_id),
+        site_id=cmd.site_id,
+        actor_id=cmd.actor_id,
+        time=now,
+    )
     if cmd.anonymous:
-        await uow.checkin.start_visit(visit)
+        await uow.checkin.start_visit(visit, event)
         member_id = None
     else:
-        started, member_id = await uow.checkin.start_visit(visit, member_id=cmd.member_id, kiosk_code=code)
+        started, member_id = await uow.checkin.start_visit(visit, event, member_id=cmd.member_id, kiosk_code=code)
         if not started:
             await _explain_refused_check_in(cmd, code, uow)
-    uow.emit(
-        Event(
-            VisitorCheckedIn(
-                visit_id=visit.visit_id,
-                member_id=member_id,
-                anonymous=cmd.anonymous,
-                purpose=cmd.purpose,
-                support_type=visit.support_type,
-                ref=cmd.ref,
-                checked_in_at=now,
-            ),
-            subject=str(visit.visit_id),
-            site_id=cmd.site_id,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
-    )
     return CheckedIn(
         visit_id=visit.visit_id,
         member_id=member_id,

@@ -6,26 +6,26 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy import (
-    ColumnElement,
     DateTime,
     Index,
     Text,
     UniqueConstraint,
     and_,
-    bindparam,
     func,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import UUID, Insert, insert
+from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.checkin import SCHEMA
 from shared.db import service_metadata
-from shared.uow import UnitOfWork
+from shared.events import Event
+from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
 
 
 class Base(DeclarativeBase):
@@ -92,8 +92,9 @@ class VisitRecord:
 
 
 class CheckinRepository:
-    def __init__(self, session: AsyncConnection) -> None:
+    def __init__(self, session: AsyncConnection, driver: asyncpg.Connection) -> None:
         self.session = session
+        self.driver = driver
 
     async def add_member(
         self, member_id: uuid.UUID, site_id: str, nickname: str | None, kiosk_code: str, at: datetime
@@ -108,28 +109,21 @@ class CheckinRepository:
         return result.first() is not None
 
     async def start_visit(
-        self, visit: NewVisit, *, member_id: uuid.UUID | None = None, kiosk_code: str | None = None
+        self, visit: NewVisit, event: Event, *, member_id: uuid.UUID | None = None, kiosk_code: str | None = None
     ) -> tuple[bool, uuid.UUID | None]:
-        """Insert the visit in one statement, resolving the member by code or id on this site.
+        """Insert the visit and its event's outbox row in one statement, resolving the member by code or id on this
+        site (the event's ``member_id`` becomes the one resolved); neither is written when the check-in is refused.
 
         Returns (started, member_id); not started means no such member here, or one already checked in."""
-        params = {
-            "visit_id": visit.visit_id,
-            "site_id": visit.site_id,
-            "purpose": visit.purpose,
-            "support_type": visit.support_type,
-            "ref": visit.ref,
-            "checked_in_at": visit.checked_in_at,
-        }
-        if member_id is None and kiosk_code is None:
-            await self.session.execute(_START_ANONYMOUS, params)
-            return True, None
         if kiosk_code is not None:
-            result = await self.session.execute(_START_BY_CODE, {**params, "kiosk_code": kiosk_code})
+            sql, who = _START_BY_CODE, kiosk_code
+        elif member_id is not None:
+            sql, who = _START_BY_MEMBER, member_id
         else:
-            result = await self.session.execute(_START_BY_MEMBER, {**params, "member_id": member_id})
-        started = result.scalar_one_or_none()
-        return started is not None, started
+            sql, who = _START_ANONYMOUS, None
+        args = (visit.visit_id, visit.site_id, visit.purpose, visit.support_type, visit.ref, visit.checked_in_at)
+        started = await self.driver.fetchrow(sql, *args, *outbox_args(event), *(() if who is None else (who,)))
+        return (False, None) if started is None else (True, started[0])
 
     async def find_member_id(
         self, site_id: str, *, kiosk_code: str | None = None, member_id: uuid.UUID | None = None
@@ -193,33 +187,33 @@ class CheckinRepository:
         return await self.session.scalar(select(members.c.site_id).where(members.c.member_id == member_id))
 
 
-_VISIT_VALUES = {
-    "visit_id": bindparam("visit_id", type_=UUID(as_uuid=True)),
-    "site_id": bindparam("site_id", type_=Text),
-    "purpose": bindparam("purpose", type_=Text),
-    "support_type": bindparam("support_type", type_=Text),
-    "ref": bindparam("ref", type_=Text),
-    "checked_in_at": bindparam("checked_in_at", type_=DateTime(timezone=True)),
-}
-_START_ANONYMOUS = insert(visits).values(_VISIT_VALUES)
+def _start_visit_sql(member: str) -> str:
+    """The check-in as one statement, prepared once per connection (asyncpg's statement cache). ``member`` selects
+    the member (NULL for an anonymous walk-in; ``{who}`` is the code or id); the partial unique index turns a second
+    open visit into no row instead of an error; the outbox row is written only with a visit. Being one statement,
+    it needs no BEGIN and COMMIT of its own."""
+    who = 7 + len(OUTBOX_COLUMNS)
+    event = [f"${i}" for i in range(7, who)]
+    event[OUTBOX_COLUMNS.index("data")] += "::jsonb || jsonb_build_object('member_id', visit.member_id)"
+    return f"""
+        WITH member AS ({member.format(who=f"${who}")}),
+        visit AS (
+            INSERT INTO "{SCHEMA}".visits (visit_id, site_id, purpose, support_type, ref, checked_in_at, member_id)
+            SELECT $1, $2, $3, $4, $5, $6, member.member_id FROM member
+            ON CONFLICT (member_id) WHERE checked_out_at IS NULL DO NOTHING
+            RETURNING member_id
+        ),
+        event AS (
+            INSERT INTO "{SCHEMA}".outbox ({", ".join(OUTBOX_COLUMNS)}) SELECT {", ".join(event)} FROM visit
+        )
+        SELECT member_id FROM visit
+    """
 
 
-def _start_by(who: ColumnElement[bool]) -> Insert:
-    """INSERT … SELECT: the member is found (on this site, not erased) and the visit started in one round trip;
-    the partial unique index turns a second open visit into no row instead of an error."""
-    member = select(*_VISIT_VALUES.values(), members.c.member_id).where(
-        who, members.c.site_id == bindparam("site_id", type_=Text), members.c.erased_at.is_(None)
-    )
-    return (
-        insert(visits)
-        .from_select([*_VISIT_VALUES, "member_id"], member)
-        .on_conflict_do_nothing(index_elements=["member_id"], index_where=text("checked_out_at IS NULL"))
-        .returning(visits.c.member_id)
-    )
-
-
-_START_BY_CODE = _start_by(members.c.kiosk_code == bindparam("kiosk_code", type_=Text))
-_START_BY_MEMBER = _start_by(members.c.member_id == bindparam("member_id", type_=UUID(as_uuid=True)))
+_MEMBER_HERE = f'SELECT member_id FROM "{SCHEMA}".members WHERE site_id = $2 AND erased_at IS NULL'
+_START_BY_CODE = _start_visit_sql(_MEMBER_HERE + " AND kiosk_code = {who}")
+_START_BY_MEMBER = _start_visit_sql(_MEMBER_HERE + " AND member_id = {who}")
+_START_ANONYMOUS = _start_visit_sql("SELECT NULL::uuid AS member_id")
 
 
 def _visit_columns() -> tuple:
@@ -231,4 +225,4 @@ class CheckinUnitOfWork(UnitOfWork):
     source = "/rcc/checkin"
 
     def start(self) -> None:
-        self.checkin = CheckinRepository(self.session)
+        self.checkin = CheckinRepository(self.session, self.driver)

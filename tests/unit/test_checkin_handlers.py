@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time
 
 import pytest
@@ -61,9 +61,10 @@ class StoredVisit:
 class FakeCheckinRepository:
     """What CheckinRepository promises, kept in dicts."""
 
-    def __init__(self) -> None:
+    def __init__(self, outbox: list[Event]) -> None:
         self.members: dict[uuid.UUID, StoredMember] = {}
         self.visits: dict[uuid.UUID, StoredVisit] = {}
+        self.outbox = outbox
 
     def _member(self, site_id: str, kiosk_code: str | None, member_id: uuid.UUID | None) -> StoredMember | None:
         for member in self.members.values():
@@ -81,7 +82,7 @@ class FakeCheckinRepository:
         return True
 
     async def start_visit(
-        self, visit: NewVisit, *, member_id: uuid.UUID | None = None, kiosk_code: str | None = None
+        self, visit: NewVisit, event: Event, *, member_id: uuid.UUID | None = None, kiosk_code: str | None = None
     ) -> tuple[bool, uuid.UUID | None]:
         resolved = None
         if member_id is not None or kiosk_code is not None:
@@ -93,6 +94,8 @@ class FakeCheckinRepository:
             visit.visit_id, visit.site_id, resolved, visit.purpose, visit.support_type, visit.ref,
             visit.checked_in_at,
         )
+        # The real statement writes the event's outbox row with the member id it resolved.
+        self.outbox.append(replace(event, data=event.data.model_copy(update={"member_id": resolved})))
         return True, resolved
 
     async def find_member_id(
@@ -142,8 +145,8 @@ class FakeCheckinRepository:
 
 class FakeUnitOfWork:
     def __init__(self) -> None:
-        self.checkin = FakeCheckinRepository()
         self.events: list[Event] = []
+        self.checkin = FakeCheckinRepository(self.events)
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
