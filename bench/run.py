@@ -1,6 +1,6 @@
 """Run benchmarks; print figures, ratios against their baselines, and whether the goals are met.
 
-    python -m bench.run [checkin|pipeline|all ...] [--duration S] [--events N] [--lag-seconds S] [--write]
+    python -m bench.run [checkin|pipeline|signups|reports|all ...] [--duration S] [--events N] [--write]
 
 Each benchmark gets its own database and broker prefix (removed afterwards) and runs the services as separate
 processes. ``--write`` records the run in bench/RESULTS.md. Nothing here asserts anything about time: goals are
