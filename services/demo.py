@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -18,6 +22,9 @@ from shared.errors import Conflict
 from shared.settings import Settings
 
 SITE_ID = "demo-center"
+TIMEZONE = "America/New_York"
+
+Call = Callable[..., Awaitable[tuple[int, Any]]]
 
 
 def say(text: str = "") -> None:
@@ -31,7 +38,7 @@ async def _prepare_site_and_tokens(settings: Settings) -> dict[str, str]:
             try:
                 await access.create_site(
                     conn, SITE_ID, name="Demo Recovery Community Center", capacity=40,
-                    timezone="America/New_York", closes_at=access.parse_closes_at("21:00"),
+                    timezone=TIMEZONE, closes_at=access.parse_closes_at("21:00"),
                 )
             except Conflict:
                 pass
@@ -43,6 +50,54 @@ async def _prepare_site_and_tokens(settings: Settings) -> dict[str, str]:
         return tokens
     finally:
         await engine.dispose()
+
+
+async def _volunteer_token(settings: Settings, member_id: str) -> str:
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            _, token = await access.issue_token(
+                conn, role=access.Role.VOLUNTEER, site_id=SITE_ID, member_id=uuid.UUID(member_id),
+                label="demo volunteer",
+            )
+        return token
+    finally:
+        await engine.dispose()
+
+
+async def _schedule_week(urls: dict[str, str], call: Call, volunteer_id: str) -> list[str]:
+    """What the volunteer and coordinator pages show: a role, the volunteer, open shifts, a weekly group, an event."""
+    volunteering, gatherings = urls["volunteering"], urls["gatherings"]
+    lines = []
+    status, _ = await call("POST", f"{volunteering}/roles", "coordinator", {
+        "role_id": "front_desk", "title": "Front desk", "required_trainings": [], "supervisor": False,
+    })
+    lines.append(f"{status}  role front_desk" + (" (already there)" if status == 409 else ""))
+    status, _ = await call("PUT", f"{volunteering}/volunteers/{volunteer_id}", "coordinator",
+                           {"roles": ["front_desk"], "monthly_hours_goal": 12})
+    lines.append(f"{status}  volunteer {volunteer_id}")
+    local = datetime.now(ZoneInfo(TIMEZONE)).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+    for days in (1, 2, 4):
+        start = (local + timedelta(days=days)).replace(hour=10).replace(tzinfo=ZoneInfo(TIMEZONE))
+        status, shift = await call("POST", f"{volunteering}/shifts", "coordinator", {
+            "role_id": "front_desk", "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=3)).isoformat(), "capacity": 2, "needs_supervisor": False,
+        })
+        lines.append(f"{status}  front desk shift {start:%a %d %b %H:%M}, 2 seats")
+    status, first = await call("POST", f"{volunteering}/shifts/{shift['shift_id']}/signups", "volunteer", {})
+    lines.append(f"{status}  the volunteer signs up for it ({first.get('status', first.get('code'))})")
+    status, _ = await call("POST", f"{gatherings}/groups", "coordinator", {
+        "name": "Recovery circle", "facilitator_member_id": volunteer_id, "capacity": 12,
+        "first_start": (local + timedelta(hours=2)).isoformat(), "duration_minutes": 90, "rrule": "FREQ=WEEKLY",
+    })
+    lines.append(f"{status}  weekly group 'Recovery circle', first session {local + timedelta(hours=2):%a %H:%M}")
+    saturday = (local + timedelta(days=(5 - local.weekday()) % 7 or 7)).replace(hour=18, tzinfo=ZoneInfo(TIMEZONE))
+    status, _ = await call("POST", f"{gatherings}/events", "coordinator", {
+        "title": "Sober game night", "kind": "sober_social", "starts_at": saturday.isoformat(),
+        "ends_at": (saturday + timedelta(hours=3)).isoformat(), "capacity": 30, "family_friendly": True,
+    })
+    lines.append(f"{status}  event 'Sober game night' {saturday:%a %d %b %H:%M}, 30 seats")
+    return lines
 
 
 async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
@@ -57,10 +112,11 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
 
         say(f"Demo site '{SITE_ID}': check-in {checkin}, audit {audit}")
         say("\n1. Two people register at the kiosk (no name needed) and get a short code to type next time:")
-        codes = []
+        codes, members = [], []
         for _ in range(2):
             status, member = await call("POST", f"{checkin}/members", "kiosk", {})
             codes.append(member["kiosk_code"])
+            members.append(member["member_id"])
             say(f"   {status}  member {member['member_id']}  kiosk code {member['kiosk_code']}")
 
         say("\n2. They check in, each saying why they came; an anonymous walk-in joins them:")
@@ -102,14 +158,19 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
         status, verdict = await call("GET", f"{audit}/audit/verify", "admin")
         say(f"\n5. Chain verified: ok={verdict['ok']} over {verdict['entries']} entries, head {verdict['head_hash'][:16]}…")
 
+        say("\n6. The week ahead: the first member volunteers at the front desk; shifts, a group and an event:")
+        tokens["volunteer"] = await _volunteer_token(settings, members[0])
+        week = await _schedule_week(urls, call, members[0])
+        for line in week:
+            say(f"   {line}")
+
         say("\nTokens for trying the API yourself (shown once):")
         for role, token in tokens.items():
             say(f"   {role:<12} {token}")
         say("\nThe pages (each asks once for a token and keeps it on the device):")
         say(f"   kiosk        {urls['pages']}/kiosk        paste the kiosk token")
         say(f"   coordinator  {urls['pages']}/coordinator  paste the coordinator token")
-        say(f"   volunteer    {urls['pages']}/volunteer    a volunteer's own token: "
-            f"rcc token create --role volunteer --site {SITE_ID} --member <member id>")
+        say(f"   volunteer    {urls['pages']}/volunteer    paste the volunteer token")
         if not keep_serving:
             return 0 if verdict["ok"] else 1
         say("\nServing all services and the pages; Ctrl-C to stop.")
