@@ -316,12 +316,15 @@ async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: 
 
 
 async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> SignUpResult:
+    """Sign-ups of one shift run one at a time (its lock), so this path is two statements: the locks with every
+    fact the checks need, then the sign-up and its event."""
     now = clock.now()
     actor = cmd.actor
     member_id = domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=cmd.member_id)
-    # Read before taking the shift's lock: the lock is held as briefly as possible.
-    profile, records = await uow.people.qualification_facts(member_id)
-    shift = await _lock_shift(uow, cmd.shift_id, actor.scope)
+    locked = await uow.shifts.lock_for_sign_up(cmd.shift_id, actor.scope, member_id)
+    if locked is None:
+        raise NotFound("No such shift here.", code="shift_not_found")
+    shift, profile, records = locked
     if shift.status == "cancelled":
         raise Conflict("This shift was cancelled.", code="shift_cancelled")
     if now >= shift.ends_at:
@@ -336,45 +339,32 @@ async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> 
         title = "This volunteer is paused." if verdict.code == "volunteer_paused" else "Not qualified for this role."
         raise Conflict(title, code=verdict.code, reason=verdict.reason,
                        missing_trainings=list(verdict.missing_trainings))
-    await uow.shifts.lock_member(member_id)
-    existing, clash = await uow.shifts.standing(shift.shift_id, member_id, shift.starts_at, shift.ends_at)
-    if existing is not None:
-        raise Conflict("Already signed up for this shift.", code="already_signed_up", signup_status=existing)
-    if clash is not None:
-        raise Conflict("This overlaps another shift you hold.", code="overlap", shift_id=str(clash))
     signup_id = uuid.uuid4()
     by = "coordinator" if actor.is_staff else "self"
     values = {
         "signup_id": signup_id, "shift_id": shift.shift_id, "site_id": shift.site_id, "member_id": member_id,
-        "signed_up_at": now, "signed_up_by": by, "actor_id": actor.actor_id, "promoted": False,
+        "signed_up_at": now, "signed_up_by": by, "actor_id": actor.actor_id,
     }
-    if shift.confirmed < shift.capacity and await uow.shifts.take_seat(
-        {**values, "status": "confirmed", "confirmed_at": now}
-    ):
-        uow.emit(
-            Event(
-                SignedUp(
-                    signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, role_id=shift.role_id,
-                    starts_at=shift.starts_at, ends_at=shift.ends_at, signed_up_by=by,  # type: ignore[arg-type]
-                ),
-                subject=str(shift.shift_id), site_id=shift.site_id, actor_id=actor.actor_id, time=now,
-            )
-        )
+    # Both possible events are made here; the statement writes the one that happened (with the real position).
+    about = {
+        "signup_id": signup_id, "shift_id": shift.shift_id, "member_id": member_id, "role_id": shift.role_id,
+        "starts_at": shift.starts_at, "ends_at": shift.ends_at, "signed_up_by": by,
+    }
+    envelope = {"subject": str(shift.shift_id), "site_id": shift.site_id, "actor_id": actor.actor_id, "time": now}
+    outcome = await uow.shifts.sign_up(
+        values, shift.starts_at, shift.ends_at,
+        seated=Event(SignedUp(**about), **envelope),  # type: ignore[arg-type]
+        waiting=Event(Waitlisted(**about, position=1), **envelope),  # type: ignore[arg-type]
+    )
+    if outcome.existing is not None:
+        raise Conflict("Already signed up for this shift.", code="already_signed_up", signup_status=outcome.existing)
+    if outcome.clash is not None:
+        raise Conflict("This overlaps another shift you hold.", code="overlap", shift_id=str(outcome.clash))
+    if outcome.status == "confirmed":
         return SignUpResult(signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, status="confirmed",
                             position=None)
-    position = await uow.shifts.join_waitlist({**values, "status": "waitlisted"})
-    uow.emit(
-        Event(
-            Waitlisted(
-                signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, role_id=shift.role_id,
-                starts_at=shift.starts_at, ends_at=shift.ends_at, position=position,
-                signed_up_by=by,  # type: ignore[arg-type]
-            ),
-            subject=str(shift.shift_id), site_id=shift.site_id, actor_id=actor.actor_id, time=now,
-        )
-    )
     return SignUpResult(signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, status="waitlisted",
-                        position=position)
+                        position=outcome.position)
 
 
 async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Clock) -> DropResult:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -47,7 +48,8 @@ from services.volunteering import SCHEMA
 from services.volunteering.domain import ACTIVE_SIGNUP, Profile, TrainingRecord
 from services.volunteering.stipends import Period, Policy, RoleRate, year_periods
 from shared.db import service_metadata
-from shared.uow import UnitOfWork
+from shared.events import Event
+from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
 
 # Advisory lock namespace (first key of the two-key form) for "one member's sign-ups".
 MEMBER_LOCK_SPACE = zlib.crc32(b"rcc-volunteering-member") - 2**31
@@ -483,6 +485,14 @@ class ActiveSignup:
 
 
 @dataclass(frozen=True, slots=True)
+class SignUpOutcome:
+    existing: str | None  # the member's active sign-up status here: nothing was written
+    clash: uuid.UUID | None  # a confirmed shift of theirs that overlaps: nothing was written
+    status: str | None  # "confirmed" or "waitlisted" when signed up
+    position: int  # on the waitlist, 1-based, when waitlisted
+
+
+@dataclass(frozen=True, slots=True)
 class MissedSignup:
     signup_id: uuid.UUID
     shift_id: uuid.UUID
@@ -606,8 +616,9 @@ class PeopleRepository:
 class ShiftRepository:
     """Series, shifts and sign-ups: the capacity aggregate."""
 
-    def __init__(self, session: AsyncConnection) -> None:
+    def __init__(self, session: AsyncConnection, driver: asyncpg.Connection) -> None:
         self.session = session
+        self.driver = driver
 
     async def add_series(self, values: dict[str, Any]) -> None:
         await self.session.execute(insert(series).values(**values))
@@ -678,22 +689,34 @@ class ShiftRepository:
         ).first()
         return None if row is None else ActiveSignup(*row)
 
-    async def standing(
-        self, shift_id: uuid.UUID, member_id: uuid.UUID, starts_at: datetime, ends_at: datetime
-    ) -> tuple[str | None, uuid.UUID | None]:
-        """In one round trip: the member's active sign-up status on this shift, and one of their confirmed shifts
-        that overlaps it."""
-        status = (
-            select(signups.c.status)
-            .where(signups.c.shift_id == shift_id, signups.c.member_id == member_id,
-                   signups.c.status.in_(ACTIVE_SIGNUP))
-            .limit(1)
-            .scalar_subquery()
+    async def lock_for_sign_up(
+        self, shift_id: uuid.UUID, site_id: str | None, member_id: uuid.UUID
+    ) -> tuple[ShiftRecord, Profile | None, list[TrainingRecord]] | None:
+        """Lock the shift, then the member's sign-ups, and read the member's qualification facts: one round trip.
+        None when there is no such shift here."""
+        key = zlib.crc32(member_id.bytes) - 2**31
+        row = await self.driver.fetchrow(_LOCK_FOR_SIGN_UP, shift_id, site_id, MEMBER_LOCK_SPACE, key, member_id)
+        if row is None:
+            return None
+        shift = ShiftRecord(*row[:11], tuple(row[11]))
+        if row["member_site"] is None:
+            return shift, None, []
+        profile = Profile(member_id, row["member_site"], tuple(row["roles"]), row["active"])
+        held = zip(row["training_ids"] or (), row["completed_on"] or (), row["expires_on"] or (), strict=True)
+        return shift, profile, [TrainingRecord(*record) for record in held]
+
+    async def sign_up(
+        self, values: dict[str, Any], starts_at: datetime, ends_at: datetime, seated: Event, waiting: Event
+    ) -> SignUpOutcome:
+        """Under the shift's and the member's locks, in one statement: refuse a second sign-up or an overlap, else
+        take a seat if one is left or join the waitlist, and write the matching event (``seated``, or ``waiting``
+        with its real position) to the outbox."""
+        row = await self.driver.fetchrow(
+            _SIGN_UP, values["shift_id"], values["member_id"], starts_at, ends_at, values["signup_id"],
+            values["site_id"], values["signed_up_at"], values["signed_up_by"], values["actor_id"],
+            *outbox_args(seated), *outbox_args(waiting),
         )
-        row = (await self.session.execute(
-            select(status, self._overlapping(member_id, starts_at, ends_at, besides=shift_id).scalar_subquery())
-        )).one()
-        return row[0], row[1]
+        return SignUpOutcome(*row)
 
     @staticmethod
     def _overlapping(member_id: uuid.UUID, starts_at: datetime, ends_at: datetime, *, besides: uuid.UUID) -> Any:
@@ -716,36 +739,6 @@ class ShiftRepository:
     ) -> uuid.UUID | None:
         """One of the member's confirmed shifts that overlaps ``[starts_at, ends_at)``, if any."""
         return await self.session.scalar(self._overlapping(member_id, starts_at, ends_at, besides=besides))
-
-    async def take_seat(self, values: dict[str, Any]) -> bool:
-        """Insert a confirmed sign-up and count its seat in one statement; False if the shift had no seat left."""
-        seat = (
-            update(shifts)
-            .where(shifts.c.shift_id == values["shift_id"], shifts.c.confirmed < shifts.c.capacity)
-            .values(confirmed=shifts.c.confirmed + 1)
-            .returning(shifts.c.shift_id)
-            .cte("seat")
-        )
-        columns = list(values)
-        statement = (
-            insert(signups)
-            .from_select(columns, select(*(literal(values[c], signups.c[c].type) for c in columns)).select_from(seat))
-            .returning(signups.c.signup_id)
-            .add_cte(seat)
-        )
-        return (await self.session.execute(statement)).first() is not None
-
-    async def join_waitlist(self, values: dict[str, Any]) -> int:
-        """Insert a waitlisted sign-up; returns its 1-based position (under the shift's lock, it is the last)."""
-        already_waiting = (
-            select(func.count())
-            .where(signups.c.shift_id == values["shift_id"], signups.c.status == "waitlisted")
-            .scalar_subquery()
-        )
-        result = await self.session.execute(
-            insert(signups).values(**values).returning(already_waiting + 1)
-        )
-        return int(result.scalar_one())
 
     async def leave(self, signup_id: uuid.UUID, *, status: str, at: datetime, by: str | None) -> None:
         await self.session.execute(
@@ -1433,12 +1426,84 @@ class ReadRepository:
         return list(await self.session.execute(stmt))
 
 
+_LOCK_FOR_SIGN_UP = f"""
+    WITH shift AS MATERIALIZED (
+        SELECT s.shift_id, s.site_id, s.role_id, s.series_id, s.starts_at, s.ends_at, s.timezone, s.capacity,
+               s.confirmed, s.needs_supervisor, s.status, r.required_trainings
+        FROM "{SCHEMA}".shifts s JOIN "{SCHEMA}".roles r ON r.site_id = s.site_id AND r.role_id = s.role_id
+        WHERE s.shift_id = $1 AND ($2::text IS NULL OR s.site_id = $2::text)
+        FOR UPDATE OF s
+    ),
+    -- Taken from the locked row, so always after the shift's lock (the order every other path takes them in).
+    member_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($3::int, $4::int) FROM shift)
+    SELECT shift.*, v.site_id AS member_site, v.roles, v.active, t.training_ids, t.completed_on, t.expires_on
+    FROM shift CROSS JOIN member_lock
+    LEFT JOIN "{SCHEMA}".volunteers v ON v.member_id = $5
+    LEFT JOIN LATERAL (
+        SELECT array_agg(training_id) AS training_ids, array_agg(completed_on) AS completed_on,
+               array_agg(expires_on) AS expires_on
+        FROM "{SCHEMA}".trainings WHERE member_id = v.member_id
+    ) t ON true
+"""
+
+
+def _sign_up_sql() -> str:
+    """Runs after ``_LOCK_FOR_SIGN_UP`` in the same transaction: its snapshot then sees every sign-up committed
+    before the locks were granted. Rows inserted here are invisible to the statement's own reads, so the waitlist
+    count is of those already waiting."""
+    columns = ", ".join(OUTBOX_COLUMNS)
+    seated = ", ".join(f"${i}" for i in range(10, 10 + len(OUTBOX_COLUMNS)))
+    waiting = [f"${i}" for i in range(10 + len(OUTBOX_COLUMNS), 10 + 2 * len(OUTBOX_COLUMNS))]
+    waiting[OUTBOX_COLUMNS.index("data")] += "::jsonb || jsonb_build_object('position', line.position)"
+    return f"""
+        WITH standing AS (
+            SELECT
+                (SELECT status FROM "{SCHEMA}".signups
+                 WHERE shift_id = $1 AND member_id = $2 AND status IN ('confirmed', 'waitlisted') LIMIT 1)
+                    AS existing,
+                (SELECT s.shift_id FROM "{SCHEMA}".shifts s JOIN "{SCHEMA}".signups g ON g.shift_id = s.shift_id
+                 WHERE g.member_id = $2 AND g.status = 'confirmed' AND s.status = 'scheduled' AND s.shift_id <> $1
+                   AND s.starts_at < $4 AND s.ends_at > $3 LIMIT 1) AS clash
+        ),
+        free AS (SELECT existing IS NULL AND clash IS NULL AS ok FROM standing),
+        seat AS (
+            UPDATE "{SCHEMA}".shifts SET confirmed = confirmed + 1
+            WHERE shift_id = $1 AND confirmed < capacity AND (SELECT ok FROM free)
+            RETURNING shift_id
+        ),
+        signup AS (
+            INSERT INTO "{SCHEMA}".signups (signup_id, shift_id, site_id, member_id, status, signed_up_at,
+                                            signed_up_by, actor_id, confirmed_at, promoted)
+            SELECT $5, $1, $6, $2, CASE WHEN seat.shift_id IS NULL THEN 'waitlisted' ELSE 'confirmed' END, $7,
+                   $8, $9, CASE WHEN seat.shift_id IS NULL THEN NULL ELSE $7::timestamptz END, false
+            FROM free LEFT JOIN seat ON true
+            WHERE free.ok
+            RETURNING status
+        ),
+        line AS (
+            SELECT count(*) + 1 AS position FROM "{SCHEMA}".signups WHERE shift_id = $1 AND status = 'waitlisted'
+        ),
+        seated_event AS (
+            INSERT INTO "{SCHEMA}".outbox ({columns}) SELECT {seated} FROM signup WHERE status = 'confirmed'
+        ),
+        waiting_event AS (
+            INSERT INTO "{SCHEMA}".outbox ({columns})
+            SELECT {", ".join(waiting)} FROM signup CROSS JOIN line WHERE signup.status = 'waitlisted'
+        )
+        SELECT standing.existing, standing.clash, signup.status, line.position
+        FROM standing CROSS JOIN line LEFT JOIN signup ON true
+    """
+
+
+_SIGN_UP = _sign_up_sql()
+
+
 class VolunteeringUnitOfWork(UnitOfWork):
     source = "/rcc/volunteering"
 
     def start(self) -> None:
         self.people = PeopleRepository(self.session)
-        self.shifts = ShiftRepository(self.session)
+        self.shifts = ShiftRepository(self.session, self.driver)
         self.hours = HoursRepository(self.session)
         self.read = ReadRepository(self.session)
         self.stipends = StipendRepository(self.session)
