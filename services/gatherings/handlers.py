@@ -49,6 +49,7 @@ from shared.contracts.gatherings import (
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, ReceivedEvent
 from shared.recurrence import Occurrence, localize, validate_rule
+from shared.uow import outbox_args
 
 # Which check-in purpose names which kind of gathering in its ``ref``.
 PURPOSE_GATHERING: dict[str, GatheringType] = {"recovery_group": "session", "sober_event": "event"}
@@ -475,10 +476,17 @@ async def cancel_gathering(cmd: CancelGathering, *, uow: GatheringsUnitOfWork, c
 
 
 async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) -> RegistrationResult:
+    """Sign-ups for one gathering are decided one at a time under its row lock (and the view's in-process queue),
+    so everything from the lock to the commit is paid once per sign-up in series: two prepared statements on the
+    raw connection (lock and read; place with its outbox row) and only the Python that needs the row between."""
     if cmd.acting_member_id is not None and cmd.member_id != cmd.acting_member_id:
         raise Forbidden("A volunteer token registers only its own member.", code="not_yours")
     now = clock.now()
-    gathering = await _locked(uow, cmd.gathering_type, cmd.gathering_id, cmd.site_id)
+    party = Party(cmd.adults, cmd.children)
+    gathering = _present(
+        await uow.gatherings.lock_for_registration(cmd.gathering_id, cmd.gathering_type, cmd.site_id),
+        cmd.gathering_type,
+    )
     closes_at = domain.registration_closes_at(gathering.starts_at, gathering.registration_closes_at)
     if domain.window_state(now, gathering.registration_opens_at, closes_at) != "open":
         raise Conflict(
@@ -486,7 +494,6 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
             opens_at=gathering.registration_opens_at.isoformat() if gathering.registration_opens_at else None,
             closes_at=closes_at.isoformat(),
         )
-    party = Party(cmd.adults, cmd.children)
     if not domain.can_ever_fit(party, gathering.capacity, gathering.child_care_seats):
         raise Conflict(
             "This party is bigger than the whole gathering (adults against capacity, children against child-care "
@@ -497,6 +504,14 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
     # first-come-first-served walk of the waitlist would seat: seat it; otherwise it waits at the end.
     confirmed = _room(gathering).fits(party)
     registration_id = uuid.uuid4()
+    common = _seat_fields(gathering, registration_id, cmd.member_id, party)
+    data: GatheringRegistered | GatheringWaitlisted
+    if confirmed:
+        data = GatheringRegistered(**common, registered_by=cmd.role, registered_at=now)
+    else:
+        # The statement that places it knows the position and writes it into the outbox row's data.
+        data = GatheringWaitlisted(**common, registered_by=cmd.role, registered_at=now, position=1)
+    event = Event(data, subject=str(registration_id), site_id=gathering.site_id, actor_id=cmd.actor_id, time=now)
     placed = await uow.gatherings.place(
         gathering,
         registration_id=registration_id,
@@ -505,6 +520,7 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
         confirmed=confirmed,
         registered_by=cmd.role,
         at=now,
+        event=outbox_args(event),
     )
     if placed is None:
         existing = await uow.gatherings.active_registration_of(gathering.gathering_id, cmd.member_id)
@@ -512,14 +528,6 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
             f"This member is registered for this {cmd.gathering_type} already.", code="already_registered",
             registration_id=str(existing.registration_id) if existing else None,
         )
-    common = _seat_fields(gathering, registration_id, cmd.member_id, party)
-    data: GatheringRegistered | GatheringWaitlisted
-    if confirmed:
-        data = GatheringRegistered(**common, registered_by=cmd.role, registered_at=now)
-    else:
-        assert placed.position is not None
-        data = GatheringWaitlisted(**common, registered_by=cmd.role, registered_at=now, position=placed.position)
-    uow.emit(Event(data, subject=str(registration_id), site_id=gathering.site_id, actor_id=cmd.actor_id, time=now))
     return RegistrationResult(
         registration_id=registration_id,
         status="confirmed" if confirmed else "waitlisted",
@@ -741,7 +749,15 @@ async def _locked(
     *,
     allow_cancelled: bool = False,
 ) -> GatheringRow:
-    gathering = await uow.gatherings.lock_gathering(gathering_id, gathering_type, site_id)
+    return _present(
+        await uow.gatherings.lock_gathering(gathering_id, gathering_type, site_id), gathering_type,
+        allow_cancelled=allow_cancelled,
+    )
+
+
+def _present(
+    gathering: GatheringRow | None, gathering_type: GatheringType | None, *, allow_cancelled: bool = False
+) -> GatheringRow:
     if gathering is None:
         name = gathering_type or "gathering"
         raise NotFound(f"No such {name} here.", code=f"{name}_not_found")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -24,7 +26,6 @@ from sqlalchemy import (
     Select,
     Text,
     UniqueConstraint,
-    exists,
     false,
     func,
     literal,
@@ -40,7 +41,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.gatherings import SCHEMA
 from services.gatherings.domain import GatheringType, Party
 from shared.db import service_metadata
-from shared.uow import UnitOfWork
+from shared.uow import OUTBOX_COLUMNS, UnitOfWork
 
 
 class Base(DeclarativeBase):
@@ -298,8 +299,12 @@ class Placed:
 
 
 class GatheringsRepository:
-    def __init__(self, session: AsyncConnection) -> None:
+    def __init__(self, session: AsyncConnection, driver: asyncpg.Connection) -> None:
         self.session = session
+        # The raw connection, for the statements of the registration path: sign-ups for one gathering run one
+        # after another under its row lock, so they skip SQLAlchemy's per-statement work (prepared once per
+        # connection by asyncpg's statement cache).
+        self.driver = driver
 
     # Groups and their sessions
 
@@ -342,6 +347,13 @@ class GatheringsRepository:
         row = (
             await self.session.execute(_find(gathering_id, gathering_type, site_id).with_for_update())
         ).first()
+        return None if row is None else GatheringRow(*row)
+
+    async def lock_for_registration(
+        self, gathering_id: uuid.UUID, gathering_type: GatheringType, site_id: str | None
+    ) -> GatheringRow | None:
+        """``lock_gathering`` as a prepared statement on the raw connection (the registration path)."""
+        row = await self.driver.fetchrow(_LOCK_FOR_REGISTRATION, gathering_id, gathering_type, site_id)
         return None if row is None else GatheringRow(*row)
 
     async def find_gathering(
@@ -407,54 +419,27 @@ class GatheringsRepository:
         confirmed: bool,
         registered_by: str,
         at: datetime,
+        event: tuple[Any, ...],
     ) -> Placed | None:
-        """Insert the registration, take its seats when confirmed and tell a waiting party its position, in one
-        statement (the gathering's row is locked meanwhile, so every round trip counts). None: the member has an
-        active registration already."""
-        r = registrations.c
-        inserted = (
-            insert(registrations)
-            .values(
-                registration_id=registration_id,
-                gathering_id=gathering.gathering_id,
-                site_id=gathering.site_id,
-                member_id=member_id,
-                adults=party.adults,
-                children=party.children,
-                status="confirmed" if confirmed else "waitlisted",
-                registered_by=registered_by,
-                registered_at=at,
-                confirmed_at=at if confirmed else None,
-            )
-            .on_conflict_do_nothing(
-                index_elements=["gathering_id", "member_id"], index_where=text("status <> 'cancelled'")
-            )
-            .returning(r.registration_id, r.seq)
-            .cte("inserted")
+        """Insert the registration, take its seats when confirmed, tell a waiting party its position and write the
+        event's outbox row (``outbox_args``; a waiting party's ``position`` is merged into its data here), in one
+        prepared statement: the gathering's row is locked meanwhile, so every round trip counts. None: the member
+        has an active registration already, and nothing is written."""
+        row = await self.driver.fetchrow(
+            _PLACE_CONFIRMED if confirmed else _PLACE_WAITLISTED,
+            registration_id,
+            gathering.gathering_id,
+            gathering.site_id,
+            member_id,
+            party.adults,
+            party.children,
+            registered_by,
+            at,
+            *event,
         )
-        if confirmed:
-            stmt = select(inserted.c.registration_id).add_cte(
-                update(gatherings)
-                .where(gatherings.c.gathering_id == gathering.gathering_id, exists(select(inserted.c.seq)))
-                .values(
-                    taken_adults=gatherings.c.taken_adults + party.adults,
-                    taken_children=gatherings.c.taken_children + party.children,
-                )
-                .returning(gatherings.c.gathering_id)
-                .cte("seated")
-            )
-        else:
-            # The statement's snapshot does not see the row being inserted: the ones ahead, plus one.
-            ahead = (
-                select(func.count())
-                .where(r.gathering_id == gathering.gathering_id, r.status == "waitlisted", r.seq < inserted.c.seq)
-                .scalar_subquery()
-            )
-            stmt = select(inserted.c.registration_id, (ahead + 1).label("position"))
-        row = (await self.session.execute(stmt)).first()
         if row is None:
             return None
-        return Placed(row.registration_id, None if confirmed else row.position)
+        return Placed(registration_id, row[0])
 
     async def active_registration_of(self, gathering_id: uuid.UUID, member_id: uuid.UUID) -> RegistrationRow | None:
         r = registrations.c
@@ -603,6 +588,65 @@ class GatheringsRepository:
         return [RegistrationRow(*row) for row in rows]
 
 
+_GATHERING_COLUMNS = (
+    "gathering_id, site_id, gathering_type, group_id, kind, support_type, family_friendly, starts_at, ends_at, "
+    "capacity, child_care_seats, taken_adults, taken_children, registration_opens_at, registration_closes_at, "
+    "cancelled_at"
+)
+_LOCK_FOR_REGISTRATION = f"""
+    SELECT {_GATHERING_COLUMNS} FROM "{SCHEMA}".gatherings
+    WHERE gathering_id = $1 AND gathering_type = $2 AND ($3::text IS NULL OR site_id = $3)
+    FOR UPDATE
+"""
+
+
+def _place_sql(confirmed: bool) -> str:
+    """The registration, the seats it takes (confirmed) or its waitlist position, and its event's outbox row.
+
+    Runs after the gathering's row was locked by an earlier statement of the transaction, so its snapshot sees
+    every registration decided before: the position counts the waiting parties ahead, plus one. The outbox row
+    is written only with a registration (a duplicate inserts nothing)."""
+    event = [f"${i}" for i in range(9, 9 + len(OUTBOX_COLUMNS))]
+    if not confirmed:
+        event[OUTBOX_COLUMNS.index("data")] += "::jsonb || jsonb_build_object('position', placed.position)"
+    if confirmed:
+        placed = f"""
+        seated AS (
+            UPDATE "{SCHEMA}".gatherings SET taken_adults = taken_adults + $5, taken_children = taken_children + $6
+            WHERE gathering_id = $2 AND EXISTS (SELECT FROM inserted)
+        ),
+        placed AS (SELECT NULL::bigint AS position FROM inserted)"""
+    else:
+        placed = f"""
+        placed AS (
+            SELECT 1 + (
+                SELECT count(*) FROM "{SCHEMA}".registrations AS r
+                WHERE r.gathering_id = $2 AND r.status = 'waitlisted' AND r.seq < inserted.seq
+            ) AS position
+            FROM inserted
+        )"""
+    status = "confirmed" if confirmed else "waitlisted"
+    return f"""
+        WITH inserted AS (
+            INSERT INTO "{SCHEMA}".registrations (
+                registration_id, gathering_id, site_id, member_id, adults, children, status, registered_by,
+                registered_at, confirmed_at
+            )
+            VALUES ($1, $2, $3, $4, $5, $6, '{status}', $7, $8, {"$8" if confirmed else "NULL"})
+            ON CONFLICT (gathering_id, member_id) WHERE status <> 'cancelled' DO NOTHING
+            RETURNING seq
+        ),{placed},
+        event AS (
+            INSERT INTO "{SCHEMA}".outbox ({", ".join(OUTBOX_COLUMNS)}) SELECT {", ".join(event)} FROM placed
+        )
+        SELECT position FROM placed
+    """
+
+
+_PLACE_CONFIRMED = _place_sql(confirmed=True)
+_PLACE_WAITLISTED = _place_sql(confirmed=False)
+
+
 def _find(gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None) -> Select:
     stmt = select(*_gathering_columns()).where(gatherings.c.gathering_id == gathering_id)
     if gathering_type is not None:
@@ -616,4 +660,4 @@ class GatheringsUnitOfWork(UnitOfWork):
     source = "/rcc/gatherings"
 
     def start(self) -> None:
-        self.gatherings = GatheringsRepository(self.session)
+        self.gatherings = GatheringsRepository(self.session, self.driver)
