@@ -32,8 +32,8 @@ pytestmark = pytest.mark.e2e
 
 SEATS = 20
 CROWD = 200
-SIGN_UP_ROUNDS = 4  # per kind, 200 sign-ups each: a round takes 3-6 s (the seat's row lock serializes them)
-CHURN_ROUNDS = 5  # per kind
+SIGN_UP_ROUNDS = 10  # per kind, 200 sign-ups each: about 3 s a round here (one seat at a time, client in-process)
+CHURN_ROUNDS = 10  # per kind
 CHURN_LINE = 30  # waiting when the churn starts
 CHURN_LEAVE_SEATED, CHURN_LEAVE_WAITING, CHURN_JOIN = 8, 5, 20
 STIPEND_MONTHS = 12
