@@ -87,7 +87,10 @@ export function deviceToken(role) {
 }
 
 // Shows the token form until a token is saved; then calls start(token). "Forget this device" clears it.
-export function tokenGate(role, { gate, form, input, forget, message, start }) {
+// Every page has the same setup form (#setup, #token-form, #token, #forget) and a #message line.
+export function tokenGate(role, start) {
+  const [gate, form, input, forget, message] = ["#setup", "#token-form", "#token", "#forget", "#message"]
+    .map((id) => $(id));
   const store = deviceToken(role);
   form.addEventListener("submit", (event) => {
     event.preventDefault();

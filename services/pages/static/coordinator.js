@@ -8,21 +8,14 @@ const status = $("#status");
 let token = null;
 let zone;
 
-const gate = tokenGate("coordinator", {
-  gate: $("#setup"),
-  form: $("#token-form"),
-  input: $("#token"),
-  forget: $("#forget"),
-  message,
-  start(saved) {
-    token = saved;
-    say(message, "");
-    $("#content").hidden = false;
-    refresh().then(() => {
-      $("#month").value = localDate(zone).slice(0, 7);
-      report();
-    });
-  },
+const gate = tokenGate("coordinator", (saved) => {
+  token = saved;
+  say(message, "");
+  $("#content").hidden = false;
+  refresh().then(() => {
+    $("#month").value = localDate(zone).slice(0, 7);
+    report();
+  });
 });
 
 function failed(error) {

@@ -15,18 +15,11 @@ let today = { timezone: undefined, items: [] };
 let flow = {};
 let busy = false;
 
-const gate = tokenGate("kiosk", {
-  gate: $("#setup"),
-  form: $("#token-form"),
-  input: $("#token"),
-  forget: $("#forget"),
-  message,
-  start(saved) {
-    token = saved;
-    home();
-    refreshToday();
-    sync();
-  },
+const gate = tokenGate("kiosk", (saved) => {
+  token = saved;
+  home();
+  refreshToday();
+  sync();
 });
 
 function signedOut() {

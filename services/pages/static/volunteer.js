@@ -7,18 +7,11 @@ const status = $("#status");
 let token = null;
 let zone;
 
-const gate = tokenGate("volunteer", {
-  gate: $("#setup"),
-  form: $("#token-form"),
-  input: $("#token"),
-  forget: $("#forget"),
-  message,
-  start(saved) {
-    token = saved;
-    say(message, "");
-    $("#content").hidden = false;
-    refresh();
-  },
+const gate = tokenGate("volunteer", (saved) => {
+  token = saved;
+  say(message, "");
+  $("#content").hidden = false;
+  refresh();
 });
 
 const call = (method, path, body) => api("volunteering", method, path, { token, body });
