@@ -212,15 +212,32 @@ class Consumer:
         self._pending: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self.queue: aio_pika.abc.AbstractQueue | None = None
+        self._careful = True
+        self._consumer_tag = ""
         # Delivered to us and not yet acked or dead-lettered (what a graceful stop waits for).
         self.unacked = 0
 
     async def start(self) -> None:
         connection = await self.broker.wait_ready()
         self._channel = await connection.channel(publisher_confirms=True)
-        await self._channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
+        # Slow start: one message at a time until a message delivered for the first time has been handled. A
+        # process that dies holding messages costs each of them a delivery against the queue's delivery limit; one
+        # at a time, the redeliveries after a crash are held alone, so a message that kills its consumer again and
+        # again is parked by itself instead of taking the valid messages of its batch to the dead-letter queue.
+        self._careful = True
+        await self._channel.set_qos(prefetch_count=1)
         self.queue = await declare_consumer_queue(self._channel, self.settings, self.name, self.bindings)
-        await self.queue.consume(self._receive, no_ack=False)
+        self._consumer_tag = await self.queue.consume(self._receive, no_ack=False)
+
+    async def _widen(self) -> None:
+        """Leave the slow start: a consumer's prefetch is fixed when it subscribes (RabbitMQ applies a new
+        per-consumer qos to new consumers only), so subscribe again with the full prefetch, then cancel the
+        one-at-a-time subscription. Its unacked delivery, if any, stays ours to ack on this channel."""
+        assert self._channel is not None and self.queue is not None
+        self._careful = False
+        await self._channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
+        narrow, self._consumer_tag = self._consumer_tag, await self.queue.consume(self._receive, no_ack=False)
+        await self.queue.cancel(narrow)
 
     async def _receive(self, message: AbstractIncomingMessage) -> None:
         self.unacked += 1
@@ -232,6 +249,8 @@ class Consumer:
             while True:
                 batch = await self._next_batch()
                 await self._handle(batch)
+                if self._careful and not any(message.redelivered for message in batch):
+                    await self._widen()
         finally:
             # Otherwise a stopped consumer's channel keeps receiving (and holding) messages.
             if self._channel is not None and not self._channel.is_closed:
@@ -240,6 +259,8 @@ class Consumer:
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
         batch = [await self._pending.get()]
+        if self._careful:
+            return batch  # nothing more comes before this one is settled
         deadline = asyncio.get_running_loop().time() + self.settings.consumer_batch_linger_s
         while len(batch) < self.settings.consumer_batch_size:
             if not self._pending.empty():

@@ -195,6 +195,53 @@ async def test_a_message_its_consumer_dies_on_is_parked_by_the_broker_after_the_
     assert applied[deadly_id] == 0
 
 
+async def test_a_message_its_consumer_dies_on_does_not_take_its_batch_to_the_dead_letter_queue(
+    isolate: Any,
+) -> None:
+    """The killer sits among valid messages that are delivered with it. Every crash costs each message the dead
+    process held one delivery; the consumer's slow start (one message at a time until a first-time delivery has
+    been handled) means only the killer is held again and again, so it alone reaches the limit and is parked."""
+    _, settings = await isolate(delivery_limit=3)
+    name, key = "gatherings", "checkin.visitor_checked_in"
+    deadly = cloud_event(key)
+    deadly_id = uuid.UUID(deadly["id"])
+    before = [cloud_event(key, n=i) for i in range(10)]
+    after = [cloud_event(key, n=i) for i in range(10, 40)]
+    valid = before + after
+    await publish(settings, key, [message_of(ce) for ce in [*before, deadly, *after]])
+    held: Counter[uuid.UUID] = Counter()
+    applied: Counter[uuid.UUID] = Counter()
+    crashes = 0
+    for _ in range(settings.delivery_limit + 3):
+        holding = asyncio.Event()
+
+        async def process(events: list[ReceivedEvent], holding: asyncio.Event = holding) -> None:
+            held.update(e.id for e in events)
+            if any(e.id == deadly_id for e in events):
+                holding.set()
+                await asyncio.Event().wait()  # dies holding its batch
+            applied.update(e.id for e in events)
+
+        async with _consumer(settings, name, [key], process):
+            async def stuck_or_done() -> bool:
+                return holding.is_set() or len(applied) == len(valid)
+
+            await eventually(stuck_or_done, timeout=20, interval=0.05)
+        if not holding.is_set():
+            break
+        crashes += 1
+    dead = await parked(settings, name)
+    parked_ids = {m.message_id for m in dead}
+    report(
+        "a message its consumer dies on, among valid ones",
+        {**tally((uuid.UUID(ce["id"]) for ce in valid), applied).counts("valid_"),
+         "valid_parked": sum(1 for ce in valid if ce["id"] in parked_ids),
+         "not_parked": 0 if deadly["id"] in parked_ids else 1},
+        crashes=crashes, deliveries=held[deadly_id], delivery_limit=settings.delivery_limit,
+    )
+    assert crashes > 1  # it did kill its consumer more than once, with valid messages delivered around it
+
+
 @contextlib.asynccontextmanager
 async def _consumer(settings: Settings, name: str, bindings: list[str], process: Any) -> Any:
     """A consumer of its own connection; leaving closes it abruptly, unacked deliveries and all, like a crash."""
