@@ -15,6 +15,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.connection import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -51,12 +52,15 @@ class Broker:
     async def _connect_until_done(self) -> None:
         while True:
             try:
-                self.connection = await aio_pika.connect_robust(
-                    self.settings.amqp_url,
+                # Made first and connected second (what connect_robust does in one call), so that a close that
+                # cancels us mid-connect still has the connection to close: otherwise its pending connect task is
+                # left behind for the garbage collector.
+                self.connection = aio_pika.RobustConnection(
+                    make_url(self.settings.amqp_url, reconnect_interval=1),
                     # The prefix names the deployment (or test run) in `rabbitmqctl list_connections`.
                     client_properties={"connection_name": f"rcc-{self.name} {self.settings.broker_prefix}".strip()},
-                    reconnect_interval=1,
                 )
+                await self.connection.connect()
                 self.channel = await self.connection.channel(publisher_confirms=True)  # type: ignore[assignment]
                 self.exchange, _ = await declare_exchanges(self.channel, self.settings)
                 self._connected.set()
@@ -84,7 +88,8 @@ class Broker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self.connection is not None:
-            await self.connection.close()
+            with contextlib.suppress(Exception):  # one that never connected has nothing to say goodbye to
+                await self.connection.close()
 
     @property
     def is_ready(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from shared.messaging import Broker, Consumer, _Delivery
 from shared.outbox import OutboxRelay
 from shared.runtime import background, every
 from shared.settings import Settings
+from tests.support.stack import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +174,7 @@ async def test_a_broker_closed_while_connecting_stops(monkeypatch: pytest.Monkey
     attempts = 0
     giving_up = asyncio.Event()
 
-    async def connect_robust(*_args: Any, **_kwargs: Any) -> None:
+    async def connect(*_args: Any, **_kwargs: Any) -> None:
         nonlocal attempts
         attempts += 1
         if giving_up.is_set():
@@ -183,10 +185,46 @@ async def test_a_broker_closed_while_connecting_stops(monkeypatch: pytest.Monkey
             raise ConnectionResetError("connection reset by peer") from None
         raise asyncio.CancelledError()
 
-    monkeypatch.setattr("shared.messaging.aio_pika.connect_robust", connect_robust)
+    monkeypatch.setattr("shared.messaging.aio_pika.RobustConnection.connect", connect)
     broker = Broker(Settings(), name="shutdown-test")
     broker.start()
     await asyncio.sleep(0.05)
     closing = asyncio.create_task(broker.close())
     assert await stops(closing, giving_up.set), "the broker retried connecting instead of stopping"
     assert attempts == 1
+
+
+async def test_a_broker_closed_while_its_server_is_silent_leaves_no_connect_task_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broker that accepts the TCP connection and never answers (a hung node, a half-open proxy), and a close in
+    the middle of the handshake: the connection's own connect task must be closed with it, not left pending for the
+    garbage collector (which then complains in whichever later test it happens to run)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        broker = Broker(Settings().model_copy(update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{port}/"}),
+                        name="silent-server")
+        broker.start()
+
+        async def handshake_started() -> bool:
+            return bool(held)
+
+        await eventually(handshake_started, timeout=5, interval=0.01)
+        await broker.close()
+        del broker
+        for _ in range(3):
+            gc.collect()
+            await asyncio.sleep(0.05)
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert not [r for r in caplog.records if "Task was destroyed but it is pending" in r.getMessage()]
+
