@@ -19,7 +19,15 @@ from shared.settings import Settings
 from tests.security.conftest import SERVICES, api_of, services_in_thread, unlimited
 from tests.support.stack import SiteUnderTest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    # The services run in a thread of this process (conftest.services_in_thread), and libraries there touch the
+    # global `random` state while hypothesis draws an example; hypothesis then blames the strategy. It is not
+    # the strategy: schemathesis' own generators use hypothesis' randomness.
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 # Small and deterministic: the suite runs on every CI build, so a fixed set of examples per operation, no example
 # database, and no stateful phase (links between operations are not declared, so it would add little).
