@@ -4,16 +4,17 @@ the kiosk API, and shows the same events arriving in the hash-chained audit log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from services.cli import running
 from services.registry import SERVABLE
@@ -31,38 +32,41 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def _prepare_site_and_tokens(settings: Settings) -> dict[str, str]:
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[AsyncConnection]:
+    """A transaction as the admin user, for what has no API: the site and the tokens."""
     engine = create_async_engine(settings.database_url)
     try:
         async with engine.begin() as conn:
-            try:
-                await access.create_site(
-                    conn, SITE_ID, name="Demo Recovery Community Center", capacity=40,
-                    timezone=TIMEZONE, closes_at=access.parse_closes_at("21:00"),
-                )
-            except Conflict:
-                pass
-            tokens = {}
-            for role in (access.Role.KIOSK, access.Role.COORDINATOR, access.Role.ADMIN):
-                _, tokens[role.value] = await access.issue_token(
-                    conn, role=role, site_id=SITE_ID, label=f"demo {role.value}"
-                )
-        return tokens
+            yield conn
     finally:
         await engine.dispose()
+
+
+async def _prepare_site_and_tokens(settings: Settings) -> dict[str, str]:
+    async with _database(settings) as conn:
+        try:
+            await access.create_site(
+                conn, SITE_ID, name="Demo Recovery Community Center", capacity=40,
+                timezone=TIMEZONE, closes_at=access.parse_closes_at("21:00"),
+            )
+        except Conflict:
+            pass
+        tokens = {}
+        for role in (access.Role.KIOSK, access.Role.COORDINATOR, access.Role.ADMIN):
+            _, tokens[role.value] = await access.issue_token(
+                conn, role=role, site_id=SITE_ID, label=f"demo {role.value}"
+            )
+    return tokens
 
 
 async def _volunteer_token(settings: Settings, member_id: str) -> str:
-    engine = create_async_engine(settings.database_url)
-    try:
-        async with engine.begin() as conn:
-            _, token = await access.issue_token(
-                conn, role=access.Role.VOLUNTEER, site_id=SITE_ID, member_id=uuid.UUID(member_id),
-                label="demo volunteer",
-            )
-        return token
-    finally:
-        await engine.dispose()
+    async with _database(settings) as conn:
+        _, token = await access.issue_token(
+            conn, role=access.Role.VOLUNTEER, site_id=SITE_ID, member_id=uuid.UUID(member_id),
+            label="demo volunteer",
+        )
+    return token
 
 
 async def _schedule_week(urls: dict[str, str], call: Call, volunteer_id: str) -> list[str]:
