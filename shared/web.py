@@ -244,7 +244,7 @@ class Api:
                     try:
                         # Strict: JSON types as documented (no "5" for 5, no 0 for a date); strings still become
                         # dates, times and ids, as JSON has no types of its own for them.
-                        call.body = body.model_validate_json(_as_json_types(payload), strict=True)
+                        call.body = body.model_validate_json(_as_json_types(payload, call.raw_body), strict=True)
                     except ValidationError as exc:
                         return _validation_problem(exc, "body")
                 if query is not None:
@@ -327,8 +327,12 @@ def _numbers_given_as_times(model: type[BaseModel], data: Any) -> list[str]:
     return found
 
 
-def _as_json_types(payload: Any) -> bytes:
-    """The body again, with whole numbers written as integers: JSON Schema counts 5.0 as an integer."""
+def _as_json_types(payload: Any, raw: bytes) -> bytes:
+    """The body as sent, or, when it writes a whole number as a float, again with it as an integer: JSON Schema
+    counts 5.0 as an integer. Most bodies hold none and are plain ASCII, and are validated from the bytes that came
+    (json.loads also reads UTF-16 and a UTF-8 BOM, which the validator's own parser does not; those go round)."""
+    if raw.strip() and raw.isascii() and b"\x00" not in raw and not _holds_whole_float(payload):
+        return raw
 
     def whole(value: Any) -> Any:
         if isinstance(value, float) and value.is_integer():
@@ -340,6 +344,16 @@ def _as_json_types(payload: Any) -> bytes:
         return value
 
     return json.dumps(whole(payload)).encode()
+
+
+def _holds_whole_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, dict):
+        return any(_holds_whole_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_whole_float(item) for item in value)
+    return False
 
 
 def _numbers_problem(names: list[str], where: str) -> web.Response:
