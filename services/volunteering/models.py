@@ -596,13 +596,6 @@ class PeopleRepository:
         profile = Profile(first.member_id, first.site_id, tuple(first.roles), first.active)
         return profile, [TrainingRecord(r.training_id, r.completed_on, r.expires_on) for r in rows if r.training_id]
 
-    async def trainings_of(self, member_id: uuid.UUID) -> list[TrainingRecord]:
-        rows = await self.session.execute(
-            select(trainings.c.training_id, trainings.c.completed_on, trainings.c.expires_on)
-            .where(trainings.c.member_id == member_id)
-        )
-        return [TrainingRecord(*row) for row in rows]
-
     async def set_calendar_feed(self, member_id: uuid.UUID, site_id: str, secret_hash: str, at: datetime) -> None:
         await self.session.execute(
             insert(calendar_feeds)
