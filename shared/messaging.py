@@ -27,6 +27,8 @@ from shared.settings import Settings
 log = get_logger(component="messaging")
 
 DEAD_REASON_HEADER = "x-rcc-dead-reason"
+# Opening a consumer's channel and subscribing: a few round trips, normally milliseconds.
+SETUP_TIMEOUT_S = 30.0
 
 
 class Broker:
@@ -224,6 +226,12 @@ class Consumer:
 
     async def start(self) -> None:
         connection = await self.broker.wait_ready()
+        # Bounded, like every exchange with the broker here (see _ack): on a timeout run() fails, closes the channel
+        # and its supervisor starts the consumer again.
+        async with asyncio.timeout(SETUP_TIMEOUT_S):
+            await self._subscribe(connection)
+
+    async def _subscribe(self, connection: AbstractRobustConnection) -> None:
         self._channel = await connection.channel(publisher_confirms=True)
         # Slow start: one message at a time until a message delivered for the first time has been handled. A
         # process that dies holding messages costs each of them a delivery against the queue's delivery limit; one
@@ -255,12 +263,16 @@ class Consumer:
                 batch = await self._next_batch()
                 await self._handle(batch)
                 if self._careful and not any(message.redelivered for message in batch):
-                    await self._widen()
+                    async with asyncio.timeout(SETUP_TIMEOUT_S):  # as in start()
+                        await self._widen()
         finally:
-            # Otherwise a stopped consumer's channel keeps receiving (and holding) messages.
-            if self._channel is not None and not self._channel.is_closed:
+            # Otherwise a stopped consumer's channel keeps receiving (and holding) messages. Closed even when it
+            # looks closed: a robust channel waiting to reconnect would come back with this stopped consumer's
+            # subscription, and the messages it took would sit in a queue no one reads.
+            if self._channel is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(self._channel.close())
+                    async with asyncio.timeout(self.settings.publish_timeout_s):
+                        await asyncio.shield(self._channel.close())
 
     async def _next_batch(self) -> list[AbstractIncomingMessage]:
         batch = [await self._pending.get()]
@@ -323,7 +335,11 @@ class Consumer:
         are handled in delivery order, so everything before it on the channel is settled)."""
         self.unacked -= covering
         try:
-            await message.ack(multiple=covering > 1)
+            # Bounded: an ack written while the connection dies can wait forever. aiormq queues it on the dead
+            # connection's frame buffer when the channel is not yet marked closed, and once that buffer is full
+            # nothing drains it; the consumer would sit on that ack, its prefetch window full, and the queue stall.
+            async with asyncio.timeout(self.settings.publish_timeout_s):
+                await message.ack(multiple=covering > 1)
         except Exception as exc:  # noqa: BLE001 - the channel died; the broker redelivers, the inbox dedupes
             if cancel_requested():
                 raise asyncio.CancelledError() from exc
@@ -357,6 +373,7 @@ class Consumer:
             log.warning("dead_letter_publish_failed", consumer=self.name, error=type(exc).__name__)
             self.unacked -= 1
             with contextlib.suppress(Exception):
-                await message.reject(requeue=False)
+                async with asyncio.timeout(self.settings.publish_timeout_s):  # bounded, as in _ack
+                    await message.reject(requeue=False)
             return
         await self._ack(message)
