@@ -97,7 +97,9 @@ class Network:
         weights = [self.rng.paretovariate(1.2) for _ in range(2_500)]
         return [(self.new_id(), weight) for weight in weights]
 
-    def _visits(self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]]) -> Iterator[LoggedEvent]:
+    def _visits(
+        self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]]
+    ) -> Iterator[LoggedEvent]:
         rng = self.rng
         opens = datetime.combine(day, clock(9), tzinfo=zone).astimezone(UTC)
         count = max(0, int(rng.gauss(self.visits_per_day, self.visits_per_day * 0.15)))
@@ -129,7 +131,9 @@ class Network:
                                  minutes=int((checked_out_at - checked_in_at).total_seconds() // 60),
                                  closed_by="kiosk")
 
-    def _shifts(self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]]) -> Iterator[LoggedEvent]:
+    def _shifts(
+        self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]]
+    ) -> Iterator[LoggedEvent]:
         rng = self.rng
         volunteers = [m for m, _ in members[:40]]
         for role_id, start in (("front_desk", clock(9)), ("peer_mentor", clock(13)), ("facilitator", clock(17))):
@@ -188,7 +192,9 @@ class Network:
                                      member_id=str(member), anonymous=False, support_type=support,
                                      starts_at=starts_at.isoformat(), **ids)
 
-    def _stipends(self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]]) -> Iterator[LoggedEvent]:
+    def _stipends(
+        self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]]
+    ) -> Iterator[LoggedEvent]:
         at = datetime.combine(day, clock(0, 30), tzinfo=zone).astimezone(UTC)
         for member, _ in members[:6]:
             amount = self.rng.randint(20, 120) * 100

@@ -126,9 +126,8 @@ async def audit_verify(settings: Settings) -> int:
     from services.audit.models import AuditUnitOfWork, Base
     from shared.db import make_connector
 
-    async with admin_engine(settings) as engine:
-        async with AuditUnitOfWork(make_connector(engine), Base.metadata) as uow:
-            result = await verify_audit_log(uow, 5_000)
+    async with admin_engine(settings) as engine, AuditUnitOfWork(make_connector(engine), Base.metadata) as uow:
+        result = await verify_audit_log(uow, 5_000)
     print(result.model_dump_json())
     return 0 if result.ok else 1
 
@@ -140,10 +139,9 @@ async def reports_rebuild(settings: Settings) -> int:
     from services.audit.settings import AuditSettings
     from shared.db import make_connector
 
-    async with admin_engine(settings) as engine:
-        async with AuditUnitOfWork(make_connector(engine), Base.metadata) as uow:
-            result = await rebuild_reports(uow, AuditSettings.of(settings).rebuild_chunk_rows)
-            await uow.commit()
+    async with admin_engine(settings) as engine, AuditUnitOfWork(make_connector(engine), Base.metadata) as uow:
+        result = await rebuild_reports(uow, AuditSettings.of(settings).rebuild_chunk_rows)
+        await uow.commit()
     print(result.model_dump_json())
     print(f"replayed {result.events} audit entries ({result.projected} projected, {result.skipped} skipped)",
           file=sys.stderr)

@@ -45,13 +45,11 @@ async def _database(settings: Settings) -> AsyncIterator[AsyncConnection]:
 
 async def _prepare_site_and_tokens(settings: Settings) -> dict[str, str]:
     async with _database(settings) as conn:
-        try:
+        with contextlib.suppress(Conflict):  # made by an earlier run
             await access.create_site(
                 conn, SITE_ID, name="Demo Recovery Community Center", capacity=40,
                 timezone=TIMEZONE, closes_at=access.parse_closes_at("21:00"),
             )
-        except Conflict:
-            pass
         tokens = {}
         for role in (access.Role.KIOSK, access.Role.COORDINATOR, access.Role.ADMIN):
             _, tokens[role.value] = await access.issue_token(
@@ -133,7 +131,9 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
             status, visit = await call("POST", f"{checkin}/visits", "kiosk", body)
             visits.append(visit)
             say(f"   {status}  {body['purpose']:<16} visit {visit['visit_id']}  support: {visit['support_type']}")
-        status, problem = await call("POST", f"{checkin}/visits", "kiosk", {"kiosk_code": codes[0], "purpose": "drop_in"})
+        status, problem = await call(
+            "POST", f"{checkin}/visits", "kiosk", {"kiosk_code": codes[0], "purpose": "drop_in"}
+        )
         say(f"   {status}  scanning the same code again -> {problem['code']}")
 
         status, occupancy = await call("GET", f"{checkin}/occupancy", "kiosk")
@@ -160,7 +160,8 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
         for entry in entries[-8:]:
             say(f"   #{entry['sequence']:<5} {entry['type']:<30} {entry['subject']}  hash {entry['hash'][:12]}…")
         status, verdict = await call("GET", f"{audit}/audit/verify", "admin")
-        say(f"\n5. Chain verified: ok={verdict['ok']} over {verdict['entries']} entries, head {verdict['head_hash'][:16]}…")
+        say(f"\n5. Chain verified: ok={verdict['ok']} over {verdict['entries']} entries,"
+            f" head {verdict['head_hash'][:16]}…")
 
         say("\n6. The week ahead: the first member volunteers at the front desk; shifts, a group and an event:")
         tokens["volunteer"] = await _volunteer_token(settings, members[0])

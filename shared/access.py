@@ -14,7 +14,8 @@ import time
 import uuid
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime, time as time_of_day
+from datetime import datetime
+from datetime import time as time_of_day
 
 from sqlalchemy import (
     CheckConstraint,

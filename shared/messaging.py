@@ -69,7 +69,7 @@ class Broker:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - keep trying; readiness reports it meanwhile
+            except Exception as exc:  # keep trying; readiness reports it meanwhile
                 if cancel_requested():  # closing mid-connect: the error is how the cancellation surfaced
                     raise asyncio.CancelledError() from exc
                 log.warning("broker_connect_failed", error=type(exc).__name__)
@@ -313,7 +313,7 @@ class Consumer:
         while True:
             try:
                 await self.process([d.event for d in deliveries])
-            except Exception as exc:  # noqa: BLE001 - sorted into transient / fatal below
+            except Exception as exc:  # sorted into transient / fatal below
                 if cancel_requested():
                     raise asyncio.CancelledError() from exc
                 if is_transient(exc):
@@ -340,7 +340,7 @@ class Consumer:
             # nothing drains it; the consumer would sit on that ack, its prefetch window full, and the queue stall.
             async with asyncio.timeout(self.settings.publish_timeout_s):
                 await message.ack(multiple=covering > 1)
-        except Exception as exc:  # noqa: BLE001 - the channel died; the broker redelivers, the inbox dedupes
+        except Exception as exc:  # the channel died; the broker redelivers, the inbox dedupes
             if cancel_requested():
                 raise asyncio.CancelledError() from exc
             log.warning("consumer_ack_lost", consumer=self.name, error=type(exc).__name__)
@@ -366,7 +366,7 @@ class Consumer:
                 routing_key=self.settings.queue_name(self.name),
                 timeout=self.settings.publish_timeout_s,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # the dead-letter exchange is out of reach too: hand the message back below
             if cancel_requested():  # unacked, so the broker redelivers it to whoever consumes next
                 raise asyncio.CancelledError() from exc
             # Could not park it ourselves: let the broker dead-letter it (reason "rejected").

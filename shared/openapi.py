@@ -28,8 +28,11 @@ NO_NUL = "^[^\\u0000]*$"
 # Visible ASCII without surrounding spaces: a header value is trimmed in transit, and must stay 1-200 characters.
 IDEMPOTENCY_KEY = "^[!-~]([ -~]*[!-~])?$"
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
-    "period": {"type": "string", "pattern": "^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])$",
-               "description": "A month, YYYY-MM"},
+    "period": {
+        "type": "string",
+        "pattern": "^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-(0[1-9]|1[0-2])$",
+        "description": "A month, YYYY-MM",
+    },
 }
 
 PROBLEM_SCHEMA = {

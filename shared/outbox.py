@@ -80,7 +80,7 @@ class OutboxRelay:
                 self.wakeup.clear()
                 try:
                     _, full, _ = await self.publish_pending()
-                except Exception as exc:  # noqa: BLE001 - database or broker down: rows wait, we retry
+                except Exception as exc:  # database or broker down: rows wait, we retry
                     if cancel_requested():  # stopping mid-pass; the error is only how the cancellation surfaced
                         raise asyncio.CancelledError() from exc
                     self.log.warning("relay_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
@@ -177,11 +177,11 @@ class OutboxRelay:
                 conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url), timeout=5)
                 await conn.add_listener(channel, lambda *_: self.wakeup.set())
                 self.wakeup.set()  # anything committed while we were not listening
-                while not conn.is_closed():
+                while not conn.is_closed():  # noqa: ASYNC110 - asyncpg has no awaitable for a lost connection
                     await asyncio.sleep(5)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - polling covers us until the listener is back
+            except Exception as exc:  # polling covers us until the listener is back
                 if cancel_requested():
                     raise asyncio.CancelledError() from exc
                 self.log.info("outbox_listener_reconnecting", error=type(exc).__name__)
@@ -221,7 +221,7 @@ class OutboxRelay:
                         self.outbox.c.published_at < func.now() - text(f"interval '{PUBLISHED_RETENTION}'")
                     )
                 )
-        except Exception as exc:  # noqa: BLE001 - housekeeping: the next round tries again
+        except Exception as exc:  # housekeeping: the next round tries again
             if cancel_requested():
                 raise asyncio.CancelledError() from exc
 
@@ -237,4 +237,4 @@ def _describe(result: object) -> str:
     return type(result).__name__
 
 
-__all__ = ["OutboxRelay", "cloudevent_from_row", "amqp_message"]
+__all__ = ["OutboxRelay", "amqp_message", "cloudevent_from_row"]

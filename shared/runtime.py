@@ -67,7 +67,7 @@ def background(name: str, run: Callable[[web.Application], Awaitable[None]]) -> 
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - logged; a background task must not die silently
+            except Exception as exc:  # logged; a background task must not die silently
                 if cancel_requested():  # stopping: the error is how the cancellation surfaced, not a crash
                     raise asyncio.CancelledError() from exc
                 log.exception("background_task_crashed", task=name)
@@ -113,7 +113,7 @@ def every(name: str, interval_s: float, tick: Callable[[web.Application], Awaita
                 await tick(app)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - try again next time; the database may be restarting
+            except Exception as exc:  # try again next time; the database may be restarting
                 if cancel_requested():
                     raise asyncio.CancelledError() from exc
                 log.warning("periodic_task_failed", task=name, error=type(exc).__name__)

@@ -175,7 +175,8 @@ def daily_svg(report: dict[str, Any]) -> str:
         segments[-1].append(f"{x_mid(index):.2f},{y(value):.2f}")
     for segment in segments:
         if len(segment) > 1:
-            parts.append(f'<polyline fill="none" stroke="{LINE_COLOUR}" stroke-width="2" points="{" ".join(segment)}"/>')
+            points = " ".join(segment)
+            parts.append(f'<polyline fill="none" stroke="{LINE_COLOUR}" stroke-width="2" points="{points}"/>')
         elif segment:
             cx, cy = segment[0].split(",")
             parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{LINE_COLOUR}"/>')

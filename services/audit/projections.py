@@ -124,7 +124,9 @@ class LoggedEvent:
         """From a row the append handler is about to insert (its columns are already parsed)."""
         ce = json.loads(entry["body"])
         data = ce.get("data")
-        return cls(entry["event_id"], entry["type"], entry["site_id"], entry["time"], data if isinstance(data, dict) else {})
+        return cls(
+            entry["event_id"], entry["type"], entry["site_id"], entry["time"], data if isinstance(data, dict) else {}
+        )
 
 
 # --- reading event data strictly ------------------------------------------------------------------------------------

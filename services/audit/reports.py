@@ -296,7 +296,12 @@ async def peak_occupancy(conn: Any, scope: ReportScope, first: date, last: date)
 
 
 async def _clean_hours_peak(
-    conn: Any, scope_key: str, max_start: datetime, min_end: datetime, dirty: list[datetime], never_closed: list[datetime]
+    conn: Any,
+    scope_key: str,
+    max_start: datetime,
+    min_end: datetime,
+    dirty: list[datetime],
+    never_closed: list[datetime],
 ) -> int:
     h = rp_peak_hour.c
     tz_array = ARRAY(DateTime(timezone=True))

@@ -14,8 +14,8 @@ from services.gatherings import domain
 from services.gatherings.commands import (
     AttendanceResult,
     CancelGathering,
-    CancelRegistration,
     Cancelled,
+    CancelRegistration,
     ChangeCapacity,
     CreateGroup,
     EventScheduledResult,

@@ -46,7 +46,7 @@ from shared.uow import OUTBOX_COLUMNS, UnitOfWork
 
 class Base(DeclarativeBase):
     metadata = service_metadata(SCHEMA)
-    type_annotation_map = {
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy's declarative configuration, read once
         str: Text,
         int: Integer,
         bool: Boolean,

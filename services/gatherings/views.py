@@ -52,11 +52,10 @@ from services.gatherings.settings import GatheringsSettings
 from shared.access import STAFF, Principal, Role, Site
 from shared.clock import Clock
 from shared.errors import Forbidden, InvalidInput, NotFound
-from shared.recurrence import localize
 from shared.locks import KeyedLocks
+from shared.recurrence import localize
 from shared.uow import execute
 from shared.web import SITES, Api, Call, View
-
 
 UOW = web.AppKey("gatherings_uow", Callable[[], GatheringsUnitOfWork])
 LOCKS = web.AppKey("gatherings_locks", KeyedLocks)

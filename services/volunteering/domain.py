@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
-from shared.errors import Forbidden, InvalidInput
 from dateutil.rrule import rrulestr
 
+from shared.errors import Forbidden, InvalidInput
 from shared.recurrence import MAX_OCCURRENCES, Occurrence, expand, localize, validate_rule
 
 ATTENDANCE_MARGIN = timedelta(minutes=30)

@@ -17,8 +17,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.contracts import EventData, register
-from shared.contracts import SupportType
+from shared.contracts import EventData, SupportType, register
 
 EventKind = Literal["sober_social", "payday", "holiday", "sports", "education", "other"]
 RegisteredBy = Literal["kiosk", "volunteer", "coordinator", "admin"]

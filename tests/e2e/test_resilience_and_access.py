@@ -12,8 +12,8 @@ from cloudevents.core.bindings.rabbitmq import RabbitMQMessage, from_rabbitmq
 from cloudevents.core.formats.json import JSONFormat
 
 from shared.settings import Settings
-from tests.support.databases import drop_database, migrated_settings
 from tests.support.broker import delete_prefixed
+from tests.support.databases import drop_database, migrated_settings
 from tests.support.proxy import TcpProxy
 from tests.support.stack import Client, SiteUnderTest, eventually, make_site, services
 
@@ -310,7 +310,9 @@ async def test_a_kiosk_of_one_site_cannot_touch_another(
         "checkin", "POST", f"/visits/{visit.body['visit_id']}/checkout", token=site.tokens["kiosk"]
     )
     assert (checkout.status, checkout.body["code"]) == (404, "visit_not_found")
-    looked_up = await stack.call("checkin", "GET", f"/members/{member.body['member_id']}", token=site.tokens["coordinator"])
+    looked_up = await stack.call(
+        "checkin", "GET", f"/members/{member.body['member_id']}", token=site.tokens["coordinator"]
+    )
     assert looked_up.status == 404
     occupancy = await stack.call("checkin", "GET", "/occupancy", token=site.tokens["kiosk"])
     assert occupancy.body["site_id"] == site.site_id

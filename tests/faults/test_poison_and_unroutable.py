@@ -223,7 +223,7 @@ async def test_a_message_its_consumer_dies_on_does_not_take_its_batch_to_the_dea
             applied.update(e.id for e in events)
 
         async with _consumer(settings, name, [key], process):
-            async def stuck_or_done() -> bool:
+            async def stuck_or_done(holding: asyncio.Event = holding) -> bool:
                 return holding.is_set() or len(applied) == len(valid)
 
             await eventually(stuck_or_done, timeout=20, interval=0.05)

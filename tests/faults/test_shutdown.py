@@ -15,7 +15,7 @@ import contextlib
 import gc
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 import pytest
@@ -53,7 +53,7 @@ class NoBroker:
 class FakeMessage:
     message_id = "m"
     routing_key = "k"
-    headers: dict[str, Any] = {}
+    headers: ClassVar[dict[str, Any]] = {}
 
     async def ack(self, multiple: bool = False) -> None:
         pass

@@ -5,6 +5,7 @@ order. Checked three ways: the HTTP answers, the database, and a replay of the e
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import uuid
@@ -269,7 +270,7 @@ async def test_processes_deciding_at_once_are_kept_apart_by_the_row_lock(
     patient = settings.model_copy(update={"db_connect_timeout_s": 60.0, "db_statement_timeout_ms": 60_000})
     engines = [create_engine(patient, service=f"it-process-{i}") for i in range(2)]
     try:
-        uows = [lambda m=make_connector(e): GatheringsUnitOfWork(m, Base.metadata) for e in engines]
+        uows = [functools.partial(GatheringsUnitOfWork, make_connector(e), Base.metadata) for e in engines]
         event_id = uuid.UUID(await create_event(stack, site, capacity=15, child_care_seats=3))
 
         def registering(i: int, adults: int = 1, children: int = 0) -> Any:

@@ -4,6 +4,7 @@ public calendar, the kiosk display, access rules and bad input."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -572,7 +573,7 @@ async def test_the_horizon_rolls_forward_for_long_running_groups(
     local = [r["starts_at"].astimezone(CHICAGO) for r in rows]
     assert {(t.weekday(), t.hour) for t in local} == {(1, 18)}
     days = [t.date() for t in local]
-    assert all(later_day - day == timedelta(days=7) for day, later_day in zip(days, days[1:], strict=False))
+    assert all(later_day - day == timedelta(days=7) for day, later_day in itertools.pairwise(days))
     scheduled = await outbox(db, "gatherings.session_scheduled", group_id=str(group_id))
     assert sorted(s["data"]["session_id"] for s in scheduled) == sorted(str(r["gathering_id"]) for r in rows)
 

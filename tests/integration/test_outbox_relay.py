@@ -200,7 +200,7 @@ async def test_an_unroutable_row_stays_unpublished_until_a_queue_binds_its_type(
                 return published >= 1
 
             await eventually(published_once_due, timeout=10)
-        sequence, published_at = (await rows_of(engine, [event]))[event.event_id]
+        _, published_at = (await rows_of(engine, [event]))[event.event_id]
         assert published_at is not None
 
         async def delivered() -> bool:

@@ -44,7 +44,7 @@ async def test_a_coordinator_reads_their_own_site_by_default(audit: Client, site
     reply = await get(audit, f"/reports/summary?{RANGE}", site.tokens["coordinator"])
     assert reply.status == 200, reply.body
     body = reply.body
-    assert SUMMARY_KEYS <= body.keys()
+    assert body.keys() >= SUMMARY_KEYS
     assert (body["site"], body["timezone"], body["from"], body["to"]) == (
         site.site_id, "America/Chicago", "2026-03-01", "2026-03-31"
     )

@@ -69,7 +69,7 @@ async def test_a_generated_month_books_the_approved_hours_times_the_rates_less_w
 
     month = [date(2025, 3, d) for d in range(1, 32)]
     shifts: list[tuple[str, str, date]] = []
-    for day in sorted(rng.sample(month, 14)) + [date(2025, 3, 16)]:
+    for day in [*sorted(rng.sample(month, 14)), date(2025, 3, 16)]:
         role = rng.choice(roles)
         shifts.append((await center.shift_on(role, day, hour=rng.choice([9, 13, 18])), role, day))
     # Edges of the month on the site's clock: 22:00 on the 31st is March, 00:30 on April 1st and 23:00 on

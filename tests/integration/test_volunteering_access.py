@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.volunteering import SCHEMA
 from services.volunteering.models import Base
 from shared.settings import Settings
-from tests.support.volunteering import Center, Volunteer
 from tests.support.stack import Client, make_site
+from tests.support.volunteering import Center, Volunteer
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,6 @@ from services.volunteering import handlers
 from services.volunteering.commands import ExtendSeries
 from shared.clock import FixedClock
 from shared.uow import execute
-
 from tests.support.volunteering import Center
 
 pytestmark = pytest.mark.integration
@@ -103,7 +102,7 @@ async def test_concurrent_drops_and_sign_ups_never_exceed_capacity_and_promote_i
     assert [uuid.UUID(e["member_id"]) for e in promoted] == [p.member_id for p in waiting[:4]]
     assert {e["trigger"] for e in promoted} == {"seat_freed"}
 
-    left = set(p.member_id for p in leaving_queue)
+    left = {p.member_id for p in leaving_queue}
     expected_queue = [p.member_id for p in waiting[4:] if p.member_id not in left]
     listed = (await center.ok("GET", f"/shifts/{shift_id}/signups"))["items"]
     queue = [i for i in listed if i["status"] == "waitlisted"]

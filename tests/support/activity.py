@@ -294,7 +294,9 @@ class _Builder:
     # visits
 
     def visits(self) -> None:
-        everyone: dict[str, list[uuid.UUID]] = {s.site_id: [self.new_id() for _ in range(45)] for s in self.activity.sites}
+        everyone: dict[str, list[uuid.UUID]] = {
+            s.site_id: [self.new_id() for _ in range(45)] for s in self.activity.sites
+        }
         travellers = [self.new_id() for _ in range(8)]  # members who use two centers
         for index, member in enumerate(travellers):
             sites = self.activity.sites
@@ -316,7 +318,9 @@ class _Builder:
                 self._site_day(site, day, present, busy_until)
             day += timedelta(days=1)
 
-    def _site_day(self, site: SiteSpec, day: date, members: list[uuid.UUID], busy_until: dict[uuid.UUID, datetime]) -> None:
+    def _site_day(
+        self, site: SiteSpec, day: date, members: list[uuid.UUID], busy_until: dict[uuid.UUID, datetime]
+    ) -> None:
         rng = self.rng
         opens, closes = site.at(day, site.opens), site.at(day, site.closes)
         minutes_open = int((closes - opens).total_seconds() // 60)
@@ -472,7 +476,7 @@ class _Builder:
                 "entry_id": str(reversal), "reverses_entry_id": str(entry_id), "member_id": str(member),
                 "period": period, "amount_cents": amount,
             }, amount, reversal)
-            for entry_id, member, period, amount in entries[1:]:
+            for _, member, period, amount in entries[1:]:
                 payout = self.new_id()
                 paid_at = site.at(date(2026, 3, 1) if period == "2026-02" else date(2026, 4, 1), time(0, 5))
                 self._stipend(site, "paid", paid_at, {

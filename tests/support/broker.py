@@ -6,6 +6,7 @@ import aio_pika
 
 from shared.settings import Settings
 
+
 async def delete_prefixed(settings: Settings, queues: list[str]) -> None:
     """Delete the exchanges, every service's queue (``rcc migrate`` declares them) and the named extra queues,
     with their dead-letter queues, of a test prefix."""

@@ -65,7 +65,9 @@ def body_for(op: Operation, ids: dict[str, str] | None = None) -> dict[str, Any]
     if op.body is None:
         return None
     sample = SAMPLES.get(op.body.__name__)
-    assert sample is not None, f"{op.method} {op.path}: no sample body for {op.body.__name__} in tests/support/samples.py"
+    assert sample is not None, (
+        f"{op.method} {op.path}: no sample body for {op.body.__name__} in tests/support/samples.py"
+    )
     body = sample(ids or {})
     op.body.model_validate(body)  # a sample that is not valid would test the validation, not the route
     return body

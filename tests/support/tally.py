@@ -45,7 +45,9 @@ async def audit_entries(db: asyncpg.Pool, site_id: str, types: Iterable[str] | N
     )
 
 
-async def outbox(db: asyncpg.Pool, schema: str, site_id: str, types: Iterable[str] | None = None) -> list[asyncpg.Record]:
+async def outbox(
+    db: asyncpg.Pool, schema: str, site_id: str, types: Iterable[str] | None = None
+) -> list[asyncpg.Record]:
     """(event_id, type, subject, published_at) of a service's outbox rows of the site, in sequence order."""
     assert schema in {"checkin", "volunteering", "gatherings", "audit"}
     return await db.fetch(
@@ -91,7 +93,7 @@ async def post_all(
             try:
                 async with http.post(url() + path, json=body, headers={"Authorization": f"Bearer {token}"}) as r:
                     answers[index] = Reply(r.status, await r.json(content_type=None), dict(r.headers))
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 answers[index] = exc
             done += 1
             if on_answer is not None:

@@ -181,7 +181,8 @@ async def check_in(uow: FakeUnitOfWork, clock: FixedClock, *, site: str = SITE, 
 
 
 async def check_out(uow: FakeUnitOfWork, clock: FixedClock, *, site: str = SITE, **which):
-    return await handlers.check_out_visitor(CheckOutVisitor(site_id=site, actor_id=KIOSK, **which), uow=uow, clock=clock)
+    command = CheckOutVisitor(site_id=site, actor_id=KIOSK, **which)
+    return await handlers.check_out_visitor(command, uow=uow, clock=clock)
 
 
 # Registration
@@ -508,7 +509,9 @@ async def test_close_at_closing_time_with_nothing_past_closing_closes_nothing(
     assert len(uow.events) == 1  # just the check-in
 
 
-async def test_close_at_closing_time_at_exactly_the_closing_instant_closes(uow: FakeUnitOfWork, clock: FixedClock) -> None:
+async def test_close_at_closing_time_at_exactly_the_closing_instant_closes(
+    uow: FakeUnitOfWork, clock: FixedClock
+) -> None:
     visit = await check_in(uow, clock, anonymous=True)
     clock.at = datetime(2026, 6, 11, 1, 0, tzinfo=UTC)  # 21:00 EDT
 

@@ -159,7 +159,7 @@ def test_from_body_rejects_what_is_not_our_cloudevent(body: Any) -> None:
 def test_malformed_event_names_the_missing_attributes() -> None:
     ce = make_envelope()
     del ce["id"], ce["siteid"]
-    with pytest.raises(MalformedEvent, match="id, .*siteid"):
+    with pytest.raises(MalformedEvent, match=r"id, .*siteid"):
         ReceivedEvent.from_body(body_of(ce))
 
 

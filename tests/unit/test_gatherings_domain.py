@@ -26,7 +26,7 @@ def plan(rule: str, first: datetime, **kw: object) -> list:
     return domain.plan_sessions(rule, first_local_start=first, **kw)  # type: ignore[arg-type]
 
 
-def local(o) -> datetime:  # noqa: ANN001
+def local(o) -> datetime:
     return o.starts_at.astimezone(CHICAGO)
 
 

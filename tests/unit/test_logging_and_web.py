@@ -189,7 +189,9 @@ def test_every_ref_resolves(doc_name: str, request: pytest.FixtureRequest) -> No
 
 
 @pytest.mark.parametrize("doc_name", ["checkin_doc", "audit_doc"])
-def test_operation_ids_are_unique_and_every_operation_has_responses(doc_name: str, request: pytest.FixtureRequest) -> None:
+def test_operation_ids_are_unique_and_every_operation_has_responses(
+    doc_name: str, request: pytest.FixtureRequest
+) -> None:
     doc = request.getfixturevalue(doc_name)
     ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values() if "operationId" in op]
     assert len(ids) == len(set(ids))
