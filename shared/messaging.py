@@ -62,9 +62,12 @@ class Broker:
                     # The prefix names the deployment (or test run) in `rabbitmqctl list_connections`.
                     client_properties={"connection_name": f"rcc-{self.name} {self.settings.broker_prefix}".strip()},
                 )
-                await self.connection.connect()
-                self.channel = await self.connection.channel(publisher_confirms=True)  # type: ignore[assignment]
-                self.exchange, _ = await declare_exchanges(self.channel, self.settings)
+                # Bounded: a node that accepts TCP and never answers (hung, or a half-open proxy) would otherwise
+                # hold this attempt, and the service's broker connection, forever.
+                async with asyncio.timeout(self.settings.broker_connect_timeout_s):
+                    await self.connection.connect(timeout=self.settings.broker_connect_timeout_s)
+                    self.channel = await self.connection.channel(publisher_confirms=True)  # type: ignore[assignment]
+                    self.exchange, _ = await declare_exchanges(self.channel, self.settings)
                 self._connected.set()
                 return
             except asyncio.CancelledError:

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = 10.0
 
     publish_timeout_s: float = 5.0
+    # One attempt to connect to the broker, handshake and topology included; then it starts again.
+    broker_connect_timeout_s: float = 10.0
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
     consumer_prefetch: int = 256

@@ -228,3 +228,35 @@ async def test_a_broker_closed_while_its_server_is_silent_leaves_no_connect_task
         await server.wait_closed()
     assert not [r for r in caplog.records if "Task was destroyed but it is pending" in r.getMessage()]
 
+
+
+async def test_a_broker_whose_server_never_answers_the_handshake_tries_again() -> None:
+    """A node that accepts TCP and then says nothing (hung, or a half-open proxy in front of it) must not hold the
+    process's broker connection forever: each attempt gives up after the connect timeout and the next one begins,
+    so the service connects once a healthy node answers on that address."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    broker = Broker(
+        Settings().model_copy(update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{port}/",
+                                      "broker_connect_timeout_s": 0.5}),
+        name="silent-server",
+    )
+    try:
+        broker.start()
+
+        async def tried_again() -> bool:
+            return len(held) >= 2
+
+        await eventually(tried_again, timeout=10, interval=0.05)
+        assert not broker.is_ready
+    finally:
+        await broker.close()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
