@@ -27,6 +27,7 @@ from shared.messaging import Broker, Consumer, _Delivery
 from shared.outbox import OutboxRelay
 from shared.runtime import background, every
 from shared.settings import Settings
+from tests.support.pgproxy import PostgresProxy
 from tests.support.stack import eventually
 
 pytestmark = pytest.mark.integration
@@ -260,3 +261,25 @@ async def test_a_broker_whose_server_never_answers_the_handshake_tries_again() -
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_broker_whose_server_went_silent_still_closes() -> None:
+    """Shutdown says goodbye to the broker. A node that went silent after the handshake never answers it, and the
+    process must stop all the same (aiormq waits 2 s for the Close-Ok, then closes the socket; this holds it to
+    that)."""
+    proxy = PostgresProxy(target_port=5672)  # a plain TCP proxy with a blackhole; AMQP passes through it unchanged
+    await proxy.start()
+    broker = Broker(
+        Settings().model_copy(update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+                                      "publish_timeout_s": 0.5}),
+        name="went-silent",
+    )
+    try:
+        broker.start()
+        async with asyncio.timeout(30):
+            await broker.wait_ready()
+        proxy.blackhole()
+        async with asyncio.timeout(20):  # unbounded, it waits for an answer that never comes
+            await broker.close()
+    finally:
+        await proxy.close()
