@@ -8,10 +8,11 @@ from services.gatherings import SERVICE, consumers, handlers
 from services.gatherings.commands import ExtendSchedules
 from services.gatherings.models import Base, GatheringsUnitOfWork
 from services.gatherings.settings import GatheringsSettings
-from services.gatherings.views import CLOCK, LOCKS, SETTINGS, UOW, api
+from services.gatherings.views import CLOCK, LOCKS, REGISTRATIONS, SETTINGS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
 from shared.db import make_connector
+from shared.groupcommit import GroupCommit
 from shared.locks import KeyedLocks
 from shared.settings import Settings
 from shared.uow import execute
@@ -40,7 +41,11 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
     sessionmaker = make_connector(app[runtime.ENGINE])
     app[UOW] = lambda: GatheringsUnitOfWork(sessionmaker, Base.metadata)
+    app[REGISTRATIONS] = GroupCommit(
+        handlers.register, uow=app[UOW], clock=app[CLOCK], locks=app[LOCKS], status=201
+    )
     yield
+    await app[REGISTRATIONS].close()  # before the database closes: runs in progress finish
 
 
 async def extend_schedules(app: web.Application) -> None:

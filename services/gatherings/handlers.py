@@ -476,9 +476,10 @@ async def cancel_gathering(cmd: CancelGathering, *, uow: GatheringsUnitOfWork, c
 
 
 async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) -> RegistrationResult:
-    """Sign-ups for one gathering are decided one at a time under its row lock (and the view's in-process queue),
-    so everything from the lock to the commit is paid once per sign-up in series: two prepared statements on the
-    raw connection (lock and read; place with its outbox row) and only the Python that needs the row between."""
+    """Sign-ups for one gathering are decided one at a time under its row lock, so what each costs under the lock
+    is paid in series: two prepared statements on the raw connection (lock and read, a no-op wait when the run's
+    transaction holds the lock already; place with its outbox row) and only the Python that needs the row between.
+    The view runs sign-ups that arrive together in one transaction (``shared.groupcommit``)."""
     if cmd.acting_member_id is not None and cmd.member_id != cmd.acting_member_id:
         raise Forbidden("A volunteer token registers only its own member.", code="not_yours")
     now = clock.now()

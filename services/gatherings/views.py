@@ -52,6 +52,7 @@ from services.gatherings.settings import GatheringsSettings
 from shared.access import STAFF, Principal, Role, Site
 from shared.clock import Clock
 from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.groupcommit import GroupCommit
 from shared.locks import KeyedLocks
 from shared.recurrence import localize
 from shared.uow import execute
@@ -61,6 +62,8 @@ UOW = web.AppKey("gatherings_uow", Callable[[], GatheringsUnitOfWork])
 LOCKS = web.AppKey("gatherings_locks", KeyedLocks)
 CLOCK = web.AppKey("gatherings_clock", Clock)
 SETTINGS = web.AppKey("gatherings_settings", GatheringsSettings)
+# Registrations for one gathering, a run of them per transaction (see shared.groupcommit).
+REGISTRATIONS = web.AppKey("gatherings_registrations", GroupCommit)
 
 api = Api(service="gatherings", title="Recovery community center: gatherings (recovery groups and sober events)")
 
@@ -299,11 +302,7 @@ def _register(gathering_type: GatheringType) -> View:
             adults=body.adults,
             children=body.children,
         )
-        async with call.request.app[LOCKS].hold(gathering_id):
-            return await execute(
-                handlers.register, cmd, uow=_uow(call), clock=_clock(call), status=201,
-                idempotency=call.idempotency(),
-            )
+        return await call.request.app[REGISTRATIONS].submit(gathering_id, cmd, idempotency=call.idempotency())
 
     return view
 

@@ -9,10 +9,11 @@ from services.volunteering import SERVICE, consumers, handlers
 from services.volunteering.commands import ExtendSeries, MarkMissedShifts
 from services.volunteering.models import Base, VolunteeringUnitOfWork
 from services.volunteering.settings import VolunteeringSettings
-from services.volunteering.views import CLOCK, SETTINGS, SHIFT_LOCKS, UOW, api
+from services.volunteering.views import CLOCK, SETTINGS, SHIFT_LOCKS, SIGNUPS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
 from shared.db import make_connector
+from shared.groupcommit import GroupCommit
 from shared.locks import KeyedLocks
 from shared.settings import Settings
 from shared.uow import execute
@@ -42,7 +43,9 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
     sessionmaker = make_connector(app[runtime.ENGINE])
     app[UOW] = lambda: VolunteeringUnitOfWork(sessionmaker, Base.metadata)
+    app[SIGNUPS] = GroupCommit(handlers.sign_up, uow=app[UOW], clock=app[CLOCK], locks=app[SHIFT_LOCKS], status=201)
     yield
+    await app[SIGNUPS].close()  # before the database closes: runs in progress finish
 
 
 async def mark_missed_shifts(app: web.Application) -> None:

@@ -316,8 +316,9 @@ async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: 
 
 
 async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> SignUpResult:
-    """Sign-ups of one shift run one at a time (its lock), so this path is two statements: the locks with every
-    fact the checks need, then the sign-up and its event."""
+    """Sign-ups of one shift are decided one at a time (its row lock), so this path is two statements: the locks
+    with every fact the checks need, then the sign-up and its event. The view runs sign-ups that arrive together in
+    one transaction (``shared.groupcommit``)."""
     now = clock.now()
     actor = cmd.actor
     member_id = domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=cmd.member_id)

@@ -102,6 +102,7 @@ from shared.access import STAFF, Role, Site
 from shared.clock import Clock
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import format_time
+from shared.groupcommit import GroupCommit
 from shared.locks import KeyedLocks
 from shared.uow import Outcome, execute
 from shared.web import SITES, Api, Call
@@ -115,6 +116,8 @@ api = Api(service="volunteering", title="Recovery community center: volunteering
 PEOPLE = (Role.VOLUNTEER, *STAFF)
 DEFAULT_RANGE = timedelta(days=28)
 SHIFT_LOCKS = web.AppKey("volunteering_shift_locks", KeyedLocks)
+# Sign-ups for one shift, a run of them per transaction (see shared.groupcommit).
+SIGNUPS = web.AppKey("volunteering_signups", GroupCommit)
 
 
 def _uow(call: Call) -> VolunteeringUnitOfWork:
@@ -384,7 +387,7 @@ async def list_signups(call: Call) -> SignupList:
 async def sign_up(call: Call) -> object:
     body: SignUpBody = call.body
     cmd = SignUp(_actor(call), call.uuid_param("shift_id"), body.member_id)
-    return await _execute(call, handlers.sign_up, cmd, status=201, idempotent=True, shift_id=cmd.shift_id)
+    return await call.request.app[SIGNUPS].submit(cmd.shift_id, cmd, idempotency=call.idempotency())
 
 
 @api.delete("/shifts/{shift_id}/signups/{member_id}",

@@ -1,0 +1,174 @@
+"""Group commit for requests that change one hot row (a popular event's seats): a run of them in one transaction.
+
+Such requests are decided one after another under the row's lock anyway (that is what keeps them correct across
+processes), so with one transaction each, the lock, the commit and its WAL flush are paid once per request in series:
+500 people signing up at once wait for 500 commits. Here the requests for one key that arrived while the previous
+run was in the database go in together, in arrival order: one transaction, each request in a savepoint of its own,
+so a refused one (a domain error, a failed statement) undoes only itself. The answers are given after the commit,
+never before: a request that got its 2xx is durable, exactly as with ``execute``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic
+
+from sqlalchemy.exc import DBAPIError
+
+from shared.clock import Clock
+from shared.errors import Conflict
+from shared.locks import KeyedLocks
+from shared.logging import get_logger
+from shared.uow import ATTEMPTS, RETRYABLE_SQLSTATES, IdempotencyClaim, Outcome, R, U, sqlstate
+
+log = get_logger(component="group_commit")
+
+# Requests per transaction: bounds how long the row stays locked for others (each costs well under a millisecond in
+# the database) and how many answers one failed commit takes with it.
+MAX_RUN = 64
+
+
+@dataclass
+class _Request(Generic[R]):
+    cmd: Any
+    idempotency: IdempotencyClaim | None
+    answer: asyncio.Future[Outcome[R]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    # Its client hung up: skipped if its turn has not come, and never given an answer no one would read.
+    abandoned: bool = False
+
+
+class GroupCommit(Generic[U, R]):
+    """Runs ``handler`` for the requests of one key in shared transactions. ``locks`` is the service's in-process
+    queue for that key: a run holds it, so other changes of the same row (a cancellation) keep their turn."""
+
+    def __init__(
+        self,
+        handler: Callable[..., Awaitable[R]],
+        *,
+        uow: Callable[[], U],
+        clock: Clock,
+        locks: KeyedLocks,
+        status: int = 200,
+    ) -> None:
+        self.handler = handler
+        self.uow = uow
+        self.clock = clock
+        self.locks = locks
+        self.status = status
+        self._waiting: dict[Hashable, list[_Request[R]]] = {}
+        self._runners: dict[Hashable, asyncio.Task[None]] = {}
+
+    async def submit(self, key: Hashable, cmd: Any, *, idempotency: IdempotencyClaim | None = None) -> Outcome[R]:
+        request: _Request[R] = _Request(cmd, idempotency)
+        self._waiting.setdefault(key, []).append(request)
+        if key not in self._runners:
+            # A context of its own: the run serves many requests, and must not log as the one that started it.
+            self._runners[key] = asyncio.create_task(
+                self._run(key), name=f"group-commit-{key}", context=contextvars.Context()
+            )
+        try:
+            # Shielded: a client that hangs up cancels its wait, not the run its request may be part of already.
+            return await asyncio.shield(request.answer)
+        except asyncio.CancelledError:
+            request.abandoned = True
+            raise
+
+    async def close(self) -> None:
+        """Let the runs in progress finish (their requests are in the database already, or about to be)."""
+        runners = list(self._runners.values())
+        if runners:
+            await asyncio.gather(*runners, return_exceptions=True)
+
+    async def _run(self, key: Hashable) -> None:
+        try:
+            while waiting := self._waiting.get(key):
+                run, self._waiting[key] = waiting[:MAX_RUN], waiting[MAX_RUN:]
+                run = [request for request in run if not request.abandoned]
+                if run:
+                    async with self.locks.hold(key):
+                        await self._commit_run(run)
+        finally:
+            # No await between the loop's last look at the queue and this: a request that arrives now starts a new run.
+            # Left waiting only when the run was cancelled (shutdown): their turn will not come, so they are told.
+            for request in self._waiting.pop(key, []):
+                request.answer.cancel()
+            del self._runners[key]
+
+    async def _commit_run(self, run: list[_Request[R]]) -> None:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                answers = await self._in_one_transaction(run)
+            except Exception as exc:  # noqa: BLE001 - the run failed as a whole: each request gets the error
+                if attempt < ATTEMPTS and _retryable(exc):
+                    continue
+                _fail(run, exc)
+                return
+            except BaseException:  # cancelled: whether it committed is unknown, and no answer may claim it did
+                for request in run:
+                    request.answer.cancel()
+                raise
+            for request, answer in zip(run, answers, strict=True):
+                if request.abandoned or request.answer.done():
+                    continue
+                if isinstance(answer, Exception):
+                    request.answer.set_exception(answer)
+                else:
+                    request.answer.set_result(answer)
+            return
+
+    async def _in_one_transaction(self, run: list[_Request[R]]) -> list[Outcome[R] | Exception]:
+        answers: list[Outcome[R] | Exception] = []
+        uow = self.uow()
+        uow.transactional = True
+        async with uow:
+            for request in run:
+                answers.append(await self._one(request, uow, self.clock))
+            await uow.commit()
+        return answers
+
+    async def _one(self, request: _Request[R], uow: U, clock: Clock) -> Outcome[R] | Exception:
+        emitted = len(uow.events)
+        for attempt in range(1, ATTEMPTS + 1):
+            savepoint = uow.driver.transaction()
+            await savepoint.start()
+            try:
+                outcome = await self._decide(request, uow, clock)
+            except Exception as exc:  # noqa: BLE001 - refused: undo only this request's writes, and say why
+                await savepoint.rollback()
+                del uow.events[emitted:]
+                if attempt < ATTEMPTS and _retryable(exc):
+                    continue
+                return exc
+            await savepoint.commit()
+            return outcome
+        raise AssertionError("unreachable")
+
+    async def _decide(self, request: _Request[R], uow: U, clock: Clock) -> Outcome[R]:
+        """What ``execute`` does inside its transaction: the Idempotency-Key, the handler, the stored answer."""
+        claim = request.idempotency
+        if claim is not None:
+            stored = await uow.claim_idempotency_key(claim)
+            if stored is not None:
+                if stored.status is None:
+                    raise Conflict("The first request with this key is still running.", code="request_in_progress")
+                return Outcome(status=stored.status, body=stored.body, replayed=True)
+        result = await self.handler(request.cmd, uow=uow, clock=clock)
+        body = result.model_dump(mode="json")
+        if claim is not None:
+            await uow.store_idempotent_response(claim, self.status, body)
+        return Outcome(status=self.status, body=body, replayed=False)
+
+
+def _retryable(exc: Exception) -> bool:
+    """A deadlock or serialization failure, raised through SQLAlchemy or by asyncpg itself (the raw statements)."""
+    state = sqlstate(exc) if isinstance(exc, DBAPIError) else getattr(exc, "sqlstate", None)
+    return state in RETRYABLE_SQLSTATES
+
+
+def _fail(run: list[_Request[Any]], exc: BaseException) -> None:
+    for request in run:
+        if not (request.abandoned or request.answer.done()):
+            request.answer.set_exception(exc)
