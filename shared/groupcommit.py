@@ -19,10 +19,9 @@ from typing import Any, Generic
 from sqlalchemy.exc import DBAPIError
 
 from shared.clock import Clock
-from shared.errors import Conflict
 from shared.locks import KeyedLocks
 from shared.logging import get_logger
-from shared.uow import ATTEMPTS, RETRYABLE_SQLSTATES, IdempotencyClaim, Outcome, R, U, sqlstate
+from shared.uow import ATTEMPTS, RETRYABLE_SQLSTATES, IdempotencyClaim, Outcome, R, U, decide, sqlstate
 
 log = get_logger(component="group_commit")
 
@@ -135,7 +134,9 @@ class GroupCommit(Generic[U, R]):
             savepoint = uow.driver.transaction()
             await savepoint.start()
             try:
-                outcome = await self._decide(request, uow, clock)
+                outcome = await decide(
+                    self.handler, request.cmd, uow=uow, clock=clock, status=self.status, idempotency=request.idempotency
+                )
             except Exception as exc:  # noqa: BLE001 - refused: undo only this request's writes, and say why
                 await savepoint.rollback()
                 del uow.events[emitted:]
@@ -145,21 +146,6 @@ class GroupCommit(Generic[U, R]):
             await savepoint.commit()
             return outcome
         raise AssertionError("unreachable")
-
-    async def _decide(self, request: _Request[R], uow: U, clock: Clock) -> Outcome[R]:
-        """What ``execute`` does inside its transaction: the Idempotency-Key, the handler, the stored answer."""
-        claim = request.idempotency
-        if claim is not None:
-            stored = await uow.claim_idempotency_key(claim)
-            if stored is not None:
-                if stored.status is None:
-                    raise Conflict("The first request with this key is still running.", code="request_in_progress")
-                return Outcome(status=stored.status, body=stored.body, replayed=True)
-        result = await self.handler(request.cmd, uow=uow, clock=clock)
-        body = result.model_dump(mode="json")
-        if claim is not None:
-            await uow.store_idempotent_response(claim, self.status, body)
-        return Outcome(status=self.status, body=body, replayed=False)
 
 
 def _retryable(exc: Exception) -> bool:

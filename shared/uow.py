@@ -282,17 +282,32 @@ async def _execute_once(
 ) -> Outcome[R]:
     uow.transactional = idempotency is not None or not getattr(handler, "single_statement", False)
     async with uow:
-        if idempotency is not None:
-            stored = await uow.claim_idempotency_key(idempotency)
-            if stored is not None:
-                if stored.status is None:
-                    raise Conflict("The first request with this key is still running.", code="request_in_progress")
-                return Outcome(status=stored.status, body=stored.body, replayed=True)
-        result = await handler(cmd, uow=uow, clock=clock)
-        body = result.model_dump(mode="json")
-        if idempotency is not None:
-            await uow.store_idempotent_response(idempotency, status, body)
+        outcome = await decide(handler, cmd, uow=uow, clock=clock, status=status, idempotency=idempotency)
         await uow.commit()
+    return outcome
+
+
+async def decide(
+    handler: Callable[..., Awaitable[R]],
+    cmd: Any,
+    *,
+    uow: U,
+    clock: Clock,
+    status: int,
+    idempotency: IdempotencyClaim | None,
+) -> Outcome[R]:
+    """Inside an open unit of work, before its commit: honour the Idempotency-Key (the first answer is replayed),
+    run the handler and store its answer under the key."""
+    if idempotency is not None:
+        stored = await uow.claim_idempotency_key(idempotency)
+        if stored is not None:
+            if stored.status is None:
+                raise Conflict("The first request with this key is still running.", code="request_in_progress")
+            return Outcome(status=stored.status, body=stored.body, replayed=True)
+    result = await handler(cmd, uow=uow, clock=clock)
+    body = result.model_dump(mode="json")
+    if idempotency is not None:
+        await uow.store_idempotent_response(idempotency, status, body)
     return Outcome(status=status, body=body, replayed=False)
 
 

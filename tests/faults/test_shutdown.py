@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import gc
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 import asyncpg
@@ -195,22 +195,33 @@ async def test_a_broker_closed_while_connecting_stops(monkeypatch: pytest.Monkey
     assert attempts == 1
 
 
-async def test_a_broker_closed_while_its_server_is_silent_leaves_no_connect_task_behind(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A broker that accepts the TCP connection and never answers (a hung node, a half-open proxy), and a close in
-    the middle of the handshake: the connection's own connect task must be closed with it, not left pending for the
-    garbage collector (which then complains in whichever later test it happens to run)."""
+@contextlib.asynccontextmanager
+async def silent_server() -> AsyncIterator[tuple[str, list[asyncio.StreamWriter]]]:
+    """A broker address that accepts TCP and never says a word (a hung node, a half-open proxy): its AMQP URL and
+    the connections it holds."""
     held: list[asyncio.StreamWriter] = []
 
     async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         held.append(writer)
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     try:
-        broker = Broker(Settings().model_copy(update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{port}/"}),
-                        name="silent-server")
+        yield f"amqp://guest:guest@127.0.0.1:{server.sockets[0].getsockname()[1]}/", held
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_broker_closed_while_its_server_is_silent_leaves_no_connect_task_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A close in the middle of the handshake with a silent server: the connection's own connect task must be
+    closed with it, not left pending for the garbage collector (which then complains in whichever later test it
+    happens to run)."""
+    async with silent_server() as (url, held):
+        broker = Broker(Settings().model_copy(update={"amqp_url": url}), name="silent-server")
         broker.start()
 
         async def handshake_started() -> bool:
@@ -222,45 +233,26 @@ async def test_a_broker_closed_while_its_server_is_silent_leaves_no_connect_task
         for _ in range(3):
             gc.collect()
             await asyncio.sleep(0.05)
-    finally:
-        for writer in held:
-            writer.close()
-        server.close()
-        await server.wait_closed()
     assert not [r for r in caplog.records if "Task was destroyed but it is pending" in r.getMessage()]
 
 
-
 async def test_a_broker_whose_server_never_answers_the_handshake_tries_again() -> None:
-    """A node that accepts TCP and then says nothing (hung, or a half-open proxy in front of it) must not hold the
-    process's broker connection forever: each attempt gives up after the connect timeout and the next one begins,
-    so the service connects once a healthy node answers on that address."""
-    held: list[asyncio.StreamWriter] = []
+    """A silent server must not hold the process's broker connection forever: each attempt gives up after the
+    connect timeout and the next one begins, so the service connects once a healthy node answers on that address."""
+    async with silent_server() as (url, held):
+        broker = Broker(
+            Settings().model_copy(update={"amqp_url": url, "broker_connect_timeout_s": 0.5}), name="silent-server"
+        )
+        try:
+            broker.start()
 
-    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
+            async def tried_again() -> bool:
+                return len(held) >= 2
 
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    broker = Broker(
-        Settings().model_copy(update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{port}/",
-                                      "broker_connect_timeout_s": 0.5}),
-        name="silent-server",
-    )
-    try:
-        broker.start()
-
-        async def tried_again() -> bool:
-            return len(held) >= 2
-
-        await eventually(tried_again, timeout=10, interval=0.05)
-        assert not broker.is_ready
-    finally:
-        await broker.close()
-        for writer in held:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+            await eventually(tried_again, timeout=10, interval=0.05)
+            assert not broker.is_ready
+        finally:
+            await broker.close()
 
 
 async def test_a_broker_whose_server_went_silent_still_closes() -> None:
