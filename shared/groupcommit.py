@@ -103,6 +103,8 @@ class GroupCommit(Generic[U, R]):
             except Exception as exc:  # noqa: BLE001 - the run failed as a whole: each request gets the error
                 if attempt < ATTEMPTS and _retryable(exc):
                     continue
+                log.warning("group_commit_failed", handler=self.handler.__name__, requests=len(run),
+                            error=type(exc).__name__)
                 _fail(run, exc)
                 return
             except BaseException:  # cancelled: whether it committed is unknown, and no answer may claim it did
