@@ -201,3 +201,27 @@ async def test_a_cancelled_run_tells_the_requests_in_it_and_behind_it(harness: t
                 await waiting
     h.release.set()
     assert not {in_run_value, behind_value} & await h.values()
+
+
+class Unreachable:
+    """A unit of work whose database cannot be reached."""
+
+    transactional = True
+
+    async def __aenter__(self) -> None:
+        raise ConnectionRefusedError("the database is not answering")
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+async def test_without_the_database_every_request_of_the_run_gets_the_error(
+    harness: tuple[Harness, GroupCommit],
+) -> None:
+    """Each request is told the connection error (which the web layer answers 503 database_unavailable), none waits
+    forever, and the next run starts afresh."""
+    h, _ = harness
+    broken = GroupCommit(h.put, uow=Unreachable, clock=SystemClock(), locks=KeyedLocks())  # type: ignore[arg-type]
+    answers = await asyncio.gather(*(broken.submit("k", Put(unique("v-"))) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(a, ConnectionRefusedError) for a in answers)
+    assert not broken._runners
