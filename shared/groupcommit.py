@@ -16,12 +16,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
-from sqlalchemy.exc import DBAPIError
-
 from shared.clock import Clock
 from shared.locks import KeyedLocks
 from shared.logging import get_logger
-from shared.uow import ATTEMPTS, RETRYABLE_SQLSTATES, IdempotencyClaim, Outcome, R, U, decide, sqlstate
+from shared.uow import ATTEMPTS, IdempotencyClaim, Outcome, R, U, decide, retryable
 
 log = get_logger(component="group_commit")
 
@@ -101,23 +99,19 @@ class GroupCommit(Generic[U, R]):
             try:
                 answers = await self._in_one_transaction(run)
             except Exception as exc:  # noqa: BLE001 - the run failed as a whole: each request gets the error
-                if attempt < ATTEMPTS and _retryable(exc):
+                if attempt < ATTEMPTS and retryable(exc):
                     continue
                 log.warning("group_commit_failed", handler=self.handler.__name__, requests=len(run),
                             error=type(exc).__name__)
-                _fail(run, exc)
+                for request in run:
+                    _tell(request, exc)
                 return
             except BaseException:  # cancelled: whether it committed is unknown, and no answer may claim it did
                 for request in run:
                     request.answer.cancel()
                 raise
             for request, answer in zip(run, answers, strict=True):
-                if request.abandoned or request.answer.done():
-                    continue
-                if isinstance(answer, Exception):
-                    request.answer.set_exception(answer)
-                else:
-                    request.answer.set_result(answer)
+                _tell(request, answer)
             return
 
     async def _in_one_transaction(self, run: list[_Request[R]]) -> list[Outcome[R] | Exception]:
@@ -126,23 +120,24 @@ class GroupCommit(Generic[U, R]):
         uow.transactional = True
         async with uow:
             for request in run:
-                answers.append(await self._one(request, uow, self.clock))
+                answers.append(await self._one(request, uow))
             await uow.commit()
         return answers
 
-    async def _one(self, request: _Request[R], uow: U, clock: Clock) -> Outcome[R] | Exception:
+    async def _one(self, request: _Request[R], uow: U) -> Outcome[R] | Exception:
         emitted = len(uow.events)
         for attempt in range(1, ATTEMPTS + 1):
             savepoint = uow.driver.transaction()
             await savepoint.start()
             try:
                 outcome = await decide(
-                    self.handler, request.cmd, uow=uow, clock=clock, status=self.status, idempotency=request.idempotency
+                    self.handler, request.cmd, uow=uow, clock=self.clock, status=self.status,
+                    idempotency=request.idempotency,
                 )
             except Exception as exc:  # noqa: BLE001 - refused: undo only this request's writes, and say why
                 await savepoint.rollback()
                 del uow.events[emitted:]
-                if attempt < ATTEMPTS and _retryable(exc):
+                if attempt < ATTEMPTS and retryable(exc):
                     continue
                 return exc
             await savepoint.commit()
@@ -150,13 +145,10 @@ class GroupCommit(Generic[U, R]):
         raise AssertionError("unreachable")
 
 
-def _retryable(exc: Exception) -> bool:
-    """A deadlock or serialization failure, raised through SQLAlchemy or by asyncpg itself (the raw statements)."""
-    state = sqlstate(exc) if isinstance(exc, DBAPIError) else getattr(exc, "sqlstate", None)
-    return state in RETRYABLE_SQLSTATES
-
-
-def _fail(run: list[_Request[Any]], exc: BaseException) -> None:
-    for request in run:
-        if not (request.abandoned or request.answer.done()):
-            request.answer.set_exception(exc)
+def _tell(request: _Request[Any], answer: Outcome[Any] | Exception) -> None:
+    if request.abandoned or request.answer.done():
+        return
+    if isinstance(answer, Exception):
+        request.answer.set_exception(answer)
+    else:
+        request.answer.set_result(answer)

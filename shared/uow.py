@@ -245,12 +245,15 @@ RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 ATTEMPTS = 3
 
 
-def sqlstate(exc: DBAPIError) -> str | None:
-    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+def retryable(exc: BaseException) -> bool:
+    """A deadlock or serialization failure, raised through SQLAlchemy or by asyncpg itself (the raw statements
+    of the hot paths)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    for candidate in (exc, orig, getattr(orig, "__cause__", None)):
         state = getattr(candidate, "sqlstate", None)
         if state:
-            return str(state)
-    return None
+            return str(state) in RETRYABLE_SQLSTATES
+    return False
 
 
 async def execute(
@@ -265,8 +268,8 @@ async def execute(
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return await _execute_once(handler, cmd, uow=uow, clock=clock, status=status, idempotency=idempotency)
-        except DBAPIError as exc:
-            if attempt == ATTEMPTS or sqlstate(exc) not in RETRYABLE_SQLSTATES:
+        except Exception as exc:
+            if attempt == ATTEMPTS or not retryable(exc):
                 raise
     raise AssertionError("unreachable")
 

@@ -60,7 +60,7 @@ async def test_consumers_resume_after_the_broker_closes_their_connection_three_t
                     try:
                         await eventually(lambda m=marker: _applied_everywhere(db, site, m), timeout=60, interval=0.2)
                     except AssertionError:
-                        where = await _where_is(db, probe, isolated, marker)
+                        where = await _where_is(db, probe, isolated, site, marker)
                         raise AssertionError(f"round {round_ + 1}: the check-in made after reconnecting did not "
                                              f"reach every consumer within 60 s: {where}") from None
             finally:
@@ -148,15 +148,7 @@ async def _consuming(probe: aio_pika.abc.AbstractConnection, settings: Settings)
 
 
 async def _applied_everywhere(db: asyncpg.Pool, site: SiteUnderTest, visit_id: str) -> bool:
-    event = await db.fetchval(
-        "SELECT event_id FROM checkin.outbox WHERE subject = $1 AND type = 'checkin.visitor_checked_in'", visit_id)
-    if event is None:
-        return False
-    return bool(
-        await db.fetchval("SELECT count(*) FROM audit.audit_log WHERE event_id = $1", event)
-        and await db.fetchval("SELECT count(*) FROM volunteering.inbox WHERE event_id = $1", event)
-        and await db.fetchval("SELECT count(*) FROM gatherings.attendance WHERE visit_id = $1", uuid.UUID(visit_id))
-    )
+    return await _everywhere(db, site, [visit_id]) == (1, 1, 1)
 
 
 async def _everywhere(db: asyncpg.Pool, site: SiteUnderTest, visit_ids: list[str]) -> tuple[int, int, int]:
@@ -174,22 +166,20 @@ async def _everywhere(db: asyncpg.Pool, site: SiteUnderTest, visit_ids: list[str
 
 
 async def _where_is(db: asyncpg.Pool, probe: aio_pika.abc.AbstractConnection, settings: Settings,
-                    visit_id: str) -> dict[str, object]:
+                    site: SiteUnderTest, visit_id: str) -> dict[str, object]:
     """Where a check-in's event got to, for the failure message: published or not, and which consumer has it."""
     row = await db.fetchrow(
         "SELECT event_id, published_at, attempts FROM checkin.outbox"
         " WHERE subject = $1 AND type = 'checkin.visitor_checked_in'", visit_id)
     if row is None:
         return {"outbox": "missing"}
-    event = row["event_id"]
+    in_audit, in_volunteering_inbox, in_gatherings_attendance = await _everywhere(db, site, [visit_id])
     return {
         "published": row["published_at"] is not None,
         "publish_attempts": row["attempts"],
-        "in_audit": bool(await db.fetchval("SELECT count(*) FROM audit.audit_log WHERE event_id = $1", event)),
-        "in_volunteering_inbox": bool(
-            await db.fetchval("SELECT count(*) FROM volunteering.inbox WHERE event_id = $1", event)),
-        "in_gatherings_attendance": bool(await db.fetchval(
-            "SELECT count(*) FROM gatherings.attendance WHERE visit_id = $1", uuid.UUID(visit_id))),
+        "in_audit": bool(in_audit),
+        "in_volunteering_inbox": bool(in_volunteering_inbox),
+        "in_gatherings_attendance": bool(in_gatherings_attendance),
         "queues": {c: await queue_state(probe, settings.queue_name(c)) for c in CONSUMERS},
     }
 
