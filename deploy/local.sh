@@ -6,7 +6,8 @@
 
 PG_HOST=127.0.0.1
 PG_PORT=5432
-PG_ETC=/etc/postgresql  # Debian's layout: clusters' settings, and the servers' programs by major version
+# Debian's layout: each cluster's settings under PG_ETC/VERSION/NAME, each major version's server under PG_LIB.
+PG_ETC=/etc/postgresql
 PG_LIB=/usr/lib/postgresql
 AMQP_HOST=127.0.0.1
 AMQP_PORT=5672
@@ -40,7 +41,7 @@ venv_stamp() {  # venv_stamp SET: a line naming the lock files (and pyproject.to
         | cut -d ' ' -f 1)"
 }
 
-ensure_venv() {  # ensure_venv [app|test]: .venv with exactly the packages of requirements/<set>.lock.txt, and the project
+ensure_venv() {  # ensure_venv [app|test]: .venv with requirements/<set>.lock.txt's pins, and the project
     local set=${1:-app} stamp=.venv/.rcc-installed
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
         || die "Python >= 3.11 is needed as python3 (found: $(python3 --version 2>&1 || echo none))"
@@ -52,7 +53,8 @@ ensure_venv() {  # ensure_venv [app|test]: .venv with exactly the packages of re
             || die "python3 -m venv failed: install your Python's venv module (Debian/Ubuntu: python3-venv)"
     fi
     # Nothing to do when the lock files and pyproject.toml (the editable install carries its entry points) are those
-    # of the last install.
+    # of the last install. pip adds and changes but never removes: a package dropped from the lock stays in an old
+    # .venv (a fresh clone, as CI's, has none; deptry still sees an import of it as undeclared).
     if grep -qxF "$(venv_stamp "$set")" "$stamp" 2>/dev/null; then
         log ".venv already has requirements/$set.lock.txt"
         return
