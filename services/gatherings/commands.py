@@ -24,6 +24,7 @@ from services.gatherings.domain import GatheringType
 from shared.contracts import SupportType
 from shared.contracts.gatherings import EventKind, RegisteredBy
 from shared.openapi import LOCAL_DATE_OR_TIME, LOCAL_DATE_TIME, at_least_one_of
+from shared.recurrence import RRULE_DESCRIPTION
 
 FocusTag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=40)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=120)]
@@ -62,10 +63,14 @@ class CreateGroupBody(Body):
     child_care_seats: SeatCount = 0
     room: Room | None = None
     first_start: Annotated[NaiveDatetime, WithJsonSchema(LOCAL_DATE_TIME)] = Field(
-        description="Local wall-clock time of the first session, no offset"
+        description="Local wall-clock time of the first session, no offset; later sessions keep this wall-clock time. "
+                    "As in RFC 5545, a time the clocks skip (spring forward) takes the offset from before the gap "
+                    "(02:15 on that day is 03:15 new time) and a time they repeat (fall back) is its first instance"
     )
-    duration_minutes: int = Field(ge=5, le=24 * 60)
-    rrule: str = Field(min_length=6, max_length=500, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=TU")
+    duration_minutes: int = Field(
+        ge=5, le=24 * 60, description="Exact length of each session: one across a clock change still lasts this long"
+    )
+    rrule: str = Field(min_length=6, max_length=500, description=RRULE_DESCRIPTION)
     exceptions: list[LocalDateOrTime] = Field(
         default_factory=list, max_length=200,
         description="Local dates (the whole day) or local start times that do not happen",

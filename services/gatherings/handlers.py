@@ -48,7 +48,7 @@ from shared.contracts.gatherings import (
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, ReceivedEvent
-from shared.recurrence import Occurrence, localize, validate_rule
+from shared.recurrence import Occurrence, localize, off_loop, require_occurrence
 from shared.uow import outbox_args
 
 # Which check-in purpose names which kind of gathering in its ``ref``.
@@ -61,11 +61,13 @@ PURPOSE_GATHERING: dict[str, GatheringType] = {"recovery_group": "session", "sob
 async def create_group(cmd: CreateGroup, *, uow: GatheringsUnitOfWork, clock: Clock) -> GroupCreatedResult:
     now = clock.now()
     zone = zoneinfo.ZoneInfo(cmd.timezone)
-    rule = validate_rule(cmd.rrule)
+    checked = await off_loop(require_occurrence, cmd.rrule, first_local_start=cmd.first_start, zone=zone)
+    rule = checked.text
     until = now + timedelta(weeks=cmd.horizon_weeks)
     try:
-        planned = domain.plan_sessions(
-            rule,
+        planned = await off_loop(
+            domain.plan_sessions,
+            checked,
             first_local_start=cmd.first_start,
             duration=timedelta(minutes=cmd.duration_minutes),
             zone=zone,
@@ -150,7 +152,8 @@ async def extend_schedules(cmd: ExtendSchedules, *, uow: GatheringsUnitOfWork, c
     extended = scheduled = 0
     for group in await uow.gatherings.groups_to_extend(target - timedelta(days=1)):
         try:
-            planned = domain.plan_sessions(
+            planned = await off_loop(
+                domain.plan_sessions,
                 group.rrule,
                 first_local_start=group.first_start_local,
                 duration=timedelta(minutes=group.duration_minutes),
@@ -160,8 +163,8 @@ async def extend_schedules(cmd: ExtendSchedules, *, uow: GatheringsUnitOfWork, c
                 until=target,
                 now=now,
             )
-        except domain.TooManySessions:
-            planned = []  # refused when the group was created; nothing sensible to add now
+        except (domain.TooManySessions, InvalidInput):
+            planned = []  # refused when the group was created, or by today's stricter rule check: nothing to add
         scheduled += await _add_sessions(
             uow,
             group_id=group.group_id,

@@ -24,6 +24,7 @@ from services.volunteering.domain import HoursStatus, ReviewCode, ShiftStatus, S
 from services.volunteering.stipends import Policy
 from shared.access import STAFF, Principal, Role
 from shared.openapi import LOCAL_DATE_OR_TIME, LOCAL_DATE_TIME, LOCAL_TIME, at_least_one_of, exactly_one_of
+from shared.recurrence import RRULE_DESCRIPTION
 
 SLUG = r"^[a-z][a-z0-9_]{0,39}$"
 Slug = Annotated[str, Field(pattern=SLUG)]
@@ -104,11 +105,19 @@ class SeriesBody(Body):
 
     role_id: Slug
     first_start: Annotated[NaiveDatetime, WithJsonSchema(LOCAL_DATE_TIME)] = Field(
-        description="The first shift's start on the site's wall clock (no offset)"
+        description="The first shift's start on the site's wall clock (no offset); later shifts keep this wall-clock "
+                    "time. As in RFC 5545, a time the clocks skip (spring forward) takes the offset from before the "
+                    "gap (02:15 on that day is 03:15 new time) and a time they repeat (fall back) is its first instance"
     )
-    duration_minutes: int | None = Field(default=None, ge=1, le=1440)
-    end: LocalTime | None = Field(default=None, description="Local end time; before the start means the next day")
-    rrule: str = Field(min_length=6, max_length=500, examples=["FREQ=WEEKLY;BYDAY=TU"])
+    duration_minutes: int | None = Field(
+        default=None, ge=1, le=1440,
+        description="Exact length of each shift: one across a clock change still lasts this long",
+    )
+    end: LocalTime | None = Field(
+        default=None, description="Local end time; before the start means the next day. It sets the shifts' length "
+                                  "(the clock difference on an ordinary day), which every shift keeps in exact time"
+    )
+    rrule: str = Field(min_length=6, max_length=500, examples=["FREQ=WEEKLY;BYDAY=TU"], description=RRULE_DESCRIPTION)
     exceptions: list[LocalMoment] = Field(default_factory=list, max_length=366)
     capacity: Capacity
     needs_supervisor: bool = False

@@ -41,10 +41,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
-from dateutil.rrule import rrulestr
-
 from shared.errors import Forbidden, InvalidInput
-from shared.recurrence import MAX_OCCURRENCES, Occurrence, expand, localize, validate_rule
+from shared.recurrence import MAX_OCCURRENCES, Occurrence, Rule, expand, first_start_after
 
 ATTENDANCE_MARGIN = timedelta(minutes=30)
 ROUNDING = timedelta(minutes=15)
@@ -216,7 +214,10 @@ def may_decide_hours(*, approver_member_id: uuid.UUID | None, hours_member_id: u
 
 
 def series_duration(first_local_start: datetime, duration_minutes: int | None, end: time | None) -> timedelta:
-    """A series' length on the wall clock: given in minutes, or as the local end time (past midnight = next day)."""
+    """A series' length: given in minutes, or as the local end time (past midnight = next day), read as the clock
+    difference on a day without a clock change (22:00 to 06:00 is 8 hours). Every shift of the series then lasts
+    that long in exact time (RFC 5545), so the night the clocks change it ends an hour later or earlier by the
+    wall clock, and a volunteer's planned hours are the same every week."""
     if (duration_minutes is None) == (end is None):
         raise InvalidInput("Give exactly one of duration_minutes or end.", code="duration_or_end")
     if duration_minutes is not None:
@@ -243,7 +244,7 @@ def local_exceptions(values: Iterable[date | datetime], zone: zoneinfo.ZoneInfo)
 
 
 def occurrences_between(
-    rule: str,
+    rule: str | Rule,
     *,
     first_local_start: datetime,
     duration: timedelta,
@@ -253,29 +254,24 @@ def occurrences_between(
     until: datetime,
     limit: int = 100_000,
 ) -> list[Occurrence]:
-    """Occurrences starting in ``(after, until]``; the rule is still expanded from its first start, so COUNT and
-    BYSETPOS mean what they say."""
-    every = expand(
+    """Occurrences starting in ``(after, until]``, each lasting ``duration`` of exact time; the rule is still
+    counted from its first start, so COUNT and BYSETPOS mean what they say. CPU work bounded by the horizon: run it
+    off the event loop."""
+    return expand(
         rule, first_local_start=first_local_start, duration=duration, zone=zone, exceptions=exceptions,
-        until=until, limit=limit,
+        after=after, until=until, limit=limit,
     )
-    return [o for o in every if o.starts_at > after]
 
 
 def occurs_after(
-    rule: str, *, first_local_start: datetime, zone: zoneinfo.ZoneInfo, exceptions: Iterable[date | datetime],
+    rule: str | Rule, *, first_local_start: datetime, zone: zoneinfo.ZoneInfo, exceptions: Iterable[date | datetime],
     after: datetime,
 ) -> bool:
     """Whether the rule has an occurrence starting after ``after`` (looking at most ten years ahead)."""
-    excluded = set(exceptions)
-    horizon = after + timedelta(days=3653)
-    for local in rrulestr(validate_rule(rule), dtstart=first_local_start):
-        starts_at = localize(local, zone)
-        if starts_at > horizon:
-            return False
-        if starts_at > after and local not in excluded and local.date() not in excluded:
-            return True
-    return False
+    return first_start_after(
+        rule, first_local_start=first_local_start, zone=zone, exceptions=exceptions, after=after,
+        until=after + timedelta(days=3653),
+    ) is not None
 
 
 def check_new_series(occurrences: Sequence[Occurrence], *, occurs_later: bool) -> None:

@@ -77,7 +77,7 @@ from shared.contracts.volunteering import (
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, ReceivedEvent
-from shared.recurrence import validate_rule
+from shared.recurrence import MAX_OCCURRENCES, off_loop, require_occurrence
 
 # Roles and profiles
 
@@ -169,19 +169,21 @@ async def schedule_series(cmd: ScheduleSeries, *, uow: VolunteeringUnitOfWork, c
     now = clock.now()
     site_id = cmd.actor.site_id
     await _require_role(uow, site_id, cmd.role_id)
-    rule = validate_rule(cmd.rrule)
     zone = zoneinfo.ZoneInfo(cmd.timezone)
+    checked = await off_loop(require_occurrence, cmd.rrule, first_local_start=cmd.first_local_start, zone=zone)
+    rule = checked.text
     duration = domain.series_duration(cmd.first_local_start, cmd.duration_minutes, cmd.end)
     exceptions = domain.local_exceptions(cmd.exceptions, zone)
     until = now + cmd.horizon
-    occurrences = domain.occurrences_between(
-        rule, first_local_start=cmd.first_local_start, duration=duration, zone=zone, exceptions=exceptions,
-        after=now, until=until,
+    occurrences = await off_loop(
+        domain.occurrences_between, checked, first_local_start=cmd.first_local_start, duration=duration, zone=zone,
+        exceptions=exceptions, after=now, until=until, limit=MAX_OCCURRENCES + 1,
     )
     domain.check_new_series(
         occurrences,
-        occurs_later=bool(occurrences) or domain.occurs_after(
-            rule, first_local_start=cmd.first_local_start, zone=zone, exceptions=exceptions, after=until
+        occurs_later=bool(occurrences) or await off_loop(
+            domain.occurs_after, checked, first_local_start=cmd.first_local_start, zone=zone, exceptions=exceptions,
+            after=until,
         ),
     )
     series_id = uuid.uuid4()
@@ -213,11 +215,14 @@ async def extend_series(cmd: ExtendSeries, *, uow: VolunteeringUnitOfWork, clock
     added_total = 0
     for s in due:
         zone = zoneinfo.ZoneInfo(s.timezone)
-        occurrences = domain.occurrences_between(
-            s.rrule, first_local_start=s.first_local_start, duration=timedelta(minutes=s.duration_minutes),
-            zone=zone, exceptions=[_parse_moment(e) for e in s.exceptions],
-            after=max(s.materialized_until, now), until=until,
-        )
+        try:
+            occurrences = await off_loop(
+                domain.occurrences_between, s.rrule, first_local_start=s.first_local_start,
+                duration=timedelta(minutes=s.duration_minutes), zone=zone,
+                exceptions=[_parse_moment(e) for e in s.exceptions], after=max(s.materialized_until, now), until=until,
+            )
+        except InvalidInput:
+            occurrences = []  # a rule stored before today's stricter check: nothing sensible to add
         rows = [
             _new_shift(s.site_id, s.role_id, s.timezone, o.starts_at, o.ends_at, s.capacity, s.needs_supervisor, now,
                        series_id=s.series_id, occurrence_start=o.local_start)

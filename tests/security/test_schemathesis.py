@@ -92,6 +92,14 @@ ORDER = {
 }  # a model validator: one field before another, no duplicates
 RECURRENCE = ORDER | {
     "bad_rrule",
+    "rrule_unknown_part",
+    "rrule_duplicate_part",
+    "rrule_interval_out_of_range",
+    "rrule_part_out_of_range",
+    "rrule_count_and_until",
+    "rrule_part_not_allowed",
+    "rrule_never_occurs",
+    "rrule_expansion_too_long",
     "no_occurrences",
     "no_sessions",
     "invalid_request:datetime_parsing",

@@ -54,11 +54,11 @@ def test_weekly_tuesday_6pm_stays_6pm_local_across_the_november_change() -> None
     assert [s.starts_at.astimezone(UTC).hour for s in sessions] == [23, 23, 0, 0]
 
 
-def test_a_session_that_spans_the_change_lasts_its_wall_clock_length() -> None:
-    # Saturday 23:00 to Sunday 03:00 local across spring-forward: 4 hours on the wall, 3 hours of real time.
+def test_a_session_that_spans_the_change_lasts_its_length_in_exact_time() -> None:
+    # Saturday 23:00 for 4 hours across spring-forward: RFC 5545 hours are exact, so it ends at 04:00 by the wall.
     [session] = plan("FREQ=WEEKLY;COUNT=1", datetime(2027, 3, 13, 23, 0), duration=timedelta(hours=4))
-    assert session.ends_at.astimezone(CHICAGO).hour == 3
-    assert session.ends_at - session.starts_at == timedelta(hours=3)
+    assert session.ends_at.astimezone(CHICAGO).hour == 4
+    assert session.ends_at - session.starts_at == timedelta(hours=4)
 
 
 def test_monthly_on_the_second_tuesday() -> None:

@@ -225,14 +225,14 @@ def test_a_weekly_1800_shift_stays_at_1800_local_across_the_november_change() ->
     assert [o.starts_at.hour for o in occurrences] == [22, 22, 23, 23]
 
 
-def test_a_shift_spanning_the_night_of_the_change_lasts_its_wall_clock_length() -> None:
-    # 22:00 Saturday to 06:00 Sunday across the spring-forward night: 8 hours on the wall, 7 in fact.
+def test_a_shift_spanning_the_night_of_the_change_lasts_its_length_in_exact_time() -> None:
+    # 22:00 Saturday for 8 hours across the spring-forward night: 8 hours in fact, so 07:00 by the wall.
     [night] = domain.occurrences_between(
         "FREQ=WEEKLY;COUNT=1", first_local_start=datetime(2026, 3, 7, 22, 0), duration=timedelta(hours=8),
         zone=NEW_YORK, exceptions=[], after=datetime(2000, 1, 1, tzinfo=UTC), until=datetime(2027, 1, 1, tzinfo=UTC),
     )
-    assert night.ends_at.astimezone(NEW_YORK).hour == 6
-    assert night.ends_at - night.starts_at == timedelta(hours=7)
+    assert night.ends_at.astimezone(NEW_YORK).hour == 7
+    assert night.ends_at - night.starts_at == timedelta(hours=8)
 
 
 def test_exceptions_skip_a_day_or_one_start_and_only_occurrences_after_now_are_kept() -> None:
