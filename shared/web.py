@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp import web_response as aiohttp_web_response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
@@ -45,8 +46,11 @@ RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 log = get_logger(component="http")
 
 # What every response says in its Server header: the name of the system, not the Python and aiohttp versions an
-# attacker would look up (OWASP: no fingerprint of the server software).
+# attacker would look up (OWASP: no fingerprint of the server software). The middleware and neutral_server_header
+# set it on what the apps answer; aiohttp answers a request it cannot parse itself, before any app sees it, with
+# its module default, so that default says the same (tests/unit/test_http_conventions.py sends such requests).
 SERVER = "rcc"
+aiohttp_web_response.SERVER_SOFTWARE = SERVER
 # The realm of every bearer challenge (RFC 6750 §3): one token store serves every service.
 REALM = "rcc"
 # Seconds a client should wait before retrying a 503 when nothing better is known: a database or broker that is

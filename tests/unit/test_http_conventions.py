@@ -4,6 +4,7 @@ under a flood."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -158,6 +159,33 @@ async def test_the_pages_app_names_no_server_software_either() -> None:
         for path in ("/healthz", "/kiosk", "/static/nowhere.js", "/api/nowhere/x"):
             response = await client.get(path)
             assert response.headers["Server"] == "rcc", path
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\n\r\n",
+    ],
+    ids=["not http", "bad content-length", "nul in the path"],
+)
+async def test_a_request_aiohttp_cannot_parse_gets_no_server_software_either(raw: bytes) -> None:
+    runner = web.AppRunner(make_app(build_api(), Settings()), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    finally:
+        await runner.cleanup()
+    head = answer.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0].split()[1] == b"400"
+    assert [line for line in head if line.lower().startswith(b"server:")] == [b"Server: rcc"]
 
 
 # The rate limiter's buckets under a flood
