@@ -154,7 +154,8 @@ def api_documents() -> dict[str, dict]:
 
     from shared.contracts.asyncapi import build_asyncapi
 
-    documents = {"asyncapi.json": build_asyncapi()}
+    receivers = {name: queue for name, service in SERVICES.items() if (queue := service.queue()) is not None}
+    documents = {"asyncapi.json": build_asyncapi(receivers)}
     for name, service in SERVICES.items():
         documents[f"openapi/{name}.json"] = importlib.import_module(f"{service.package}.views").api.openapi()
     return documents

@@ -2,7 +2,8 @@
 
 Tokens are random (256 bits), shown once, stored only as SHA-256, and carry a role, a site and, for a volunteer,
 the member id they act as. Lookups are cached for a few seconds so the kiosk hot path does not pay a round trip
-per request; a revocation therefore takes effect within ``token_cache_ttl_s``."""
+per request; a revocation therefore takes effect within ``token_cache_ttl_s``. Each process caches for itself
+(safe to diverge per replica: each forgets within the TTL)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import secrets
 import time
 import uuid
 import zoneinfo
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import time as time_of_day
+from typing import Generic, TypeVar
 
 from sqlalchemy import (
     CheckConstraint,
@@ -201,12 +205,64 @@ async def revoke_token(conn: AsyncConnection, token_or_id: str) -> uuid.UUID:
     return token_id
 
 
+V = TypeVar("V")
+
+
+class RecentAnswers(Generic[V]):
+    """A bounded cache of answers that expire: when full, the entry used longest ago goes, never the whole cache.
+    An ``OrderedDict`` does least-recently-used in O(1) with the standard library (``cachetools.TTLCache`` would do
+    the same, at the price of a dependency for twenty lines)."""
+
+    def __init__(self, ttl_s: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def get(self, key: str) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self.clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: str, value: V) -> None:
+        self._entries[key] = (self.clock() + self.ttl_s, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+# A token nobody holds is remembered only briefly and apart from the real ones: a kiosk retrying a revoked token in
+# a loop costs one lookup a second, a token issued a moment after someone tried it works within that second, and a
+# flood of made-up tokens pushes out only other made-up tokens.
+UNKNOWN_TOKEN_TTL_S = 1.0
+
+
 class TokenStore:
-    def __init__(self, engine: AsyncEngine, ttl_s: float = 5.0, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        ttl_s: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._known: RecentAnswers[Principal] = RecentAnswers(ttl_s, max_entries, clock)
+        self._unknown: RecentAnswers[bool] = RecentAnswers(
+            min(ttl_s, UNKNOWN_TOKEN_TTL_S), max(1, max_entries // 10), clock
+        )
 
     async def authenticate(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -221,10 +277,11 @@ class TokenStore:
         return principal
 
     async def _lookup(self, token_hash: str) -> Principal | None:
-        now = time.monotonic()
-        cached = self._cache.get(token_hash)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        known = self._known.get(token_hash)
+        if known is not None:
+            return known
+        if token_hash in self._unknown:
+            return None
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -233,10 +290,11 @@ class TokenStore:
                     )
                 )
             ).first()
-        principal = None if row is None else Principal(row.token_id, Role(row.role), row.site_id, row.member_id)
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
-        self._cache[token_hash] = (now + self.ttl_s, principal)
+        if row is None:
+            self._unknown.put(token_hash, True)
+            return None
+        principal = Principal(row.token_id, Role(row.role), row.site_id, row.member_id)
+        self._known.put(token_hash, principal)
         return principal
 
 

@@ -59,6 +59,9 @@ def envelope(
     actor_id: str | None = None,
     correlation_id: str | None = None,
 ) -> dict[str, Any]:
+    """The structured-mode CloudEvent. ``sequence`` is the outbox row's number, sent as the sequence extension's
+    String (CloudEvents ``extensions/sequence.md``): compare it as a number, never as text, as ``sequence_of``
+    does ("10" sorts before "9")."""
     ce: dict[str, Any] = {
         "specversion": SPECVERSION,
         "id": str(event_id),
@@ -70,7 +73,7 @@ def envelope(
         "dataschema": dataschema,
         "data": data,
         "siteid": site_id,
-        "sequence": sequence,
+        "sequence": str(sequence),
         "dataclassification": classification,
     }
     if actor_id:
@@ -78,6 +81,16 @@ def envelope(
     if correlation_id:
         ce["correlationid"] = correlation_id
     return ce
+
+
+def sequence_of(attributes: dict[str, Any]) -> int | None:
+    """The sequence extension of a received event as a number, for ordering events of one source."""
+    value = attributes.get("sequence")
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):  # sent before the extension became a String
+        return value
+    return None
 
 
 class MalformedEvent(ValueError):
@@ -101,6 +114,10 @@ class ReceivedEvent:
     time: datetime
     data: dict[str, Any]
     attributes: dict[str, Any]
+
+    @property
+    def sequence(self) -> int | None:
+        return sequence_of(self.attributes)
 
     @classmethod
     def from_body(cls, body: bytes) -> ReceivedEvent:

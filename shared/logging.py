@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -42,25 +42,50 @@ def _redact(mapping: dict[str, Any]) -> dict[str, Any]:
     return mapping
 
 
-def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
+# Marks the handler configure_logging installs on the root logger, so configuring again replaces it.
+_HANDLER_NAME = "rcc-json"
+
+
+def configure_logging(level: str = "INFO", json: bool | None = None, *, stream: TextIO | None = None) -> None:
+    """Our structlog lines and the libraries' standard-library lines (aiohttp, aio-pika, aiormq, asyncpg, alembic,
+    SQLAlchemy) come out the same way: one JSON object per line on stderr (stdout is for what a command prints, e.g.
+    a new token), with the same context, timestamp and redaction."""
     if json is None:
         json = not sys.stderr.isatty()
+    stream = stream if stream is not None else sys.stderr
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    common: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_personal_data,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_personal_data,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*common, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(stream)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            # A library's record becomes an event dict like ours: its message is the event, its logger the name.
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *common],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if existing.get_name() == _HANDLER_NAME:
+            root.removeHandler(existing)
+    root.addHandler(handler)
     # Libraries log through the standard library; keep their noise at WARNING.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    root.setLevel(logging.WARNING)
 
 
 def get_logger(**initial: Any) -> structlog.stdlib.BoundLogger:

@@ -24,6 +24,84 @@ _ERROR_TEXT = {
     503: "A dependency (database, broker) is unavailable",
 }
 
+RETRY_AFTER = {
+    "description": "Seconds to wait before trying again",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1},
+}
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": 'The bearer challenge (RFC 6750 §3): Bearer realm="rcc", with error="invalid_token" when '
+            "the token sent is unknown, expired or revoked",
+            "required": True,
+            "schema": {"type": "string", "pattern": '^Bearer realm="rcc"(, error="invalid_token")?$'},
+        }
+    },
+    429: {"Retry-After": RETRY_AFTER},
+    503: {"Retry-After": RETRY_AFTER},
+}
+
+# Operations are grouped by the first segment of their path (the resource); several resources of one area share a
+# tag. A new resource needs its line here (tests/unit/test_generated_docs.py says which).
+_AREAS: dict[str, tuple[str, str]] = {
+    "visits": ("Visits", "Check-in and check-out at the kiosk, and the visits of a site (pseudonymous ids only)"),
+    "checkouts": ("Visits", ""),
+    "members": ("Members", "Members registered without a name needed: kiosk codes, visit counts, erasure"),
+    "occupancy": ("Occupancy", "How many people are in the center now, against its capacity"),
+    "roles": ("Roles", "Volunteer roles of a site and the trainings each requires"),
+    "volunteers": ("Volunteers", "Volunteer profiles, trainings, and a volunteer's stipend statement"),
+    "shifts": ("Shifts", "Shifts and recurring shift series, sign-ups and waitlists"),
+    "shift-series": ("Shifts", ""),
+    "hours": ("Hours", "Hours volunteers worked, and their approval, correction or rejection"),
+    "stipend-policy": ("Stipends", "Stipend policy, monthly closes, the ledger and payouts, in integer cents"),
+    "stipend-periods": ("Stipends", ""),
+    "stipends": ("Stipends", ""),
+    "ledger": ("Stipends", ""),
+    "payouts": ("Stipends", ""),
+    "me": ("Me", "A volunteer's own shifts, hours and stipends, and their private calendar feed"),
+    "groups": ("Groups", "Recovery groups (RFC 5545 recurrence) and their sessions"),
+    "sessions": ("Groups", ""),
+    "events": ("Events", "Sober events, their registrations and attendance"),
+    "registrations": ("Registrations", "A registration for a session or an event: its status, and cancelling it"),
+    "upcoming": ("Calendars", "What is coming up: the kiosk display and iCalendar feeds for calendar apps"),
+    "calendar": ("Calendars", ""),
+    "calendar.ics": ("Calendars", ""),
+    "audit": ("Audit log", "The append-only, hash-chained log of every event, and its verification"),
+    "reports": ("Reports", "Figures for directors and funders, projected from the audit log; small cells suppressed"),
+}
+OPERATIONS_TAG = ("Operations", "Health, readiness, metrics and this document: no token needed")
+
+
+def _area(path: str) -> str:
+    segment = path.strip("/").split("/", 1)[0]
+    return _AREAS[segment][0] if segment in _AREAS else segment
+
+
+def _tags(used: set[str]) -> list[dict[str, str]]:
+    """The tags the operations use, described, the service's own areas first and Operations last."""
+    described = {name: text for name, text in (*_AREAS.values(), OPERATIONS_TAG) if text}
+    ordered = sorted(used, key=lambda name: (name == OPERATIONS_TAG[0], name))
+    return [{"name": name, "description": described.get(name, "")} for name in ordered]
+
+
+def _servers(service: str) -> list[dict[str, Any]]:
+    from shared.settings import Settings
+
+    host = {"default": "127.0.0.1", "description": "RCC_HOST of the machine that runs it"}
+    return [
+        {
+            "url": "http://{host}:{port}",
+            "description": f"The {service} service itself (rcc serve {service}; RCC_{service.upper()}_PORT)",
+            "variables": {"host": host, "port": {"default": str(Settings.model_fields[f"{service}_port"].default)}},
+        },
+        {
+            "url": f"http://{{host}}:{{port}}/api/{service}",
+            "description": "Through the pages app, on the origin of the kiosk, volunteer and coordinator pages",
+            "variables": {"host": host, "port": {"default": str(Settings.model_fields["pages_port"].default)}},
+        },
+    ]
+
 NO_NUL = "^[^\\u0000]*$"
 # Visible ASCII without surrounding spaces: a header value is trimmed in transit, and must stay 1-200 characters.
 IDEMPOTENCY_KEY = "^[!-~]([ -~]*[!-~])?$"
@@ -60,7 +138,11 @@ def build_openapi(api: Api) -> dict[str, Any]:
 
     paths: dict[str, Any] = {}
     for op in api.operations:
-        operation: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op.method, op.path)}
+        operation: dict[str, Any] = {
+            "summary": op.summary,
+            "operationId": _operation_id(op.method, op.path),
+            "tags": [_area(op.path)],
+        }
         path_params = _path_params(op.path)
         parameters = [
             {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(name, {"type": "string"})}
@@ -95,47 +177,65 @@ def build_openapi(api: Api) -> dict[str, Any]:
         for content_type in op.content_types:
             success.setdefault("content", {})[content_type] = {"schema": {"type": "string"}}
         responses: dict[str, Any] = {str(op.status): success}
+        # Every route reads the database (a token, or the data itself): it may answer 503 while that is down.
         error_codes = set(op.errors) | {503}
         if path_params:
             error_codes.add(404)  # an id that names nothing (or nothing of this site)
-        if op.body is not None or op.query is not None:
-            error_codes |= {400, 422}
+        if op.body is not None:
+            error_codes |= {400, 413, 415, 422}  # not JSON, too large, another media type, not valid
+        if op.query is not None:
+            error_codes.add(422)
         if op.idempotent:
             error_codes.add(422)  # a malformed Idempotency-Key, or one already used for another request
         if op.roles is not None:
-            error_codes |= {401, 403}
+            error_codes |= {401, 403, 429}  # the rate limit is per token
             operation["security"] = [{"bearer": []}]
             operation["description"] = f"Roles: {', '.join(op.roles)}."
         for status in sorted(error_codes):
-            responses[str(status)] = {
-                "description": _ERROR_TEXT.get(status, "Error"),
-                "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
-            }
+            responses[str(status)] = _problem_response(status)
         operation["responses"] = responses
         paths.setdefault(op.path, {})[op.method.lower()] = operation
 
-    for path, summary in (
-        ("/healthz", "The process is up"),
-        ("/readyz", "Database and broker are reachable"),
-        ("/metrics", "Prometheus metrics"),
-        ("/openapi.json", "This document"),
+    for path, summary, answers in (
+        ("/healthz", "The process is up", {}),
+        ("/readyz", "Database and broker are reachable", {"503": _problem_response(503, "Not ready: says which")}),
+        ("/metrics", "Prometheus metrics", {}),
+        ("/openapi.json", "This document", {}),
     ):
-        paths.setdefault(path, {})["get"] = {"summary": summary, "responses": {"200": {"description": "OK"}}}
+        paths.setdefault(path, {})["get"] = {
+            "summary": summary,
+            "operationId": _operation_id("GET", path),
+            "tags": [OPERATIONS_TAG[0]],
+            "responses": {"200": {"description": "OK"}, **answers},
+        }
 
     _refuse_nul(schemas)
     for operation in (op for methods in paths.values() for op in methods.values()):
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "query":
                 _refuse_nul(parameter["schema"])
+    used_tags = {tag for methods in paths.values() for op in methods.values() for tag in op["tags"]}
     return {
         "openapi": "3.1.0",
         "info": {"title": api.title, "version": api.version},
+        "servers": _servers(api.service),
+        "tags": _tags(used_tags),
         "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _problem_response(status: int, description: str | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description or _ERROR_TEXT.get(status, "Error"),
+        "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+    }
+    if status in _ERROR_HEADERS:
+        response["headers"] = _ERROR_HEADERS[status]
+    return response
 
 
 def _needs_body(model: type[BaseModel]) -> bool:

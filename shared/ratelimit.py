@@ -1,11 +1,16 @@
 """A token bucket per bearer token, in process: a kiosk stuck in a loop (or a leaked token) cannot crowd out the
-others. Each service process keeps its own buckets; limits are per token, not per site."""
+others. Each service process keeps its own buckets; limits are per token, not per site.
+
+The buckets are bounded, least recently used out first (an ``OrderedDict``: the standard library does it in O(1)
+and no dependency is needed for it). A bucket left alone for ``burst / rate`` seconds is full again, so forgetting
+the one used longest ago costs nothing; emptying them all would hand every busy token a fresh burst."""
 
 from __future__ import annotations
 
 import math
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from shared.errors import DomainError
@@ -30,7 +35,7 @@ class RateLimiter:
         self.rate_per_s = per_minute / 60.0
         self.burst = float(burst)
         self.max_buckets = max_buckets
-        self._buckets: dict[uuid.UUID, _Bucket] = {}
+        self._buckets: OrderedDict[uuid.UUID, _Bucket] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -43,8 +48,10 @@ class RateLimiter:
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.max_buckets:
-                self._buckets.clear()
+                self._buckets.popitem(last=False)
             bucket = self._buckets[key] = _Bucket(self.burst, now)
+        else:
+            self._buckets.move_to_end(key)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.refilled_at) * self.rate_per_s)
         bucket.refilled_at = now
         if bucket.tokens < 1:

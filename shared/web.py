@@ -18,13 +18,14 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp import web_response as aiohttp_web_response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.access import Principal, Role, SiteDirectory, TokenStore
-from shared.errors import DomainError, InvalidInput, MalformedRequest, NotFound, UnsupportedMediaType
+from shared.errors import DomainError, InvalidInput, MalformedRequest, NotFound, Unauthorized, UnsupportedMediaType
 from shared.logging import get_logger
 from shared.messaging import Broker, is_transient
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -43,6 +44,18 @@ OPENAPI = web.AppKey("openapi", dict)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
 log = get_logger(component="http")
+
+# What every response says in its Server header: the name of the system, not the Python and aiohttp versions an
+# attacker would look up (OWASP: no fingerprint of the server software). The middleware and neutral_server_header
+# set it on what the apps answer; aiohttp answers a request it cannot parse itself, before any app sees it, with
+# its module default, so that default says the same (tests/unit/test_http_conventions.py sends such requests).
+SERVER = "rcc"
+aiohttp_web_response.SERVER_SOFTWARE = SERVER
+# The realm of every bearer challenge (RFC 6750 §3): one token store serves every service.
+REALM = "rcc"
+# Seconds a client should wait before retrying a 503 when nothing better is known: a database or broker that is
+# restarting is back within seconds, and a kiosk that retries sooner only adds to the queue.
+UNAVAILABLE_RETRY_AFTER_S = 2
 
 
 def problem(status: int, code: str, title: str, detail: str | None = None, **extra: Any) -> web.Response:
@@ -94,6 +107,11 @@ async def request_context_middleware(
     HTTP_REQUESTS.labels(service, request.method, route, response.status).inc()
     HTTP_LATENCY.labels(service, route).observe(elapsed)
     response.headers["X-Request-ID"] = request_id
+    if not response.prepared:  # a streamed answer got these from neutral_server_header as it started
+        response.headers["Server"] = SERVER
+        if response.status in (429, 503):
+            # RFC 9110 §10.2.3: tell a client when to come back, whichever code path answered "not now".
+            response.headers.setdefault("Retry-After", str(UNAVAILABLE_RETRY_AFTER_S))
     level = "debug" if response.status < 400 else "info" if response.status < 500 else "error"
     getattr(log, level)("http_request", method=request.method, route=route, status=response.status,
                         ms=round(elapsed * 1000, 2))
@@ -108,6 +126,10 @@ async def _answer(
     except RateLimited as exc:
         response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
         response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+    except Unauthorized as exc:
+        response = problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        response.headers["WWW-Authenticate"] = bearer_challenge(exc.code)
         return response
     except DomainError as exc:
         return problem(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
@@ -129,9 +151,28 @@ async def _answer(
             return web.Response(status=CLIENT_CLOSED_REQUEST)
         if is_transient(exc):
             log.warning("dependency_unavailable", error=type(exc).__name__)
-            return problem(503, "database_unavailable", "The database is unavailable; try again shortly")
+            response = problem(503, "database_unavailable", "The database is unavailable; try again shortly")
+            response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+            return response
         log.exception("unhandled_error")
         return problem(500, "internal_error", "Something went wrong on our side")
+
+
+def bearer_challenge(code: str) -> str:
+    """The ``WWW-Authenticate`` of a 401 (RFC 6750 §3): a request that sent no bearer token gets the bare challenge,
+    one whose token is unknown, expired or revoked is told ``invalid_token`` so a client knows to get a new one."""
+    challenge = f'Bearer realm="{REALM}"'
+    if code == "invalid_token":
+        challenge += ', error="invalid_token"'
+    return challenge
+
+
+async def neutral_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: runs after aiohttp filled in its own Server header, for every response the app
+    sends (errors, health routes and answers a view streams itself included)."""
+    response.headers["Server"] = SERVER
+    if response.status in (429, 503):
+        response.headers.setdefault("Retry-After", str(UNAVAILABLE_RETRY_AFTER_S))
 
 
 # nginx's code for "the client closed the connection before it got an answer".
@@ -432,7 +473,9 @@ async def readyz(request: web.Request) -> web.Response:
     checks: list[ReadinessCheck] = request.app[READINESS]
     failures = [reason for reason in await asyncio.gather(*(check() for check in checks)) if reason]
     if failures:
-        return problem(503, "not_ready", "Not ready", "; ".join(failures), failing=failures)
+        response = problem(503, "not_ready", "Not ready", "; ".join(failures), failing=failures)
+        response.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
+        return response
     return web.json_response({"status": "ready"})
 
 
@@ -455,4 +498,5 @@ def make_app(api: Api, settings: Settings) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi_json)
     app.add_routes(api.routes)
+    app.on_response_prepare.append(neutral_server_header)
     return app

@@ -28,8 +28,14 @@ class EventData(BaseModel):
 
     @classmethod
     def dataschema(cls) -> str:
-        return f"/rcc/schemas/{cls.event_type}/v{cls.version}"
+        """The CloudEvents ``dataschema``: an absolute URI (CloudEvents 1.0 requires one; RFC 3986 §4.3) that names
+        this payload schema and version. A name, not a place: a URN stays the same whichever host serves the
+        documents, or none (a center may be offline), so consumers can key on it forever. The schema it names is
+        ``components/schemas/<event type>`` of docs/asyncapi.json. ``rcc`` is this system's private namespace."""
+        return f"{DATASCHEMA_PREFIX}{cls.event_type}:v{cls.version}"
 
+
+DATASCHEMA_PREFIX = "urn:rcc:schema:"
 
 CATALOGUE: dict[str, type[EventData]] = {}
 

@@ -75,7 +75,7 @@ class Tap:
     def of(self, event_id: str) -> list[dict[str, Any]]:
         """The events about one sober event, in the order they were recorded (the outbox sequence)."""
         mine = [e for e in self.events.values() if e["data"].get("event_id") == event_id]
-        return sorted(mine, key=lambda e: e["sequence"])
+        return sorted(mine, key=lambda e: int(e["sequence"]))
 
 
 async def create_event(stack: Client, site: SiteUnderTest, capacity: int, child_care_seats: int = 0) -> str:

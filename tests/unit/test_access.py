@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from shared.access import (
     TOKEN_PREFIX,
+    UNKNOWN_TOKEN_TTL_S,
     Principal,
     Role,
     TokenStore,
@@ -163,3 +168,100 @@ async def test_token_without_the_prefix_or_too_long_is_invalid_token(store: Toke
     with pytest.raises(Unauthorized) as raised:
         await store.authenticate(f"Bearer {token}")
     assert raised.value.code == "invalid_token"
+
+
+# TokenStore caching: bounded, least recently used out first, unknown tokens apart and briefly
+
+
+class Tokens:
+    """Stands in for the engine: answers the token look-up from a dict, and counts the look-ups."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Principal] = {}
+        self.lookups: list[str] = []
+
+    def issue(self, role: Role = Role.KIOSK) -> str:
+        token = new_token()
+        self.rows[hash_token(token)] = principal(role)
+        return token
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[Tokens]:
+        yield self
+
+    async def execute(self, statement: Any) -> Any:
+        (token_hash,) = statement.compile().params.values()
+        self.lookups.append(token_hash)
+        found = self.rows.get(token_hash)
+        row = None if found is None else SimpleNamespace(
+            token_id=found.token_id, role=found.role.value, site_id=found.site_id, member_id=found.member_id
+        )
+        return SimpleNamespace(first=lambda: row)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_flood_of_made_up_tokens_leaves_a_real_token_cached() -> None:
+    db = Tokens()
+    store = TokenStore(db, ttl_s=60, max_entries=100)  # type: ignore[arg-type]
+    real = db.issue()
+    who = await store.authenticate(f"Bearer {real}")
+
+    for _ in range(2_000):
+        with pytest.raises(Unauthorized):
+            await store.authenticate(f"Bearer {new_token()}")
+
+    assert await store.authenticate(f"Bearer {real}") == who
+    assert db.lookups.count(hash_token(real)) == 1  # still answered from the cache
+    assert len(store._unknown) <= 10  # the misses stayed in their own, smaller cache
+
+
+async def test_a_full_cache_of_real_tokens_forgets_the_least_recently_used_one_only() -> None:
+    db = Tokens()
+    store = TokenStore(db, ttl_s=60, max_entries=3)  # type: ignore[arg-type]
+    first, second, third, fourth = (db.issue() for _ in range(4))
+    for token in (first, second, third, first, fourth):  # first used again: second is now the oldest
+        await store.authenticate(f"Bearer {token}")
+
+    for token in (first, third, fourth):
+        await store.authenticate(f"Bearer {token}")
+    assert db.lookups.count(hash_token(first)) == 1
+    assert db.lookups.count(hash_token(third)) == 1
+    assert db.lookups.count(hash_token(fourth)) == 1
+    await store.authenticate(f"Bearer {second}")
+    assert db.lookups.count(hash_token(second)) == 2  # only it was forgotten
+
+
+async def test_an_unknown_token_is_remembered_only_briefly() -> None:
+    db, clock = Tokens(), Clock()
+    store = TokenStore(db, ttl_s=5, clock=clock)  # type: ignore[arg-type]
+    token = new_token()
+    for _ in range(3):  # a kiosk retrying a token that does not exist yet costs one look-up
+        with pytest.raises(Unauthorized):
+            await store.authenticate(f"Bearer {token}")
+    assert len(db.lookups) == 1
+
+    db.rows[hash_token(token)] = principal(Role.KIOSK)  # the token is issued now
+    clock.now += UNKNOWN_TOKEN_TTL_S
+    assert (await store.authenticate(f"Bearer {token}")).role is Role.KIOSK
+    assert store.ttl_s > UNKNOWN_TOKEN_TTL_S
+
+
+async def test_a_cached_token_is_looked_up_again_after_the_ttl() -> None:
+    db, clock = Tokens(), Clock()
+    store = TokenStore(db, ttl_s=5, clock=clock)  # type: ignore[arg-type]
+    token = db.issue()
+    await store.authenticate(f"Bearer {token}")
+    clock.now += 4.9
+    await store.authenticate(f"Bearer {token}")
+    assert len(db.lookups) == 1
+    del db.rows[hash_token(token)]  # revoked
+    clock.now += 0.1
+    with pytest.raises(Unauthorized):
+        await store.authenticate(f"Bearer {token}")

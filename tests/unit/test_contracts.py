@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import re
+import types
 import typing
-from datetime import UTC, datetime
+import urllib.parse
+import uuid
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from cloudevents.core.bindings.rabbitmq import RabbitMQMessage, from_rabbitmq
+from cloudevents.core.formats.json import JSONFormat
 from pydantic import BaseModel, ValidationError
 
 from shared.contracts import CATALOGUE, EventData, load_catalogue, register
+from shared.events import CONTENT_TYPE, Event, ReceivedEvent
+from shared.outbox import amqp_message, cloudevent_from_row
+from shared.uow import outbox_row
 
 TYPE_NAME = re.compile(r"^(?P<service>[a-z][a-z0-9]*)\.(?P<name>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)$")
 PERSONAL_WORDS = {"nickname", "name", "phone", "email", "address", "note", "notes"}
@@ -66,7 +76,7 @@ def test_no_field_is_personal_data(event_type: str, cls: type[EventData]) -> Non
 
 @pytest.mark.parametrize(("event_type", "cls"), CONTRACTS, ids=[t for t, _ in CONTRACTS])
 def test_dataschema_names_type_and_version(event_type: str, cls: type[EventData]) -> None:
-    assert cls.dataschema() == f"/rcc/schemas/{event_type}/v{cls.version}"
+    assert cls.dataschema() == f"urn:rcc:schema:{event_type}:v{cls.version}"
     assert cls.classification in ("internal", "sensitive")
     assert cls.summary
 
@@ -87,3 +97,84 @@ def test_registering_a_type_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         register(Again)
     assert CATALOGUE["checkin.member_erased"] is existing
+
+
+# Every event of the catalogue, as the relay sends it, read by the official CloudEvents SDK
+
+
+def sample_value(annotation: Any) -> Any:
+    """A valid value of a payload field's type, so every contract can be built for real."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return args[0]
+    if origin in (typing.Union, types.UnionType):
+        return sample_value(next(arg for arg in args if arg is not type(None)))
+    if origin is list:
+        return [sample_value(args[0])]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {name: sample_value(field.annotation) for name, field in annotation.model_fields.items()}
+    return {
+        uuid.UUID: str(uuid.UUID(int=7)),
+        datetime: "2026-03-07T22:30:00Z",
+        date: "2026-03-07",
+        int: 1,
+        bool: True,
+        str: "x",
+    }[annotation]
+
+
+def sample_event(cls: type[EventData]) -> Event:
+    data = cls.model_validate({name: sample_value(f.annotation) for name, f in cls.model_fields.items()})
+    return Event(data=data, subject=str(uuid.UUID(int=9)), site_id="downtown", actor_id="token:abc",
+                 correlation_id="req-1", time=datetime(2026, 3, 7, 22, 30, 0, 123456, tzinfo=UTC))
+
+
+# RFC 3986 absolute-URI, its characters spelled out: scheme ":" hier-part [ "?" query ], no fragment.
+ABSOLUTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})+$")
+# CloudEvents 1.0: extension names are lowercase letters and digits, 20 characters at most.
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+CORE_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema", "data"}
+
+
+@pytest.mark.parametrize(("event_type", "cls"), CONTRACTS, ids=[t for t, _ in CONTRACTS])
+def test_every_event_parses_with_the_cloudevents_sdk_and_round_trips(event_type: str, cls: type[EventData]) -> None:
+    event = sample_event(cls)
+    service = event_type.split(".")[0]
+    row = SimpleNamespace(**outbox_row(event), sequence=9_007_199_254_740_993)  # beyond a double's exact integers
+    ce = cloudevent_from_row(row, f"/rcc/{service}")
+    message = amqp_message(ce)
+
+    parsed = from_rabbitmq(
+        RabbitMQMessage(headers=dict(message.headers or {}), content_type=message.content_type, body=message.body),
+        JSONFormat(),
+    )
+
+    attributes = parsed.get_attributes()
+    assert set(attributes) == set(ce) - {"data"}
+    for name, value in ce.items():
+        if name == "time":
+            assert parsed.get_time() == event.time
+        elif name != "data":
+            assert attributes[name] == value, name
+            assert isinstance(value, str), f"{name} is a {type(value).__name__}, not a CloudEvents String"
+    assert cls.model_validate(parsed.get_data()) == event.data
+    assert (parsed.get_specversion(), parsed.get_type(), parsed.get_source()) == ("1.0", event_type, f"/rcc/{service}")
+    assert parsed.get_id() == str(event.event_id) == message.message_id
+    assert message.type == event_type and message.content_type == CONTENT_TYPE
+    assert parsed.get_subject() == event.subject and parsed.get_datacontenttype() == "application/json"
+    assert parsed.get_time() is not None and parsed.get_time().utcoffset() is not None
+
+    dataschema = parsed.get_dataschema()
+    assert dataschema == cls.dataschema()
+    assert ABSOLUTE_URI.fullmatch(dataschema), dataschema
+    assert urllib.parse.urlsplit(dataschema).scheme
+
+    sequence = parsed.get_extension("sequence")
+    assert isinstance(sequence, str) and sequence.isdigit()
+    assert int(sequence) == row.sequence == ReceivedEvent.from_body(message.body).sequence
+    assert parsed.get_extension("siteid") == "downtown"
+    assert parsed.get_extension("actorid") == "token:abc"
+    assert parsed.get_extension("correlationid") == "req-1"
+    assert parsed.get_extension("dataclassification") == cls.classification
+    for extension in set(attributes) - CORE_ATTRIBUTES:
+        assert EXTENSION_NAME.fullmatch(extension), extension

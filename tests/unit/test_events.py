@@ -62,7 +62,7 @@ def make_envelope(**overrides: Any) -> dict[str, Any]:
         subject=MEMBER_ID,
         site_id="downtown",
         data={"member_id": MEMBER_ID, "registered_at": "2026-03-07T22:30:00Z", "registered_by": "kiosk"},
-        dataschema="/rcc/schemas/checkin.member_registered/v1",
+        dataschema="urn:rcc:schema:checkin.member_registered:v1",
         classification="sensitive",
         sequence=17,
         actor_id="token:abc",
@@ -177,7 +177,7 @@ def outbox_row(**overrides: Any) -> SimpleNamespace:
         correlation_id="req-abc",
         time=AT,
         data={"visit_id": "a1b2c3d4-0000-4000-8000-000000000001", "member_id": None, "purpose": "drop_in"},
-        dataschema="/rcc/schemas/checkin.visitor_checked_in/v1",
+        dataschema="urn:rcc:schema:checkin.visitor_checked_in:v1",
         classification="sensitive",
     )
     row.update(overrides)
@@ -200,10 +200,10 @@ def test_outbox_envelope_parses_with_the_cloudevents_sdk() -> None:
     assert event.get_source() == "/rcc/checkin"
     assert event.get_subject() == "a1b2c3d4-0000-4000-8000-000000000001"
     assert event.get_time() == AT
-    assert event.get_dataschema() == "/rcc/schemas/checkin.visitor_checked_in/v1"
+    assert event.get_dataschema() == "urn:rcc:schema:checkin.visitor_checked_in:v1"
     assert event.get_datacontenttype() == "application/json"
     assert event.get_extension("siteid") == "downtown"
-    assert event.get_extension("sequence") == 42
+    assert event.get_extension("sequence") == "42"
     assert event.get_extension("dataclassification") == "sensitive"
     assert event.get_extension("actorid") == "token:kiosk"
     assert event.get_extension("correlationid") == "req-abc"
@@ -228,5 +228,23 @@ def test_outbox_envelope_round_trips_through_from_body() -> None:
     assert event.id == EVENT_ID
     assert event.site_id == "downtown"
     assert event.time == AT
-    assert event.attributes["sequence"] == 42
+    assert event.attributes["sequence"] == "42"
+    assert event.sequence == 42
     assert event.attributes["dataclassification"] == "sensitive"
+
+
+@pytest.mark.parametrize(
+    ("sent", "number"),
+    [("42", 42), ("9007199254740993", 9_007_199_254_740_993), (7, 7), ("", None), ("-1", None), ("4.2", None),
+     ("٣", None), (True, None), (None, None)],
+)
+def test_the_sequence_extension_is_read_as_a_number(sent: Any, number: int | None) -> None:
+    ce = make_envelope()
+    ce["sequence"] = sent
+    assert ReceivedEvent.from_body(canonical_json(ce)).sequence == number
+
+
+def test_sequences_order_as_numbers_not_as_text() -> None:
+    bodies = [canonical_json(make_envelope(event_id=uuid.uuid4(), sequence=n)) for n in (10, 9, 100)]
+    received = sorted((ReceivedEvent.from_body(body) for body in bodies), key=lambda event: event.sequence or 0)
+    assert [event.attributes["sequence"] for event in received] == ["9", "10", "100"]

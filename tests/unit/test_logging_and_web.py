@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from shared.errors import InvalidInput
-from shared.logging import REDACTED, redact_personal_data
+from shared.logging import REDACTED, configure_logging, redact_personal_data
 from shared.uow import IdempotencyClaim
 
 # Redaction
@@ -217,3 +221,111 @@ def test_audit_document(audit_doc: dict[str, Any]) -> None:
     query_names = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
     assert {"type", "site", "from", "to", "after", "limit"} <= query_names
     assert "AuditEntryOut" in audit_doc["components"]["schemas"]
+
+
+# Library log lines: through the same JSON renderer and redaction as ours
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Logging configured as a service does, into a buffer; every line must be one JSON object. Restores the test
+    run's own configuration afterwards."""
+    saved_config, root = structlog.get_config(), logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    configure_logging("INFO", json=True, stream=buffer)
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+    try:
+        yield lines
+    finally:
+        structlog.configure(**saved_config)
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+
+
+@pytest.mark.parametrize(
+    "name", ["aio_pika.robust_connection", "aiormq.connection", "asyncpg", "alembic.runtime.migration",
+             "sqlalchemy.engine.Engine", "aiohttp.server"]
+)
+def test_a_library_log_line_is_json_with_our_context_and_redaction(
+    log_lines: Callable[[], list[dict[str, Any]]], name: str
+) -> None:
+    structlog.contextvars.bind_contextvars(request_id="r-1", nickname="Sunny")
+    try:
+        logging.getLogger(name).warning("Connection to %s lost: %s", "127.0.0.1:5672", "reset")
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+    (line,) = log_lines()
+    assert line["event"] == "Connection to 127.0.0.1:5672 lost: reset"
+    assert (line["logger"], line["level"], line["request_id"]) == (name, "warning", "r-1")
+    assert line["nickname"] == REDACTED
+    assert line["timestamp"].endswith("Z")
+
+
+def test_a_library_exception_is_one_json_line_with_its_traceback(
+    log_lines: Callable[[], list[dict[str, Any]]],
+) -> None:
+    try:
+        raise ConnectionResetError("peer went away")
+    except ConnectionResetError:
+        logging.getLogger("aiormq.connection").exception("Unexpected connection close")
+
+    (line,) = log_lines()
+    assert line["event"] == "Unexpected connection close"
+    assert "ConnectionResetError: peer went away" in line["exception"]
+
+
+def test_our_lines_and_library_lines_share_the_stream(log_lines: Callable[[], list[dict[str, Any]]]) -> None:
+    structlog.get_logger().info("ours", token="rcc_secret")
+    logging.getLogger("asyncpg").warning("theirs")
+
+    ours, theirs = log_lines()
+    assert (ours["event"], ours["token"], ours["level"]) == ("ours", REDACTED, "info")
+    assert (theirs["event"], theirs["logger"]) == ("theirs", "asyncpg")
+
+
+def test_library_noise_below_warning_stays_out(log_lines: Callable[[], list[dict[str, Any]]]) -> None:
+    logging.getLogger("aiormq.connection").info("Heartbeat")
+    logging.getLogger("alembic.runtime.migration").info("Context impl PostgresqlImpl.")
+    assert log_lines() == []
+
+
+def test_configuring_twice_leaves_one_handler(log_lines: Callable[[], list[dict[str, Any]]]) -> None:
+    buffer = io.StringIO()
+    configure_logging("INFO", json=True, stream=buffer)
+    logging.getLogger("asyncpg").warning("once")
+    assert len(buffer.getvalue().splitlines()) == 1
+    assert log_lines() == []
+
+
+async def test_the_aiohttp_access_log_is_json(log_lines: Callable[[], list[dict[str, Any]]]) -> None:
+    from aiohttp import ClientSession, web
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.Response(text="hi")
+
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    access = logging.getLogger("aiohttp.access")
+    saved_level = access.level
+    access.setLevel(logging.INFO)
+    runner = web.AppRunner(app, access_log=access)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        async with ClientSession() as http, http.get(f"http://127.0.0.1:{port}/hello") as response:
+            assert response.status == 200
+    finally:
+        await runner.cleanup()
+        access.setLevel(saved_level)
+
+    (line,) = log_lines()
+    assert line["logger"] == "aiohttp.access"
+    assert line["level"] == "info"
+    assert '"GET /hello HTTP/1.1" 200' in line["event"]
