@@ -20,10 +20,6 @@ ALL_SITES = "all"  # how a request and the report name the network
 PURPOSES: tuple[str, ...] = get_args(Purpose)
 SUPPORT_TYPES: tuple[str, ...] = get_args(SupportType)
 MAX_RANGE_DAYS = 366
-# Local dates are widened by a day and turned into instants in every site's zone; the ends of the calendar would
-# overflow that, and no center reports on them.
-EARLIEST_DATE = date(1900, 1, 1)
-LATEST_DATE = date(2999, 12, 31)
 MIN_CELL_RANGE = (1, 100)
 HOUR = timedelta(hours=1)
 # A visit is "short" when it closed before the next local midnight and within LONG_VISIT; every other visit
@@ -61,18 +57,6 @@ def window(first: date, last: date, zone: zoneinfo.ZoneInfo) -> tuple[datetime, 
 
 def days_of(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
-def validate_range(first: date, last: date) -> None:
-    for day in (first, last):
-        if not EARLIEST_DATE <= day <= LATEST_DATE:
-            raise InvalidInput(
-                f"Report dates run from {EARLIEST_DATE} to {LATEST_DATE}.", code="date_out_of_range"
-            )
-    if last < first:
-        raise InvalidInput("'to' is before 'from'.", code="range_reversed")
-    if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise InvalidInput(f"A report covers at most {MAX_RANGE_DAYS} days.", code="range_too_long")
 
 
 def floor_hour(instant: datetime) -> datetime:
