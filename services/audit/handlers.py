@@ -10,6 +10,7 @@ from services.audit.commands import (
     DailyReport,
     DailyRow,
     RebuildResult,
+    RefuseReport,
     RequestReport,
     SummaryReport,
     VerifyResult,
@@ -22,7 +23,7 @@ from services.audit.projections import LoggedEvent, Projector
 from services.audit.reporting import PURPOSES, SUPPORT_TYPES, Suppressor, hours_text
 from services.audit.tables import PROJECTION_TABLES
 from shared.clock import Clock
-from shared.contracts.audit import ReportRequested
+from shared.contracts.audit import ReportRefused, ReportRequested
 from shared.events import Event
 
 
@@ -150,6 +151,24 @@ def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> N
             time=now,
         )
     )
+
+
+async def record_refused_report(cmd: RefuseReport, *, uow: AuditUnitOfWork, clock: Clock) -> ReportRefused:
+    """An access-control failure is logged like an answered read, through the same outbox into the same chain:
+    who (the actor's id) tried which site's figures, on which route, and the code they got."""
+    now = clock.now()
+    refusal = ReportRefused(report=cmd.report, site_id=cmd.site_id, route=cmd.route, code=cmd.code,
+                            status=cmd.status, refused_at=now)
+    uow.emit(
+        Event(
+            refusal,
+            subject=f"report:{cmd.report}",
+            site_id=cmd.actor_site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    return refusal
 
 
 async def rebuild_reports(uow: AuditUnitOfWork, chunk_rows: int) -> RebuildResult:

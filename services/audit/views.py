@@ -17,6 +17,7 @@ from services.audit.commands import (
     AuditPage,
     AuditQuery,
     DailyReport,
+    RefuseReport,
     ReportFormat,
     ReportName,
     ReportQuery,
@@ -134,12 +135,24 @@ async def _request(
 ) -> Outcome[Any]:
     query: ReportQuery = call.query
     paging.local_dates(query.from_, query.to, max_days=MAX_RANGE_DAYS)
-    scope = await _report_scope(call, query.site)
+    try:
+        scope = await _report_scope(call, query.site)
+    except Forbidden as refused:
+        await _record_refusal(call, report, query.site or call.who.site_id, refused)
+        raise
     cmd = RequestReport(
         report=report, scope=scope, first=query.from_, last=query.to, format=format_, min_cell=query.min_cell,
         actor_id=call.who.actor_id, actor_site_id=call.who.site_id,
     )
     return await execute(handler, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
+
+
+async def _record_refusal(call: Call, report: ReportName, site_id: str, refused: Forbidden) -> None:
+    cmd = RefuseReport(
+        report=report, site_id=site_id, route=call.request.path, code=refused.code, status=refused.status,
+        actor_id=call.who.actor_id, actor_site_id=call.who.site_id,
+    )
+    await execute(handlers.record_refused_report, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
 
 
 def _file(body: dict[str, Any], text: str, content_type: str, report: str, extension: str) -> web.Response:

@@ -227,3 +227,31 @@ async def test_a_network_request_is_logged_as_all(audit: Client, site: SiteUnder
         return any(item["event"]["data"]["site_id"] == "all" for item in reply.body["items"])
 
     await eventually(logged)
+
+
+async def test_a_refused_report_read_is_an_event_in_the_audit_log_too(
+    audit: Client, site: SiteUnderTest, other_site: SiteUnderTest
+) -> None:
+    token = site.tokens["coordinator"]
+    tried = [("/reports/summary", other_site.site_id, "summary"), ("/reports/daily", "all", "daily"),
+             ("/reports/daily.svg", other_site.site_id, "daily_chart")]
+    for path, target, _ in tried:
+        assert (await get(audit, f"{path}?site={target}&{RANGE}", token)).status == 403
+
+    async def refusals_logged() -> list[dict[str, Any]]:
+        reply = await get(audit, f"/audit?type=audit.report_refused&site={site.site_id}", site.tokens["admin"])
+        assert reply.status == 200
+        return [item["event"] for item in reply.body["items"]]
+
+    async def three() -> bool:
+        return len(await refusals_logged()) == 3
+
+    await eventually(three)
+    events = await refusals_logged()
+    assert {e["actorid"] for e in events} == {f"token:{site.token_ids['coordinator']}"}
+    assert all(e["source"] == "/rcc/audit" and e["siteid"] == site.site_id for e in events)
+    assert sorted((e["data"]["route"], e["data"]["site_id"], e["data"]["report"]) for e in events) == sorted(tried)
+    assert all((e["data"]["code"], e["data"]["status"]) == ("wrong_site", 403) for e in events)
+    # Refused reads are not answered reads: nothing was disclosed, so nothing is logged as requested.
+    answered = await get(audit, f"/audit?type=audit.report_requested&site={site.site_id}", site.tokens["admin"])
+    assert answered.body["items"] == []
