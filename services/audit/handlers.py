@@ -20,7 +20,18 @@ from services.audit.commands import (
 from services.audit.domain import ChainCheck, canonicalize, chain_hash
 from services.audit.models import AuditUnitOfWork
 from services.audit.projections import LoggedEvent, Projector
-from services.audit.reporting import PURPOSES, SUPPORT_TYPES, Suppressor, hours_text
+from services.audit.reporting import (
+    PURPOSES,
+    SUPPORT_TYPES,
+    Cell,
+    Suppressor,
+    daily_cell,
+    days_of,
+    hours_text,
+    report_family,
+    summary_cell,
+    withheld_cells,
+)
 from services.audit.tables import PROJECTION_TABLES
 from shared.clock import Clock
 from shared.contracts.audit import ReportRefused, ReportRequested
@@ -72,13 +83,14 @@ async def verify_audit_log(uow: AuditUnitOfWork, chunk_rows: int) -> VerifyResul
 async def request_summary(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock) -> SummaryReport:
     await uow.audit.begin_consistent_read()
     figures = await reports.summary_figures(uow.session, cmd.scope, cmd.first, cmd.last)
-    count = Suppressor(cmd.min_cell)
     daily = figures.daily
     unduplicated, new = figures.unduplicated_members, daily["new_members"]
-    new_shown, returning_shown = count(new), count(unduplicated - new)
-    if (new_shown is None) != (returning_shown is None):
-        # Either one and the total give the other away.
-        new_shown = returning_shown = None
+    count = Suppressor(cmd.min_cell, await _withheld(cmd, uow, unduplicated))
+    key = cmd.scope.key
+
+    def cell(name: str) -> tuple[str, ...]:
+        return summary_cell(key, name)
+
     gatherings = figures.gatherings
     report = SummaryReport(
         site=cmd.scope.label,
@@ -87,27 +99,31 @@ async def request_summary(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Cl
         to=cmd.last,
         min_cell=cmd.min_cell,
         suppressed=False,
-        unduplicated_members=count(unduplicated),
-        visits=count(daily["visits"]),
-        anonymous_visits=count(daily["anonymous_visits"]),
-        new_members=new_shown,
-        returning_members=returning_shown,
-        visits_by_purpose=VisitsByPurpose(**{p: count(daily[f"purpose_{p}"]) for p in PURPOSES}),
-        visits_by_support_type=VisitsBySupportType(**{t: count(daily[f"support_{t}"]) for t in SUPPORT_TYPES}),
+        unduplicated_members=count(unduplicated, cell("unduplicated_members")),
+        visits=count(daily["visits"], cell("visits")),
+        anonymous_visits=count(daily["anonymous_visits"], cell("anonymous_visits")),
+        new_members=count(new, cell("new_members")),
+        returning_members=count(unduplicated - new, cell("returning_members")),
+        visits_by_purpose=VisitsByPurpose(
+            **{p: count(daily[f"purpose_{p}"], cell(f"purpose_{p}")) for p in PURPOSES}
+        ),
+        visits_by_support_type=VisitsBySupportType(
+            **{t: count(daily[f"support_{t}"], cell(f"support_{t}")) for t in SUPPORT_TYPES}
+        ),
         peak_occupancy=count(figures.peak_occupancy),
         volunteer_hours_approved=hours_text(daily["volunteer_minutes"]),
         volunteer_hours_by_role={role: hours_text(minutes) for role, minutes in figures.minutes_by_role.items()},
         volunteers_active=count(figures.volunteers_active),
-        shifts_filled=count(daily["shifts_filled"]),
-        shifts_missed=count(daily["shifts_missed"]),
+        shifts_filled=count(daily["shifts_filled"], cell("shifts_filled")),
+        shifts_missed=count(daily["shifts_missed"], cell("shifts_missed")),
         stipends_accrued_cents=daily["stipends_accrued_cents"],
         stipends_paid_cents=daily["stipends_paid_cents"],
-        group_sessions_held=count(gatherings["session"]["held"]),
-        group_attendance=count(gatherings["session"]["attendance"]),
-        events_held=count(gatherings["event"]["held"]),
-        event_registrations=count(gatherings["event"]["registrations"]),
-        event_attendance=count(gatherings["event"]["attendance"]),
-        waitlist_promotions=count(daily["waitlist_promotions"]),
+        group_sessions_held=count(gatherings["session"]["held"], cell("session_held")),
+        group_attendance=count(gatherings["session"]["attendance"], cell("session_attendance")),
+        events_held=count(gatherings["event"]["held"], cell("event_held")),
+        event_registrations=count(gatherings["event"]["registrations"], cell("event_registrations")),
+        event_attendance=count(gatherings["event"]["attendance"], cell("event_attendance")),
+        waitlist_promotions=count(daily["waitlist_promotions"], cell("waitlist_promotions")),
     )
     report.suppressed = count.any
     _record_request(cmd, uow, clock)
@@ -116,15 +132,20 @@ async def request_summary(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Cl
 
 async def request_daily(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock) -> DailyReport:
     await uow.audit.begin_consistent_read()
-    count = Suppressor(cmd.min_cell)
+    withheld = set()
+    if cmd.min_cell is not None:
+        withheld = await _withheld(cmd, uow, await reports.unduplicated_members(uow.session, cmd.scope, cmd.first,
+                                                                                 cmd.last))
+    count = Suppressor(cmd.min_cell, withheld)
+    key = cmd.scope.key
     days = [
         DailyRow(
             date=day.day,
-            visits=count(day.visits),
+            visits=count(day.visits, daily_cell(key, "visits", day.day)),
             unduplicated_members=count(day.unduplicated_members),
-            new_members=count(day.new_members),
+            new_members=count(day.new_members, daily_cell(key, "new_members", day.day)),
             volunteer_hours=hours_text(day.volunteer_minutes),
-            attendance=count(day.attendance),
+            attendance=count(day.attendance, daily_cell(key, "attendance", day.day)),
         )
         for day in await reports.daily_figures(uow.session, cmd.scope, cmd.first, cmd.last)
     ]
@@ -134,6 +155,19 @@ async def request_daily(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Cloc
     )
     _record_request(cmd, uow, clock)
     return report
+
+
+async def _withheld(cmd: RequestReport, uow: AuditUnitOfWork, unduplicated: int) -> set[Cell]:
+    """The cells withheld in every report of this range and min_cell (services/audit/reporting.py): the small ones
+    and their complements, over the summaries and daily series of every site and of the network."""
+    if cmd.min_cell is None:
+        return set()
+    summaries, daily = await reports.family_counts(uow.session, cmd.first, cmd.last)
+    own = cmd.scope.key
+    new = sum(counts["new_members"] for counts in daily.get(own, {}).values())
+    values, identities = report_family(summaries, daily, {"unduplicated_members": unduplicated, "new_members": new},
+                                       days_of(cmd.first, cmd.last), own)
+    return withheld_cells(values, identities, cmd.min_cell)
 
 
 def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> None:

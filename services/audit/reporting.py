@@ -1,10 +1,13 @@
 """The pure rules of the reports (no I/O): local dates and ranges, day bitmaps, the occupancy sweep, hours as
-decimals and small-cell suppression. The definitions they implement are in services/audit/reports.py."""
+decimals and small-cell suppression (primary and complementary). The definitions they implement are in
+services/audit/reports.py."""
 
 from __future__ import annotations
 
+import random
 import zoneinfo
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, get_args
@@ -200,15 +203,228 @@ def suppressed(value: int, min_cell: int | None) -> bool:
     return min_cell is not None and 0 < value < min_cell
 
 
-class Suppressor:
-    """Applies ``min_cell`` to counts of one report and remembers whether it withheld any."""
+# --- complementary suppression --------------------------------------------------------------------------------
+#
+# Withholding the small cells alone is undone by subtraction: a total minus the other cells of its breakdown is the
+# withheld one. A report's counts are tied by identities ("total = sum of parts") within a report, between its
+# breakdowns, between a site's figures and the network's, and between the daily series and the range's totals.
+# Complementary suppression withholds more cells until no withheld cell is a linear function of the shown ones.
 
-    def __init__(self, min_cell: int | None) -> None:
+# The check-in service's published mapping of a visit's purpose to its SAMHSA support type (DOMAIN.md): it makes
+# each support type the sum of its purposes, a relation a reader of a report knows.
+SUPPORT_OF_PURPOSE: dict[str, str | None] = {
+    "drop_in": "affiliational",
+    "sober_event": "affiliational",
+    "peer_mentoring": "emotional",
+    "recovery_group": "emotional",
+    "education": "informational",
+    "resource_connecting": "instrumental",
+    "volunteer_shift": None,
+}
+# A prime near 2**61: ranks of these 0/±1 systems over it are their ranks over the rationals.
+_PRIME = 2**61 - 1
+
+Cell = Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """``sum(totals) = sum(parts)``, true of the figures and known to every reader of the reports."""
+
+    totals: tuple[Cell, ...]
+    parts: tuple[Cell, ...]
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        return (*self.totals, *self.parts)
+
+
+def withheld_cells(values: Mapping[Cell, int], identities: Sequence[Identity], min_cell: int | None) -> set[Cell]:
+    """The cells to withhold: the small ones (primary suppression), and then complements until no withheld cell can
+    be worked out from the shown cells and the identities.
+
+    The rule statistical agencies use: when an identity has exactly one withheld cell, its smallest shown cell
+    (preferring a non-zero one, a part before the total) is withheld too. Rows that each withhold two cells can
+    still give one away through other identities (x + y, y + z and x + z known fix all three), so the result is
+    checked exactly, and while a withheld cell is still determined, the smallest shown cell of one of its
+    identities is withheld as well."""
+    if min_cell is None:
+        return set()
+    hidden = {cell for cell, value in values.items() if suppressed(value, min_cell)}
+    by_cell: dict[Cell, list[Identity]] = {}
+    for identity in identities:
+        for cell in identity.cells:
+            by_cell.setdefault(cell, []).append(identity)
+
+    def smallest_shown(identity: Identity) -> Cell | None:
+        shown = [(n, cell) for n, cell in enumerate((*identity.parts, *identity.totals)) if cell not in hidden]
+        if not shown:
+            return None
+        return min(shown, key=lambda pair: (values[pair[1]] == 0, values[pair[1]], pair[0]))[1]
+
+    pending = [identity for cell in hidden for identity in by_cell.get(cell, ())]
+    while True:
+        while pending:
+            identity = pending.pop()
+            if sum(cell in hidden for cell in identity.cells) != 1:
+                continue
+            complement = smallest_shown(identity)
+            if complement is not None:
+                hidden.add(complement)
+                pending.extend(by_cell[complement])
+        exposed = disclosed(identities, hidden)
+        if not exposed:
+            return hidden
+        candidates = [smallest_shown(identity) for cell in sorted(exposed, key=repr) for identity in by_cell[cell]]
+        complement = next((cell for cell in candidates if cell is not None), None)
+        if complement is None:  # every identity around them is withheld whole; the rank says they are not fixed
+            return hidden
+        hidden.add(complement)
+        pending.extend(by_cell[complement])
+
+
+def disclosed(identities: Sequence[Identity], hidden: set[Cell]) -> set[Cell]:
+    """The withheld cells whose value follows from the identities once the shown cells are known.
+
+    With the shown cells moved to the constant side, the identities are linear equations in the withheld ones; a
+    withheld cell is determined exactly when every solution of the homogeneous system is 0 there. The system is
+    brought to echelon form (modulo a large prime), and two random solutions of the homogeneous system are built by
+    giving the free cells random values: a cell that is 0 in both is determined (a cell that is not would be 0 by
+    chance with probability 2**-122)."""
+    rows: list[dict[Cell, int]] = []
+    for identity in identities:
+        row: dict[Cell, int] = {}
+        for cell, sign in (*((total, 1) for total in identity.totals), *((part, -1) for part in identity.parts)):
+            if cell in hidden:
+                row[cell] = (row.get(cell, 0) + sign) % _PRIME
+        row = {cell: coef for cell, coef in row.items() if coef}
+        if row:
+            rows.append(row)
+    if not rows:
+        return set()
+    pivots: list[tuple[Cell, dict[Cell, int]]] = []
+    pivot_rows: dict[Cell, dict[Cell, int]] = {}
+    for row in sorted(rows, key=len):
+        row = dict(row)
+        while reducible := [cell for cell in row if cell in pivot_rows]:
+            for cell in reducible:
+                factor = row.pop(cell, 0)
+                if not factor:
+                    continue
+                for other, coef in pivot_rows[cell].items():
+                    if other != cell:
+                        value = (row.get(other, 0) - factor * coef) % _PRIME
+                        if value:
+                            row[other] = value
+                        else:
+                            row.pop(other, None)
+        if not row:
+            continue
+        pivot = min(row, key=repr)
+        inverse = pow(row[pivot], _PRIME - 2, _PRIME)
+        normalized = {cell: coef * inverse % _PRIME for cell, coef in row.items()}
+        pivots.append((pivot, normalized))
+        pivot_rows[pivot] = normalized
+    unknowns = {cell for row in rows for cell in row}
+    chance = random.SystemRandom()
+    solutions = []
+    for _ in range(2):
+        solution = {cell: chance.randrange(1, _PRIME) for cell in unknowns if cell not in pivot_rows}
+        for pivot, row in reversed(pivots):
+            solution[pivot] = -sum(coef * solution[cell] for cell, coef in row.items() if cell != pivot) % _PRIME
+        solutions.append(solution)
+    return {cell for cell in unknowns if all(solution[cell] == 0 for solution in solutions)}
+
+
+class Suppressor:
+    """Applies ``min_cell`` to the counts of one report, withholding the cells in ``withheld`` too (complements
+    chosen by :func:`withheld_cells`), and remembers whether it withheld any."""
+
+    def __init__(self, min_cell: int | None, withheld: set[Cell] | None = None) -> None:
         self.min_cell = min_cell
+        self.withheld = withheld or set()
         self.any = False
 
-    def __call__(self, value: int) -> int | None:
-        if suppressed(value, self.min_cell):
+    def __call__(self, value: int, cell: Cell | None = None) -> int | None:
+        if suppressed(value, self.min_cell) or (cell is not None and cell in self.withheld):
             self.any = True
             return None
         return value
+
+
+# --- the figures a reader can put side by side --------------------------------------------------------------------
+
+# Counts that add up from sites to the network (distinct people, peaks and active volunteers do not).
+ADDITIVE = (
+    "visits", "anonymous_visits", *(f"purpose_{p}" for p in PURPOSES), *(f"support_{t}" for t in SUPPORT_TYPES),
+    "shifts_filled", "shifts_missed", "waitlist_promotions",
+    "session_held", "session_attendance", "event_held", "event_registrations", "event_attendance",
+)
+DAILY_ADDITIVE = ("visits", "attendance")
+
+
+def summary_cell(scope_key: str, name: str) -> Cell:
+    return ("summary", scope_key, name)
+
+
+def daily_cell(scope_key: str, name: str, day: date) -> Cell:
+    return ("daily", scope_key, name, day)
+
+
+def report_family(
+    summaries: Mapping[str, Mapping[str, int]],
+    daily: Mapping[str, Mapping[date, Mapping[str, int]]],
+    members: Mapping[str, int],
+    days: Sequence[date],
+    own: str,
+) -> tuple[dict[Cell, int], list[Identity]]:
+    """Every count of the reports of one range that a reader can combine, and the identities that tie them.
+
+    ``summaries``: per scope (each site and NETWORK) the ADDITIVE counts; ``daily``: per scope and day the
+    DAILY_ADDITIVE counts and (for ``own``, the requested scope) ``new_members``; ``members``: for ``own``,
+    ``unduplicated_members`` and ``new_members``. The summary and daily reports of every site and of the network,
+    in JSON or CSV, show these cells; the pattern of withheld cells is computed over all of them, so the reports
+    of one range and ``min_cell`` withhold consistently whichever of them are published together."""
+    scopes = sorted(set(summaries) | set(daily) | {NETWORK, own})
+    sites = [scope for scope in scopes if scope != NETWORK]
+    values: dict[Cell, int] = {}
+    identities: list[Identity] = []
+    for scope in scopes:
+        for name in ADDITIVE:
+            values[summary_cell(scope, name)] = summaries.get(scope, {}).get(name, 0)
+        for day in days:
+            for name in DAILY_ADDITIVE:
+                values[daily_cell(scope, name, day)] = daily.get(scope, {}).get(day, {}).get(name, 0)
+
+        def cell(name: str, scope: str = scope) -> Cell:
+            return summary_cell(scope, name)
+
+        purposes = tuple(cell(f"purpose_{p}") for p in PURPOSES)
+        identities.append(Identity((cell("visits"),), purposes))
+        for support in SUPPORT_TYPES:
+            mapped = tuple(cell(f"purpose_{p}") for p in PURPOSES if SUPPORT_OF_PURPOSE[p] == support)
+            identities.append(Identity((cell(f"support_{support}"),), mapped))
+        unsupported = tuple(cell(f"purpose_{p}") for p in PURPOSES if SUPPORT_OF_PURPOSE[p] is None)
+        identities.append(Identity((cell("visits"),), (*(cell(f"support_{t}") for t in SUPPORT_TYPES), *unsupported)))
+        identities.append(Identity((cell("visits"),), tuple(daily_cell(scope, "visits", day) for day in days)))
+        identities.append(Identity((cell("session_attendance"), cell("event_attendance")),
+                                   tuple(daily_cell(scope, "attendance", day) for day in days)))
+    for name in ADDITIVE:
+        identities.append(Identity((summary_cell(NETWORK, name),), tuple(summary_cell(site, name) for site in sites)))
+    for day in days:
+        for name in DAILY_ADDITIVE:
+            identities.append(Identity((daily_cell(NETWORK, name, day),),
+                                       tuple(daily_cell(site, name, day) for site in sites)))
+    # New and returning members split the distinct members of the requested scope, and its new members are the
+    # sum of its days' (neither adds up across sites).
+    unduplicated, new = members["unduplicated_members"], members["new_members"]
+    values[summary_cell(own, "unduplicated_members")] = unduplicated
+    values[summary_cell(own, "new_members")] = new
+    values[summary_cell(own, "returning_members")] = unduplicated - new
+    identities.append(Identity((summary_cell(own, "unduplicated_members"),),
+                               (summary_cell(own, "new_members"), summary_cell(own, "returning_members"))))
+    for day in days:
+        values[daily_cell(own, "new_members", day)] = daily.get(own, {}).get(day, {}).get("new_members", 0)
+    identities.append(Identity((summary_cell(own, "new_members"),),
+                               tuple(daily_cell(own, "new_members", day) for day in days)))
+    return values, identities
