@@ -4,6 +4,7 @@ services/audit/reports.py."""
 
 from __future__ import annotations
 
+import math
 import random
 import zoneinfo
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -247,64 +248,194 @@ def withheld_cells(values: Mapping[Cell, int], identities: Sequence[Identity], m
     (preferring a non-zero one, a part before the total) is withheld too. Rows that each withhold two cells can
     still give one away through other identities (x + y, y + z and x + z known fix all three), so the result is
     checked exactly, and while a withheld cell is still determined, the smallest shown cell of one of its
-    identities is withheld as well."""
+    identities is withheld as well.
+
+    Cells no identity ties together cannot give each other away, so each connected part of the system is solved
+    apart (one with no small cell withholds nothing), and in an order fixed by the order of ``values`` and
+    ``identities``: the pattern of one part does not depend on the others, nor on the process's string hashing, so
+    every report of the range, from any process, withholds the same cells of the parts it shares."""
     if min_cell is None:
         return set()
-    hidden = {cell for cell, value in values.items() if suppressed(value, min_cell)}
-    by_cell: dict[Cell, list[Identity]] = {}
-    for identity in identities:
-        for cell in identity.cells:
-            by_cell.setdefault(cell, []).append(identity)
+    system = _System(values, identities)
+    hidden = {system.number[cell] for cell, value in values.items() if suppressed(value, min_cell)}
+    for rows in system.components():
+        if any(cell in hidden for row in rows for cell in system.rows[row]):
+            _complete(system, rows, hidden)
+    return {system.cells[cell] for cell in hidden}
 
-    def smallest_shown(identity: Identity) -> Cell | None:
-        shown = [(n, cell) for n, cell in enumerate((*identity.parts, *identity.totals)) if cell not in hidden]
-        if not shown:
-            return None
-        return min(shown, key=lambda pair: (values[pair[1]] == 0, values[pair[1]], pair[0]))[1]
 
-    pending = [identity for cell in hidden for identity in by_cell.get(cell, ())]
+class _System:
+    """The identities over cells numbered in a fixed order: per identity, its cells and its row of coefficients
+    (+1 for a total, -1 for a part, modulo _PRIME; a cell on both sides cancels)."""
+
+    def __init__(self, values: Mapping[Cell, int], identities: Sequence[Identity]) -> None:
+        self.cells: list[Cell] = list(dict.fromkeys([*values, *(cell for i in identities for cell in i.cells)]))
+        self.number = number = {cell: n for n, cell in enumerate(self.cells)}
+        # The cells of each identity, smallest first as complements are chosen: a non-zero one, then a part (the
+        # sort is stable, and the parts come first).
+        rank = [value if (value := values.get(cell, 0)) else math.inf for cell in self.cells]
+        self.rows: list[list[int]] = []
+        self.coefficients: list[dict[int, int]] = []
+        for identity in identities:
+            parts = [number[cell] for cell in identity.parts]
+            totals = [number[cell] for cell in identity.totals]
+            self.rows.append(sorted([*parts, *totals], key=rank.__getitem__))
+            row = dict.fromkeys(parts, _PRIME - 1)
+            if len(row) < len(parts):  # a part counted twice
+                row = {}
+                for cell in parts:
+                    row[cell] = (row.get(cell, 0) - 1) % _PRIME
+            for cell in totals:
+                row[cell] = (row.get(cell, 0) + 1) % _PRIME
+            self.coefficients.append({cell: coef for cell, coef in row.items() if coef})
+
+    def components(self) -> list[list[int]]:
+        """The identities grouped by connected part (two identities sharing a cell are connected)."""
+        parent = list(range(len(self.cells)))
+
+        def root(cell: int) -> int:
+            while parent[cell] != cell:
+                parent[cell] = parent[parent[cell]]
+                cell = parent[cell]
+            return cell
+
+        for row in self.rows:
+            for cell in row[1:]:
+                a, b = root(row[0]), root(cell)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+        groups: dict[int, list[int]] = {}
+        for n, row in enumerate(self.rows):
+            if row:
+                groups.setdefault(root(row[0]), []).append(n)
+        return list(groups.values())
+
+
+def _complete(system: _System, rows: list[int], hidden: set[int]) -> None:
+    """Complementary suppression of one connected part of the system, adding to ``hidden``."""
+    by_cell: dict[int, list[int]] = {}
+    for row in rows:
+        for cell in system.rows[row]:
+            by_cell.setdefault(cell, []).append(row)
+    hidden_in = {row: sum(cell in hidden for cell in system.rows[row]) for row in rows}
+    # Cells are only ever added to ``hidden``, so each identity's smallest shown cell only moves forward in its
+    # sorted cells: a cursor finds it in time linear in the identity over the whole run.
+    cursor = dict.fromkeys(rows, 0)
+
+    def smallest_shown(row: int) -> int | None:
+        cells, at = system.rows[row], cursor[row]
+        while at < len(cells) and cells[at] in hidden:
+            at += 1
+        cursor[row] = at
+        return cells[at] if at < len(cells) else None
+
+    pending = [row for row in rows if hidden_in[row] == 1]
+
+    def withhold(cell: int) -> None:
+        hidden.add(cell)
+        for row in by_cell[cell]:
+            hidden_in[row] += 1
+            if hidden_in[row] == 1:
+                pending.append(row)
+
+    checked: dict[frozenset[int], set[int]] = {}
     while True:
         while pending:
-            identity = pending.pop()
-            if sum(cell in hidden for cell in identity.cells) != 1:
-                continue
-            complement = smallest_shown(identity)
-            if complement is not None:
-                hidden.add(complement)
-                pending.extend(by_cell[complement])
-        exposed = disclosed(identities, hidden)
+            row = pending.pop()
+            if hidden_in[row] == 1 and (complement := smallest_shown(row)) is not None:
+                withhold(complement)
+        exposed = _determined([system.coefficients[row] for row in rows], hidden, checked)
         if not exposed:
-            return hidden
-        candidates = [smallest_shown(identity) for cell in sorted(exposed, key=repr) for identity in by_cell[cell]]
+            return
+        candidates = (smallest_shown(row) for cell in sorted(exposed) for row in by_cell[cell])
         complement = next((cell for cell in candidates if cell is not None), None)
         if complement is None:  # every identity around them is withheld whole; the rank says they are not fixed
-            return hidden
-        hidden.add(complement)
-        pending.extend(by_cell[complement])
+            return
+        withhold(complement)
 
 
 def disclosed(identities: Sequence[Identity], hidden: set[Cell]) -> set[Cell]:
-    """The withheld cells whose value follows from the identities once the shown cells are known.
+    """The withheld cells whose value follows from the identities once the shown cells are known."""
+    system = _System({}, identities)
+    numbers = {system.number[cell] for cell in hidden if cell in system.number}
+    return {system.cells[cell] for cell in _determined(system.coefficients, numbers, {})}
 
-    With the shown cells moved to the constant side, the identities are linear equations in the withheld ones; a
-    withheld cell is determined exactly when every solution of the homogeneous system is 0 there. The system is
-    brought to echelon form (modulo a large prime), and two random solutions of the homogeneous system are built by
+
+def _determined(
+    rows: Sequence[Mapping[int, int]], hidden: set[int], checked: dict[frozenset[int], set[int]]
+) -> set[int]:
+    """The withheld cells whose value follows from the identities (``rows`` of coefficients) once the shown cells
+    are known.
+
+    With the shown cells moved to the constant side, the identities are linear equations in the withheld ones. The
+    equations split into connected parts, each decided apart (``checked`` remembers the parts already decided, by
+    their cells, during one choice of complements). A part whose equations, as a graph of equations and cells, form
+    a tree in which every equation has two withheld cells or more fixes none of them: set any one cell to 1 and
+    walk the tree outwards, each equation balanced by one of its other cells, the rest 0. Any other part is
+    brought to echelon form (modulo a large prime), and two random solutions of its homogeneous system are built by
     giving the free cells random values: a cell that is 0 in both is determined (a cell that is not would be 0 by
     chance with probability 2**-122)."""
-    rows: list[dict[Cell, int]] = []
-    for identity in identities:
-        row: dict[Cell, int] = {}
-        for cell, sign in (*((total, 1) for total in identity.totals), *((part, -1) for part in identity.parts)):
-            if cell in hidden:
-                row[cell] = (row.get(cell, 0) + sign) % _PRIME
-        row = {cell: coef for cell, coef in row.items() if coef}
-        if row:
-            rows.append(row)
-    if not rows:
-        return set()
-    pivots: list[tuple[Cell, dict[Cell, int]]] = []
-    pivot_rows: dict[Cell, dict[Cell, int]] = {}
-    for row in sorted(rows, key=len):
+    restricted = [{cell: coef for cell, coef in row.items() if cell in hidden} for row in rows]
+    restricted = [row for row in restricted if row]
+    parent: dict[int, int] = {}
+
+    def root(cell: int) -> int:
+        parent.setdefault(cell, cell)
+        while parent[cell] != cell:
+            parent[cell] = parent[parent[cell]]
+            cell = parent[cell]
+        return cell
+
+    for row in restricted:
+        first, *others = row
+        for cell in others:
+            a, b = root(first), root(cell)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    parts: dict[int, list[dict[int, int]]] = {}
+    for row in restricted:
+        parts.setdefault(root(next(iter(row))), []).append(row)
+    determined: set[int] = set()
+    for part in parts.values():
+        cells = frozenset(cell for row in part for cell in row)
+        if cells not in checked:
+            entries = sum(len(row) for row in part)
+            tree = entries == len(part) + len(cells) - 1 and all(len(row) >= 2 for row in part)
+            checked[cells] = set() if tree else _fixed(part)
+        determined |= checked[cells]
+    return determined
+
+
+def _fixed(rows: Sequence[Mapping[int, int]]) -> set[int]:
+    """The unknowns of the homogeneous system ``rows`` that are 0 in every solution (see :func:`_determined`).
+
+    An equation with an unknown that no other remaining equation has constrains nothing else: whatever values the
+    others take, that unknown balances it. Such equations are set aside first, as long as there are any (most of a
+    report's: each day's sites beside the network's), and only what is left is eliminated; the set-aside ones then
+    give their unknown's value last, in reverse order."""
+    remaining: dict[int, set[int]] = {}
+    for n, row in enumerate(rows):
+        for cell in row:
+            remaining.setdefault(cell, set()).add(n)
+    loose = [n for n, row in enumerate(rows) if any(len(remaining[cell]) == 1 for cell in row)]
+    set_aside: list[tuple[int, Mapping[int, int]]] = []
+    removed: set[int] = set()
+    while loose:
+        n = loose.pop()
+        if n in removed:
+            continue
+        own = next((cell for cell in rows[n] if len(remaining[cell]) == 1), None)
+        if own is None:
+            continue
+        removed.add(n)
+        set_aside.append((own, rows[n]))
+        for cell in rows[n]:
+            remaining[cell].discard(n)
+            if len(remaining[cell]) == 1:
+                loose.append(next(iter(remaining[cell])))
+    pivots: list[tuple[int, Mapping[int, int]]] = []
+    pivot_rows: dict[int, dict[int, int]] = {}
+    for row in sorted((row for n, row in enumerate(rows) if n not in removed), key=len):
         row = dict(row)
         while reducible := [cell for cell in row if cell in pivot_rows]:
             for cell in reducible:
@@ -320,18 +451,21 @@ def disclosed(identities: Sequence[Identity], hidden: set[Cell]) -> set[Cell]:
                             row.pop(other, None)
         if not row:
             continue
-        pivot = min(row, key=repr)
+        pivot = min(row)
         inverse = pow(row[pivot], _PRIME - 2, _PRIME)
         normalized = {cell: coef * inverse % _PRIME for cell, coef in row.items()}
         pivots.append((pivot, normalized))
         pivot_rows[pivot] = normalized
-    unknowns = {cell for row in rows for cell in row}
-    chance = random.SystemRandom()
+    solved_last = [*reversed(pivots), *reversed(set_aside)]
+    bound = {pivot for pivot, _ in solved_last}
+    unknowns = set(remaining)
+    chance = random.Random()  # seeded from the system's randomness
     solutions = []
     for _ in range(2):
-        solution = {cell: chance.randrange(1, _PRIME) for cell in unknowns if cell not in pivot_rows}
-        for pivot, row in reversed(pivots):
-            solution[pivot] = -sum(coef * solution[cell] for cell, coef in row.items() if cell != pivot) % _PRIME
+        solution = {cell: chance.randrange(1, _PRIME) for cell in unknowns if cell not in bound}
+        for pivot, row in solved_last:
+            rest = sum(coef * solution[cell] for cell, coef in row.items() if cell != pivot)
+            solution[pivot] = -rest * pow(row[pivot], _PRIME - 2, _PRIME) % _PRIME
         solutions.append(solution)
     return {cell for cell in unknowns if all(solution[cell] == 0 for solution in solutions)}
 
