@@ -3,6 +3,10 @@ requests (each one recorded as an event), rebuild the report projections from th
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Executor
+from datetime import date
+
 from services.audit import reports
 from services.audit.commands import (
     AppendResult,
@@ -21,6 +25,9 @@ from services.audit.domain import ChainCheck, canonicalize, chain_hash
 from services.audit.models import AuditUnitOfWork
 from services.audit.projections import LoggedEvent, Projector
 from services.audit.reporting import (
+    ADDITIVE,
+    DAILY_ADDITIVE,
+    NETWORK,
     PURPOSES,
     SUPPORT_TYPES,
     Cell,
@@ -35,6 +42,7 @@ from services.audit.reporting import (
 from services.audit.tables import PROJECTION_TABLES
 from shared.clock import Clock
 from shared.contracts.audit import ReportRefused, ReportRequested
+from shared.errors import InvalidInput
 from shared.events import Event
 
 
@@ -80,12 +88,14 @@ async def verify_audit_log(uow: AuditUnitOfWork, chunk_rows: int) -> VerifyResul
     )
 
 
-async def request_summary(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock) -> SummaryReport:
+async def request_summary(
+    cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock, withholder: Withholder | None = None
+) -> SummaryReport:
     await uow.audit.begin_consistent_read()
     figures = await reports.summary_figures(uow.session, cmd.scope, cmd.first, cmd.last)
     daily = figures.daily
     unduplicated, new = figures.unduplicated_members, daily["new_members"]
-    count = Suppressor(cmd.min_cell, await _withheld(cmd, uow, unduplicated))
+    count = Suppressor(cmd.min_cell, await _withheld(cmd, uow, unduplicated, withholder))
     key = cmd.scope.key
 
     def cell(name: str) -> tuple[str, ...]:
@@ -130,12 +140,14 @@ async def request_summary(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Cl
     return report
 
 
-async def request_daily(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock) -> DailyReport:
+async def request_daily(
+    cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock, withholder: Withholder | None = None
+) -> DailyReport:
     await uow.audit.begin_consistent_read()
     withheld = set()
     if cmd.min_cell is not None:
-        withheld = await _withheld(cmd, uow, await reports.unduplicated_members(uow.session, cmd.scope, cmd.first,
-                                                                                 cmd.last))
+        unduplicated = await reports.unduplicated_members(uow.session, cmd.scope, cmd.first, cmd.last)
+        withheld = await _withheld(cmd, uow, unduplicated, withholder)
     count = Suppressor(cmd.min_cell, withheld)
     key = cmd.scope.key
     days = [
@@ -157,7 +169,56 @@ async def request_daily(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Cloc
     return report
 
 
-async def _withheld(cmd: RequestReport, uow: AuditUnitOfWork, unduplicated: int) -> set[Cell]:
+class Withholder:
+    """Chooses the withheld cells of a report (services/audit/reporting.py) off the event loop, and refuses a family
+    of reports too large to choose for in bounded time.
+
+    The choice is pure-Python CPU work: on the loop it would stall every other request for its duration. It runs in
+    ``executor`` (the app's, one thread: the work holds the GIL, so more threads would only interleave requests
+    and make each slower). Its time grows with the cells of every report of the range (each site's and the
+    network's), so beyond ``max_cells`` the request is refused with a code instead of holding that thread."""
+
+    def __init__(self, executor: Executor | None = None, max_cells: int = 40_000) -> None:
+        self.executor = executor
+        self.max_cells = max_cells
+
+    async def __call__(
+        self,
+        summaries: dict[str, dict[str, int]],
+        daily: dict[str, dict[date, dict[str, int]]],
+        members: dict[str, int],
+        days: list[date],
+        own: str,
+        min_cell: int,
+    ) -> set[Cell]:
+        scopes = len(set(summaries) | set(daily) | {NETWORK, own})
+        cells = scopes * (len(ADDITIVE) + len(DAILY_ADDITIVE) * len(days))
+        if cells > self.max_cells:
+            raise InvalidInput(
+                f"Suppressing small cells over {cells} counts of this range is more than this service does at once "
+                f"({self.max_cells}); ask for a shorter range.",
+                code="suppression_too_large", cells=cells, max_cells=self.max_cells,
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, _choose_withheld, summaries, daily, members, days, own,
+                                          min_cell)
+
+
+def _choose_withheld(
+    summaries: dict[str, dict[str, int]],
+    daily: dict[str, dict[date, dict[str, int]]],
+    members: dict[str, int],
+    days: list[date],
+    own: str,
+    min_cell: int,
+) -> set[Cell]:
+    values, identities = report_family(summaries, daily, members, days, own)
+    return withheld_cells(values, identities, min_cell)
+
+
+async def _withheld(
+    cmd: RequestReport, uow: AuditUnitOfWork, unduplicated: int, withholder: Withholder | None
+) -> set[Cell]:
     """The cells withheld in every report of this range and min_cell (services/audit/reporting.py): the small ones
     and their complements, over the summaries and daily series of every site and of the network."""
     if cmd.min_cell is None:
@@ -165,9 +226,9 @@ async def _withheld(cmd: RequestReport, uow: AuditUnitOfWork, unduplicated: int)
     summaries, daily = await reports.family_counts(uow.session, cmd.first, cmd.last)
     own = cmd.scope.key
     new = sum(counts["new_members"] for counts in daily.get(own, {}).values())
-    values, identities = report_family(summaries, daily, {"unduplicated_members": unduplicated, "new_members": new},
-                                       days_of(cmd.first, cmd.last), own)
-    return withheld_cells(values, identities, cmd.min_cell)
+    members = {"unduplicated_members": unduplicated, "new_members": new}
+    return await (withholder or Withholder())(summaries, daily, members, days_of(cmd.first, cmd.last), own,
+                                              cmd.min_cell)
 
 
 def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> None:

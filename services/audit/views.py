@@ -3,6 +3,7 @@ for any site or the whole network)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import zoneinfo
 from collections.abc import Callable
@@ -40,6 +41,7 @@ UTC_ZONE = zoneinfo.ZoneInfo("UTC")
 UOW = web.AppKey("audit_uow", Callable[[], AuditUnitOfWork])
 CLOCK = web.AppKey("audit_clock", Clock)
 SETTINGS = web.AppKey("audit_settings", AuditSettings)
+WITHHOLDER = web.AppKey("audit_withholder", handlers.Withholder)
 
 api = Api(service="audit", title="Recovery community center: audit log")
 
@@ -144,7 +146,8 @@ async def _request(
         report=report, scope=scope, first=query.from_, last=query.to, format=format_, min_cell=query.min_cell,
         actor_id=call.who.actor_id, actor_site_id=call.who.site_id,
     )
-    return await execute(handler, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
+    answer = functools.partial(handler, withholder=call.request.app[WITHHOLDER])
+    return await execute(answer, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
 
 
 async def _record_refusal(call: Call, report: ReportName, site_id: str, refused: Forbidden) -> None:

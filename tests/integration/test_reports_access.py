@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.audit.settings import AuditSettings
 from shared.settings import Settings
 from tests.support.stack import Client, SiteUnderTest, eventually, services
 
@@ -255,3 +256,20 @@ async def test_a_refused_report_read_is_an_event_in_the_audit_log_too(
     # Refused reads are not answered reads: nothing was disclosed, so nothing is logged as requested.
     answered = await get(audit, f"/audit?type=audit.report_requested&site={site.site_id}", site.tokens["admin"])
     assert answered.body["items"] == []
+
+
+async def test_suppression_over_more_counts_than_the_service_allows_is_422_with_a_code(
+    settings: Settings, site: SiteUnderTest
+) -> None:
+    # A year of a site and the network: 2 scopes x (21 summary counts + 2 x 366 daily ones) = 1,506 counts at least.
+    tight = AuditSettings(**settings.model_dump(), report_suppression_max_cells=1_000)
+    token = site.tokens["coordinator"]
+    year = "from=2025-03-02&to=2026-03-02&min_cell=5"
+    async with services(tight, ["audit"]) as audit:
+        for path in (f"/reports/summary?{year}", f"/reports/daily?{year}"):
+            reply = await get(audit, path, token)
+            assert reply.status == 422, reply.body
+            assert reply.body["code"] == "suppression_too_large"
+            assert reply.body["max_cells"] == 1_000
+        assert (await get(audit, "/reports/summary?from=2025-03-02&to=2026-03-02", token)).status == 200
+        assert (await get(audit, "/reports/summary?from=2026-03-01&to=2026-03-01&min_cell=5", token)).status == 200
