@@ -3,12 +3,19 @@ with randomised counts, no withheld cell of any site's or the network's summary 
 
 from __future__ import annotations
 
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
+from fractions import Fraction
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.audit import handlers
+from services.audit.handlers import Withholder
 from services.audit.reporting import (
     NETWORK,
     PURPOSES,
@@ -22,6 +29,7 @@ from services.audit.reporting import (
     summary_cell,
     withheld_cells,
 )
+from shared.errors import InvalidInput
 from tests.support.adversary import recovered
 
 FIRST = date(2026, 12, 7)
@@ -153,3 +161,93 @@ def test_a_cycle_of_pairs_is_caught_by_the_exact_check() -> None:
 
 def test_without_min_cell_nothing_is_withheld() -> None:
     assert withheld_cells({"a": 1}, [Identity(("a",), ("b",))], None) == set()
+
+
+@st.composite
+def systems(draw: st.DrawFn) -> tuple[list[Identity], set[str]]:
+    """Small systems of identities over a few cells (a cell may be on both sides), and the cells withheld."""
+    cells = [f"c{n}" for n in range(draw(st.integers(2, 8)))]
+    some = st.lists(st.sampled_from(cells), min_size=1, max_size=4, unique=True)
+    identities = [Identity(tuple(draw(some))[:2], tuple(draw(some))) for _ in range(draw(st.integers(1, 7)))]
+    return identities, set(draw(st.lists(st.sampled_from(cells), unique=True)))
+
+
+def _fixed_by_rational_elimination(identities: list[Identity], hidden: set[str]) -> set[str]:
+    """A withheld cell follows from the shown ones when its unit vector is in the span of the identities' rows over
+    the withheld cells: adding it to the rows does not raise their rank."""
+    unknowns = sorted(hidden)
+
+    def rank(rows: list[list[Fraction]]) -> int:
+        rows = [list(row) for row in rows]
+        found = 0
+        for column in range(len(unknowns)):
+            pivot = next((n for n in range(found, len(rows)) if rows[n][column]), None)
+            if pivot is None:
+                continue
+            rows[found], rows[pivot] = rows[pivot], rows[found]
+            for n in range(len(rows)):
+                if n != found and rows[n][column]:
+                    factor = rows[n][column] / rows[found][column]
+                    rows[n] = [a - factor * b for a, b in zip(rows[n], rows[found], strict=True)]
+            found += 1
+        return found
+
+    rows = []
+    for identity in identities:
+        row = [Fraction(0)] * len(unknowns)
+        for cell, sign in (*((t, 1) for t in identity.totals), *((p, -1) for p in identity.parts)):
+            if cell in hidden:
+                row[unknowns.index(cell)] += sign
+        rows.append(row)
+    base = rank(rows)
+    unit = [[Fraction(int(n == m)) for m in range(len(unknowns))] for n in range(len(unknowns))]
+    return {cell for n, cell in enumerate(unknowns) if rank([*rows, unit[n]]) == base}
+
+
+@settings(max_examples=300, deadline=None)
+@given(systems())
+def test_the_exact_check_agrees_with_rational_elimination(system: tuple[list[Identity], set[str]]) -> None:
+    identities, hidden = system
+    assert disclosed(identities, hidden) == _fixed_by_rational_elimination(identities, hidden)
+
+
+def test_a_year_of_ten_sites_is_solved_part_by_part_and_leaves_nothing_determined() -> None:
+    # Small counts everywhere: most daily cells withheld, a system of thousands of unknowns to check exactly.
+    rng = random.Random(11)
+    data = {f"s{n}": [{"purposes": {p: rng.randint(0, 9) for p in PURPOSES}, "new": rng.randint(0, 6),
+                       "attendance": 0, "gathering": {name: rng.randint(0, 9) for name in GATHERING}}
+                      for _ in range(366)] for n in range(10)}
+    summaries, daily = _figures(data)
+    days = [FIRST + timedelta(days=n) for n in range(366)]
+    new = sum(row["new_members"] for row in daily["s3"].values())
+    values, identities = report_family(summaries, daily, {"unduplicated_members": new + 30, "new_members": new},
+                                       days, "s3")
+    hidden = withheld_cells(values, identities, 20)
+    assert {cell for cell, value in values.items() if 0 < value < 20} <= hidden
+    assert len(hidden) > 3_000
+    assert disclosed(identities, hidden) == set()
+
+
+async def test_the_choice_runs_in_the_app_s_thread_and_a_too_large_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    summaries, daily = _figures({"s1": [{"purposes": dict.fromkeys(PURPOSES, 3), "new": 2, "attendance": 0,
+                                         "gathering": dict.fromkeys(GATHERING, 1)}] * 3})
+    days = [FIRST + timedelta(days=n) for n in range(3)]
+    members = {"unduplicated_members": 6, "new_members": 6}
+    threads: list[str] = []
+
+    def choose(*args: Any) -> set[Any]:
+        threads.append(threading.current_thread().name)
+        return withheld_cells(*args)
+
+    monkeypatch.setattr(handlers, "withheld_cells", choose)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="suppression") as executor:
+        hidden = await Withholder(executor, max_cells=1_000)(summaries, daily, members, days, "s1", 5)
+        assert threads == ["suppression_0"]
+        assert hidden == withheld_cells(*report_family(summaries, daily, members, days, "s1"), 5)
+        # 2 scopes x (21 summary counts + 2 x 3 daily ones) = 54 counts
+        with pytest.raises(InvalidInput) as refused:
+            await Withholder(executor, max_cells=53)(summaries, daily, members, days, "s1", 5)
+        assert refused.value.code == "suppression_too_large"
+        assert threads == ["suppression_0"]
