@@ -106,6 +106,19 @@ class RequestReport:
     actor_site_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RefuseReport:
+    """A report read that was refused (403): recorded like an answered one."""
+
+    report: ReportName
+    site_id: str  # the site whose figures were asked for, or "all"
+    route: str
+    code: str
+    status: int
+    actor_id: str
+    actor_site_id: str
+
+
 class _Report(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

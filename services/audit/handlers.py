@@ -3,6 +3,10 @@ requests (each one recorded as an event), rebuild the report projections from th
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import Executor
+from datetime import date
+
 from services.audit import reports
 from services.audit.commands import (
     AppendResult,
@@ -10,6 +14,7 @@ from services.audit.commands import (
     DailyReport,
     DailyRow,
     RebuildResult,
+    RefuseReport,
     RequestReport,
     SummaryReport,
     VerifyResult,
@@ -19,10 +24,25 @@ from services.audit.commands import (
 from services.audit.domain import ChainCheck, canonicalize, chain_hash
 from services.audit.models import AuditUnitOfWork
 from services.audit.projections import LoggedEvent, Projector
-from services.audit.reporting import PURPOSES, SUPPORT_TYPES, Suppressor, hours_text
+from services.audit.reporting import (
+    ADDITIVE,
+    DAILY_ADDITIVE,
+    NETWORK,
+    PURPOSES,
+    SUPPORT_TYPES,
+    Cell,
+    Suppressor,
+    daily_cell,
+    days_of,
+    hours_text,
+    report_family,
+    summary_cell,
+    withheld_cells,
+)
 from services.audit.tables import PROJECTION_TABLES
 from shared.clock import Clock
-from shared.contracts.audit import ReportRequested
+from shared.contracts.audit import ReportRefused, ReportRequested
+from shared.errors import InvalidInput
 from shared.events import Event
 
 
@@ -68,16 +88,19 @@ async def verify_audit_log(uow: AuditUnitOfWork, chunk_rows: int) -> VerifyResul
     )
 
 
-async def request_summary(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock) -> SummaryReport:
+async def request_summary(
+    cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock, withholder: Withholder | None = None
+) -> SummaryReport:
     await uow.audit.begin_consistent_read()
     figures = await reports.summary_figures(uow.session, cmd.scope, cmd.first, cmd.last)
-    count = Suppressor(cmd.min_cell)
     daily = figures.daily
     unduplicated, new = figures.unduplicated_members, daily["new_members"]
-    new_shown, returning_shown = count(new), count(unduplicated - new)
-    if (new_shown is None) != (returning_shown is None):
-        # Either one and the total give the other away.
-        new_shown = returning_shown = None
+    count = Suppressor(cmd.min_cell, await _withheld(cmd, uow, unduplicated, withholder))
+    key = cmd.scope.key
+
+    def cell(name: str) -> tuple[str, ...]:
+        return summary_cell(key, name)
+
     gatherings = figures.gatherings
     report = SummaryReport(
         site=cmd.scope.label,
@@ -86,44 +109,55 @@ async def request_summary(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Cl
         to=cmd.last,
         min_cell=cmd.min_cell,
         suppressed=False,
-        unduplicated_members=count(unduplicated),
-        visits=count(daily["visits"]),
-        anonymous_visits=count(daily["anonymous_visits"]),
-        new_members=new_shown,
-        returning_members=returning_shown,
-        visits_by_purpose=VisitsByPurpose(**{p: count(daily[f"purpose_{p}"]) for p in PURPOSES}),
-        visits_by_support_type=VisitsBySupportType(**{t: count(daily[f"support_{t}"]) for t in SUPPORT_TYPES}),
+        unduplicated_members=count(unduplicated, cell("unduplicated_members")),
+        visits=count(daily["visits"], cell("visits")),
+        anonymous_visits=count(daily["anonymous_visits"], cell("anonymous_visits")),
+        new_members=count(new, cell("new_members")),
+        returning_members=count(unduplicated - new, cell("returning_members")),
+        visits_by_purpose=VisitsByPurpose(
+            **{p: count(daily[f"purpose_{p}"], cell(f"purpose_{p}")) for p in PURPOSES}
+        ),
+        visits_by_support_type=VisitsBySupportType(
+            **{t: count(daily[f"support_{t}"], cell(f"support_{t}")) for t in SUPPORT_TYPES}
+        ),
         peak_occupancy=count(figures.peak_occupancy),
         volunteer_hours_approved=hours_text(daily["volunteer_minutes"]),
         volunteer_hours_by_role={role: hours_text(minutes) for role, minutes in figures.minutes_by_role.items()},
         volunteers_active=count(figures.volunteers_active),
-        shifts_filled=count(daily["shifts_filled"]),
-        shifts_missed=count(daily["shifts_missed"]),
+        shifts_filled=count(daily["shifts_filled"], cell("shifts_filled")),
+        shifts_missed=count(daily["shifts_missed"], cell("shifts_missed")),
         stipends_accrued_cents=daily["stipends_accrued_cents"],
         stipends_paid_cents=daily["stipends_paid_cents"],
-        group_sessions_held=count(gatherings["session"]["held"]),
-        group_attendance=count(gatherings["session"]["attendance"]),
-        events_held=count(gatherings["event"]["held"]),
-        event_registrations=count(gatherings["event"]["registrations"]),
-        event_attendance=count(gatherings["event"]["attendance"]),
-        waitlist_promotions=count(daily["waitlist_promotions"]),
+        group_sessions_held=count(gatherings["session"]["held"], cell("session_held")),
+        group_attendance=count(gatherings["session"]["attendance"], cell("session_attendance")),
+        events_held=count(gatherings["event"]["held"], cell("event_held")),
+        event_registrations=count(gatherings["event"]["registrations"], cell("event_registrations")),
+        event_attendance=count(gatherings["event"]["attendance"], cell("event_attendance")),
+        waitlist_promotions=count(daily["waitlist_promotions"], cell("waitlist_promotions")),
     )
     report.suppressed = count.any
     _record_request(cmd, uow, clock)
     return report
 
 
-async def request_daily(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock) -> DailyReport:
+async def request_daily(
+    cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock, withholder: Withholder | None = None
+) -> DailyReport:
     await uow.audit.begin_consistent_read()
-    count = Suppressor(cmd.min_cell)
+    withheld = set()
+    if cmd.min_cell is not None:
+        unduplicated = await reports.unduplicated_members(uow.session, cmd.scope, cmd.first, cmd.last)
+        withheld = await _withheld(cmd, uow, unduplicated, withholder)
+    count = Suppressor(cmd.min_cell, withheld)
+    key = cmd.scope.key
     days = [
         DailyRow(
             date=day.day,
-            visits=count(day.visits),
+            visits=count(day.visits, daily_cell(key, "visits", day.day)),
             unduplicated_members=count(day.unduplicated_members),
-            new_members=count(day.new_members),
+            new_members=count(day.new_members, daily_cell(key, "new_members", day.day)),
             volunteer_hours=hours_text(day.volunteer_minutes),
-            attendance=count(day.attendance),
+            attendance=count(day.attendance, daily_cell(key, "attendance", day.day)),
         )
         for day in await reports.daily_figures(uow.session, cmd.scope, cmd.first, cmd.last)
     ]
@@ -133,6 +167,68 @@ async def request_daily(cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Cloc
     )
     _record_request(cmd, uow, clock)
     return report
+
+
+class Withholder:
+    """Chooses the withheld cells of a report (services/audit/reporting.py) off the event loop, and refuses a family
+    of reports too large to choose for in bounded time.
+
+    The choice is pure-Python CPU work: on the loop it would stall every other request for its duration. It runs in
+    ``executor`` (the app's, one thread: the work holds the GIL, so more threads would only interleave requests
+    and make each slower). Its time grows with the cells of every report of the range (each site's and the
+    network's), so beyond ``max_cells`` the request is refused with a code instead of holding that thread."""
+
+    def __init__(self, executor: Executor | None = None, max_cells: int = 40_000) -> None:
+        self.executor = executor
+        self.max_cells = max_cells
+
+    async def __call__(
+        self,
+        summaries: dict[str, dict[str, int]],
+        daily: dict[str, dict[date, dict[str, int]]],
+        members: dict[str, int],
+        days: list[date],
+        own: str,
+        min_cell: int,
+    ) -> set[Cell]:
+        scopes = len(set(summaries) | set(daily) | {NETWORK, own})
+        cells = scopes * (len(ADDITIVE) + len(DAILY_ADDITIVE) * len(days))
+        if cells > self.max_cells:
+            raise InvalidInput(
+                f"Suppressing small cells over {cells} counts of this range is more than this service does at once "
+                f"({self.max_cells}); ask for a shorter range.",
+                code="suppression_too_large", cells=cells, max_cells=self.max_cells,
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, _choose_withheld, summaries, daily, members, days, own,
+                                          min_cell)
+
+
+def _choose_withheld(
+    summaries: dict[str, dict[str, int]],
+    daily: dict[str, dict[date, dict[str, int]]],
+    members: dict[str, int],
+    days: list[date],
+    own: str,
+    min_cell: int,
+) -> set[Cell]:
+    values, identities = report_family(summaries, daily, members, days, own)
+    return withheld_cells(values, identities, min_cell)
+
+
+async def _withheld(
+    cmd: RequestReport, uow: AuditUnitOfWork, unduplicated: int, withholder: Withholder | None
+) -> set[Cell]:
+    """The cells withheld in every report of this range and min_cell (services/audit/reporting.py): the small ones
+    and their complements, over the summaries and daily series of every site and of the network."""
+    if cmd.min_cell is None:
+        return set()
+    summaries, daily = await reports.family_counts(uow.session, cmd.first, cmd.last)
+    own = cmd.scope.key
+    new = sum(counts["new_members"] for counts in daily.get(own, {}).values())
+    members = {"unduplicated_members": unduplicated, "new_members": new}
+    return await (withholder or Withholder())(summaries, daily, members, days_of(cmd.first, cmd.last), own,
+                                              cmd.min_cell)
 
 
 def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> None:
@@ -150,6 +246,24 @@ def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> N
             time=now,
         )
     )
+
+
+async def record_refused_report(cmd: RefuseReport, *, uow: AuditUnitOfWork, clock: Clock) -> ReportRefused:
+    """An access-control failure is logged like an answered read, through the same outbox into the same chain:
+    who (the actor's id) tried which site's figures, on which route, and the code they got."""
+    now = clock.now()
+    refusal = ReportRefused(report=cmd.report, site_id=cmd.site_id, route=cmd.route, code=cmd.code,
+                            status=cmd.status, refused_at=now)
+    uow.emit(
+        Event(
+            refusal,
+            subject=f"report:{cmd.report}",
+            site_id=cmd.actor_site_id,
+            actor_id=cmd.actor_id,
+            time=now,
+        )
+    )
+    return refusal
 
 
 async def rebuild_reports(uow: AuditUnitOfWork, chunk_rows: int) -> RebuildResult:

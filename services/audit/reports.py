@@ -55,8 +55,11 @@ of gatherings on that day).
 
 Small cells: min_cell=N (1..100) withholds every count of the report (people, visits, sessions, shifts...) that is
 above 0 and below N: null in JSON, empty in CSV, absent from the chart, with ``suppressed: true``. Zero reveals no
-one and is shown; hours and cents are not counts of people and are never withheld. When exactly one of
-new/returning members is withheld, the other is too (it would give it away as unduplicated minus the other).
+one and is shown; hours and cents are not counts of people and are never withheld. Complements are withheld too
+(services/audit/reporting.py, ``withheld_cells``), over every report of the range and min_cell at once (each site's
+and the network's summary and daily series), until no withheld count follows from the shown ones through the
+identities: visits = sum of purposes; support type = sum of its purposes; unduplicated = new + returning; summary
+visits / new members / attendance = sum of the days; network = sum of the sites for additive counts.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import JSON, DateTime
 
 from services.audit.reporting import (
+    ADDITIVE,
     ALL_SITES,
     HOUR,
     NETWORK,
@@ -355,6 +359,57 @@ async def _dirty_hours_peak(conn: Any, of_scope: list[Any], first: date, last: d
     return int(peak or 0)
 
 
+# --- what every report of the range shows, for complementary suppression -------------------------------------------
+
+
+async def family_counts(
+    conn: Any, first: date, last: date
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[date, dict[str, int]]]]:
+    """The additive counts (reporting.ADDITIVE, per day reporting.DAILY_ADDITIVE and new members) of every scope in
+    [first, last]: what the summary and daily reports of each site and of the network show, side by side."""
+    d = rp_daily.c
+    columns = [c for c in DAILY_COUNTERS if c in ADDITIVE or c == "new_members"]
+    summaries: dict[str, dict[str, int]] = {}
+    daily: dict[str, dict[date, dict[str, int]]] = {}
+    rows = await conn.execute(
+        select(d.scope, d.local_date, *(d[c] for c in columns)).where(d.local_date.between(first, last))
+    )
+    for row in rows:
+        totals = summaries.setdefault(row.scope, {})
+        for column in columns:
+            totals[column] = totals.get(column, 0) + int(row._mapping[column])
+        daily.setdefault(row.scope, {})[row.local_date] = {"visits": int(row.visits),
+                                                           "new_members": int(row.new_members)}
+    g = rp_gathering.c
+    gatherings = await conn.execute(
+        select(
+            g.site_id, g.kind, g.local_date,
+            func.count().filter(and_(g.attendance > 0, not_(g.cancelled))).label("held"),
+            func.sum(g.attendance).label("attendance"),
+            func.coalesce(func.sum(g.registrations).filter(not_(g.cancelled)), 0).label("registrations"),
+        )
+        .where(g.local_date.between(first, last))
+        .group_by(g.site_id, g.kind, g.local_date)
+    )
+    for site_id, kind, day, held, attendance, registrations in gatherings:
+        for scope in (site_id, NETWORK):
+            totals = summaries.setdefault(scope, {})
+            for name, value in (("held", held), ("attendance", attendance), ("registrations", registrations)):
+                if name == "registrations" and kind != "event":
+                    continue
+                totals[f"{kind}_{name}"] = totals.get(f"{kind}_{name}", 0) + int(value)
+            counts = daily.setdefault(scope, {}).setdefault(day, {"visits": 0, "new_members": 0})
+            counts["attendance"] = counts.get("attendance", 0) + int(attendance)
+    for scope_days in daily.values():
+        for counts in scope_days.values():
+            counts.setdefault("attendance", 0)
+    return summaries, daily
+
+
+async def unduplicated_members(conn: Any, scope: ReportScope, first: date, last: date) -> int:
+    return int(await conn.scalar(select(_unduplicated(scope.key, first, last))))
+
+
 # --- daily -------------------------------------------------------------------------------------------------------
 
 
@@ -402,6 +457,8 @@ __all__ = [
     "ReportScope",
     "SummaryFigures",
     "daily_figures",
+    "family_counts",
     "peak_occupancy",
     "summary_figures",
+    "unduplicated_members",
 ]

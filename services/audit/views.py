@@ -3,9 +3,10 @@ for any site or the whole network)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import zoneinfo
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from services.audit.commands import (
     AuditPage,
     AuditQuery,
     DailyReport,
+    RefuseReport,
     ReportFormat,
     ReportName,
     ReportQuery,
@@ -25,18 +27,21 @@ from services.audit.commands import (
     VerifyResult,
 )
 from services.audit.models import AuditUnitOfWork, audit_log
-from services.audit.reporting import ALL_SITES, validate_range
+from services.audit.reporting import ALL_SITES, MAX_RANGE_DAYS
 from services.audit.reports import ReportScope
 from services.audit.settings import AuditSettings
+from shared import paging
 from shared.access import STAFF, Role
 from shared.clock import Clock
-from shared.errors import Forbidden, InvalidInput
+from shared.errors import Forbidden
 from shared.uow import Outcome, execute
 from shared.web import SITES, Api, Call
 
+UTC_ZONE = zoneinfo.ZoneInfo("UTC")
 UOW = web.AppKey("audit_uow", Callable[[], AuditUnitOfWork])
 CLOCK = web.AppKey("audit_clock", Clock)
 SETTINGS = web.AppKey("audit_settings", AuditSettings)
+WITHHOLDER = web.AppKey("audit_withholder", handlers.Withholder)
 
 api = Api(service="audit", title="Recovery community center: audit log")
 
@@ -55,15 +60,11 @@ async def list_entries(call: Call) -> AuditPage:
     for value, column in ((query.type, c.type), (query.site, c.site_id), (query.subject, c.subject)):
         if value is not None:
             stmt = stmt.where(column == value)
-    for value in (query.from_, query.to):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput("Times need an offset, e.g. 2026-11-26T18:00:00Z.", code="naive_datetime")
-        if value is not None and not _in_utc_range(value):
-            raise InvalidInput("That time is outside the calendar.", code="datetime_out_of_range")
-    if query.from_ is not None:
-        stmt = stmt.where(c.time >= query.from_)
-    if query.to is not None:
-        stmt = stmt.where(c.time < query.to)
+    between = paging.instant_range(query.from_, query.to, UTC_ZONE)
+    if between.start is not None:
+        stmt = stmt.where(c.time >= between.start)
+    if between.end is not None:
+        stmt = stmt.where(c.time < between.end)
     if query.after is not None:
         stmt = stmt.where(c.sequence > query.after)
     stmt = stmt.order_by(c.sequence).limit(query.limit + 1)
@@ -78,15 +79,6 @@ async def list_entries(call: Call) -> AuditPage:
         for r in rows[: query.limit]
     ]
     return AuditPage(items=items, next_after=items[-1].sequence if len(rows) > query.limit else None)
-
-
-def _in_utc_range(value: datetime) -> bool:
-    # 9999-12-31T23:00-05:00 is a valid datetime whose UTC instant is not; the database would fail on it.
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        return False
-    return True
 
 
 @api.get(
@@ -144,13 +136,26 @@ async def _request(
     call: Call, report: ReportName, format_: ReportFormat, handler: Callable[..., Any]
 ) -> Outcome[Any]:
     query: ReportQuery = call.query
-    validate_range(query.from_, query.to)
-    scope = await _report_scope(call, query.site)
+    paging.local_dates(query.from_, query.to, max_days=MAX_RANGE_DAYS)
+    try:
+        scope = await _report_scope(call, query.site)
+    except Forbidden as refused:
+        await _record_refusal(call, report, query.site or call.who.site_id, refused)
+        raise
     cmd = RequestReport(
         report=report, scope=scope, first=query.from_, last=query.to, format=format_, min_cell=query.min_cell,
         actor_id=call.who.actor_id, actor_site_id=call.who.site_id,
     )
-    return await execute(handler, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
+    answer = functools.partial(handler, withholder=call.request.app[WITHHOLDER])
+    return await execute(answer, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
+
+
+async def _record_refusal(call: Call, report: ReportName, site_id: str, refused: Forbidden) -> None:
+    cmd = RefuseReport(
+        report=report, site_id=site_id, route=call.request.path, code=refused.code, status=refused.status,
+        actor_id=call.who.actor_id, actor_site_id=call.who.site_id,
+    )
+    await execute(handlers.record_refused_report, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
 
 
 def _file(body: dict[str, Any], text: str, content_type: str, report: str, extension: str) -> web.Response:

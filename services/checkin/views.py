@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy import func, select, tuple_
@@ -32,7 +32,8 @@ from services.checkin.commands import (
 from services.checkin.domain import occupancy_status
 from services.checkin.models import CheckinUnitOfWork, members, visits
 from services.checkin.settings import CheckinSettings
-from shared.access import STAFF, Role, Site
+from shared import paging
+from shared.access import STAFF, Role
 from shared.clock import Clock
 from shared.errors import InvalidInput, NotFound
 from shared.uow import execute
@@ -167,10 +168,11 @@ async def list_visits(call: Call) -> VisitPage:
     stmt = select(
         c.visit_id, c.member_id, c.purpose, c.support_type, c.ref, c.checked_in_at, c.checked_out_at, c.closed_by
     ).where(c.site_id == site.site_id)
-    if query.from_ is not None:
-        stmt = stmt.where(c.checked_in_at >= _start_of(query.from_, site))
-    if query.to is not None:
-        stmt = stmt.where(c.checked_in_at < _end_of(query.to, site))
+    between = paging.instant_range(query.from_, query.to, site.zone)
+    if between.start is not None:
+        stmt = stmt.where(c.checked_in_at >= between.start)
+    if between.end is not None:
+        stmt = stmt.where(c.checked_in_at < between.end)
     if query.cursor is not None:
         at, visit_id = _decode_cursor(query.cursor)
         stmt = stmt.where(tuple_(c.checked_in_at, c.visit_id) < tuple_(at, visit_id))
@@ -229,25 +231,6 @@ async def get_member(call: Call) -> MemberOut:
 async def erase_member(call: Call) -> object:
     cmd = EraseMember(site_id=None, actor_id=call.who.actor_id, member_id=call.uuid_param("member_id"))
     return await execute(handlers.erase_member, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
-
-
-def _start_of(value: date | datetime, site: Site) -> datetime:
-    if isinstance(value, datetime):
-        return _aware(value)
-    return datetime.combine(value, time.min, tzinfo=site.zone)
-
-
-def _end_of(value: date | datetime, site: Site) -> datetime:
-    """``to`` is inclusive for a date (the whole local day), exclusive for an instant."""
-    if isinstance(value, datetime):
-        return _aware(value)
-    return datetime.combine(value + timedelta(days=1), time.min, tzinfo=site.zone)
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise InvalidInput("Times need an offset, e.g. 2026-11-26T18:00:00Z.", code="naive_datetime")
-    return value
 
 
 def _encode_cursor(at: datetime, visit_id: uuid.UUID) -> str:

@@ -6,7 +6,7 @@ import base64
 import uuid
 import zoneinfo
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy import Row
@@ -49,6 +49,7 @@ from services.gatherings.commands import (
 from services.gatherings.domain import CalendarEntry, GatheringType
 from services.gatherings.models import GatheringsUnitOfWork, GatheringView
 from services.gatherings.settings import GatheringsSettings
+from shared import paging
 from shared.access import STAFF, Principal, Role, Site
 from shared.clock import Clock
 from shared.errors import Forbidden, InvalidInput, NotFound
@@ -566,13 +567,14 @@ async def _gathering_page(
             after = (datetime.fromisoformat(at), gathering_id)
         except ValueError as exc:
             raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc
+    between = paging.instant_range(query.from_, query.to, site.zone)
     async with _uow(call) as uow:
         found = await uow.gatherings.gathering_views(
             site_id=site.site_id,
             gathering_type=gathering_type,
             group_id=group_id,
-            ends_after=_start_of(query.from_, site) if query.from_ is not None else None,
-            starts_before=_end_of(query.to, site) if query.to is not None else None,
+            ends_after=between.start,
+            starts_before=between.end,
             after=after,
             limit=query.limit + 1,
         )
@@ -628,19 +630,6 @@ def _group_out(g: Row) -> GroupOut:
         room=g.room, timezone=g.timezone, first_start=g.first_start_local, duration_minutes=g.duration_minutes,
         rrule=g.rrule, exceptions=g.exceptions, scheduled_until=g.scheduled_until,
     )
-
-
-def _start_of(value: date | datetime, site: Site) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.combine(value, time.min, tzinfo=site.zone)
-
-
-def _end_of(value: date | datetime, site: Site) -> datetime:
-    """``to`` is inclusive for a date (the whole local day), exclusive for an instant."""
-    if isinstance(value, datetime):
-        return value
-    return datetime.combine(value + timedelta(days=1), time.min, tzinfo=site.zone)
 
 
 def _encode_cursor(value: str, key: uuid.UUID) -> str:

@@ -98,6 +98,7 @@ from services.volunteering.commands import (
 )
 from services.volunteering.models import VolunteeringUnitOfWork
 from services.volunteering.settings import VolunteeringSettings
+from shared import paging
 from shared.access import STAFF, Role, Site
 from shared.clock import Clock
 from shared.errors import Forbidden, InvalidInput, NotFound
@@ -286,11 +287,9 @@ async def list_shifts(call: Call) -> ShiftPage:
     actor = _actor(call)
     site = await _site(call)
     now = _clock(call).now()
-    start = domain.range_start(query.from_, site.zone) if query.from_ is not None else now
-    end = domain.range_end(query.to, site.zone) if query.to is not None else start + DEFAULT_RANGE
-    if end - start > timedelta(days=_settings(call).list_range_max_days):
-        raise InvalidInput(f"Ask for at most {_settings(call).list_range_max_days} days at a time.",
-                           code="range_too_long")
+    between = paging.instant_range(query.from_, query.to, site.zone, max_days=_settings(call).list_range_max_days,
+                                   default_start=now, default_span=DEFAULT_RANGE)
+    start, end = between.start, between.end
     after = _decode_cursor(query.cursor) if query.cursor else None
     volunteer = None if actor.is_staff else actor.member_id
     items: list[ShiftOut] = []
@@ -549,8 +548,8 @@ async def _hours_page(
     cursor: str | None,
 ) -> HoursPage:
     site = await _site(call)
-    start = domain.range_start(from_, site.zone) if from_ is not None else None
-    end = domain.range_end(to, site.zone) if to is not None else None
+    between = paging.instant_range(from_, to, site.zone)
+    start, end = between.start, between.end
     before = _decode_cursor(cursor) if cursor else None
     async with _uow(call) as uow:
         rows = await uow.read.hours_page(site_id=site_id, member_id=member_id, status=status, start=start, end=end,

@@ -35,3 +35,21 @@ class ReportRequested(EventData):
     format: ReportFormat
     min_cell: int | None = Field(description="Counts below this were suppressed; null when not asked")
     requested_at: datetime
+
+
+@register
+class ReportRefused(EventData):
+    event_type = "audit.report_refused"
+    classification = "internal"
+    summary = (
+        "Someone (the actor's token) asked for a report's figures they may not read and was refused: which "
+        "report, which site's figures (or all of them), the route and the refusal's code. An access-control "
+        "failure is logged like an answered read (ASVS V7/V16), with ids only."
+    )
+
+    report: ReportName
+    site_id: str = Field(description='The site whose figures were asked for, or "all" for the network roll-up')
+    route: str = Field(description="The route that refused, e.g. /reports/summary")
+    code: str = Field(description="The refusal's machine code, e.g. wrong_site")
+    status: int = Field(description="The HTTP status answered, e.g. 403")
+    refused_at: datetime

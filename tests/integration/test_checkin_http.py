@@ -533,3 +533,15 @@ async def test_a_nul_character_anywhere_in_the_input_is_422_and_stores_nothing(
     listed = await stack.call("checkin", "GET", "/visits?cursor=%00", token=site.tokens["coordinator"])
     assert (listed.status, listed.body["code"]) == (422, "invalid_character")
     assert await db.fetchval("SELECT count(*) FROM checkin.members") == before
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["from=2027-01-10&to=2027-01-01", "from=2027-01-02&to=2027-01-01",
+     "from=2027-01-10T00:00:00Z&to=2027-01-01T00:00:00Z"],
+)
+async def test_a_reversed_range_of_visits_is_422_range_reversed(
+    stack: Client, site: SiteUnderTest, query: str
+) -> None:
+    reply = await stack.call("checkin", "GET", f"/visits?{query}", token=site.tokens["coordinator"])
+    assert (reply.status, reply.body["code"]) == (422, "range_reversed")

@@ -860,3 +860,13 @@ async def test_the_migration_matches_the_models(settings: Settings) -> None:
         await engine.dispose()
     relevant = [d for d in diff if any(t in repr(d) for t in ours)]
     assert relevant == []
+
+
+async def test_a_reversed_range_of_events_or_sessions_is_422_range_reversed(
+    stack: Client, site: SiteUnderTest
+) -> None:
+    group = await create_group(stack, site)
+    for path in ("/events", f"/groups/{group['group_id']}/sessions"):
+        for query in ("from=2027-01-10&to=2027-01-01", "from=2027-01-10T00:00:00Z&to=2027-01-01T00:00:00Z"):
+            reply = await stack.call("gatherings", "GET", f"{path}?{query}", token=site.tokens["coordinator"])
+            assert (reply.status, reply.body["code"]) == (422, "range_reversed"), (path, query)

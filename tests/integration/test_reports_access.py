@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.audit.settings import AuditSettings
 from shared.settings import Settings
 from tests.support.stack import Client, SiteUnderTest, eventually, services
 
@@ -139,7 +140,8 @@ async def test_bad_ranges_and_options_are_422_with_a_code(
         ("after=9223372036854775808", "invalid_request"),  # one past the largest bigint
         ("type=%00", "invalid_character"),
         ("subject=a%00b", "invalid_character"),
-        ("from=9999-12-31T23:59:59-05:00", "datetime_out_of_range"),
+        ("from=9999-12-31T23:59:59-05:00", "date_out_of_range"),
+        ("from=2026-03-02T00:00:00Z&to=2026-03-01T00:00:00Z", "range_reversed"),
         ("to=2026-03-01T00:00:00", "naive_datetime"),
     ],
 )
@@ -226,3 +228,48 @@ async def test_a_network_request_is_logged_as_all(audit: Client, site: SiteUnder
         return any(item["event"]["data"]["site_id"] == "all" for item in reply.body["items"])
 
     await eventually(logged)
+
+
+async def test_a_refused_report_read_is_an_event_in_the_audit_log_too(
+    audit: Client, site: SiteUnderTest, other_site: SiteUnderTest
+) -> None:
+    token = site.tokens["coordinator"]
+    tried = [("/reports/summary", other_site.site_id, "summary"), ("/reports/daily", "all", "daily"),
+             ("/reports/daily.svg", other_site.site_id, "daily_chart")]
+    for path, target, _ in tried:
+        assert (await get(audit, f"{path}?site={target}&{RANGE}", token)).status == 403
+
+    async def refusals_logged() -> list[dict[str, Any]]:
+        reply = await get(audit, f"/audit?type=audit.report_refused&site={site.site_id}", site.tokens["admin"])
+        assert reply.status == 200
+        return [item["event"] for item in reply.body["items"]]
+
+    async def three() -> bool:
+        return len(await refusals_logged()) == 3
+
+    await eventually(three)
+    events = await refusals_logged()
+    assert {e["actorid"] for e in events} == {f"token:{site.token_ids['coordinator']}"}
+    assert all(e["source"] == "/rcc/audit" and e["siteid"] == site.site_id for e in events)
+    assert sorted((e["data"]["route"], e["data"]["site_id"], e["data"]["report"]) for e in events) == sorted(tried)
+    assert all((e["data"]["code"], e["data"]["status"]) == ("wrong_site", 403) for e in events)
+    # Refused reads are not answered reads: nothing was disclosed, so nothing is logged as requested.
+    answered = await get(audit, f"/audit?type=audit.report_requested&site={site.site_id}", site.tokens["admin"])
+    assert answered.body["items"] == []
+
+
+async def test_suppression_over_more_counts_than_the_service_allows_is_422_with_a_code(
+    settings: Settings, site: SiteUnderTest
+) -> None:
+    # A year of a site and the network: 2 scopes x (21 summary counts + 2 x 366 daily ones) = 1,506 counts at least.
+    tight = AuditSettings(**settings.model_dump(), report_suppression_max_cells=1_000)
+    token = site.tokens["coordinator"]
+    year = "from=2025-03-02&to=2026-03-02&min_cell=5"
+    async with services(tight, ["audit"]) as audit:
+        for path in (f"/reports/summary?{year}", f"/reports/daily?{year}"):
+            reply = await get(audit, path, token)
+            assert reply.status == 422, reply.body
+            assert reply.body["code"] == "suppression_too_large"
+            assert reply.body["max_cells"] == 1_000
+        assert (await get(audit, "/reports/summary?from=2025-03-02&to=2026-03-02", token)).status == 200
+        assert (await get(audit, "/reports/summary?from=2026-03-01&to=2026-03-01&min_cell=5", token)).status == 200

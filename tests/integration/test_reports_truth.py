@@ -31,6 +31,7 @@ from shared.clock import SystemClock
 from shared.db import asyncpg_dsn, create_engine, make_connector
 from shared.events import CONTENT_TYPE, ReceivedEvent, canonical_json
 from shared.settings import Settings
+from tests.support import adversary
 from tests.support.activity import Activity, generate, suppress
 from tests.support.broker import delete_prefixed
 from tests.support.databases import drop_database, migrated_settings
@@ -204,21 +205,24 @@ async def test_the_truth_is_not_trivial(world: World) -> None:
 
 
 async def test_min_cell_withholds_small_counts_in_json_and_csv(world: World) -> None:
+    """Every small count is withheld; a shown count is the truth; a count that is not small may be withheld too
+    (a complement, so that the small ones cannot be worked out: see the adversary test below)."""
     site = world.activity.sites[0].site_id
     first, last = date(2026, 3, 1), date(2026, 3, 31)
     truth = world.activity.summary(site, first, last)
     min_cell = 20
+
+    def shown_right(got: Any, want: int) -> bool:
+        return got is None if suppress(want, min_cell) is None else got in (want, None)
+
     body = await world.get("/reports/summary", site, first, last, min_cell=min_cell)
     assert body["min_cell"] == min_cell and body["suppressed"] is True
     for key in ("visits", "anonymous_visits", "unduplicated_members", "peak_occupancy", "volunteers_active",
-                "shifts_filled", "shifts_missed", "group_sessions_held", "event_registrations"):
-        assert body[key] == suppress(truth[key], min_cell), key
+                "shifts_filled", "shifts_missed", "group_sessions_held", "event_registrations", "new_members",
+                "returning_members"):
+        assert shown_right(body[key], truth[key]), key
     for purpose, count in truth["visits_by_purpose"].items():
-        assert body["visits_by_purpose"][purpose] == suppress(count, min_cell)
-    new, returning = suppress(truth["new_members"], min_cell), suppress(truth["returning_members"], min_cell)
-    if (new is None) != (returning is None):
-        new = returning = None
-    assert (body["new_members"], body["returning_members"]) == (new, returning)
+        assert shown_right(body["visits_by_purpose"][purpose], count), purpose
     # hours and money are not counts of people
     assert body["volunteer_hours_approved"] == truth["volunteer_hours_approved"]
     assert body["stipends_accrued_cents"] == truth["stipends_accrued_cents"]
@@ -226,7 +230,7 @@ async def test_min_cell_withholds_small_counts_in_json_and_csv(world: World) -> 
     daily = await world.get("/reports/daily", site, first, last, min_cell=min_cell)
     for got, want in zip(daily["days"], world.activity.daily(site, first, last), strict=True):
         for key in ("visits", "unduplicated_members", "new_members", "attendance"):
-            assert got[key] == suppress(want[key], min_cell)
+            assert shown_right(got[key], want[key]), (got["date"], key)
         assert got["volunteer_hours"] == want["volunteer_hours"]
 
     async with world.client.http.get(
@@ -238,6 +242,39 @@ async def test_min_cell_withholds_small_counts_in_json_and_csv(world: World) -> 
         rows = (await response.text()).splitlines()
     withheld_visits = [row for row in rows[1:] if row.split(",")[1] == ""]
     assert len(withheld_visits) == sum(1 for day in daily["days"] if day["visits"] is None) > 0
+
+
+@pytest.mark.parametrize(("first", "last", "min_cell"),
+                         [(date(2026, 3, 1), date(2026, 3, 31), 20), (date(2026, 3, 8), date(2026, 3, 14), 5),
+                          (date(2026, 3, 10), date(2026, 3, 10), 5), (date(2026, 3, 1), date(2026, 3, 7), 11)])
+async def test_no_withheld_count_is_recovered_by_subtraction_across_every_report(
+    world: World, first: date, last: date, min_cell: int
+) -> None:
+    """Every site's summary and daily report and the network roll-up of one range, as JSON and as CSV, side by
+    side: every subtraction the documented identities allow (tests/support/adversary.py) recovers nothing."""
+    summaries: dict[str, Any] = {}
+    dailies: dict[str, Any] = {}
+    csv_summaries: dict[str, Any] = {}
+    csv_dailies: dict[str, Any] = {}
+    for scope in world.scopes():
+        summaries[scope] = await world.get("/reports/summary", scope, first, last, min_cell=min_cell)
+        dailies[scope] = await world.get("/reports/daily", scope, first, last, min_cell=min_cell)
+        for path, into, read in (("/reports/summary", csv_summaries, adversary.csv_summary),
+                                 ("/reports/daily", csv_dailies, adversary.csv_daily)):
+            async with world.client.http.get(
+                f"{world.client.urls['audit']}{path}?site={scope}&from={first}&to={last}&min_cell={min_cell}",
+                headers={"Authorization": f"Bearer {world.token_for(scope)}", "Accept": "text/csv"},
+            ) as response:
+                assert response.status == 200
+                into[scope] = read(await response.text())
+    assert any(body["suppressed"] for body in summaries.values())
+    assert adversary.recovered(summaries, dailies) == {}
+    assert adversary.recovered(csv_summaries, csv_dailies) == {}
+    for scope in world.scopes():  # the CSV says the same as the JSON
+        assert csv_summaries[scope]["visits_by_purpose"] == summaries[scope]["visits_by_purpose"]
+        assert [row["visits"] for row in csv_dailies[scope]["days"]] == [
+            row["visits"] for row in dailies[scope]["days"]
+        ]
 
 
 async def test_rebuild_replays_the_log_into_identical_reports(world: World) -> None:
