@@ -46,9 +46,9 @@ RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 log = get_logger(component="http")
 
 # What every response says in its Server header: the name of the system, not the Python and aiohttp versions an
-# attacker would look up (OWASP: no fingerprint of the server software). The middleware and neutral_server_header
-# set it on what the apps answer; aiohttp answers a request it cannot parse itself, before any app sees it, with
-# its module default, so that default says the same (tests/unit/test_http_conventions.py sends such requests).
+# attacker would look up (OWASP: no fingerprint of the server software). neutral_server_header sets it on what the
+# apps answer; aiohttp answers a request it cannot parse itself, before any app sees it, with its module default,
+# so that default says the same (tests/unit/test_http_conventions.py sends such requests).
 SERVER = "rcc"
 aiohttp_web_response.SERVER_SOFTWARE = SERVER
 # The realm of every bearer challenge (RFC 6750 §3): one token store serves every service.
@@ -107,11 +107,6 @@ async def request_context_middleware(
     HTTP_REQUESTS.labels(service, request.method, route, response.status).inc()
     HTTP_LATENCY.labels(service, route).observe(elapsed)
     response.headers["X-Request-ID"] = request_id
-    if not response.prepared:  # a streamed answer got these from neutral_server_header as it started
-        response.headers["Server"] = SERVER
-        if response.status in (429, 503):
-            # RFC 9110 §10.2.3: tell a client when to come back, whichever code path answered "not now".
-            response.headers.setdefault("Retry-After", str(UNAVAILABLE_RETRY_AFTER_S))
     level = "debug" if response.status < 400 else "info" if response.status < 500 else "error"
     getattr(log, level)("http_request", method=request.method, route=route, status=response.status,
                         ms=round(elapsed * 1000, 2))
@@ -172,6 +167,7 @@ async def neutral_server_header(_request: web.Request, response: web.StreamRespo
     sends (errors, health routes and answers a view streams itself included)."""
     response.headers["Server"] = SERVER
     if response.status in (429, 503):
+        # RFC 9110 §10.2.3: tell a client when to come back, whichever code path answered "not now".
         response.headers.setdefault("Retry-After", str(UNAVAILABLE_RETRY_AFTER_S))
 
 

@@ -14,6 +14,7 @@ from shared.web import (
     SERVICE_NAME,
     healthz,
     metrics,
+    neutral_server_header,
     readyz,
     request_context_middleware,
 )
@@ -43,6 +44,7 @@ def create_app(base: Settings | None = None) -> web.Application:
         app.router.add_get(f"/{name}", _page(name))
     app.router.add_static("/static/", STATIC, append_version=False)
     app.router.add_route("*", proxy.PREFIX + "{service}/{tail:.*}", proxy.forward)
+    app.on_response_prepare.append(neutral_server_header)
     app.on_response_prepare.append(_page_headers)
     return app
 
