@@ -117,12 +117,12 @@ async def set_volunteer_profile(
         raise Forbidden("This volunteer belongs to another site.", code="wrong_site")
     if existing is not None:
         site_id = existing.site_id
-    # A profile kept since before an erasure can still be changed (paused, say); none is made for an erased member.
-    _require_member(await uow.people.member_standing(cmd.member_id, site_id), erased_ok=existing is not None)
     roles = list(dict.fromkeys(cmd.roles))
     unknown = set(roles) - await uow.people.known_role_ids(site_id, roles)
     if unknown:
         raise InvalidInput("Create these roles first.", code="unknown_role", roles=sorted(unknown))
+    # A profile kept since before an erasure can still be changed (paused, say); none is made for an erased member.
+    _require_member(await uow.people.member_standing(cmd.member_id, site_id), erased_ok=existing is not None)
     await uow.people.upsert_profile(
         {
             "member_id": cmd.member_id, "site_id": site_id, "roles": roles,

@@ -35,7 +35,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    or_,
     select,
     text,
     tuple_,
@@ -1349,8 +1348,7 @@ class ReadRepository:
         )
 
     async def calendar_entries(self, member_id: uuid.UUID, since: datetime) -> list[Any]:
-        """Confirmed shifts from ``since`` on, and confirmed ones since cancelled or dropped (so calendars remove
-        them)."""
+        """Confirmed shifts from ``since`` on, and ones cancelled on the volunteer (so calendars remove them)."""
         rows = await self.session.execute(
             select(
                 signups.c.signup_id, signups.c.status, shifts.c.shift_id, shifts.c.starts_at, shifts.c.ends_at,
@@ -1361,11 +1359,7 @@ class ReadRepository:
             .join(roles, and_(roles.c.site_id == shifts.c.site_id, roles.c.role_id == shifts.c.role_id))
             .where(
                 signups.c.member_id == member_id,
-                or_(
-                    signups.c.status == "confirmed",
-                    # Only what the feed showed before: a place in the waitlist never reached a calendar.
-                    and_(signups.c.status.in_(("cancelled", "dropped")), signups.c.confirmed_at.is_not(None)),
-                ),
+                signups.c.status.in_(("confirmed", "cancelled")),
                 shifts.c.ends_at >= since,
             )
             .order_by(shifts.c.starts_at)
