@@ -81,6 +81,12 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
 
     gatherings = await stack.start_service("gatherings")
     volunteering = await stack.start_service("volunteering")
+    # Members check-in registered, as the two services know them once its events arrived (not timed).
+    for schema in ("gatherings", "volunteering"):
+        await stack.db.executemany(
+            f"INSERT INTO {schema}.known_members (member_id, site_id, registered_at) VALUES ($1, $2, now())",
+            [(m, site.site_id) for m in members],
+        )
     say(f"setting up {len(members):,} volunteers, a {options.shift_seats}-seat shift and "
         f"a {options.event_seats}-seat event")
     shift_id, event_id = await _set_up(volunteering.url, gatherings.url, coordinator, members, targets)

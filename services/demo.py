@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from services.cli import running
@@ -65,6 +66,29 @@ async def _volunteer_token(settings: Settings, member_id: str) -> str:
             label="demo volunteer",
         )
     return token
+
+
+async def _until_known(settings: Settings, member_id: str, *, timeout_s: float = 30.0) -> None:
+    """Volunteering and gatherings learn of a member from check-in's event, a moment after check-in answered: the
+    demo waits for it before naming the member there, as a coordinator would simply try again."""
+    engine = create_async_engine(settings.database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            async with engine.connect() as conn:
+                known = await conn.scalar(
+                    text(
+                        "SELECT (SELECT count(*) FROM gatherings.known_members WHERE member_id = :m)"
+                        " + (SELECT count(*) FROM volunteering.known_members WHERE member_id = :m)"
+                    ),
+                    {"m": uuid.UUID(member_id)},
+                )
+            if known == 2:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()
+    raise RuntimeError(f"the member's registration did not reach volunteering and gatherings in {timeout_s:g} s")
 
 
 async def _schedule_week(urls: dict[str, str], call: Call, volunteer_id: str) -> list[str]:
@@ -164,6 +188,7 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
             f" head {verdict['head_hash'][:16]}…")
 
         say("\n6. The week ahead: the first member volunteers at the front desk; shifts, a group and an event:")
+        await _until_known(settings, members[0])
         tokens["volunteer"] = await _volunteer_token(settings, members[0])
         week = await _schedule_week(urls, call, members[0])
         for line in week:

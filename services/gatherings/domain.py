@@ -195,7 +195,10 @@ class CalendarEntry:
     ends_at: datetime
     location: str | None
     categories: tuple[str, ...]
+    # SEQUENCE: raised by every change of time, place or status, so calendar programs replace their copy.
     revision: int
+    updated_at: datetime
+    cancelled: bool
 
 
 def build_calendar(
@@ -203,7 +206,9 @@ def build_calendar(
 ) -> bytes:
     """An RFC 5545 feed with the site's time zone (VTIMEZONE and TZID), so calendar programs show local times.
 
-    Only what is on a public notice board: names of groups and events, rooms, times. Never seats or people."""
+    Only what is on a public notice board: names of groups and events, rooms, times. Never seats or people. A
+    cancelled gathering stays in the feed under its UID with STATUS:CANCELLED (and its higher SEQUENCE), so a
+    calendar that imported it removes it instead of keeping it."""
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//Recovery community center//gatherings//EN")
     calendar.add("version", "2.0")
@@ -222,6 +227,8 @@ def build_calendar(
         event.add("dtend", entry.ends_at.astimezone(zone))
         event.add("summary", entry.summary)
         event.add("sequence", entry.revision)
+        event.add("last-modified", entry.updated_at.astimezone(UTC))
+        event.add("status", "CANCELLED" if entry.cancelled else "CONFIRMED")
         if entry.location:
             event.add("location", entry.location)
         if entry.categories:

@@ -31,9 +31,9 @@ from services.gatherings.commands import (
     SchedulesExtended,
 )
 from services.gatherings.domain import GatheringType, Party, Room, WaitingParty
-from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, RegistrationRow
+from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, MemberStanding, RegistrationRow
 from shared.clock import Clock
-from shared.contracts.checkin import VisitorCheckedIn
+from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn
 from shared.contracts.gatherings import (
     EventCancelled,
     EventScheduled,
@@ -84,6 +84,7 @@ async def create_group(cmd: CreateGroup, *, uow: GatheringsUnitOfWork, clock: Cl
         ) from exc
     if not planned and localize(cmd.first_start, zone) <= until:
         raise InvalidInput("The rule and its exceptions leave no session from now on.", code="no_sessions")
+    _require_member(await uow.gatherings.member_standing(cmd.facilitator_member_id, cmd.site_id), "facilitator")
     group_id = uuid.uuid4()
     await uow.gatherings.add_group(
         group_id=group_id,
@@ -216,6 +217,7 @@ async def _add_sessions(
                 "registration_opens_at": None,
                 "registration_closes_at": None,
                 "created_at": now,
+                "updated_at": now,
             }
             for session_id, occurrence in rows.items()
         ]
@@ -248,7 +250,7 @@ async def move_session(cmd: MoveSession, *, uow: GatheringsUnitOfWork, clock: Cl
     """One session to another time; the group's other sessions and this session's registrations stay."""
     now = clock.now()
     session = await _locked(uow, "session", cmd.session_id, cmd.site_id)
-    await uow.gatherings.move(session.gathering_id, cmd.starts_at, cmd.ends_at)
+    await uow.gatherings.move(session.gathering_id, cmd.starts_at, cmd.ends_at, now)
     assert session.group_id is not None
     uow.emit(
         Event(
@@ -306,6 +308,7 @@ async def schedule_event(cmd: ScheduleEvent, *, uow: GatheringsUnitOfWork, clock
         registration_opens_at=cmd.registration_opens_at,
         registration_closes_at=cmd.registration_closes_at,
         created_at=now,
+        updated_at=now,
     )
     closes_at = domain.registration_closes_at(cmd.starts_at, cmd.registration_closes_at)
     uow.emit(
@@ -373,7 +376,7 @@ async def change_capacity(cmd: ChangeCapacity, *, uow: GatheringsUnitOfWork, clo
                     if not domain.can_ever_fit(w.party, capacity, child_care_seats)
                 ],
             )
-        await uow.gatherings.set_capacity(gathering.gathering_id, capacity, child_care_seats)
+        await uow.gatherings.set_capacity(gathering.gathering_id, capacity, child_care_seats, now)
         # The new capacity first, then the promotions it caused: the event stream replays in causal order.
         _emit_rescheduled(uow, gathering, capacity, child_care_seats, now, cmd.actor_id)
         room = domain.room_left(capacity, child_care_seats, gathering.taken_adults, gathering.taken_children)
@@ -487,10 +490,11 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
         raise Forbidden("A volunteer token registers only its own member.", code="not_yours")
     now = clock.now()
     party = Party(cmd.adults, cmd.children)
-    gathering = _present(
-        await uow.gatherings.lock_for_registration(cmd.gathering_id, cmd.gathering_type, cmd.site_id),
-        cmd.gathering_type,
+    locked = await uow.gatherings.lock_for_registration(
+        cmd.gathering_id, cmd.gathering_type, cmd.site_id, cmd.member_id
     )
+    gathering = _present(locked[0] if locked else None, cmd.gathering_type)
+    _require_member(locked[1] if locked else None, "member")
     closes_at = domain.registration_closes_at(gathering.starts_at, gathering.registration_closes_at)
     if domain.window_state(now, gathering.registration_opens_at, closes_at) != "open":
         raise Conflict(
@@ -633,6 +637,7 @@ async def mark_attendance(cmd: MarkAttendance, *, uow: GatheringsUnitOfWork, clo
         raise NotFound(f"No such {cmd.gathering_type} here.", code=f"{cmd.gathering_type}_not_found")
     if gathering.cancelled_at is not None:
         raise Conflict(f"This {cmd.gathering_type} was cancelled.", code=f"{cmd.gathering_type}_cancelled")
+    _require_member(await uow.gatherings.member_standing(cmd.member_id, gathering.site_id), "member", erased_ok=True)
     registration = await _confirmed_registration(uow, gathering, cmd.member_id)
     default = registration.party if registration is not None else Party(1, 0)
     party = Party(
@@ -675,6 +680,19 @@ async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUni
         party=registration.party if registration is not None else Party(1, 0),
         source="checkin", at=visit.checked_in_at, actor_id=None, correlation_id=str(event.id),
     )
+
+
+async def record_member_registered(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
+    """Check-in registered a member at the event's site: from now on they can be named here."""
+    known = MemberRegistered.model_fields
+    registered = MemberRegistered.model_validate({k: v for k, v in event.data.items() if k in known})
+    await uow.gatherings.know_member(registered.member_id, event.site_id, registered.registered_at)
+
+
+async def record_member_erased(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
+    known = MemberErased.model_fields
+    erased = MemberErased.model_validate({k: v for k, v in event.data.items() if k in known})
+    await uow.gatherings.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
 
 
 async def _confirmed_registration(
@@ -757,6 +775,17 @@ async def _locked(
         await uow.gatherings.lock_gathering(gathering_id, gathering_type, site_id), gathering_type,
         allow_cancelled=allow_cancelled,
     )
+
+
+def _require_member(standing: MemberStanding, who: str, *, erased_ok: bool = False) -> None:
+    """A member named in a request must be one check-in registered at the site concerned (the same answer for a
+    made-up id and for another site's member: which sites a member belongs to is not told). An erased member's
+    records stay reachable (``erased_ok``: roster marks of what happened), but nothing new is arranged for them,
+    as the kiosk no longer lets them in."""
+    if standing is None:
+        raise InvalidInput(f"No member with this id is registered at this site (the {who}).", code="unknown_member")
+    if standing == "erased" and not erased_ok:
+        raise InvalidInput(f"This member was erased at check-in (the {who}).", code="member_erased")
 
 
 def _present(

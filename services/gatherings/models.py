@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from sqlalchemy import (
@@ -131,8 +131,9 @@ class Gathering(Base):
     registration_opens_at: Mapped[datetime | None]
     # None: registration closes when the gathering starts.
     registration_closes_at: Mapped[datetime | None]
-    # iCalendar SEQUENCE: bumped when the time or the seats change.
+    # iCalendar SEQUENCE and LAST-MODIFIED: bumped when the time, the seats or the status change.
     revision: Mapped[int] = mapped_column(server_default=text("0"))
+    updated_at: Mapped[datetime]
     cancelled_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
@@ -197,10 +198,33 @@ class Attendance(Base):
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
+class KnownMember(Base):
+    """The members check-in registered, and at which site: this service's own view, fed by ``checkin.member_*``
+    events, so naming a member costs no call to check-in. An erased member stays (pseudonymous history keeps its
+    meaning) with ``erased_at`` set, and is not given new registrations or groups."""
+
+    __tablename__ = "known_members"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    site_id: Mapped[str]
+    registered_at: Mapped[datetime]
+    erased_at: Mapped[datetime | None]
+
+
 groups = Group.__table__
 gatherings = Gathering.__table__
+known_members = KnownMember.__table__
 registrations = Registration.__table__
 attendance = Attendance.__table__
+
+
+# A member of the site as this service knows it: None when check-in never registered them there.
+MemberStanding = Literal["known", "erased"] | None
+
+
+def _revised(at: datetime) -> dict[str, Any]:
+    """What a change a calendar shows (time, seats, status) writes: the next iCalendar SEQUENCE, LAST-MODIFIED."""
+    return {"revision": gatherings.c.revision + 1, "updated_at": at}
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +313,7 @@ class GatheringView:
     occurrence_start: datetime | None
     timezone: str | None
     revision: int
+    updated_at: datetime
     cancelled_at: datetime | None
 
 
@@ -350,11 +375,12 @@ class GatheringsRepository:
         return None if row is None else GatheringRow(*row)
 
     async def lock_for_registration(
-        self, gathering_id: uuid.UUID, gathering_type: GatheringType, site_id: str | None
-    ) -> GatheringRow | None:
-        """``lock_gathering`` as a prepared statement on the raw connection (the registration path)."""
-        row = await self.driver.fetchrow(_LOCK_FOR_REGISTRATION, gathering_id, gathering_type, site_id)
-        return None if row is None else GatheringRow(*row)
+        self, gathering_id: uuid.UUID, gathering_type: GatheringType, site_id: str | None, member_id: uuid.UUID
+    ) -> tuple[GatheringRow, MemberStanding] | None:
+        """``lock_gathering`` as a prepared statement on the raw connection (the registration path), with the
+        standing of the member at the gathering's site read by the same statement."""
+        row = await self.driver.fetchrow(_LOCK_FOR_REGISTRATION, gathering_id, gathering_type, site_id, member_id)
+        return None if row is None else (GatheringRow(*row[:-1]), row["member_standing"])
 
     async def find_gathering(
         self, gathering_id: uuid.UUID, site_id: str | None, gathering_type: GatheringType | None
@@ -369,18 +395,20 @@ class GatheringsRepository:
             .values(taken_adults=adults, taken_children=children)
         )
 
-    async def set_capacity(self, gathering_id: uuid.UUID, capacity: int, child_care_seats: int) -> None:
+    async def set_capacity(
+        self, gathering_id: uuid.UUID, capacity: int, child_care_seats: int, at: datetime
+    ) -> None:
         await self.session.execute(
             update(gatherings)
             .where(gatherings.c.gathering_id == gathering_id)
-            .values(capacity=capacity, child_care_seats=child_care_seats, revision=gatherings.c.revision + 1)
+            .values(capacity=capacity, child_care_seats=child_care_seats, **_revised(at))
         )
 
-    async def move(self, gathering_id: uuid.UUID, starts_at: datetime, ends_at: datetime) -> None:
+    async def move(self, gathering_id: uuid.UUID, starts_at: datetime, ends_at: datetime, at: datetime) -> None:
         await self.session.execute(
             update(gatherings)
             .where(gatherings.c.gathering_id == gathering_id)
-            .values(starts_at=starts_at, ends_at=ends_at, revision=gatherings.c.revision + 1)
+            .values(starts_at=starts_at, ends_at=ends_at, **_revised(at))
         )
 
     async def cancel_gathering(
@@ -391,7 +419,7 @@ class GatheringsRepository:
         await self.session.execute(
             update(gatherings)
             .where(gatherings.c.gathering_id == gathering_id)
-            .values(cancelled_at=at, taken_adults=0, taken_children=0, revision=gatherings.c.revision + 1)
+            .values(cancelled_at=at, taken_adults=0, taken_children=0, **_revised(at))
         )
         r = registrations.c
         active = (
@@ -512,6 +540,36 @@ class GatheringsRepository:
         )
 
 
+    # Members check-in registered
+
+    async def know_member(self, member_id: uuid.UUID, site_id: str, registered_at: datetime) -> None:
+        """A registration delivered again (or after an erasure) changes nothing."""
+        await self.session.execute(
+            insert(known_members)
+            .values(member_id=member_id, site_id=site_id, registered_at=registered_at)
+            .on_conflict_do_nothing(index_elements=[known_members.c.member_id])
+        )
+
+    async def mark_member_erased(self, member_id: uuid.UUID, site_id: str, erased_at: datetime) -> None:
+        """Also for an erasure that overtook the registration: the member is known, and known to be erased."""
+        await self.session.execute(
+            insert(known_members)
+            .values(member_id=member_id, site_id=site_id, registered_at=erased_at, erased_at=erased_at)
+            .on_conflict_do_update(
+                index_elements=[known_members.c.member_id],
+                set_={"erased_at": func.coalesce(known_members.c.erased_at, erased_at)},
+            )
+        )
+
+    async def member_standing(self, member_id: uuid.UUID, site_id: str) -> MemberStanding:
+        erased_at = await self.session.execute(
+            select(known_members.c.erased_at).where(
+                known_members.c.member_id == member_id, known_members.c.site_id == site_id
+            )
+        )
+        row = erased_at.first()
+        return None if row is None else ("known" if row[0] is None else "erased")
+
     # Reads (views)
 
     async def groups_page(self, site_id: str, after: tuple[str, uuid.UUID] | None, limit: int) -> list[Row]:
@@ -536,7 +594,6 @@ class GatheringsRepository:
         group_id: uuid.UUID | None = None,
         ends_after: datetime | None = None,
         starts_before: datetime | None = None,
-        include_cancelled: bool = True,
         after: tuple[datetime, uuid.UUID] | None = None,
         limit: int | None = None,
     ) -> list[GatheringView]:
@@ -555,7 +612,7 @@ class GatheringsRepository:
             func.coalesce(groups.c.focus_tags, literal([], ARRAY(Text))).label("focus_tags"),
             g.family_friendly, g.room, g.starts_at, g.ends_at, g.capacity, g.child_care_seats, g.taken_adults,
             g.taken_children, waitlisted.label("waitlisted"), g.registration_opens_at, g.registration_closes_at,
-            g.occurrence_start, groups.c.timezone, g.revision, g.cancelled_at,
+            g.occurrence_start, groups.c.timezone, g.revision, g.updated_at, g.cancelled_at,
         ).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
         if site_id is not None:
             stmt = stmt.where(g.site_id == site_id)
@@ -569,8 +626,6 @@ class GatheringsRepository:
             stmt = stmt.where(g.ends_at > ends_after)
         if starts_before is not None:
             stmt = stmt.where(g.starts_at < starts_before)
-        if not include_cancelled:
-            stmt = stmt.where(g.cancelled_at.is_(None))
         if after is not None:
             stmt = stmt.where(tuple_(g.starts_at, g.gathering_id) > tuple_(*after))
         stmt = stmt.order_by(g.starts_at, g.gathering_id)
@@ -594,9 +649,13 @@ _GATHERING_COLUMNS = (
     "cancelled_at"
 )
 _LOCK_FOR_REGISTRATION = f"""
-    SELECT {_GATHERING_COLUMNS} FROM "{SCHEMA}".gatherings
+    SELECT {_GATHERING_COLUMNS}, (
+        SELECT CASE WHEN k.erased_at IS NULL THEN 'known' ELSE 'erased' END FROM "{SCHEMA}".known_members AS k
+        WHERE k.member_id = $4 AND k.site_id = g.site_id
+    ) AS member_standing
+    FROM "{SCHEMA}".gatherings AS g
     WHERE gathering_id = $1 AND gathering_type = $2 AND ($3::text IS NULL OR site_id = $3)
-    FOR UPDATE
+    FOR UPDATE OF g
 """
 
 

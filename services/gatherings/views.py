@@ -488,7 +488,6 @@ async def calendar(call: Call) -> web.Response:
             site_id=site.site_id,
             ends_after=now - timedelta(days=settings.calendar_past_days),
             starts_before=now + timedelta(weeks=settings.group_horizon_weeks),
-            include_cancelled=False,
         )
     entries = [
         CalendarEntry(
@@ -499,6 +498,8 @@ async def calendar(call: Call) -> web.Response:
             location=v.room,
             categories=_categories(v),
             revision=v.revision,
+            updated_at=v.updated_at,
+            cancelled=v.cancelled_at is not None,
         )
         for v in found
     ]

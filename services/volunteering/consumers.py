@@ -3,7 +3,8 @@ a shift id starts (check-in) and ends (check-out) an attendance record, and the 
 
 Each batch runs in one transaction that records the event ids in the inbox, so a redelivered event changes
 nothing; attendance is also keyed by the visit id, so the same visit sent again under a new event id cannot
-count twice either."""
+count twice either. Members check-in registers (and erases) feed this service's own view of who may be named in
+a volunteer profile, a sign-up or hours."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from shared.messaging import ProcessBatch
 from shared.uow import inbox_consumer
 
 QUEUE = "volunteering"
-BINDINGS = ("checkin.visitor_checked_in", "checkin.visitor_checked_out")
+BINDINGS = (
+    "checkin.visitor_checked_in", "checkin.visitor_checked_out", "checkin.member_registered", "checkin.member_erased"
+)
 
 
 def attendance(app: web.Application) -> ProcessBatch:
@@ -26,5 +29,7 @@ def attendance(app: web.Application) -> ProcessBatch:
         {
             "checkin.visitor_checked_in": handlers.record_check_in,
             "checkin.visitor_checked_out": handlers.record_check_out,
+            "checkin.member_registered": handlers.record_member_registered,
+            "checkin.member_erased": handlers.record_member_erased,
         },
     )

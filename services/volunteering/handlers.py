@@ -54,9 +54,9 @@ from services.volunteering.commands import (
     UpdateRole,
     VolunteerOut,
 )
-from services.volunteering.models import HoursRow, ShiftRecord, VolunteeringUnitOfWork
+from services.volunteering.models import HoursRow, MemberStanding, ShiftRecord, VolunteeringUnitOfWork
 from shared.clock import Clock
-from shared.contracts.checkin import VisitorCheckedIn, VisitorCheckedOut
+from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
 from shared.contracts.volunteering import (
     Dropped,
     HoursApproved,
@@ -121,6 +121,8 @@ async def set_volunteer_profile(
     unknown = set(roles) - await uow.people.known_role_ids(site_id, roles)
     if unknown:
         raise InvalidInput("Create these roles first.", code="unknown_role", roles=sorted(unknown))
+    # A profile kept since before an erasure can still be changed (paused, say); none is made for an erased member.
+    _require_member(await uow.people.member_standing(cmd.member_id, site_id), erased_ok=existing is not None)
     await uow.people.upsert_profile(
         {
             "member_id": cmd.member_id, "site_id": site_id, "roles": roles,
@@ -267,6 +269,7 @@ async def change_shift(cmd: ChangeShift, *, uow: VolunteeringUnitOfWork, clock: 
             shift.shift_id,
             {"starts_at": starts_at, "ends_at": ends_at, "capacity": capacity, "needs_supervisor": needs_supervisor,
              "updated_at": now},
+            revised="starts_at" in changed or "ends_at" in changed,
         )
         moved = replace(shift, starts_at=starts_at, ends_at=ends_at, capacity=capacity,
                          needs_supervisor=needs_supervisor)
@@ -303,7 +306,7 @@ async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: 
     members, _, _ = await uow.shifts.active_members(shift.shift_id)
     await uow.shifts.cancel_signups(shift.shift_id, now)
     await uow.shifts.update_shift(
-        shift.shift_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now, "confirmed": 0}
+        shift.shift_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now, "confirmed": 0}, revised=True
     )
     uow.emit(
         Event(
@@ -330,7 +333,8 @@ async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> 
     locked = await uow.shifts.lock_for_sign_up(cmd.shift_id, actor.scope, member_id)
     if locked is None:
         raise NotFound("No such shift here.", code="shift_not_found")
-    shift, profile, records = locked
+    shift, standing, profile, records = locked
+    _require_member(standing)
     if shift.status == "cancelled":
         raise Conflict("This shift was cancelled.", code="shift_cancelled")
     if now >= shift.ends_at:
@@ -476,6 +480,19 @@ async def mark_missed_shifts(cmd: MarkMissedShifts, *, uow: VolunteeringUnitOfWo
 # Attendance, from the check-in service's events
 
 
+async def record_member_registered(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+    """Check-in registered a member at the event's site: from now on they can be named here."""
+    known = MemberRegistered.model_fields
+    registered = MemberRegistered.model_validate({k: v for k, v in event.data.items() if k in known})
+    await uow.people.know_member(registered.member_id, event.site_id, registered.registered_at)
+
+
+async def record_member_erased(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+    known = MemberErased.model_fields
+    erased = MemberErased.model_validate({k: v for k, v in event.data.items() if k in known})
+    await uow.people.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
+
+
 async def record_check_in(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
     visit = VisitorCheckedIn.model_validate(event.data)
     shift = await _shift_of_visit(uow, event.site_id, visit.purpose, visit.member_id, visit.ref)
@@ -560,6 +577,8 @@ async def add_hours(cmd: AddHours, *, uow: VolunteeringUnitOfWork, clock: Clock)
         raise NotFound("No such shift here.", code="shift_not_found")
     if shift.status == "cancelled":
         raise Conflict("This shift was cancelled.", code="shift_cancelled")
+    # Hours worked before an erasure are still owed (and count for stipends).
+    _require_member(await uow.people.member_standing(cmd.member_id, shift.site_id), erased_ok=True)
     profile = await uow.people.get_profile(cmd.member_id)
     if profile is None or profile.site_id != shift.site_id:
         raise NotFound("No such volunteer here.", code="volunteer_not_found")
@@ -700,6 +719,17 @@ async def rotate_calendar_feed(
 
 
 # Helpers
+
+
+def _require_member(standing: MemberStanding, *, erased_ok: bool = False) -> None:
+    """A member named in a request must be one check-in registered at the site concerned (the same answer for a
+    made-up id and for another site's member: which sites a member belongs to is not told). An erased member's
+    records stay reachable (``erased_ok``), but nothing new is arranged for them, as the kiosk no longer lets them
+    in."""
+    if standing is None:
+        raise InvalidInput("No member with this id is registered at this site.", code="unknown_member")
+    if standing == "erased" and not erased_ok:
+        raise InvalidInput("This member was erased at check-in.", code="member_erased")
 
 
 async def _require_role(uow: VolunteeringUnitOfWork, site_id: str, role_id: str) -> None:

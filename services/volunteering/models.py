@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from sqlalchemy import (
@@ -110,6 +110,19 @@ class Training(Base):
     recorded_by: Mapped[str] = mapped_column(Text)
 
 
+class KnownMember(Base):
+    """The members check-in registered, and at which site: this service's own view, fed by ``checkin.member_*``
+    events, so naming a member costs no call to check-in. An erased member stays (their pseudonymous hours and
+    stipends keep their meaning) with ``erased_at`` set, and is given no new profile or sign-up."""
+
+    __tablename__ = "known_members"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    site_id: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class CalendarFeed(Base):
     """A volunteer's private iCalendar feed: only the secret's SHA-256 is kept; a new secret replaces the old."""
 
@@ -174,6 +187,8 @@ class Shift(Base):
     confirmed: Mapped[int] = mapped_column(Integer)
     needs_supervisor: Mapped[bool] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(Text)
+    # iCalendar SEQUENCE of the shift in volunteers' feeds: raised when its time or status changes.
+    revision: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -436,6 +451,7 @@ roles = VolunteerRole.__table__
 volunteers = Volunteer.__table__
 trainings = Training.__table__
 calendar_feeds = CalendarFeed.__table__
+known_members = KnownMember.__table__
 series = Series.__table__
 shifts = Shift.__table__
 signups = Signup.__table__
@@ -449,6 +465,10 @@ stipend_hours = StipendHours.__table__
 
 
 # What repositories hand back
+
+
+# A member of the site as this service knows it: None when check-in never registered them there.
+MemberStanding = Literal["known", "erased"] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +549,35 @@ class PeopleRepository:
 
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
+
+    async def know_member(self, member_id: uuid.UUID, site_id: str, registered_at: datetime) -> None:
+        """A registration delivered again (or after an erasure) changes nothing."""
+        await self.session.execute(
+            insert(known_members)
+            .values(member_id=member_id, site_id=site_id, registered_at=registered_at)
+            .on_conflict_do_nothing(index_elements=[known_members.c.member_id])
+        )
+
+    async def mark_member_erased(self, member_id: uuid.UUID, site_id: str, erased_at: datetime) -> None:
+        """Also for an erasure that overtook the registration: the member is known, and known to be erased."""
+        await self.session.execute(
+            insert(known_members)
+            .values(member_id=member_id, site_id=site_id, registered_at=erased_at, erased_at=erased_at)
+            .on_conflict_do_update(
+                index_elements=[known_members.c.member_id],
+                set_={"erased_at": func.coalesce(known_members.c.erased_at, erased_at)},
+            )
+        )
+
+    async def member_standing(self, member_id: uuid.UUID, site_id: str) -> MemberStanding:
+        row = (
+            await self.session.execute(
+                select(known_members.c.erased_at).where(
+                    known_members.c.member_id == member_id, known_members.c.site_id == site_id
+                )
+            )
+        ).first()
+        return None if row is None else ("known" if row[0] is None else "erased")
 
     async def add_role(self, values: dict[str, Any]) -> bool:
         result = await self.session.execute(
@@ -684,19 +733,20 @@ class ShiftRepository:
 
     async def lock_for_sign_up(
         self, shift_id: uuid.UUID, site_id: str | None, member_id: uuid.UUID
-    ) -> tuple[ShiftRecord, Profile | None, list[TrainingRecord]] | None:
-        """Lock the shift, then the member's sign-ups, and read the member's qualification facts: one round trip.
-        None when there is no such shift here."""
+    ) -> tuple[ShiftRecord, MemberStanding, Profile | None, list[TrainingRecord]] | None:
+        """Lock the shift, then the member's sign-ups, and read the member's standing at the shift's site and
+        qualification facts: one round trip. None when there is no such shift here."""
         key = zlib.crc32(member_id.bytes) - 2**31
         row = await self.driver.fetchrow(_LOCK_FOR_SIGN_UP, shift_id, site_id, MEMBER_LOCK_SPACE, key, member_id)
         if row is None:
             return None
         shift = ShiftRecord(*row[:11], tuple(row[11]))
+        standing = row["member_standing"]
         if row["member_site"] is None:
-            return shift, None, []
+            return shift, standing, None, []
         profile = Profile(member_id, row["member_site"], tuple(row["roles"]), row["active"])
         held = zip(row["training_ids"] or (), row["completed_on"] or (), row["expires_on"] or (), strict=True)
-        return shift, profile, [TrainingRecord(*record) for record in held]
+        return shift, standing, profile, [TrainingRecord(*record) for record in held]
 
     async def sign_up(
         self, values: dict[str, Any], starts_at: datetime, ends_at: datetime, seated: Event, waiting: Event
@@ -786,7 +836,10 @@ class ShiftRepository:
         confirmed = sum(1 for r in rows if r.status == "confirmed")
         return [r.member_id for r in rows], confirmed, len(rows) - confirmed
 
-    async def update_shift(self, shift_id: uuid.UUID, values: dict[str, Any]) -> None:
+    async def update_shift(self, shift_id: uuid.UUID, values: dict[str, Any], *, revised: bool = False) -> None:
+        """``revised``: the time or the status changed, which volunteers' calendars must pick up (SEQUENCE)."""
+        if revised:
+            values = {**values, "revision": shifts.c.revision + 1}
         await self.session.execute(update(shifts).where(shifts.c.shift_id == shift_id).values(**values))
 
     async def cancel_signups(self, shift_id: uuid.UUID, at: datetime) -> None:
@@ -1299,7 +1352,8 @@ class ReadRepository:
         rows = await self.session.execute(
             select(
                 signups.c.signup_id, signups.c.status, shifts.c.shift_id, shifts.c.starts_at, shifts.c.ends_at,
-                shifts.c.status.label("shift_status"), shifts.c.updated_at, roles.c.title.label("role_title"),
+                shifts.c.status.label("shift_status"), shifts.c.revision, shifts.c.updated_at, signups.c.left_at,
+                roles.c.title.label("role_title"),
             )
             .join(shifts, shifts.c.shift_id == signups.c.shift_id)
             .join(roles, and_(roles.c.site_id == shifts.c.site_id, roles.c.role_id == shifts.c.role_id))
@@ -1429,8 +1483,11 @@ _LOCK_FOR_SIGN_UP = f"""
     ),
     -- Taken from the locked row, so always after the shift's lock (the order every other path takes them in).
     member_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($3::int, $4::int) FROM shift)
-    SELECT shift.*, v.site_id AS member_site, v.roles, v.active, t.training_ids, t.completed_on, t.expires_on
+    SELECT shift.*, v.site_id AS member_site, v.roles, v.active, t.training_ids, t.completed_on, t.expires_on,
+           CASE WHEN k.member_id IS NULL THEN NULL WHEN k.erased_at IS NULL THEN 'known' ELSE 'erased' END
+               AS member_standing
     FROM shift CROSS JOIN member_lock
+    LEFT JOIN "{SCHEMA}".known_members k ON k.member_id = $5 AND k.site_id = shift.site_id
     LEFT JOIN "{SCHEMA}".volunteers v ON v.member_id = $5
     LEFT JOIN LATERAL (
         SELECT array_agg(training_id) AS training_ids, array_agg(completed_on) AS completed_on,

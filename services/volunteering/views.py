@@ -9,7 +9,7 @@ import io
 import uuid
 import zoneinfo
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import icalendar
@@ -469,11 +469,15 @@ def _calendar(entries: list[Any], now: datetime) -> bytes:
         event = icalendar.Event()
         event.add("uid", f"{entry.signup_id}@rcc-volunteering")
         event.add("dtstamp", now)
-        event.add("last-modified", entry.updated_at)
+        # The shift's revision counts its moves and its cancellation; leaving it is one more change to this copy.
+        left = entry.status != "confirmed"
+        event.add("sequence", entry.revision + (1 if left else 0))
+        changed = max(entry.updated_at, entry.left_at) if left and entry.left_at else entry.updated_at
+        event.add("last-modified", changed.astimezone(UTC))
         event.add("dtstart", entry.starts_at)
         event.add("dtend", entry.ends_at)
         event.add("summary", f"{entry.role_title} shift")
-        cancelled = entry.status == "cancelled" or entry.shift_status == "cancelled"
+        cancelled = left or entry.shift_status == "cancelled"
         event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         calendar.add_component(event)
     return calendar.to_ical()

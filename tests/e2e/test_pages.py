@@ -24,6 +24,7 @@ from services.pages.app import STATIC
 from services.registry import ROOT, SERVICES
 from shared import access
 from shared.settings import Settings
+from tests.support import members
 from tests.support.browser import CHROMIUM, PHONE, TABLET, Pages, chromium
 from tests.support.stack import Client, SiteUnderTest, eventually, make_site, services
 
@@ -100,7 +101,7 @@ async def schedule_group(center: Client, site: SiteUnderTest, name: str, *, hour
         token=site.tokens["coordinator"],
         json={
             "name": name,
-            "facilitator_member_id": str(uuid.uuid4()),
+            "facilitator_member_id": str((await members.register(center, site, known_to=["gatherings"]))[0]),
             "capacity": 12,
             "first_start": (local + timedelta(hours=hours_ahead)).isoformat(),
             "duration_minutes": 90,
@@ -269,7 +270,7 @@ async def volunteer_with_role(center: Client, settings: Settings, site: SiteUnde
         json={"role_id": role_id, "title": "Front desk", "required_trainings": [], "supervisor": False},
     )
     assert reply.status == 201, reply.body
-    member_id = uuid.uuid4()
+    [member_id] = await members.register(center, site, known_to=["volunteering"])
     engine = create_async_engine(settings.database_url)
     try:
         async with engine.begin() as conn:

@@ -208,8 +208,8 @@ class Shifts:
 
 
 class Events:
-    def __init__(self, client: Client, site: SiteUnderTest, engine: AsyncEngine) -> None:
-        self.client, self.site, self.engine = client, site, engine
+    def __init__(self, client: Client, site: SiteUnderTest, engine: AsyncEngine, members: list[uuid.UUID]) -> None:
+        self.client, self.site, self.engine, self.members = client, site, engine, members
 
     async def new(self, round_: int) -> str:
         starts = (datetime.now(UTC) + timedelta(days=3 + round_)).replace(microsecond=0)
@@ -222,7 +222,7 @@ class Events:
     async def join(self, target: str, person: int) -> Reply:
         reply = await self.client.call("gatherings", "POST", f"/events/{target}/registrations",
                                        token=self.site.tokens["kiosk"],
-                                       json={"member_id": str(uuid.uuid4()), "adults": 1, "children": 0})
+                                       json={"member_id": str(self.members[person]), "adults": 1, "children": 0})
         if reply.status == 201:
             reply.body["id"] = reply.body["registration_id"]
         return reply
@@ -262,7 +262,9 @@ async def kinds_of_seats(isolated: Settings, client: Client, engine: AsyncEngine
     center = Center(client, isolated, await make_site(isolated, timezone="America/New_York"), engine)
     role = await center.role()
     people = await center.volunteers(CROWD, [role])
-    return {"shift": Shifts(center, role, people), "event": Events(client, center.site, engine)}
+    # The same members queue for the events: each person joins a round's event once, like its shift.
+    return {"shift": Shifts(center, role, people),
+            "event": Events(client, center.site, engine, [p.member_id for p in people])}
 
 
 async def test_200_sign_ups_for_20_seats_round_after_round(

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from services.cli import running
 from shared import access
 from shared.settings import Settings
+from tests.support import members
 
 
 @dataclass
@@ -22,6 +24,7 @@ class SiteUnderTest:
     site_id: str
     tokens: dict[str, str] = field(default_factory=dict)
     token_ids: dict[str, uuid.UUID] = field(default_factory=dict)
+    volunteer_member_id: uuid.UUID | None = None
 
 
 async def make_site(settings: Settings, *, capacity: int = 30, timezone: str = "America/Chicago") -> SiteUnderTest:
@@ -37,12 +40,25 @@ async def make_site(settings: Settings, *, capacity: int = 30, timezone: str = "
                 site.token_ids[role], site.tokens[role] = await access.issue_token(
                     conn, role=access.Role(role), site_id=site.site_id
                 )
+            volunteer = uuid.uuid4()
             site.token_ids["volunteer"], site.tokens["volunteer"] = await access.issue_token(
-                conn, role=access.Role.VOLUNTEER, site_id=site.site_id, member_id=uuid.uuid4()
+                conn, role=access.Role.VOLUNTEER, site_id=site.site_id, member_id=volunteer
             )
+            site.volunteer_member_id = volunteer
+            # A token's member is one check-in registered (``rcc token create --member`` names one): where the
+            # services have their schemas already, they know the member as if the registration had arrived.
+            await members.make_known(conn, site.site_id, [volunteer], members.existing_views(await views(conn)))
     finally:
         await engine.dispose()
     return site
+
+
+async def views(conn: AsyncConnection) -> set[str]:
+    """The services whose member view exists in this database (migrated)."""
+    found = await conn.execute(
+        text("SELECT table_schema FROM information_schema.tables WHERE table_name = 'known_members'")
+    )
+    return {row[0] for row in found}
 
 
 @dataclass
@@ -56,6 +72,8 @@ class Reply:
 class Client:
     http: aiohttp.ClientSession
     urls: dict[str, str]
+    # The database the services use, for helpers that wait on their effects (``tests.support.members``).
+    database_url: str = ""
 
     async def call(
         self,
@@ -81,7 +99,7 @@ class Client:
 @asynccontextmanager
 async def services(settings: Settings, names: list[str]) -> AsyncIterator[Client]:
     async with running(settings, names) as urls, aiohttp.ClientSession() as http:
-        yield Client(http, urls)
+        yield Client(http, urls, settings.database_url)
 
 
 async def eventually(

@@ -18,6 +18,7 @@ from services.volunteering.models import Base, VolunteeringUnitOfWork
 from shared import access
 from shared.db import make_connector
 from shared.settings import Settings
+from tests.support.members import make_known, new_known, register
 from tests.support.stack import Client, Reply, SiteUnderTest
 
 SERVICES = ["checkin", "volunteering", "audit"]
@@ -67,6 +68,16 @@ class Center:
                       status=201)
         return role_id
 
+    async def members(self, count: int = 1) -> list[uuid.UUID]:
+        """New members registered at check-in, once the services running know them; where the stack runs without
+        check-in, members put straight into the services' views, as its registration events would have."""
+        if "checkin" not in self.client.urls:
+            return await new_known(self.engine, self.site.site_id, count)
+        registered: list[uuid.UUID] = []
+        for start in range(0, count, 50):  # the check-in service's pool is not for hundreds at once
+            registered += await register(self.client, self.site, min(50, count - start))
+        return registered
+
     async def tokens_for(self, member_ids: list[uuid.UUID], role: access.Role = access.Role.VOLUNTEER) -> list[str]:
         async with self.engine.begin() as conn:
             return [
@@ -83,8 +94,14 @@ class Center:
         member_ids: list[uuid.UUID] | None = None,
         stipend_eligible: bool = False,
     ) -> list[Volunteer]:
-        """Volunteers with profiles holding ``roles`` and the given trainings (id → expiry or None)."""
-        members = member_ids or [uuid.uuid4() for _ in range(count)]
+        """Volunteers with profiles holding ``roles`` and the given trainings (id → expiry or None): members
+        registered at check-in, or the given ones (known to the services as registered at this site)."""
+        if member_ids is None:
+            members = await self.members(count)
+        else:
+            members = member_ids
+            async with self.engine.begin() as conn:
+                await make_known(conn, self.site.site_id, members)
         tokens = await self.tokens_for(members)
 
         async def set_up(member_id: uuid.UUID) -> None:

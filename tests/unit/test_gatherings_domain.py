@@ -271,9 +271,10 @@ def test_calendar_has_one_vevent_per_entry_in_the_site_zone() -> None:
     entries = [
         CalendarEntry(
             uid=f"{uuid.uuid4()}@test", summary="Tuesday re-entry group; all welcome", starts_at=s.starts_at,
-            ends_at=s.ends_at, location="Room 2", categories=("recovery group", "emotional"), revision=0,
+            ends_at=s.ends_at, location="Room 2", categories=("recovery group", "emotional"), revision=i,
+            updated_at=datetime(2027, 1, 4, 12, 30, tzinfo=CHICAGO), cancelled=i == 3,
         )
-        for s in sessions
+        for i, s in enumerate(sessions)
     ]
     feed = domain.build_calendar(entries, zone=CHICAGO, calendar_name="Test center", now=LONG_AGO)
     parsed = icalendar.Calendar.from_ical(feed)
@@ -285,6 +286,10 @@ def test_calendar_has_one_vevent_per_entry_in_the_site_zone() -> None:
     assert all(e["dtstart"].params["TZID"] == "America/Chicago" for e in events)
     assert [e.decoded("dtstart").astimezone(UTC) for e in events] == [s.starts_at for s in sessions]
     assert str(events[0]["summary"]) == "Tuesday re-entry group; all welcome"
+    assert [e.decoded("sequence") for e in events] == [0, 1, 2, 3]
+    assert [str(e["status"]) for e in events] == ["CONFIRMED"] * 3 + ["CANCELLED"]
+    # LAST-MODIFIED is a UTC time (RFC 5545 3.8.7.3).
+    assert all(e["last-modified"].to_ical() == b"20270104T183000Z" for e in events)
     assert [tz["tzid"] for tz in parsed.walk("VTIMEZONE")] == ["America/Chicago"]
 
 

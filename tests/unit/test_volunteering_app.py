@@ -35,9 +35,12 @@ def test_every_route_of_the_issue_is_served() -> None:
     } <= routes
 
 
-def test_the_consumer_takes_check_ins_and_check_outs() -> None:
+def test_the_consumer_takes_check_ins_check_outs_and_members_registered_or_erased() -> None:
     assert consumers.QUEUE == "volunteering"
-    assert set(consumers.BINDINGS) == {"checkin.visitor_checked_in", "checkin.visitor_checked_out"}
+    assert set(consumers.BINDINGS) == {
+        "checkin.visitor_checked_in", "checkin.visitor_checked_out", "checkin.member_registered",
+        "checkin.member_erased",
+    }
 
 
 def test_openapi_describes_writes_with_their_problems_and_idempotency() -> None:
