@@ -9,7 +9,6 @@ import asyncio
 import threading
 import time as clock
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -56,8 +55,9 @@ async def center_in(settings: Settings, stack: Client, engine: AsyncEngine, time
 
 
 async def new_group(center: Center, first_start: datetime | str, rrule: str, minutes: int = 60) -> Reply:
+    facilitator = (await center.members(1))[0]  # a member check-in registered, as gatherings requires
     return await center.call("POST", "/groups", service="gatherings", token=center.coordinator, json={
-        "name": "Sunday night peer group", "facilitator_member_id": str(uuid.uuid4()), "capacity": 8,
+        "name": "Sunday night peer group", "facilitator_member_id": str(facilitator), "capacity": 8,
         "first_start": first_start if isinstance(first_start, str) else first_start.isoformat(),
         "duration_minutes": minutes, "rrule": rrule,
     })
