@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.registry import PAGES, ROOT, SCHEMAS, SERVABLE, SERVICES
-from shared import access
+from shared import access, errorcatalog
 from shared.errors import DomainError
 from shared.logging import configure_logging, get_logger
 from shared.messaging import declare_consumer_queue, declare_exchanges
@@ -167,6 +167,9 @@ def write_docs(out: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         print(f"wrote {path}", file=sys.stderr)
+    errors = out / "errors.md"
+    errors.write_text(errorcatalog.document(ROOT))
+    print(f"wrote {errors}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="migrate, create a demo site, check people in, show the audit log")
     demo.add_argument("--exit", action="store_true", help="stop after the walkthrough instead of serving")
 
-    docs = commands.add_parser("docs", help="write docs/openapi/<service>.json and docs/asyncapi.json")
+    docs = commands.add_parser("docs", help="write docs/openapi/<service>.json, docs/asyncapi.json and docs/errors.md")
     docs.add_argument("--out", default=str(ROOT / "docs"))
 
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)

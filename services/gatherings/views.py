@@ -328,7 +328,7 @@ def _roster(gathering_type: GatheringType) -> View:
         async with _uow(call) as uow:
             found = await uow.gatherings.find_gathering(gathering_id, _scope(call.who), gathering_type)
             if found is None:
-                raise NotFound(f"No such {gathering_type} here.", code=f"{gathering_type}_not_found")
+                raise handlers.gathering_not_found(gathering_type)
             active = await uow.gatherings.active_registrations(gathering_id)
         waiting = [r for r in active if r.status == "waitlisted"]
         return Roster(
@@ -527,7 +527,7 @@ async def _one(call: Call, gathering_type: GatheringType) -> GatheringOut:
             site_id=_scope(call.who), gathering_id=gathering_id, gathering_type=gathering_type
         )
     if not found:
-        raise NotFound(f"No such {gathering_type} here.", code=f"{gathering_type}_not_found")
+        raise handlers.gathering_not_found(gathering_type)
     site = await call.request.app[SITES].get(found[0].site_id)
     return _gathering_out(found[0], site.zone, _clock(call).now())
 

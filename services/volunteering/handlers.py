@@ -345,9 +345,11 @@ async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> 
         profile, site_id=shift.site_id, role_id=shift.role_id, required_trainings=shift.required_trainings,
         trainings=records, on=domain.local_date(shift.starts_at, zoneinfo.ZoneInfo(shift.timezone)),
     )
-    if not verdict.ok:
-        title = "This volunteer is paused." if verdict.code == "volunteer_paused" else "Not qualified for this role."
-        raise Conflict(title, code=verdict.code, reason=verdict.reason,
+    if verdict.code == "volunteer_paused":
+        raise Conflict("This volunteer is paused.", code="volunteer_paused", reason=verdict.reason,
+                       missing_trainings=list(verdict.missing_trainings))
+    if verdict.code == "not_qualified":
+        raise Conflict("Not qualified for this role.", code="not_qualified", reason=verdict.reason,
                        missing_trainings=list(verdict.missing_trainings))
     signup_id = uuid.uuid4()
     by = "coordinator" if actor.is_staff else "self"
