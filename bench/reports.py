@@ -34,8 +34,9 @@ import aiohttp
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.common import Figure, Goal, Outcome, Stack, benchmark, say
-from services.audit.projections import LoggedEvent, Projector
-from services.audit.tables import PROJECTION_TABLES
+from services.audit.reports.facts import LoggedEvent
+from services.audit.reports.projector import Projector
+from services.audit.reports.tables import PROJECTION_TABLES
 from shared import access
 
 P95_GOAL_MS = Goal("<", 100.0)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.audit.reports import ReportScope
+from services.audit.reports.queries import ReportScope
 from shared.access import SITE_ID_PATTERN
 from shared.events import ReceivedEvent
 

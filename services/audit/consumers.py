@@ -1,4 +1,5 @@
-"""The audit service consumes every event (``#``) into the hash-chained log, a batch per transaction."""
+"""The audit service consumes every event (``#``): a batch per transaction, appended to the hash-chained log and
+projected into the report tables (``handlers.append_to_audit_log``), each event's body parsed once, on arrival."""
 
 from __future__ import annotations
 

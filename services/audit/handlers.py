@@ -1,5 +1,6 @@
-"""Audit handlers: append a batch of events to the chain (idempotently), verify the chain, answer report
-requests (each one recorded as an event), rebuild the report projections from the log."""
+"""Audit handlers: append a batch of events to the chain (idempotently) and project exactly those into the report
+tables, verify the chain, answer report requests (each one recorded as an event), rebuild the report projections
+from the log."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 from concurrent.futures import Executor
 from datetime import date
 
-from services.audit import reports
+from services.audit import queries
 from services.audit.commands import (
     AppendResult,
     AppendToAuditLog,
@@ -23,23 +24,21 @@ from services.audit.commands import (
 )
 from services.audit.domain import ChainCheck, canonicalize, chain_hash
 from services.audit.models import AuditUnitOfWork
-from services.audit.projections import LoggedEvent, Projector
-from services.audit.reporting import (
+from services.audit.reports import queries as report_queries
+from services.audit.reports.facts import LoggedEvent
+from services.audit.reports.projector import Projector
+from services.audit.reports.rules import NETWORK, PURPOSES, SUPPORT_TYPES, days_of, hours_text
+from services.audit.reports.suppression import (
     ADDITIVE,
     DAILY_ADDITIVE,
-    NETWORK,
-    PURPOSES,
-    SUPPORT_TYPES,
     Cell,
     Suppressor,
     daily_cell,
-    days_of,
-    hours_text,
     report_family,
     summary_cell,
     withheld_cells,
 )
-from services.audit.tables import PROJECTION_TABLES
+from services.audit.reports.tables import PROJECTION_TABLES
 from shared.clock import Clock
 from shared.contracts.audit import ReportRefused, ReportRequested
 from shared.errors import InvalidInput
@@ -50,12 +49,14 @@ async def append_to_audit_log(cmd: AppendToAuditLog, *, uow: AuditUnitOfWork, cl
     sequence, head = await uow.audit.lock_chain_and_read_head()
     already = await uow.audit.recorded_ids([event.id for event in cmd.events])
     entries = []
+    appended = []
     seen = set(already)
     now = clock.now()
     for event in cmd.events:
         if event.id in seen:
             continue
         seen.add(event.id)
+        appended.append(event)
         body = canonicalize(event.attributes)
         sequence += 1
         link = chain_hash(head, body)
@@ -75,7 +76,11 @@ async def append_to_audit_log(cmd: AppendToAuditLog, *, uow: AuditUnitOfWork, cl
             }
         )
         head = link
-    await uow.audit.append(entries)
+    if entries:
+        await uow.audit.append(entries)
+        # In the append's transaction, exactly the events appended: an event counts in the reports if and only if it
+        # is in the log, once. Each is read from the body the consumer parsed on arrival.
+        await uow.projector.apply([LoggedEvent.of(event) for event in appended])
     return AppendResult(appended=len(entries), duplicates=len(cmd.events) - len(entries), head_sequence=sequence)
 
 
@@ -91,8 +96,8 @@ async def verify_audit_log(uow: AuditUnitOfWork, chunk_rows: int) -> VerifyResul
 async def request_summary(
     cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock, withholder: Withholder | None = None
 ) -> SummaryReport:
-    await uow.audit.begin_consistent_read()
-    figures = await reports.summary_figures(uow.session, cmd.scope, cmd.first, cmd.last)
+    await queries.begin_consistent_read(uow.session)
+    figures = await report_queries.summary_figures(uow.session, cmd.scope, cmd.first, cmd.last)
     daily = figures.daily
     unduplicated, new = figures.unduplicated_members, daily["new_members"]
     count = Suppressor(cmd.min_cell, await _withheld(cmd, uow, unduplicated, withholder))
@@ -143,10 +148,10 @@ async def request_summary(
 async def request_daily(
     cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock, withholder: Withholder | None = None
 ) -> DailyReport:
-    await uow.audit.begin_consistent_read()
+    await queries.begin_consistent_read(uow.session)
     withheld = set()
     if cmd.min_cell is not None:
-        unduplicated = await reports.unduplicated_members(uow.session, cmd.scope, cmd.first, cmd.last)
+        unduplicated = await report_queries.unduplicated_members(uow.session, cmd.scope, cmd.first, cmd.last)
         withheld = await _withheld(cmd, uow, unduplicated, withholder)
     count = Suppressor(cmd.min_cell, withheld)
     key = cmd.scope.key
@@ -159,7 +164,7 @@ async def request_daily(
             volunteer_hours=hours_text(day.volunteer_minutes),
             attendance=count(day.attendance, daily_cell(key, "attendance", day.day)),
         )
-        for day in await reports.daily_figures(uow.session, cmd.scope, cmd.first, cmd.last)
+        for day in await report_queries.daily_figures(uow.session, cmd.scope, cmd.first, cmd.last)
     ]
     report = DailyReport(
         site=cmd.scope.label, timezone=cmd.scope.timezone, from_=cmd.first, to=cmd.last, min_cell=cmd.min_cell,
@@ -170,8 +175,8 @@ async def request_daily(
 
 
 class Withholder:
-    """Chooses the withheld cells of a report (services/audit/reporting.py) off the event loop, and refuses a family
-    of reports too large to choose for in bounded time.
+    """Chooses the withheld cells of a report (services/audit/reports/suppression.py) off the event loop, and refuses
+    a family of reports too large to choose for in bounded time.
 
     The choice is pure-Python CPU work: on the loop it would stall every other request for its duration. It runs in
     ``executor`` (the app's, one thread: the work holds the GIL, so more threads would only interleave requests
@@ -219,11 +224,11 @@ def _choose_withheld(
 async def _withheld(
     cmd: RequestReport, uow: AuditUnitOfWork, unduplicated: int, withholder: Withholder | None
 ) -> set[Cell]:
-    """The cells withheld in every report of this range and min_cell (services/audit/reporting.py): the small ones
-    and their complements, over the summaries and daily series of every site and of the network."""
+    """The cells withheld in every report of this range and min_cell (services/audit/reports/suppression.py): the
+    small ones and their complements, over the summaries and daily series of every site and of the network."""
     if cmd.min_cell is None:
         return set()
-    summaries, daily = await reports.family_counts(uow.session, cmd.first, cmd.last)
+    summaries, daily = await report_queries.family_counts(uow.session, cmd.first, cmd.last)
     own = cmd.scope.key
     new = sum(counts["new_members"] for counts in daily.get(own, {}).values())
     members = {"unduplicated_members": unduplicated, "new_members": new}
@@ -278,5 +283,5 @@ async def rebuild_reports(uow: AuditUnitOfWork, chunk_rows: int) -> RebuildResul
         events += len(links)
         projected += stats.projected
         skipped += stats.skipped
-    rows = {table.name: await uow.audit.count_rows(table) for table in PROJECTION_TABLES}
+    rows = {table.name: await queries.count_rows(uow.session, table) for table in PROJECTION_TABLES}
     return RebuildResult(events=events, projected=projected, skipped=skipped, rows=rows)

@@ -1,5 +1,6 @@
-"""The ``audit`` schema: the append-only log, the report projections (``rp_*``) derived from it, and the repository
-that appends to the log and keeps the projections in step in the same transaction."""
+"""The ``audit`` schema's log: the append-only, hash-chained ``audit_log`` table, the repository that appends to it
+under the chain's lock and reads the chain back for verification, and the unit of work that also carries the report
+projector (the ``rp_*`` tables are in services/audit/reports/tables.py; other reads in services/audit/queries.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Table, Text, func, select, text
+from sqlalchemy import BigInteger, DateTime, Index, Text, func, select, text
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.audit import SCHEMA
 from services.audit.domain import GENESIS_HASH, ChainLink
-from services.audit.projections import LoggedEvent, Projector
+from services.audit.reports.projector import Projector
 from shared.db import service_metadata
 from shared.uow import UnitOfWork
 
@@ -57,7 +58,6 @@ CHAIN_LOCK_KEY = zlib.crc32(b"rcc-audit-chain")
 class AuditRepository:
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
-        self.projector = Projector(session)
 
     async def lock_chain_and_read_head(self) -> tuple[int, str]:
         row = (
@@ -77,24 +77,9 @@ class AuditRepository:
         return set(rows)
 
     async def append(self, entries: list[dict[str, Any]]) -> None:
-        """Append entries (already chained) and project exactly them, in this transaction: an event is counted in
-        the reports if and only if it is in the log, once."""
+        """Insert entries already chained (``sequence``, ``prev_hash``, ``hash`` set)."""
         if entries:
             await self.session.execute(insert(audit_log), entries)
-            await self.projector.apply([LoggedEvent.from_entry(entry) for entry in entries])
-
-    async def begin_consistent_read(self) -> None:
-        """Make this transaction read one snapshot (a report's figures must agree with each other even while
-        appends commit); must come before the transaction's first query."""
-        # Report queries bound their scans by the request's dates and hours; a cached generic plan cannot see them
-        # and may scan whole tables. (Two settings, one round trip: the driver's simple query protocol.)
-        driver = (await self.session.get_raw_connection()).driver_connection
-        await driver.execute(
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL plan_cache_mode = force_custom_plan"
-        )
-
-    async def count_rows(self, table: Table) -> int:
-        return int(await self.session.scalar(select(func.count()).select_from(table)) or 0)
 
     async def links(self, chunk_rows: int) -> AsyncIterator[list[ChainLink]]:
         """The whole chain in sequence order, a chunk at a time (keyset pagination keeps memory flat)."""
@@ -122,3 +107,5 @@ class AuditUnitOfWork(UnitOfWork):
 
     def start(self) -> None:
         self.audit = AuditRepository(self.session)
+        # The append handler projects what it appended, in the same transaction (services/audit/reports/projector.py).
+        self.projector = Projector(self.session)

@@ -4,17 +4,13 @@ for any site or the whole network)."""
 from __future__ import annotations
 
 import functools
-import json
-import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
-from services.audit import exports, handlers
+from services.audit import handlers, queries
 from services.audit.commands import (
-    AuditEntryOut,
     AuditPage,
     AuditQuery,
     DailyReport,
@@ -26,9 +22,10 @@ from services.audit.commands import (
     SummaryReport,
     VerifyResult,
 )
-from services.audit.models import AuditUnitOfWork, audit_log
-from services.audit.reporting import ALL_SITES, MAX_RANGE_DAYS
-from services.audit.reports import ReportScope
+from services.audit.models import AuditUnitOfWork
+from services.audit.reports import exports
+from services.audit.reports.queries import ReportScope
+from services.audit.reports.rules import ALL_SITES, MAX_RANGE_DAYS
 from services.audit.settings import AuditSettings
 from shared import paging
 from shared.access import STAFF, Role
@@ -37,7 +34,6 @@ from shared.errors import Forbidden
 from shared.uow import Outcome, execute
 from shared.web import SITES, Api, Call
 
-UTC_ZONE = zoneinfo.ZoneInfo("UTC")
 UOW = web.AppKey("audit_uow", Callable[[], AuditUnitOfWork])
 CLOCK = web.AppKey("audit_clock", Clock)
 SETTINGS = web.AppKey("audit_settings", AuditSettings)
@@ -54,31 +50,8 @@ api = Api(service="audit", title="Recovery community center: audit log")
     response=AuditPage,
 )
 async def list_entries(call: Call) -> AuditPage:
-    query: AuditQuery = call.query
-    c = audit_log.c
-    stmt = select(audit_log)
-    for value, column in ((query.type, c.type), (query.site, c.site_id), (query.subject, c.subject)):
-        if value is not None:
-            stmt = stmt.where(column == value)
-    between = paging.instant_range(query.from_, query.to, UTC_ZONE)
-    if between.start is not None:
-        stmt = stmt.where(c.time >= between.start)
-    if between.end is not None:
-        stmt = stmt.where(c.time < between.end)
-    if query.after is not None:
-        stmt = stmt.where(c.sequence > query.after)
-    stmt = stmt.order_by(c.sequence).limit(query.limit + 1)
     async with call.request.app[UOW]() as uow:
-        rows = (await uow.session.execute(stmt)).all()
-    items = [
-        AuditEntryOut(
-            sequence=r.sequence, event_id=r.event_id, type=r.type, source=r.source, site_id=r.site_id,
-            subject=r.subject, time=r.time, recorded_at=r.recorded_at, event=json.loads(r.body),
-            prev_hash=r.prev_hash, hash=r.hash,
-        )
-        for r in rows[: query.limit]
-    ]
-    return AuditPage(items=items, next_after=items[-1].sequence if len(rows) > query.limit else None)
+        return await queries.entries_page(uow.session, call.query)
 
 
 @api.get(
@@ -106,7 +79,7 @@ async def _report_scope(call: Call, site: str | None) -> ReportScope:
     if requested == ALL_SITES:
         if who.role is not Role.ADMIN:
             raise Forbidden("Only an admin may read the network's reports.", code="wrong_site")
-        # Uncached: every site's zone bounds the network's window (services/audit/reports.py, peak occupancy).
+        # Uncached: every site's zone bounds the network's window (services/audit/reports/queries.py, peak occupancy).
         return ReportScope.network(await call.request.app[SITES].all())
     who.require_site(requested)
     return ReportScope.of_site(await call.request.app[SITES].get(requested))

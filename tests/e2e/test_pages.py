@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Page, Route, expect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.audit.exports import DAILY_COLUMNS
+from services.audit.reports.exports import DAILY_COLUMNS
 from services.cli import running
 from services.pages.app import STATIC
 from services.registry import ROOT, SERVICES

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.audit import DB_ROLE, handlers
 from services.audit.commands import AppendToAuditLog, RequestReport
 from services.audit.models import AuditUnitOfWork, Base, audit_log
-from services.audit.reports import ReportScope
+from services.audit.reports.queries import ReportScope
 from shared import access
 from shared.clock import FixedClock
 from shared.db import create_engine, make_connector

@@ -15,6 +15,7 @@ import pytest
 from services.audit import handlers
 from services.audit.commands import AppendToAuditLog
 from services.audit.domain import GENESIS_HASH, ChainCheck, ChainLink, chain_hash
+from services.audit.reports.facts import LoggedEvent
 from shared.clock import FixedClock
 from shared.events import MalformedEvent, ReceivedEvent, canonical_json, envelope
 
@@ -250,9 +251,18 @@ class FakeAuditRepository:
             yield chain[start : start + chunk_rows]
 
 
+class FakeProjector:
+    def __init__(self) -> None:
+        self.batches: list[list[LoggedEvent]] = []
+
+    async def apply(self, events: list[LoggedEvent]) -> None:
+        self.batches.append(list(events))
+
+
 class FakeAuditUnitOfWork:
     def __init__(self) -> None:
         self.audit = FakeAuditRepository()
+        self.projector = FakeProjector()
 
 
 def received(n: int, **kwargs: Any) -> ReceivedEvent:
@@ -284,6 +294,24 @@ async def test_append_starts_the_chain_at_genesis(clock: FixedClock) -> None:
     assert rows[1]["site_id"] == "downtown"
     assert rows[1]["time"] == AT + timedelta(minutes=2)
     assert check(uow.audit.chain()).ok
+
+
+async def test_append_projects_exactly_the_events_it_appended_as_parsed_on_arrival(clock: FixedClock) -> None:
+    uow = FakeAuditUnitOfWork()
+    await append(uow, [received(1)], clock)
+    batch = [received(1), received(2), received(2), received(3)]
+
+    await append(uow, batch, clock)
+    await append(uow, [received(3)], clock)  # nothing appended: nothing projected
+
+    assert [[event.event_id for event in events] for events in uow.projector.batches] == [
+        [uuid.UUID(int=1)], [uuid.UUID(int=2), uuid.UUID(int=3)]
+    ]
+    projected = uow.projector.batches[1]
+    assert [(e.type, e.site_id, e.time) for e in projected] == [(batch[1].type, batch[1].site_id, batch[1].time),
+                                                                (batch[3].type, batch[3].site_id, batch[3].time)]
+    # The data the consumer parsed, not a parse of the stored body again.
+    assert projected[0].data is batch[1].data and projected[1].data is batch[3].data
 
 
 async def test_append_skips_duplicates_in_the_batch_and_already_recorded_events(clock: FixedClock) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.audit.exports import (
+from services.audit.reports.exports import (
     DAILY_COLUMNS,
     daily_csv,
     daily_svg,

@@ -10,11 +10,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.audit.projections import LoggedEvent, extract
-from services.audit.reporting import (
+from services.audit.reports.facts import LoggedEvent, extract
+from services.audit.reports.rules import (
     HOUR,
     LONG_VISIT,
-    Suppressor,
     bits_to_dates,
     contiguous_runs,
     day_bit,
@@ -29,11 +28,11 @@ from services.audit.reporting import (
     overlapping,
     peak_open,
     range_masks,
-    suppressed,
     window,
     zone_named,
 )
-from services.audit.tables import MEMBER_BLOCK, bits_text, bits_value
+from services.audit.reports.suppression import Suppressor, suppressed
+from services.audit.reports.tables import MEMBER_BLOCK, bits_text, bits_value
 
 CHICAGO = zoneinfo.ZoneInfo("America/Chicago")
 KOLKATA = zoneinfo.ZoneInfo("Asia/Kolkata")

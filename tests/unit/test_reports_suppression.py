@@ -16,11 +16,9 @@ from hypothesis import strategies as st
 
 from services.audit import handlers
 from services.audit.handlers import Withholder
-from services.audit.reporting import (
-    NETWORK,
-    PURPOSES,
+from services.audit.reports.rules import NETWORK, PURPOSES, SUPPORT_TYPES
+from services.audit.reports.suppression import (
     SUPPORT_OF_PURPOSE,
-    SUPPORT_TYPES,
     Identity,
     Suppressor,
     daily_cell,

@@ -1,8 +1,9 @@
 """The report projections (``rp_*`` tables of the ``audit`` schema, migration 0002).
 
 They are derived from the audit log and can be rebuilt from it at any time (``rcc reports rebuild``):
-services/audit/projections.py keeps them, services/audit/reports.py reads them and defines every figure. They
-live on a MetaData of their own (same schema) so the projection code does not import the repository that calls it.
+services/audit/reports/projector.py keeps them, services/audit/reports/queries.py reads them (every figure is
+defined in services/audit/reports/__init__.py). They live on a MetaData of their own (same schema) so the
+projection code does not import the repository of the log.
 """
 
 from __future__ import annotations
