@@ -10,7 +10,7 @@ and stipend ledger events (accrued, reversed, paid) in the shapes the stipend le
 
 The events are built with the contract classes (``shared.contracts``) where they exist and the envelope of
 ``shared.events``. The truth (``Activity.summary`` / ``Activity.daily``) is computed here, in plain Python from
-the generator's own records, following the definitions in services/audit/reports.py word for word; it never
+the generator's own records, following the definitions in services/audit/reports/__init__.py word for word; it never
 calls the report code.
 """
 

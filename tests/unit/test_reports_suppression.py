@@ -1,5 +1,6 @@
-"""Complementary suppression (services/audit/reporting.py) against a reader who subtracts (tests/support/adversary.py):
-with randomised counts, no withheld cell of any site's or the network's summary and daily series is recovered."""
+"""Complementary suppression (services/audit/reports/suppression.py) against a reader who subtracts
+(tests/support/adversary.py): with randomised counts, no withheld cell of any site's or the network's summary and
+daily series is recovered."""
 
 from __future__ import annotations
 
