@@ -1,9 +1,11 @@
 """Tables of the stipends (in the ``volunteering`` schema and its one migration history) and the typed
 repository their handlers write through.
 
-The boundary with volunteering proper: the approved hours a period books come from ``HoursRepository
-.unbooked_approved`` (volunteering's tables, read by volunteering), which leaves out the hours ``held_hours`` names;
-a correction of hours asks ``StipendRepository.booking_entry``. Neither side queries the other's tables."""
+The boundary with volunteering proper is two explicit calls on the unit of work's repositories: a close takes the
+approved hours it books from ``HoursRepository.unbooked_approved`` (volunteering's own query of its tables, which
+leaves out what the ``held`` predicate from here says an entry holds), and a correction of hours asks
+``StipendRepository.booking_entry``. Apart from that and the tables' foreign keys, neither side's code names the
+other's tables."""
 
 from __future__ import annotations
 
