@@ -27,7 +27,7 @@ Hours worked
 
 Stipends
     The arithmetic and rules of stipends (policies, periods, caps, late approvals, tax paperwork) are in
-    ``stipends``.
+    ``stipends.domain``.
 """
 
 from __future__ import annotations

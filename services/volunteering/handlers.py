@@ -12,7 +12,7 @@ import zoneinfo
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
-from services.volunteering import domain, stipends
+from services.volunteering import domain
 from services.volunteering.commands import (
     Actor,
     AddHours,
@@ -20,7 +20,6 @@ from services.volunteering.commands import (
     CalendarFeedOut,
     CancelShift,
     ChangeShift,
-    CloseStipendPeriod,
     CorrectHours,
     CreateRole,
     DropResult,
@@ -29,27 +28,20 @@ from services.volunteering.commands import (
     HoursOut,
     MarkedMissed,
     MarkMissedShifts,
-    MarkPayoutPaid,
-    PaymentOut,
-    PeriodClosedOut,
     RecordTraining,
     RejectHours,
-    ReversalOut,
-    ReverseStipendEntry,
     RoleOut,
     RotateCalendarFeed,
     ScheduleSeries,
     ScheduleShift,
     SeriesExtended,
     SeriesResult,
-    SetStipendPolicy,
     SetVolunteerProfile,
     ShiftCancelledResult,
     ShiftChangedResult,
     ShiftResult,
     SignUp,
     SignUpResult,
-    StipendPolicyOut,
     TrainingOut,
     UpdateRole,
     VolunteerOut,
@@ -68,11 +60,6 @@ from shared.contracts.volunteering import (
     ShiftScheduled,
     ShiftWorked,
     SignedUp,
-    StipendAccrued,
-    StipendPaid,
-    StipendPeriodClosed,
-    StipendPolicyChanged,
-    StipendReversed,
     Waitlisted,
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -786,252 +773,3 @@ def _shift_result(row: dict[str, object]) -> ShiftResult:
 
 def _parse_moment(text: str) -> date | datetime:
     return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
-
-
-# Stipends (the rules are in ``stipends``)
-
-
-async def set_stipend_policy(cmd: SetStipendPolicy, *, uow: VolunteeringUnitOfWork, clock: Clock) -> StipendPolicyOut:
-    """A new version of the site's policy; a version saying what the latest one from the same date says already
-    is not made twice (so a repeated PUT changes nothing)."""
-    now = clock.now()
-    site_id = cmd.actor.site_id
-    await uow.stipends.lock_site(site_id)  # a close reads the policies under the same lock
-    stipends.check_effective_from(cmd.effective_from, await uow.stipends.last_closed(site_id))
-    role_ids = [role_id for role_id, _, _ in cmd.role_rates]
-    unknown = set(role_ids) - await uow.people.known_role_ids(site_id, role_ids)
-    if unknown:
-        raise InvalidInput("Create these roles first.", code="unknown_role", roles=sorted(unknown))
-    proposed = stipends.Policy(
-        policy_id=uuid.uuid4(), version=0, effective_from=cmd.effective_from,
-        hourly_rate_cents=cmd.hourly_rate_cents, per_shift_cents=cmd.per_shift_cents,
-        monthly_cap_cents=cmd.monthly_cap_cents, yearly_cap_cents=cmd.yearly_cap_cents,
-        tax_threshold_cents=cmd.tax_threshold_cents, org_monthly_cap_cents=cmd.org_monthly_cap_cents,
-        role_rates=tuple(stipends.RoleRate(*rate) for rate in cmd.role_rates),
-    )
-    same_day = [p for p in await uow.stipends.policies(site_id) if p.effective_from == cmd.effective_from]
-    if same_day:
-        latest = max(same_day, key=lambda p: p.version)
-        if latest.same_terms(proposed):
-            return StipendPolicyOut.of(latest)
-    role_rates = [
-        {"role_id": r.role_id, "hourly_rate_cents": r.hourly_rate_cents, "per_shift_cents": r.per_shift_cents}
-        for r in proposed.role_rates
-    ]
-    await uow.stipends.add_policy(
-        {
-            "policy_id": proposed.policy_id, "site_id": site_id, "effective_from": cmd.effective_from,
-            "hourly_rate_cents": cmd.hourly_rate_cents, "per_shift_cents": cmd.per_shift_cents,
-            "role_rates": role_rates, "monthly_cap_cents": cmd.monthly_cap_cents,
-            "yearly_cap_cents": cmd.yearly_cap_cents, "tax_threshold_cents": cmd.tax_threshold_cents,
-            "org_monthly_cap_cents": cmd.org_monthly_cap_cents, "created_at": now, "created_by": cmd.actor.actor_id,
-        }
-    )
-    uow.emit(
-        Event(
-            StipendPolicyChanged(
-                policy_id=proposed.policy_id, effective_from=cmd.effective_from,
-                hourly_rate_cents=cmd.hourly_rate_cents, per_shift_cents=cmd.per_shift_cents,
-                role_rates=role_rates,  # type: ignore[arg-type]
-                monthly_cap_cents=cmd.monthly_cap_cents, yearly_cap_cents=cmd.yearly_cap_cents,
-                tax_threshold_cents=cmd.tax_threshold_cents, org_monthly_cap_cents=cmd.org_monthly_cap_cents,
-            ),
-            subject=str(proposed.policy_id), site_id=site_id, actor_id=cmd.actor.actor_id, time=now,
-        )
-    )
-    return StipendPolicyOut.of(proposed)
-
-
-async def close_stipend_period(
-    cmd: CloseStipendPeriod, *, uow: VolunteeringUnitOfWork, clock: Clock
-) -> PeriodClosedOut:
-    """Book the period: one accrual per eligible volunteer, one adjustment per late hours record, caps applied, a
-    payout per volunteer, every entry with its event. Closes of one site run one at a time (an advisory lock, then
-    the period's row lock), so a close repeated or racing with itself books once and answers with the same totals."""
-    now = clock.now()
-    site_id = cmd.actor.site_id
-    zone = zoneinfo.ZoneInfo(cmd.timezone)
-    period = stipends.Period.parse(cmd.period)
-    await uow.stipends.lock_site(site_id)
-    row = await uow.stipends.lock_period(site_id, str(period), now)
-    if row.status == "closed":
-        return _period_closed_out(row)
-    policies = await uow.stipends.policies(site_id)
-    stipends.check_can_close(period, now_local=now.astimezone(zone).date(), policies=policies,
-                             last_closed=await uow.stipends.last_closed(site_id))
-    since = stipends.local_midnight(min(p.effective_from for p in policies), zone)
-    found = await uow.stipends.unbooked_hours(site_id, since=since, before=period.end(zone))
-    approved = [
-        stipends.ApprovedHours(r.hours_id, r.member_id, r.shift_id, r.role_id,
-                               domain.local_date(r.shift_starts_at, zone), r.minutes)
-        for r in found
-    ]
-    eligible = [a for a, r in zip(approved, found, strict=True) if r.eligible]
-    first_of_year, _ = stipends.year_periods(period.year)
-    booked = await uow.stipends.booked_in_year(
-        site_id, sorted({a.member_id for a in eligible}), first_of_year, str(period)
-    )
-    closing = stipends.close_period(period, eligible, policies, booked_this_year=booked)
-
-    payouts: dict[uuid.UUID, dict[str, object]] = {}
-    entry_rows: list[dict[str, object]] = []
-    booked_rows: list[dict[str, object]] = []
-    for entry in closing.entries:
-        payout = payouts.setdefault(entry.member_id, {
-            "payout_id": uuid.uuid4(), "site_id": site_id, "member_id": entry.member_id, "period": str(period),
-            "minutes": 0, "shifts": 0, "accrued_cents": 0, "over_cap_cents": 0, "created_at": now,
-        })
-        for name, value in (("minutes", entry.minutes), ("shifts", entry.shifts), ("accrued_cents", entry.amount_cents),
-                            ("over_cap_cents", entry.over_cap_cents)):
-            payout[name] = int(payout[name]) + value  # type: ignore[call-overload]
-        entry_id = uuid.uuid4()
-        entry_rows.append(_ledger_row(
-            entry_id=entry_id, site_id=site_id, member_id=entry.member_id, period=str(period),
-            entry_type="accrued", kind=entry.kind, payout_id=payout["payout_id"], amount_cents=entry.amount_cents,
-            over_cap_cents=entry.over_cap_cents, capped_by=list(entry.capped_by), minutes=entry.minutes,
-            shifts=entry.shifts, lines=[_line_json(line) for line in entry.lines],
-            rate_policy_ids=entry.policy_ids, cap_policy_id=closing.cap_policy.policy_id,
-            shift_id=entry.shift_id, original_period=str(entry.original_period), created_at=now,
-            created_by=cmd.actor.actor_id,
-        ))
-        booked_rows.extend(
-            _booked_row(p.hours, site_id, str(period), now, entry_id=entry_id, shifts=p.shifts, cents=p.cents,
-                        policy_id=p.policy_id)
-            for p in entry.priced
-        )
-        uow.emit(
-            Event(
-                StipendAccrued(
-                    entry_id=entry_id, payout_id=payout["payout_id"], member_id=entry.member_id,  # type: ignore[arg-type]
-                    period=str(period), kind=entry.kind, amount_cents=entry.amount_cents,
-                    over_cap_cents=entry.over_cap_cents, capped_by=list(entry.capped_by), minutes=entry.minutes,
-                    shifts=entry.shifts, policy_id=closing.cap_policy.policy_id, rate_policy_ids=entry.policy_ids,
-                    shift_id=entry.shift_id, original_period=str(entry.original_period),
-                ),
-                subject=str(entry_id), site_id=site_id, actor_id=cmd.actor.actor_id, time=now,
-            )
-        )
-    # Hours of volunteers who are not eligible now are settled without an entry: they never accrue later.
-    booked_rows.extend(
-        _booked_row(a, site_id, str(period), now, entry_id=None, shifts=1 if a.minutes > 0 else 0, cents=0,
-                    policy_id=None)
-        for a, r in zip(approved, found, strict=True) if not r.eligible
-    )
-    await uow.stipends.add_payouts(list(payouts.values()))
-    await uow.stipends.add_entries(entry_rows)
-    await uow.stipends.book_hours(booked_rows)
-    totals = {
-        "cap_policy_id": closing.cap_policy.policy_id, "volunteers": closing.volunteers,
-        "entries": len(closing.entries), "adjustments": closing.adjustments, "accrued_cents": closing.accrued_cents,
-        "over_cap_cents": closing.over_cap_cents,
-    }
-    await uow.stipends.close_period(site_id, str(period), {"closed_at": now, "closed_by": cmd.actor.actor_id,
-                                                            **totals})
-    uow.emit(
-        Event(
-            StipendPeriodClosed(period=str(period), closed_at=now, **totals),  # type: ignore[arg-type]
-            subject=str(period), site_id=site_id, actor_id=cmd.actor.actor_id, time=now,
-        )
-    )
-    return PeriodClosedOut(period=str(period), status="closed", closed_at=now, **totals)  # type: ignore[arg-type]
-
-
-async def mark_payout_paid(cmd: MarkPayoutPaid, *, uow: VolunteeringUnitOfWork, clock: Clock) -> PaymentOut:
-    now = clock.now()
-    payout = await uow.stipends.lock_payout(cmd.payout_id, cmd.actor.scope)
-    if payout is None:
-        raise NotFound("No such payout here.", code="payout_not_found")
-    if payout.payment_entry_id is not None:
-        raise Conflict("This payout was paid already.", code="already_paid", entry_id=str(payout.payment_entry_id),
-                       paid_at=payout.paid_at.isoformat())
-    amount = stipends.payable_cents(payout.accrued_cents, payout.reversed_cents)
-    if amount <= 0:
-        raise Conflict("Nothing is payable on this payout.", code="nothing_to_pay")
-    entry_id = uuid.uuid4()
-    await uow.stipends.add_entries([_ledger_row(
-        entry_id=entry_id, site_id=payout.site_id, member_id=payout.member_id, period=payout.period,
-        entry_type="paid", payout_id=payout.payout_id, amount_cents=amount, method=cmd.method,
-        reference=cmd.reference, created_at=now, created_by=cmd.actor.actor_id,
-    )])
-    uow.emit(
-        Event(
-            StipendPaid(
-                payout_id=payout.payout_id, entry_id=entry_id, member_id=payout.member_id, period=payout.period,
-                amount_cents=amount, paid_at=now, method=cmd.method,  # type: ignore[arg-type]
-            ),
-            subject=str(entry_id), site_id=payout.site_id, actor_id=cmd.actor.actor_id, time=now,
-        )
-    )
-    return PaymentOut(payout_id=payout.payout_id, entry_id=entry_id, member_id=payout.member_id,
-                      period=payout.period, amount_cents=amount, paid_at=now,
-                      method=cmd.method, reference=cmd.reference)  # type: ignore[arg-type]
-
-
-async def reverse_stipend_entry(
-    cmd: ReverseStipendEntry, *, uow: VolunteeringUnitOfWork, clock: Clock
-) -> ReversalOut:
-    """Take an accrued entry back with a reversing entry of the same amount (in the same period and payout). Its
-    hours are released: when the next period closes, those still approved are booked again as adjustments with
-    their current minutes (correct or reject them first if they were wrong)."""
-    now = clock.now()
-    entry = await uow.stipends.entry(cmd.entry_id, cmd.actor.scope)
-    if entry is None:
-        raise NotFound("No such ledger entry here.", code="entry_not_found")
-    if entry.entry_type != "accrued":
-        raise Conflict("Only accrued entries are reversed.", code="not_reversible", entry_type=entry.entry_type)
-    await uow.stipends.lock_payout(entry.payout_id, None)  # one at a time with its payment and other reversals
-    existing = await uow.stipends.reversal_of(entry.entry_id)
-    if existing is not None:
-        raise Conflict("This entry was reversed already.", code="already_reversed", reversed_by=str(existing))
-    reversal_id = uuid.uuid4()
-    await uow.stipends.add_entries([_ledger_row(
-        entry_id=reversal_id, site_id=entry.site_id, member_id=entry.member_id, period=entry.period,
-        entry_type="reversed", payout_id=entry.payout_id, amount_cents=entry.amount_cents, minutes=entry.minutes,
-        shifts=entry.shifts, reverses_entry_id=entry.entry_id, reason=cmd.reason, created_at=now,
-        created_by=cmd.actor.actor_id,
-    )])
-    released = await uow.stipends.release_hours(entry.entry_id, reversal_id)
-    uow.emit(
-        Event(
-            StipendReversed(
-                entry_id=reversal_id, reverses_entry_id=entry.entry_id, payout_id=entry.payout_id,
-                member_id=entry.member_id, period=entry.period, amount_cents=entry.amount_cents,
-                released_hours=released,
-            ),
-            subject=str(reversal_id), site_id=entry.site_id, actor_id=cmd.actor.actor_id, time=now,
-        )
-    )
-    return ReversalOut(entry_id=reversal_id, reverses_entry_id=entry.entry_id, payout_id=entry.payout_id,
-                       member_id=entry.member_id, period=entry.period, amount_cents=entry.amount_cents,
-                       released_hours=released)
-
-
-def _period_closed_out(row: object) -> PeriodClosedOut:
-    return PeriodClosedOut.model_validate(row, from_attributes=True)
-
-
-def _line_json(line: stipends.Line) -> dict[str, object]:
-    return {
-        "policy_id": str(line.policy_id), "role_id": line.role_id, "hourly_rate_cents": line.hourly_rate_cents,
-        "per_shift_cents": line.per_shift_cents, "minutes": line.minutes, "shifts": line.shifts, "cents": line.cents,
-    }
-
-
-def _ledger_row(**values: object) -> dict[str, object]:
-    """A ledger row: every column present (one statement inserts many), zero or empty where it does not apply."""
-    return {
-        "kind": None, "over_cap_cents": 0, "capped_by": [], "minutes": 0, "shifts": 0, "lines": [],
-        "rate_policy_ids": [], "cap_policy_id": None, "shift_id": None, "original_period": None,
-        "reverses_entry_id": None, "method": None, "reference": None, "reason": None, **values,
-    }
-
-
-def _booked_row(hours: stipends.ApprovedHours, site_id: str, period: str, at: datetime, *,
-                entry_id: uuid.UUID | None, shifts: int, cents: int,
-                policy_id: uuid.UUID | None) -> dict[str, object]:
-    return {
-        "hours_id": hours.hours_id, "entry_id": entry_id, "site_id": site_id, "member_id": hours.member_id,
-        "period": period, "outcome": "accrued" if entry_id is not None else "ineligible", "shift_id": hours.shift_id,
-        "role_id": hours.role_id, "local_date": hours.local_date, "minutes": hours.minutes, "shifts": shifts,
-        "cents": cents, "policy_id": policy_id, "booked_at": at, "released_by": None,
-    }

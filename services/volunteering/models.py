@@ -29,7 +29,6 @@ from sqlalchemy import (
     Index,
     Integer,
     Text,
-    UniqueConstraint,
     and_,
     case,
     exists,
@@ -42,21 +41,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from services.volunteering import SCHEMA
+from services.volunteering.base import Base
 from services.volunteering.domain import ACTIVE_SIGNUP, Profile, TrainingRecord
-from services.volunteering.stipends import Period, Policy, RoleRate, year_periods
-from shared.db import service_metadata
+from services.volunteering.stipends.models import PayableHours, StipendRepository, held
+from services.volunteering.stipends.queries import StipendQueries
 from shared.events import Event
 from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
 
 # Advisory lock namespace (first key of the two-key form) for "one member's sign-ups".
 MEMBER_LOCK_SPACE = zlib.crc32(b"rcc-volunteering-member") - 2**31
-
-
-class Base(DeclarativeBase):
-    metadata = service_metadata(SCHEMA)
 
 
 class VolunteerRole(Base):
@@ -277,176 +273,6 @@ class HoursRecord(Base):
     decision_reason: Mapped[str | None] = mapped_column(Text)
 
 
-
-class StipendPolicy(Base):
-    """One version of a site's stipend policy, in effect from a local date. Never changed (a trigger refuses it):
-    a change is a new version, so the ledger entries that name a version keep meaning what they meant."""
-
-    __tablename__ = "stipend_policies"
-    __table_args__ = (
-        CheckConstraint(
-            "hourly_rate_cents >= 0 AND per_shift_cents >= 0 AND monthly_cap_cents >= 0 AND tax_threshold_cents >= 0 "
-            "AND coalesce(yearly_cap_cents, 0) >= 0 AND coalesce(org_monthly_cap_cents, 0) >= 0",
-            name="amounts_not_negative",
-        ),
-        Index("ix_stipend_policies_site_id_effective_from", "site_id", "effective_from"),
-    )
-
-    policy_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    # Creation order: of two versions from the same date, the later counts.
-    version: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
-    site_id: Mapped[str] = mapped_column(Text)
-    effective_from: Mapped[date] = mapped_column(Date)
-    hourly_rate_cents: Mapped[int] = mapped_column(Integer)
-    per_shift_cents: Mapped[int] = mapped_column(Integer)
-    # [{role_id, hourly_rate_cents, per_shift_cents}]: a role's rates replace the default ones.
-    role_rates: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
-    monthly_cap_cents: Mapped[int] = mapped_column(Integer)
-    yearly_cap_cents: Mapped[int | None] = mapped_column(Integer)
-    tax_threshold_cents: Mapped[int] = mapped_column(Integer)
-    org_monthly_cap_cents: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str] = mapped_column(Text)
-
-
-class StipendPeriod(Base):
-    """A site's month ("YYYY-MM"); its row is the lock that serialises closing it, and keeps the totals."""
-
-    __tablename__ = "stipend_periods"
-    __table_args__ = (
-        CheckConstraint("status IN ('open', 'closed')", name="status_known"),
-        CheckConstraint("period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'", name="period_format"),
-        CheckConstraint("status = 'open' OR (closed_at IS NOT NULL AND cap_policy_id IS NOT NULL)",
-                        name="closed_has_totals"),
-    )
-
-    site_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    period: Mapped[str] = mapped_column(Text, primary_key=True)
-    status: Mapped[str] = mapped_column(Text)
-    cap_policy_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey(StipendPolicy.policy_id))
-    volunteers: Mapped[int] = mapped_column(Integer)
-    entries: Mapped[int] = mapped_column(Integer)
-    adjustments: Mapped[int] = mapped_column(Integer)
-    accrued_cents: Mapped[int] = mapped_column(BigInteger)
-    over_cap_cents: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_by: Mapped[str | None] = mapped_column(Text)
-
-
-class StipendPayout(Base):
-    """What one volunteer is paid for one closed period: its accrued entries (adjustments included), minus what
-    was reversed of them. Written when the period closes and never changed; payment is a ledger entry."""
-
-    __tablename__ = "stipend_payouts"
-    __table_args__ = (
-        UniqueConstraint("site_id", "period", "member_id"),
-        Index("ix_stipend_payouts_member_id_period", "member_id", "period"),
-        CheckConstraint("accrued_cents >= 0 AND over_cap_cents >= 0 AND minutes >= 0 AND shifts >= 0",
-                        name="amounts_not_negative"),
-    )
-
-    payout_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    period: Mapped[str] = mapped_column(Text)
-    minutes: Mapped[int] = mapped_column(Integer)
-    shifts: Mapped[int] = mapped_column(Integer)
-    accrued_cents: Mapped[int] = mapped_column(Integer)
-    over_cap_cents: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class StipendEntry(Base):
-    """The append-only stipend ledger (a trigger refuses UPDATE, DELETE and TRUNCATE). ``accrued``: booked when a
-    period closed (``kind`` accrual or adjustment); ``paid``: a payout was paid; ``reversed``: an accrued entry was
-    taken back (``reverses_entry_id``; at most once). Amounts are non-negative cents; a reversal's amount is the
-    positive amount taken back."""
-
-    __tablename__ = "stipend_ledger"
-    __table_args__ = (
-        CheckConstraint("entry_type IN ('accrued', 'paid', 'reversed')", name="entry_type_known"),
-        CheckConstraint("kind IN ('accrual', 'adjustment')", name="kind_known"),
-        CheckConstraint("(entry_type = 'accrued') = (kind IS NOT NULL)", name="kind_of_accrued"),
-        CheckConstraint("(entry_type = 'reversed') = (reverses_entry_id IS NOT NULL)", name="reversal_names_entry"),
-        CheckConstraint("(entry_type = 'paid') = (method IS NOT NULL)", name="payment_has_method"),
-        CheckConstraint("(kind = 'adjustment') = (shift_id IS NOT NULL)", name="adjustment_names_shift"),
-        CheckConstraint("amount_cents >= 0 AND over_cap_cents >= 0 AND minutes >= 0 AND shifts >= 0",
-                        name="amounts_not_negative"),
-        CheckConstraint("period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'", name="period_format"),
-        UniqueConstraint("reverses_entry_id"),
-        # One accrual per volunteer and period, and one payment per payout, whatever the concurrency.
-        Index("uq_stipend_ledger_accrual", "site_id", "member_id", "period", unique=True,
-              postgresql_where=text("kind = 'accrual'")),
-        Index("uq_stipend_ledger_payment", "payout_id", unique=True, postgresql_where=text("entry_type = 'paid'")),
-        Index("ix_stipend_ledger_payout_id", "payout_id"),
-        Index("ix_stipend_ledger_site_id_period", "site_id", "period"),
-        Index("ix_stipend_ledger_member_id_period", "member_id", "period"),
-    )
-
-    entry_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
-    site_id: Mapped[str] = mapped_column(Text)
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    period: Mapped[str] = mapped_column(Text)
-    entry_type: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str | None] = mapped_column(Text)
-    payout_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey(StipendPayout.payout_id))
-    amount_cents: Mapped[int] = mapped_column(Integer)
-    over_cap_cents: Mapped[int] = mapped_column(Integer)
-    capped_by: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    minutes: Mapped[int] = mapped_column(Integer)
-    shifts: Mapped[int] = mapped_column(Integer)
-    # The hours behind the amount by policy and role: [{policy_id, role_id, hourly_rate_cents, per_shift_cents,
-    # minutes, shifts, cents}].
-    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
-    rate_policy_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
-    cap_policy_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey(StipendPolicy.policy_id))
-    shift_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey(Shift.shift_id))
-    original_period: Mapped[str | None] = mapped_column(Text)
-    reverses_entry_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("volunteering.stipend_ledger.entry_id")
-    )
-    method: Mapped[str | None] = mapped_column(Text)
-    # Free text an admin types (a check number, why an entry was reversed): stays here, never in an event.
-    reference: Mapped[str | None] = mapped_column(Text)
-    reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str | None] = mapped_column(Text)
-
-
-class StipendHours(Base):
-    """Which ledger entry booked each approved hours record, with what it came to: a record is booked at most once
-    at a time (unique while not released), so it is never paid twice. A reversal releases the records of the entry
-    it reverses; volunteers who were not eligible when the period closed have their records settled with no entry
-    (outcome ``ineligible``), so they never accrue later."""
-
-    __tablename__ = "stipend_hours"
-    __table_args__ = (
-        CheckConstraint("outcome IN ('accrued', 'ineligible')", name="outcome_known"),
-        CheckConstraint("(outcome = 'accrued') = (entry_id IS NOT NULL)", name="accrued_has_entry"),
-        Index("uq_stipend_hours_booked", "hours_id", unique=True, postgresql_where=text("released_by IS NULL")),
-        Index("ix_stipend_hours_entry_id", "entry_id"),
-    )
-
-    claim_id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    hours_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey(HoursRecord.hours_id))
-    entry_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey(StipendEntry.entry_id))
-    site_id: Mapped[str] = mapped_column(Text)
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    period: Mapped[str] = mapped_column(Text)
-    outcome: Mapped[str] = mapped_column(Text)
-    shift_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    role_id: Mapped[str] = mapped_column(Text)
-    local_date: Mapped[date] = mapped_column(Date)
-    minutes: Mapped[int] = mapped_column(Integer)
-    shifts: Mapped[int] = mapped_column(Integer)
-    cents: Mapped[int] = mapped_column(Integer)
-    policy_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    released_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey(StipendEntry.entry_id))
-
-
 roles = VolunteerRole.__table__
 volunteers = Volunteer.__table__
 trainings = Training.__table__
@@ -457,11 +283,6 @@ shifts = Shift.__table__
 signups = Signup.__table__
 attendance = Attendance.__table__
 hours = HoursRecord.__table__
-stipend_policies = StipendPolicy.__table__
-stipend_periods = StipendPeriod.__table__
-stipend_payouts = StipendPayout.__table__
-ledger = StipendEntry.__table__
-stipend_hours = StipendHours.__table__
 
 
 # What repositories hand back
@@ -961,94 +782,11 @@ class HoursRepository:
     async def update(self, hours_id: uuid.UUID, values: dict[str, Any]) -> None:
         await self.session.execute(update(hours).where(hours.c.hours_id == hours_id).values(**values))
 
-
-
-# Advisory lock namespace for "one site's stipend periods": closes of one site run one at a time.
-STIPEND_LOCK_SPACE = zlib.crc32(b"rcc-volunteering-stipends") - 2**31
-
-
-def _policy(row: Any) -> Policy:
-    return Policy(
-        policy_id=row.policy_id, version=row.version, effective_from=row.effective_from,
-        hourly_rate_cents=row.hourly_rate_cents, per_shift_cents=row.per_shift_cents,
-        monthly_cap_cents=row.monthly_cap_cents, yearly_cap_cents=row.yearly_cap_cents,
-        tax_threshold_cents=row.tax_threshold_cents, org_monthly_cap_cents=row.org_monthly_cap_cents,
-        role_rates=tuple(RoleRate(r["role_id"], r["hourly_rate_cents"], r["per_shift_cents"]) for r in row.role_rates),
-    )
-
-
-async def _policies(session: AsyncConnection, site_id: str) -> list[Policy]:
-    rows = await session.execute(
-        select(stipend_policies).where(stipend_policies.c.site_id == site_id)
-        .order_by(stipend_policies.c.effective_from, stipend_policies.c.version)
-    )
-    return [_policy(row) for row in rows]
-
-
-def _net_booked() -> Any:
-    """Per ledger row: what it adds to a volunteer's booked total (accrued minus reversed; payments are part of it)."""
-    return case(
-        (ledger.c.entry_type == "accrued", ledger.c.amount_cents),
-        (ledger.c.entry_type == "reversed", -ledger.c.amount_cents),
-        else_=0,
-    )
-
-
-class StipendRepository:
-    """Stipend policies, periods, payouts, the ledger and the hours each entry booked."""
-
-    def __init__(self, session: AsyncConnection) -> None:
-        self.session = session
-
-    async def lock_site(self, site_id: str) -> None:
-        """Serialise closing and policy changes of one site (held until the transaction ends)."""
-        key = zlib.crc32(site_id.encode()) - 2**31
-        await self.session.execute(select(func.pg_advisory_xact_lock(STIPEND_LOCK_SPACE, key)))
-
-    async def policies(self, site_id: str) -> list[Policy]:
-        return await _policies(self.session, site_id)
-
-    async def add_policy(self, values: dict[str, Any]) -> int:
-        return int((await self.session.execute(
-            insert(stipend_policies).values(**values).returning(stipend_policies.c.version)
-        )).scalar_one())
-
-    async def last_closed(self, site_id: str) -> Period | None:
-        latest = await self.session.scalar(
-            select(func.max(stipend_periods.c.period))
-            .where(stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed")
-        )
-        return None if latest is None else Period.parse(latest)
-
-    async def lock_period(self, site_id: str, period: str, at: datetime) -> Any:
-        """The period's row (made open on first use), locked until the transaction ends."""
-        await self.session.execute(
-            insert(stipend_periods).values(
-                site_id=site_id, period=period, status="open", volunteers=0, entries=0, adjustments=0,
-                accrued_cents=0, over_cap_cents=0, created_at=at,
-            ).on_conflict_do_nothing()
-        )
-        return (await self.session.execute(
-            select(stipend_periods)
-            .where(stipend_periods.c.site_id == site_id, stipend_periods.c.period == period)
-            .with_for_update()
-        )).one()
-
-    async def close_period(self, site_id: str, period: str, values: dict[str, Any]) -> None:
-        await self.session.execute(
-            update(stipend_periods)
-            .where(stipend_periods.c.site_id == site_id, stipend_periods.c.period == period)
-            .values(status="closed", **values)
-        )
-
-    async def unbooked_hours(self, site_id: str, *, since: datetime, before: datetime) -> list[Any]:
-        """Approved hours of the site whose shift started in ``[since, before)`` and that no entry holds, with the
-        volunteer's eligibility. Locked for share: a correction or decision racing with the close waits for it (and
-        then finds the hours booked), or goes first (and the close no longer sees them approved)."""
-        booked = exists(
-            select(stipend_hours.c.claim_id)
-            .where(stipend_hours.c.hours_id == hours.c.hours_id, stipend_hours.c.released_by.is_(None))
-        )
+    async def unbooked_approved(self, site_id: str, *, since: datetime, before: datetime) -> list[PayableHours]:
+        """For the stipends: approved hours of the site whose shift started in ``[since, before)`` and that no
+        ledger entry holds, with the volunteer's eligibility. Locked for share: a correction or decision racing
+        with a period's close waits for it (and then finds the hours booked), or goes first (and the close no
+        longer sees them approved)."""
         rows = await self.session.execute(
             select(
                 hours.c.hours_id, hours.c.member_id, hours.c.shift_id, hours.c.role_id, hours.c.shift_starts_at,
@@ -1060,98 +798,12 @@ class StipendRepository:
             .outerjoin(volunteers, volunteers.c.member_id == hours.c.member_id)
             .where(
                 hours.c.site_id == site_id, hours.c.status == "approved", hours.c.shift_starts_at >= since,
-                hours.c.shift_starts_at < before, ~booked,
+                hours.c.shift_starts_at < before, ~held(hours.c.hours_id),
             )
             .order_by(hours.c.member_id, hours.c.shift_starts_at, hours.c.hours_id)
             .with_for_update(of=hours, read=True)
         )
-        return list(rows)
-
-    async def booked_in_year(self, site_id: str, member_ids: Sequence[uuid.UUID], first: str,
-                             before: str) -> dict[uuid.UUID, int]:
-        """Per volunteer: what the ledger books for them in the periods ``[first, before)`` (accrued − reversed)."""
-        if not member_ids:
-            return {}
-        rows = await self.session.execute(
-            select(ledger.c.member_id, func.sum(_net_booked()))
-            .where(ledger.c.site_id == site_id, ledger.c.member_id.in_(list(member_ids)),
-                   ledger.c.period >= first, ledger.c.period < before)
-            .group_by(ledger.c.member_id)
-        )
-        return {member_id: int(total) for member_id, total in rows}
-
-    async def add_payouts(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(insert(stipend_payouts), rows)
-
-    async def add_entries(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(insert(ledger), rows)
-
-    async def book_hours(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(insert(stipend_hours), rows)
-
-    async def booking_entry(self, hours_id: uuid.UUID) -> uuid.UUID | None:
-        """The ledger entry that holds an hours record, if one does."""
-        return await self.session.scalar(
-            select(stipend_hours.c.entry_id).where(
-                stipend_hours.c.hours_id == hours_id, stipend_hours.c.released_by.is_(None),
-                stipend_hours.c.entry_id.is_not(None),
-            )
-        )
-
-    async def lock_payout(self, payout_id: uuid.UUID, site_id: str | None) -> Any:
-        """The payout, locked (payment and reversals of its entries go one at a time), with what was paid and
-        reversed of it so far."""
-        row = (await self.session.execute(
-            select(stipend_payouts)
-            .where(stipend_payouts.c.payout_id == payout_id, _site_filter(stipend_payouts.c.site_id, site_id))
-            .with_for_update()
-        )).first()
-        if row is None:
-            return None
-        return (await self.session.execute(_payout_summary().where(stipend_payouts.c.payout_id == payout_id))).one()
-
-    async def entry(self, entry_id: uuid.UUID, site_id: str | None) -> Any:
-        return (await self.session.execute(
-            select(ledger).where(ledger.c.entry_id == entry_id, _site_filter(ledger.c.site_id, site_id))
-        )).first()
-
-    async def reversal_of(self, entry_id: uuid.UUID) -> uuid.UUID | None:
-        return await self.session.scalar(select(ledger.c.entry_id).where(ledger.c.reverses_entry_id == entry_id))
-
-    async def release_hours(self, entry_id: uuid.UUID, reversal_id: uuid.UUID) -> int:
-        """Free the hours an entry booked (its reversal ``reversal_id`` took the amount back)."""
-        result = await self.session.execute(
-            update(stipend_hours)
-            .where(stipend_hours.c.entry_id == entry_id, stipend_hours.c.released_by.is_(None))
-            .values(released_by=reversal_id)
-            .returning(stipend_hours.c.claim_id)
-        )
-        return len(result.all())
-
-
-def _payout_summary() -> Any:
-    """Payouts with what was reversed of their entries and their payment, if any."""
-    reversed_cents = (
-        select(func.coalesce(func.sum(ledger.c.amount_cents), 0))
-        .where(ledger.c.payout_id == stipend_payouts.c.payout_id, ledger.c.entry_type == "reversed")
-        .correlate(stipend_payouts)
-        .scalar_subquery()
-    )
-    paid = ledger.alias("paid")
-    return (
-        select(
-            stipend_payouts.c.payout_id, stipend_payouts.c.site_id, stipend_payouts.c.member_id,
-            stipend_payouts.c.period, stipend_payouts.c.minutes, stipend_payouts.c.shifts,
-            stipend_payouts.c.accrued_cents, stipend_payouts.c.over_cap_cents,
-            reversed_cents.label("reversed_cents"), paid.c.entry_id.label("payment_entry_id"),
-            paid.c.amount_cents.label("paid_cents"), paid.c.created_at.label("paid_at"), paid.c.method,
-            paid.c.reference,
-        )
-        .outerjoin(paid, and_(paid.c.payout_id == stipend_payouts.c.payout_id, paid.c.entry_type == "paid"))
-    )
+        return [PayableHours(*row) for row in rows]
 
 
 class ReadRepository:
@@ -1368,111 +1020,6 @@ class ReadRepository:
         return list(rows)
 
 
-    # Stipends
-
-    async def stipend_policies(self, site_id: str) -> list[Policy]:
-        return await _policies(self.session, site_id)
-
-    async def closed_periods(self, site_id: str, first: str, last: str) -> list[Any]:
-        rows = await self.session.execute(
-            select(stipend_periods).where(
-                stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed",
-                stipend_periods.c.period >= first, stipend_periods.c.period <= last,
-            ).order_by(stipend_periods.c.period)
-        )
-        return list(rows)
-
-    async def last_closed_period(self, site_id: str) -> str | None:
-        return await self.session.scalar(
-            select(func.max(stipend_periods.c.period))
-            .where(stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed")
-        )
-
-    async def stipend_period(self, site_id: str, period: str) -> Any:
-        return (await self.session.execute(
-            select(stipend_periods).where(stipend_periods.c.site_id == site_id, stipend_periods.c.period == period)
-        )).first()
-
-    async def payouts(
-        self,
-        *,
-        site_id: str | None = None,
-        period: str | None = None,
-        member_id: uuid.UUID | None = None,
-        first: str | None = None,
-        last: str | None = None,
-        after_member: uuid.UUID | None = None,
-        limit: int | None = None,
-    ) -> list[Any]:
-        stmt = _payout_summary()
-        if site_id is not None:
-            stmt = stmt.where(stipend_payouts.c.site_id == site_id)
-        if period is not None:
-            stmt = stmt.where(stipend_payouts.c.period == period)
-        if member_id is not None:
-            stmt = stmt.where(stipend_payouts.c.member_id == member_id)
-        if first is not None:
-            stmt = stmt.where(stipend_payouts.c.period >= first)
-        if last is not None:
-            stmt = stmt.where(stipend_payouts.c.period <= last)
-        if after_member is not None:
-            stmt = stmt.where(stipend_payouts.c.member_id > after_member)
-        stmt = stmt.order_by(stipend_payouts.c.period, stipend_payouts.c.member_id)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        return list(await self.session.execute(stmt))
-
-    async def stipend_entries(self, member_id: uuid.UUID, first: str, last: str) -> list[Any]:
-        rows = await self.session.execute(
-            select(ledger).where(ledger.c.member_id == member_id, ledger.c.period >= first, ledger.c.period <= last)
-            .order_by(ledger.c.period, ledger.c.seq)
-        )
-        return list(rows)
-
-    async def booked_hours(self, entry_ids: Sequence[uuid.UUID]) -> list[Any]:
-        """The hours records behind accrued entries (released ones included: their entry was reversed)."""
-        if not entry_ids:
-            return []
-        rows = await self.session.execute(
-            select(stipend_hours).where(stipend_hours.c.entry_id.in_(list(entry_ids)))
-            .order_by(stipend_hours.c.local_date, stipend_hours.c.shift_id, stipend_hours.c.hours_id)
-        )
-        return list(rows)
-
-    async def year_totals(
-        self,
-        year: int,
-        *,
-        site_id: str | None = None,
-        member_id: uuid.UUID | None = None,
-        after_member: uuid.UUID | None = None,
-        limit: int | None = None,
-    ) -> list[Any]:
-        """Per site and volunteer, in the year's periods: booked (accrued − reversed), paid, and held back by caps."""
-        first, last = year_periods(year)
-        stmt = (
-            select(
-                ledger.c.site_id, ledger.c.member_id, func.sum(_net_booked()).label("total_cents"),
-                func.sum(case((ledger.c.entry_type == "paid", ledger.c.amount_cents), else_=0)).label("paid_cents"),
-                func.sum(ledger.c.over_cap_cents).label("over_cap_cents"),
-                func.sum(case((ledger.c.entry_type == "accrued", ledger.c.minutes),
-                              (ledger.c.entry_type == "reversed", -ledger.c.minutes), else_=0)).label("minutes"),
-            )
-            .where(ledger.c.period >= first, ledger.c.period <= last)
-            .group_by(ledger.c.site_id, ledger.c.member_id)
-            .order_by(ledger.c.site_id, ledger.c.member_id)
-        )
-        if site_id is not None:
-            stmt = stmt.where(ledger.c.site_id == site_id)
-        if member_id is not None:
-            stmt = stmt.where(ledger.c.member_id == member_id)
-        if after_member is not None:
-            stmt = stmt.where(ledger.c.member_id > after_member)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        return list(await self.session.execute(stmt))
-
-
 _LOCK_FOR_SIGN_UP = f"""
     WITH shift AS MATERIALIZED (
         SELECT s.shift_id, s.site_id, s.role_id, s.series_id, s.starts_at, s.ends_at, s.timezone, s.capacity,
@@ -1557,3 +1104,4 @@ class VolunteeringUnitOfWork(UnitOfWork):
         self.hours = HoursRepository(self.session)
         self.read = ReadRepository(self.session)
         self.stipends = StipendRepository(self.session)
+        self.stipend_read = StipendQueries(self.session)

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.volunteering.app import create_app
-from services.volunteering.views import CSV_COLUMNS, api
+from services.volunteering.stipends.views import CSV_COLUMNS
+from services.volunteering.views import api
 from shared.contracts import load_catalogue
 
 STIPEND_EVENTS = {

@@ -13,9 +13,9 @@ from fractions import Fraction
 import pytest
 from pydantic import ValidationError
 
-from services.volunteering import stipends
-from services.volunteering.commands import PaidBody, ReverseBody, StipendPolicyBody
-from services.volunteering.stipends import ApprovedHours, Period, Policy, RoleRate
+from services.volunteering.stipends import domain as stipends
+from services.volunteering.stipends.commands import PaidBody, ReverseBody, StipendPolicyBody
+from services.volunteering.stipends.domain import ApprovedHours, Period, Policy, RoleRate
 from shared.errors import Conflict, InvalidInput
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
