@@ -250,7 +250,8 @@ def test_every_occurrence_lasts_its_duration_and_starts_at_its_wall_clock_time(
 def dateutil_comparable_rules(draw: st.DrawFn) -> str:
     # python-dateutil is the reference except where it departs from RFC 5545: it intersects plain and numbered
     # weekdays (BYDAY=WE,-1MO), starts a WEEKLY rule's first week at DTSTART rather than at WKST (which changes what
-    # BYSETPOS picks there), and does not match a negative BYWEEKNO against the next year's first week.
+    # BYSETPOS picks there), does not match a negative BYWEEKNO against the next year's first week, and misplaces the
+    # days of a year's last week (52 or 53) that fall in January of the next year (see the test after this one).
     freq = draw(st.sampled_from(recurrence.ALLOWED_FREQUENCIES))
     parts = [f"FREQ={freq}"]
     signed = st.integers(1, 31) | st.integers(-31, -1)
@@ -263,7 +264,7 @@ def dateutil_comparable_rules(draw: st.DrawFn) -> str:
             st.integers(1, 366) | st.integers(-366, -1), min_size=1, max_size=3)))))
     weeks = freq == "YEARLY" and draw(st.booleans())
     if weeks:
-        parts.append("BYWEEKNO=" + ",".join(map(str, draw(st.lists(st.integers(1, 53), min_size=1, max_size=3)))))
+        parts.append("BYWEEKNO=" + ",".join(map(str, draw(st.lists(st.integers(1, 51), min_size=1, max_size=3)))))
     if draw(st.booleans()):
         days = draw(st.lists(st.sampled_from(recurrence.WEEKDAYS), min_size=1, max_size=3))
         if freq in ("MONTHLY", "YEARLY") and not weeks and draw(st.booleans()):
@@ -281,6 +282,21 @@ def dateutil_comparable_rules(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         parts.append(f"COUNT={draw(st.integers(1, 30))}")
     return ";".join(parts)
+
+
+@pytest.mark.parametrize(("rule", "year", "last_week"), [
+    # ISO 8601 weeks: 2020's week 53 runs Mon 28 December to Sun 3 January 2021; 2021 has 52 weeks, the last one
+    # running to Sun 2 January 2022 (python-dateutil drops those two days and gives them to a week 53 instead).
+    ("FREQ=YEARLY;BYWEEKNO=53;WKST=MO", 2020, [date(2020, 12, 28) + timedelta(days=n) for n in range(7)]),
+    ("FREQ=YEARLY;BYWEEKNO=52;WKST=MO", 2021, [date(2021, 12, 27) + timedelta(days=n) for n in range(7)]),
+    # Weeks starting on Saturday: 2025's week 1 starts Sat 4 January, so its week 52 runs to Fri 2 January 2026.
+    ("FREQ=YEARLY;BYWEEKNO=52;WKST=SA", 2025, [date(2025, 12, 27) + timedelta(days=n) for n in range(7)]),
+])
+def test_a_last_week_keeps_its_days_in_the_next_january(rule: str, year: int, last_week: list[date]) -> None:
+    first = datetime(year, 1, 1)
+    days = [o.local_start.date() for o in expand(rule, first, zone=ZoneInfo("UTC"),
+                                                 until=datetime(year + 1, 1, 20, tzinfo=UTC))]
+    assert days == last_week
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
