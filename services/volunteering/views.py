@@ -92,11 +92,11 @@ SHIFT_LOCKS = web.AppKey("volunteering_shift_locks", KeyedLocks)
 SIGNUPS = web.AppKey("volunteering_signups", GroupCommit)
 
 
-def _uow(call: Call) -> VolunteeringUnitOfWork:
+def uow_for(call: Call) -> VolunteeringUnitOfWork:
     return call.request.app[UOW]()
 
 
-def _clock(call: Call) -> Clock:
+def clock_for(call: Call) -> Clock:
     return call.request.app[CLOCK]
 
 
@@ -104,21 +104,21 @@ def _settings(call: Call) -> VolunteeringSettings:
     return call.request.app[SETTINGS]
 
 
-def _actor(call: Call) -> Actor:
+def actor_for(call: Call) -> Actor:
     return Actor.of(call.who)
 
 
-async def _site(call: Call, site_id: str | None = None) -> Site:
+async def site_for(call: Call, site_id: str | None = None) -> Site:
     return await call.request.app[SITES].get(site_id or call.who.site_id)
 
 
-async def _execute(call: Call, handler: Callable[..., Any], cmd: Any, *, status: int = 200,
+async def run_command(call: Call, handler: Callable[..., Any], cmd: Any, *, status: int = 200,
                    idempotent: bool = False, shift_id: uuid.UUID | None = None) -> Outcome[Any]:
     async with contextlib.AsyncExitStack() as stack:
         if shift_id is not None:
             await stack.enter_async_context(call.request.app[SHIFT_LOCKS].hold(shift_id))
         return await execute(
-            handler, cmd, uow=_uow(call), clock=_clock(call), status=status,
+            handler, cmd, uow=uow_for(call), clock=clock_for(call), status=status,
             idempotency=call.idempotency() if idempotent else None,
         )
     raise AssertionError("unreachable")
@@ -131,22 +131,22 @@ async def _execute(call: Call, handler: Callable[..., Any], cmd: Any, *, status:
           roles=STAFF, body=RoleBody, response=RoleOut, status=201, errors=(409,), idempotent=True)
 async def create_role(call: Call) -> object:
     body: RoleBody = call.body
-    cmd = CreateRole(_actor(call), body.role_id, body.title, tuple(body.required_trainings), body.supervisor)
-    return await _execute(call, handlers.create_role, cmd, status=201, idempotent=True)
+    cmd = CreateRole(actor_for(call), body.role_id, body.title, tuple(body.required_trainings), body.supervisor)
+    return await run_command(call, handlers.create_role, cmd, status=201, idempotent=True)
 
 
 @api.route("PUT", "/roles/{role_id}", summary="Change a role's title, required trainings or supervisor flag",
            roles=STAFF, body=RoleUpdateBody, response=RoleOut, errors=(404,))
 async def update_role(call: Call) -> object:
     body: RoleUpdateBody = call.body
-    cmd = UpdateRole(_actor(call), call.request.match_info["role_id"], body.title, tuple(body.required_trainings),
+    cmd = UpdateRole(actor_for(call), call.request.match_info["role_id"], body.title, tuple(body.required_trainings),
                      body.supervisor)
-    return await _execute(call, handlers.update_role, cmd)
+    return await run_command(call, handlers.update_role, cmd)
 
 
 @api.get("/roles", summary="The roles of this site", roles=PEOPLE, response=RoleList)
 async def list_roles(call: Call) -> RoleList:
-    async with _uow(call) as uow:
+    async with uow_for(call) as uow:
         records = await uow.read.roles(call.who.site_id)
     return RoleList(items=[
         RoleOut(role_id=r.role_id, title=r.title, required_trainings=list(r.required_trainings),
@@ -165,10 +165,10 @@ async def list_roles(call: Call) -> RoleList:
 async def set_volunteer(call: Call) -> object:
     body: VolunteerBody = call.body
     cmd = SetVolunteerProfile(
-        _actor(call), call.uuid_param("member_id"), tuple(body.roles), body.monthly_hours_goal,
+        actor_for(call), call.uuid_param("member_id"), tuple(body.roles), body.monthly_hours_goal,
         body.stipend_eligible, body.active,
     )
-    return await _execute(call, handlers.set_volunteer_profile, cmd, idempotent=True)
+    return await run_command(call, handlers.set_volunteer_profile, cmd, idempotent=True)
 
 
 @api.get("/volunteers/{member_id}",
@@ -177,14 +177,14 @@ async def set_volunteer(call: Call) -> object:
          roles=PEOPLE, response=VolunteerOut, errors=(404,))
 async def get_volunteer(call: Call) -> VolunteerOut:
     member_id = call.uuid_param("member_id")
-    actor = _actor(call)
+    actor = actor_for(call)
     domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=member_id)
-    async with _uow(call) as uow:
+    async with uow_for(call) as uow:
         row = await uow.read.volunteer(member_id)
         if row is None or (actor.scope is not None and row.site_id != actor.scope):
             raise NotFound("No such volunteer here.", code="volunteer_not_found")
-        site = await _site(call, row.site_id)
-        now = _clock(call).now()
+        site = await site_for(call, row.site_id)
+        now = clock_for(call).now()
         local_now = now.astimezone(site.zone)
         month_start = datetime(local_now.year, local_now.month, 1, tzinfo=site.zone)
         next_month = (month_start + timedelta(days=32)).replace(day=1)
@@ -216,9 +216,9 @@ async def get_volunteer(call: Call) -> VolunteerOut:
           roles=STAFF, body=TrainingBody, response=TrainingOut, status=201, errors=(404,), idempotent=True)
 async def record_training(call: Call) -> object:
     body: TrainingBody = call.body
-    cmd = RecordTraining(_actor(call), call.uuid_param("member_id"), body.training_id, body.completed_on,
+    cmd = RecordTraining(actor_for(call), call.uuid_param("member_id"), body.training_id, body.completed_on,
                          body.expires_on)
-    return await _execute(call, handlers.record_training, cmd, status=201, idempotent=True)
+    return await run_command(call, handlers.record_training, cmd, status=201, idempotent=True)
 
 
 # Shifts
@@ -228,10 +228,10 @@ async def record_training(call: Call) -> object:
           response=ShiftResult, status=201, idempotent=True)
 async def schedule_shift(call: Call) -> object:
     body: ShiftBody = call.body
-    site = await _site(call)
-    cmd = ScheduleShift(_actor(call), site.timezone, body.role_id, body.starts_at, body.ends_at, body.capacity,
+    site = await site_for(call)
+    cmd = ScheduleShift(actor_for(call), site.timezone, body.role_id, body.starts_at, body.ends_at, body.capacity,
                         body.needs_supervisor)
-    return await _execute(call, handlers.schedule_shift, cmd, status=201, idempotent=True)
+    return await run_command(call, handlers.schedule_shift, cmd, status=201, idempotent=True)
 
 
 @api.post("/shift-series",
@@ -240,13 +240,13 @@ async def schedule_shift(call: Call) -> object:
           roles=STAFF, body=SeriesBody, response=SeriesResult, status=201, idempotent=True)
 async def schedule_series(call: Call) -> object:
     body: SeriesBody = call.body
-    site = await _site(call)
+    site = await site_for(call)
     cmd = ScheduleSeries(
-        _actor(call), site.timezone, body.role_id, body.first_start, body.duration_minutes, body.end, body.rrule,
+        actor_for(call), site.timezone, body.role_id, body.first_start, body.duration_minutes, body.end, body.rrule,
         tuple(body.exceptions), body.capacity, body.needs_supervisor,
         timedelta(weeks=_settings(call).series_horizon_weeks),
     )
-    return await _execute(call, handlers.schedule_series, cmd, status=201, idempotent=True)
+    return await run_command(call, handlers.schedule_series, cmd, status=201, idempotent=True)
 
 
 @api.get("/shifts",
@@ -255,9 +255,9 @@ async def schedule_series(call: Call) -> object:
          roles=PEOPLE, query=ShiftsQuery, response=ShiftPage)
 async def list_shifts(call: Call) -> ShiftPage:
     query: ShiftsQuery = call.query
-    actor = _actor(call)
-    site = await _site(call)
-    now = _clock(call).now()
+    actor = actor_for(call)
+    site = await site_for(call)
+    now = clock_for(call).now()
     between = paging.instant_range(query.from_, query.to, site.zone, max_days=_settings(call).list_range_max_days,
                                    default_start=now, default_span=DEFAULT_RANGE)
     start, end = between.start, between.end
@@ -265,7 +265,7 @@ async def list_shifts(call: Call) -> ShiftPage:
     volunteer = None if actor.is_staff else actor.member_id
     items: list[ShiftOut] = []
     more = False
-    async with _uow(call) as uow:
+    async with uow_for(call) as uow:
         role_ids: list[str] | None = [query.role] if query.role else None
         profile: domain.Profile | None = None
         held: list[domain.TrainingRecord] = []
@@ -308,8 +308,8 @@ async def list_shifts(call: Call) -> ShiftPage:
          roles=PEOPLE, response=ShiftOut, errors=(404,))
 async def get_shift(call: Call) -> ShiftOut:
     shift_id = call.uuid_param("shift_id")
-    actor = _actor(call)
-    async with _uow(call) as uow:
+    actor = actor_for(call)
+    async with uow_for(call) as uow:
         row = await uow.read.shift(shift_id, actor.scope)
         if row is None:
             raise NotFound("No such shift here.", code="shift_not_found")
@@ -327,24 +327,24 @@ async def get_shift(call: Call) -> ShiftOut:
            roles=STAFF, body=ShiftPatchBody, response=ShiftChangedResult, errors=(404, 409), idempotent=True)
 async def change_shift(call: Call) -> object:
     body: ShiftPatchBody = call.body
-    cmd = ChangeShift(_actor(call), call.uuid_param("shift_id"), body.starts_at, body.ends_at, body.capacity,
+    cmd = ChangeShift(actor_for(call), call.uuid_param("shift_id"), body.starts_at, body.ends_at, body.capacity,
                       body.needs_supervisor)
-    return await _execute(call, handlers.change_shift, cmd, idempotent=True, shift_id=cmd.shift_id)
+    return await run_command(call, handlers.change_shift, cmd, idempotent=True, shift_id=cmd.shift_id)
 
 
 @api.post("/shifts/{shift_id}/cancel", summary="Cancel a shift; everyone signed up is notified by event",
           roles=STAFF, response=ShiftCancelledResult, errors=(404, 409), idempotent=True)
 async def cancel_shift(call: Call) -> object:
-    cmd = CancelShift(_actor(call), call.uuid_param("shift_id"))
-    return await _execute(call, handlers.cancel_shift, cmd, idempotent=True, shift_id=cmd.shift_id)
+    cmd = CancelShift(actor_for(call), call.uuid_param("shift_id"))
+    return await run_command(call, handlers.cancel_shift, cmd, idempotent=True, shift_id=cmd.shift_id)
 
 
 @api.get("/shifts/{shift_id}/signups", summary="Who is confirmed and who waits, in order (coordinators)",
          roles=STAFF, response=SignupList, errors=(404,))
 async def list_signups(call: Call) -> SignupList:
     shift_id = call.uuid_param("shift_id")
-    async with _uow(call) as uow:
-        if await uow.read.shift(shift_id, _actor(call).scope) is None:
+    async with uow_for(call) as uow:
+        if await uow.read.shift(shift_id, actor_for(call).scope) is None:
             raise NotFound("No such shift here.", code="shift_not_found")
         rows = await uow.read.signups_of(shift_id)
     return SignupList(items=[SignupOut.model_validate(row, from_attributes=True) for row in rows])
@@ -356,7 +356,7 @@ async def list_signups(call: Call) -> SignupList:
           roles=PEOPLE, body=SignUpBody, response=SignUpResult, status=201, errors=(404, 409), idempotent=True)
 async def sign_up(call: Call) -> object:
     body: SignUpBody = call.body
-    cmd = SignUp(_actor(call), call.uuid_param("shift_id"), body.member_id)
+    cmd = SignUp(actor_for(call), call.uuid_param("shift_id"), body.member_id)
     return await call.request.app[SIGNUPS].submit(cmd.shift_id, cmd, idempotency=call.idempotency())
 
 
@@ -366,14 +366,14 @@ async def sign_up(call: Call) -> object:
             roles=PEOPLE, response=DropResult, errors=(404, 409), idempotent=True)
 async def drop(call: Call) -> object:
     cutoff = timedelta(hours=_settings(call).drop_cutoff_hours)
-    cmd = DropSignup(_actor(call), call.uuid_param("shift_id"), call.uuid_param("member_id"), cutoff)
-    return await _execute(call, handlers.drop_signup, cmd, idempotent=True, shift_id=cmd.shift_id)
+    cmd = DropSignup(actor_for(call), call.uuid_param("shift_id"), call.uuid_param("member_id"), cutoff)
+    return await run_command(call, handlers.drop_signup, cmd, idempotent=True, shift_id=cmd.shift_id)
 
 
 # The volunteer's own view
 
 
-def _own_member(call: Call) -> uuid.UUID:
+def own_member(call: Call) -> uuid.UUID:
     if call.who.member_id is None:
         raise Forbidden("This token does not act as a volunteer.", code="not_yours")
     return call.who.member_id
@@ -383,9 +383,9 @@ def _own_member(call: Call) -> uuid.UUID:
          query=MyShiftsQuery, response=MyShifts)
 async def my_shifts(call: Call) -> MyShifts:
     query: MyShiftsQuery = call.query
-    member_id = _own_member(call)
-    now = _clock(call).now()
-    async with _uow(call) as uow:
+    member_id = own_member(call)
+    now = clock_for(call).now()
+    async with uow_for(call) as uow:
         upcoming = await uow.read.my_shifts(member_id, now=now, upcoming=True, limit=query.upcoming_limit)
         past = await uow.read.my_shifts(member_id, now=now, upcoming=False, limit=query.past_limit)
     return MyShifts(
@@ -398,7 +398,7 @@ async def my_shifts(call: Call) -> MyShifts:
          response=HoursPage)
 async def my_hours(call: Call) -> HoursPage:
     query: MyHoursQuery = call.query
-    return await _hours_page(call, site_id=None, member_id=_own_member(call), status=query.status,
+    return await _hours_page(call, site_id=None, member_id=own_member(call), status=query.status,
                              from_=query.from_, to=query.to, limit=query.limit, cursor=query.cursor)
 
 
@@ -406,7 +406,7 @@ async def my_hours(call: Call) -> HoursPage:
           summary="Make (or replace) my private calendar feed URL; the old URL stops working",
           roles=(Role.VOLUNTEER,), response=CalendarFeedOut, status=201)
 async def rotate_calendar_feed(call: Call) -> object:
-    return await _execute(call, handlers.rotate_calendar_feed, RotateCalendarFeed(_actor(call)), status=201)
+    return await run_command(call, handlers.rotate_calendar_feed, RotateCalendarFeed(actor_for(call)), status=201)
 
 
 @api.get("/calendar/{feed}",
@@ -417,8 +417,8 @@ async def calendar_feed(call: Call) -> web.Response:
     feed = call.request.match_info["feed"]
     if not feed.endswith(".ics") or not 20 <= len(feed) <= 100:
         raise NotFound("No such calendar.", code="calendar_not_found")
-    now = _clock(call).now()
-    async with _uow(call) as uow:
+    now = clock_for(call).now()
+    async with uow_for(call) as uow:
         member_id = await uow.read.feed_owner(domain.hash_feed_secret(feed.removesuffix(".ics")))
         if member_id is None:
             raise NotFound("No such calendar.", code="calendar_not_found")
@@ -461,7 +461,7 @@ def _calendar(entries: list[Any], now: datetime) -> bytes:
          roles=STAFF, query=HoursQuery, response=HoursPage)
 async def list_hours(call: Call) -> HoursPage:
     query: HoursQuery = call.query
-    return await _hours_page(call, site_id=_actor(call).scope or call.who.site_id, member_id=query.member_id,
+    return await _hours_page(call, site_id=actor_for(call).scope or call.who.site_id, member_id=query.member_id,
                              status=query.status, from_=query.from_, to=query.to, limit=query.limit,
                              cursor=query.cursor)
 
@@ -470,8 +470,8 @@ async def list_hours(call: Call) -> HoursPage:
          roles=PEOPLE, response=HoursOut, errors=(404,))
 async def get_hours(call: Call) -> HoursOut:
     hours_id = call.uuid_param("hours_id")
-    actor = _actor(call)
-    async with _uow(call) as uow:
+    actor = actor_for(call)
+    async with uow_for(call) as uow:
         row = await uow.read.hours_record(hours_id, actor.scope)
     if row is None:
         raise NotFound("No such hours record here.", code="hours_not_found")
@@ -483,8 +483,8 @@ async def get_hours(call: Call) -> HoursOut:
           roles=STAFF, body=AddHoursBody, response=HoursOut, status=201, errors=(404, 409), idempotent=True)
 async def add_hours(call: Call) -> object:
     body: AddHoursBody = call.body
-    cmd = AddHours(_actor(call), body.member_id, body.shift_id, body.minutes, body.reason)
-    return await _execute(call, handlers.add_hours, cmd, status=201, idempotent=True)
+    cmd = AddHours(actor_for(call), body.member_id, body.shift_id, body.minutes, body.reason)
+    return await run_command(call, handlers.add_hours, cmd, status=201, idempotent=True)
 
 
 @api.post("/hours/{hours_id}/correct",
@@ -492,23 +492,23 @@ async def add_hours(call: Call) -> object:
           roles=STAFF, body=CorrectHoursBody, response=HoursOut, errors=(404,), idempotent=True)
 async def correct_hours(call: Call) -> object:
     body: CorrectHoursBody = call.body
-    cmd = CorrectHours(_actor(call), call.uuid_param("hours_id"), body.minutes, body.reason)
-    return await _execute(call, handlers.correct_hours, cmd, idempotent=True)
+    cmd = CorrectHours(actor_for(call), call.uuid_param("hours_id"), body.minutes, body.reason)
+    return await run_command(call, handlers.correct_hours, cmd, idempotent=True)
 
 
 @api.post("/hours/{hours_id}/approve", summary="Approve pending hours (never one's own)", roles=STAFF,
           response=HoursOut, errors=(404, 409), idempotent=True)
 async def approve_hours(call: Call) -> object:
-    cmd = ApproveHours(_actor(call), call.uuid_param("hours_id"))
-    return await _execute(call, handlers.approve_hours, cmd, idempotent=True)
+    cmd = ApproveHours(actor_for(call), call.uuid_param("hours_id"))
+    return await run_command(call, handlers.approve_hours, cmd, idempotent=True)
 
 
 @api.post("/hours/{hours_id}/reject", summary="Reject pending hours with a reason (never one's own)",
           roles=STAFF, body=RejectHoursBody, response=HoursOut, errors=(404, 409), idempotent=True)
 async def reject_hours(call: Call) -> object:
     body: RejectHoursBody = call.body
-    cmd = RejectHours(_actor(call), call.uuid_param("hours_id"), body.reason)
-    return await _execute(call, handlers.reject_hours, cmd, idempotent=True)
+    cmd = RejectHours(actor_for(call), call.uuid_param("hours_id"), body.reason)
+    return await run_command(call, handlers.reject_hours, cmd, idempotent=True)
 
 
 async def _hours_page(
@@ -522,11 +522,11 @@ async def _hours_page(
     limit: int,
     cursor: str | None,
 ) -> HoursPage:
-    site = await _site(call)
+    site = await site_for(call)
     between = paging.instant_range(from_, to, site.zone)
     start, end = between.start, between.end
     before = _decode_cursor(cursor) if cursor else None
-    async with _uow(call) as uow:
+    async with uow_for(call) as uow:
         rows = await uow.read.hours_page(site_id=site_id, member_id=member_id, status=status, start=start, end=end,
                                          before=before, limit=limit + 1)
     items = [HoursOut.model_validate(r, from_attributes=True) for r in rows[:limit]]

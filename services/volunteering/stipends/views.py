@@ -40,7 +40,7 @@ from services.volunteering.stipends.commands import (
     YearlyQuery,
     YearTotalOut,
 )
-from services.volunteering.views import PEOPLE, _actor, _clock, _execute, _own_member, _site, _uow, api
+from services.volunteering.views import PEOPLE, actor_for, api, clock_for, own_member, run_command, site_for, uow_for
 from shared.access import STAFF, Role
 from shared.errors import InvalidInput, NotFound
 from shared.events import format_time
@@ -58,7 +58,7 @@ def _period_param(call: Call) -> str:
 
 
 async def _this_year(call: Call) -> int:
-    return _clock(call).now().astimezone((await _site(call)).zone).year
+    return clock_for(call).now().astimezone((await site_for(call)).zone).year
 
 
 @api.route("PUT", "/stipend-policy",
@@ -68,22 +68,22 @@ async def _this_year(call: Call) -> int:
            roles=ADMIN, body=StipendPolicyBody, response=StipendPolicyOut, errors=(409,), idempotent=True)
 async def set_stipend_policy(call: Call) -> object:
     body: StipendPolicyBody = call.body
-    site = await _site(call)
+    site = await site_for(call)
     cmd = SetStipendPolicy(
-        _actor(call), site.timezone, body.effective_from, body.hourly_rate_cents, body.per_shift_cents,
+        actor_for(call), site.timezone, body.effective_from, body.hourly_rate_cents, body.per_shift_cents,
         tuple((r.role_id, r.hourly_rate_cents, r.per_shift_cents) for r in body.role_rates),
         body.monthly_cap_cents, body.yearly_cap_cents, body.tax_threshold_cents, body.org_monthly_cap_cents,
     )
-    return await _execute(call, handlers.set_stipend_policy, cmd, idempotent=True)
+    return await run_command(call, handlers.set_stipend_policy, cmd, idempotent=True)
 
 
 @api.get("/stipend-policy", summary="This site's stipend policy in effect today, and the versions to come",
          roles=STAFF, response=StipendPolicies)
 async def get_stipend_policy(call: Call) -> StipendPolicies:
-    site = await _site(call)
-    async with _uow(call) as uow:
+    site = await site_for(call)
+    async with uow_for(call) as uow:
         policies = await uow.stipend_read.stipend_policies(site.site_id)
-    current, upcoming = domain.current_and_upcoming(policies, _clock(call).now().astimezone(site.zone).date())
+    current, upcoming = domain.current_and_upcoming(policies, clock_for(call).now().astimezone(site.zone).date())
     return StipendPolicies(current=StipendPolicyOut.of(current) if current else None,
                            upcoming=[StipendPolicyOut.of(p) for p in upcoming])
 
@@ -92,9 +92,9 @@ async def get_stipend_policy(call: Call) -> StipendPolicies:
          roles=STAFF, query=StipendYearQuery, response=PeriodList)
 async def list_stipend_periods(call: Call) -> PeriodList:
     query: StipendYearQuery = call.query
-    site = await _site(call)
+    site = await site_for(call)
     year = query.year or await _this_year(call)
-    async with _uow(call) as uow:
+    async with uow_for(call) as uow:
         rows = await uow.stipend_read.closed_periods(site.site_id, *domain.year_periods(year))
         last_closed = await uow.stipend_read.last_closed_period(site.site_id)
         policies = await uow.stipend_read.stipend_policies(site.site_id)
@@ -111,9 +111,9 @@ async def list_stipend_periods(call: Call) -> PeriodList:
           roles=ADMIN, response=PeriodClosedOut, errors=(409,), idempotent=True)
 async def close_stipend_period(call: Call) -> object:
     period = _period_param(call)
-    site = await _site(call)
-    cmd = CloseStipendPeriod(_actor(call), site.timezone, period)
-    return await _execute(call, handlers.close_stipend_period, cmd, idempotent=True)
+    site = await site_for(call)
+    cmd = CloseStipendPeriod(actor_for(call), site.timezone, period)
+    return await run_command(call, handlers.close_stipend_period, cmd, idempotent=True)
 
 
 @api.get("/stipend-periods/{period}/payouts",
@@ -124,11 +124,11 @@ async def close_stipend_period(call: Call) -> object:
 async def list_payouts(call: Call) -> object:
     query: PayoutsQuery = call.query
     period = _period_param(call)
-    site = await _site(call)
+    site = await site_for(call)
     year = int(period[:4])
     as_csv = query.format == "csv" or (query.format is None and "text/csv" in call.request.headers.get("Accept", ""))
     after = None if as_csv or not query.cursor else _decode_member_cursor(query.cursor)
-    async with _uow(call) as uow:
+    async with uow_for(call) as uow:
         row = await uow.stipend_read.stipend_period(site.site_id, period)
         rows = await uow.stipend_read.payouts(site_id=site.site_id, period=period, after_member=after,
                                       limit=None if as_csv else query.limit + 1)
@@ -154,8 +154,8 @@ async def list_payouts(call: Call) -> object:
           roles=ADMIN, body=PaidBody, response=PaymentOut, errors=(404, 409), idempotent=True)
 async def mark_payout_paid(call: Call) -> object:
     body: PaidBody = call.body
-    cmd = MarkPayoutPaid(_actor(call), call.uuid_param("payout_id"), body.method, body.reference)
-    return await _execute(call, handlers.mark_payout_paid, cmd, idempotent=True)
+    cmd = MarkPayoutPaid(actor_for(call), call.uuid_param("payout_id"), body.method, body.reference)
+    return await run_command(call, handlers.mark_payout_paid, cmd, idempotent=True)
 
 
 @api.post("/ledger/{entry_id}/reverse",
@@ -164,8 +164,8 @@ async def mark_payout_paid(call: Call) -> object:
           roles=ADMIN, body=ReverseBody, response=ReversalOut, errors=(404, 409), idempotent=True)
 async def reverse_stipend_entry(call: Call) -> object:
     body: ReverseBody = call.body
-    cmd = ReverseStipendEntry(_actor(call), call.uuid_param("entry_id"), body.reason)
-    return await _execute(call, handlers.reverse_stipend_entry, cmd, idempotent=True)
+    cmd = ReverseStipendEntry(actor_for(call), call.uuid_param("entry_id"), body.reason)
+    return await run_command(call, handlers.reverse_stipend_entry, cmd, idempotent=True)
 
 
 @api.get("/me/stipends",
@@ -174,7 +174,7 @@ async def reverse_stipend_entry(call: Call) -> object:
          roles=(Role.VOLUNTEER,), query=StipendYearQuery, response=StipendStatement)
 async def my_stipends(call: Call) -> StipendStatement:
     query: StipendYearQuery = call.query
-    return await _statement(call, _own_member(call), query.year or await _this_year(call))
+    return await _statement(call, own_member(call), query.year or await _this_year(call))
 
 
 @api.get("/volunteers/{member_id}/stipends",
@@ -183,10 +183,10 @@ async def my_stipends(call: Call) -> StipendStatement:
 async def volunteer_stipends(call: Call) -> StipendStatement:
     query: StipendYearQuery = call.query
     member_id = call.uuid_param("member_id")
-    actor = _actor(call)
+    actor = actor_for(call)
     volunteering_domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=member_id)
     if actor.is_staff:
-        async with _uow(call) as uow:
+        async with uow_for(call) as uow:
             row = await uow.read.volunteer(member_id)
         if row is None or (actor.scope is not None and row.site_id != actor.scope):
             raise NotFound("No such volunteer here.", code="volunteer_not_found")
@@ -199,10 +199,10 @@ async def volunteer_stipends(call: Call) -> StipendStatement:
          roles=ADMIN, query=YearlyQuery, response=YearlyPage)
 async def yearly_stipends(call: Call) -> YearlyPage:
     query: YearlyQuery = call.query
-    site = await _site(call)
+    site = await site_for(call)
     year = query.year or await _this_year(call)
     after = _decode_member_cursor(query.cursor) if query.cursor else None
-    async with _uow(call) as uow:
+    async with uow_for(call) as uow:
         rows = await uow.stipend_read.year_totals(year, site_id=site.site_id, after_member=after, limit=query.limit + 1)
         threshold = domain.tax_threshold(await uow.stipend_read.stipend_policies(site.site_id), year)
     items = [_year_total(year, r, threshold) for r in rows[: query.limit]]
@@ -213,7 +213,7 @@ async def yearly_stipends(call: Call) -> YearlyPage:
 
 async def _statement(call: Call, member_id: uuid.UUID, year: int) -> StipendStatement:
     first, last = domain.year_periods(year)
-    async with _uow(call) as uow:
+    async with uow_for(call) as uow:
         payouts = await uow.stipend_read.payouts(member_id=member_id, first=first, last=last)
         entries = await uow.stipend_read.stipend_entries(member_id, first, last)
         behind = await uow.stipend_read.booked_hours([e.entry_id for e in entries if e.entry_type == "accrued"])
