@@ -8,27 +8,16 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
 from shared.contracts import SupportType
-from shared.contracts.checkin import Purpose
+from shared.contracts.checkin import SUPPORT_TYPE_OF_PURPOSE, Purpose
 
 # Easy to read aloud and type: no 0/O, no 1/I.
 KIOSK_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
-
-# SAMHSA's four types of social support (DOMAIN.md). A volunteer shift is service given, not support received.
-SUPPORT_TYPE: dict[str, SupportType | None] = {
-    "drop_in": "affiliational",
-    "sober_event": "affiliational",
-    "peer_mentoring": "emotional",
-    "recovery_group": "emotional",
-    "education": "informational",
-    "resource_connecting": "instrumental",
-    "volunteer_shift": None,
-}
 
 OccupancyStatus = Literal["ok", "near", "full"]
 
 
 def support_type_of(purpose: Purpose) -> SupportType | None:
-    return SUPPORT_TYPE[purpose]
+    return SUPPORT_TYPE_OF_PURPOSE[purpose]
 
 
 def new_kiosk_code(length: int = 6) -> str:

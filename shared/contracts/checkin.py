@@ -18,6 +18,18 @@ Purpose = Literal[
     "volunteer_shift",
 ]
 
+# What each purpose counts as among SAMHSA's four types of social support (DOMAIN.md), published with the events so
+# that consumers (the reports) read the same mapping: a volunteer shift is service given, not support received.
+SUPPORT_TYPE_OF_PURPOSE: dict[str, SupportType | None] = {
+    "drop_in": "affiliational",
+    "sober_event": "affiliational",
+    "peer_mentoring": "emotional",
+    "recovery_group": "emotional",
+    "education": "informational",
+    "resource_connecting": "instrumental",
+    "volunteer_shift": None,
+}
+
 
 @register
 class MemberRegistered(EventData):

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.checkin import domain
-from shared.contracts.checkin import Purpose
+from shared.contracts.checkin import SUPPORT_TYPE_OF_PURPOSE, Purpose
 
 NEW_YORK = ZoneInfo("America/New_York")
 NINE_PM = time(21, 0)
@@ -98,7 +98,7 @@ EXPECTED_SUPPORT = {
 
 
 def test_every_purpose_has_a_support_type_entry() -> None:
-    assert set(typing.get_args(Purpose)) == set(EXPECTED_SUPPORT) == set(domain.SUPPORT_TYPE)
+    assert set(typing.get_args(Purpose)) == set(EXPECTED_SUPPORT) == set(SUPPORT_TYPE_OF_PURPOSE)
 
 
 @pytest.mark.parametrize("purpose", typing.get_args(Purpose))

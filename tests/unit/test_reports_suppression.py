@@ -19,7 +19,6 @@ from services.audit import handlers
 from services.audit.handlers import Withholder
 from services.audit.reports.rules import NETWORK, PURPOSES, SUPPORT_TYPES
 from services.audit.reports.suppression import (
-    SUPPORT_OF_PURPOSE,
     Identity,
     Suppressor,
     daily_cell,
@@ -28,6 +27,7 @@ from services.audit.reports.suppression import (
     summary_cell,
     withheld_cells,
 )
+from shared.contracts.checkin import SUPPORT_TYPE_OF_PURPOSE
 from shared.errors import InvalidInput
 from tests.support.adversary import recovered
 
@@ -65,7 +65,7 @@ def _figures(data: dict[str, Any]) -> tuple[dict[str, dict[str, int]], dict[str,
             visits = sum(day["purposes"].values())
             counts = {"visits": visits, "anonymous_visits": 0, "shifts_filled": 0, "shifts_missed": 0,
                       "waitlist_promotions": 0, **{f"purpose_{p}": v for p, v in day["purposes"].items()},
-                      **{f"support_{t}": sum(v for p, v in day["purposes"].items() if SUPPORT_OF_PURPOSE[p] == t)
+                      **{f"support_{t}": sum(v for p, v in day["purposes"].items() if SUPPORT_TYPE_OF_PURPOSE[p] == t)
                          for t in SUPPORT_TYPES},
                       **day["gathering"]}
             attendance = day["gathering"]["session_attendance"] + day["gathering"]["event_attendance"]

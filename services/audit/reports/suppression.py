@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.audit.reports.rules import NETWORK, PURPOSES, SUPPORT_TYPES
+from shared.contracts.checkin import SUPPORT_TYPE_OF_PURPOSE
 
 
 def suppressed(value: int, min_cell: int | None) -> bool:
@@ -28,17 +29,6 @@ def suppressed(value: int, min_cell: int | None) -> bool:
 # breakdowns, between a site's figures and the network's, and between the daily series and the range's totals.
 # Complementary suppression withholds more cells until no withheld cell is a linear function of the shown ones.
 
-# The check-in service's published mapping of a visit's purpose to its SAMHSA support type (DOMAIN.md): it makes
-# each support type the sum of its purposes, a relation a reader of a report knows.
-SUPPORT_OF_PURPOSE: dict[str, str | None] = {
-    "drop_in": "affiliational",
-    "sober_event": "affiliational",
-    "peer_mentoring": "emotional",
-    "recovery_group": "emotional",
-    "education": "informational",
-    "resource_connecting": "instrumental",
-    "volunteer_shift": None,
-}
 # A prime near 2**61: ranks of these 0/±1 systems over it are their ranks over the rationals.
 _PRIME = 2**61 - 1
 
@@ -353,9 +343,9 @@ def report_family(
         purposes = tuple(cell(f"purpose_{p}") for p in PURPOSES)
         identities.append(Identity((cell("visits"),), purposes))
         for support in SUPPORT_TYPES:
-            mapped = tuple(cell(f"purpose_{p}") for p in PURPOSES if SUPPORT_OF_PURPOSE[p] == support)
+            mapped = tuple(cell(f"purpose_{p}") for p in PURPOSES if SUPPORT_TYPE_OF_PURPOSE[p] == support)
             identities.append(Identity((cell(f"support_{support}"),), mapped))
-        unsupported = tuple(cell(f"purpose_{p}") for p in PURPOSES if SUPPORT_OF_PURPOSE[p] is None)
+        unsupported = tuple(cell(f"purpose_{p}") for p in PURPOSES if SUPPORT_TYPE_OF_PURPOSE[p] is None)
         identities.append(Identity((cell("visits"),), (*(cell(f"support_{t}") for t in SUPPORT_TYPES), *unsupported)))
         identities.append(Identity((cell("visits"),), tuple(daily_cell(scope, "visits", day) for day in days)))
         identities.append(Identity((cell("session_attendance"), cell("event_attendance")),
