@@ -651,7 +651,7 @@ async def mark_attendance(cmd: MarkAttendance, *, uow: GatheringsUnitOfWork, clo
 
 
 async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
-    """A kiosk check-in for a recovery group or a sober event is attendance at the session or event in its ref.
+    """A kiosk check-in for a recovery group or a sober event is attendance at the session or sober event in its ref.
 
     Other purposes, refs that are not one of this site's gatherings, and cancelled gatherings are ignored. A
     member is recorded once per gathering, an anonymous walk-in once per visit: a redelivery adds nothing."""
@@ -679,7 +679,7 @@ async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUni
 
 
 async def record_member_registered(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
-    """Check-in registered a member at the event's site: from now on they can be named here."""
+    """Check-in registered a member at the site the event came from: from now on they can be named here."""
     known = MemberRegistered.model_fields
     registered = MemberRegistered.model_validate({k: v for k, v in event.data.items() if k in known})
     await uow.gatherings.know_member(registered.member_id, event.site_id, registered.registered_at)
