@@ -1,5 +1,9 @@
 """Commands (what a coordinator, kiosk or volunteer asks for), the request bodies and queries they come from, and
-the results."""
+the results.
+
+Bodies and results are named as the API names them (their names are the OpenAPI schema names), with the center's
+word "event" for a sober event (``ScheduleEventBody``, ``EventScheduledResult``); commands are code, where an
+"event" is a domain event, so the command is ``ScheduleSoberEvent``."""
 
 from __future__ import annotations
 
@@ -188,7 +192,7 @@ class ExtendSchedules:
 
 
 @dataclass(frozen=True, slots=True)
-class ScheduleEvent:
+class ScheduleSoberEvent:
     site_id: str
     actor_id: str
     timezone: str

@@ -18,13 +18,22 @@ import icalendar
 
 from shared.contracts import SupportType
 from shared.contracts.gatherings import EventKind
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.recurrence import Occurrence, Rule, expand
 
+# The kinds of gathering: a recovery group's session, or a sober event ("event" in the tables and the API, as the
+# center says it; in code a sober event is ``sober_event``, and an "event" is a domain event).
 GatheringType = Literal["session", "event"]
 
-# SAMHSA's four types of social support (DOMAIN.md): what an event of each kind counts as unless the coordinator
+# Which check-in purpose names which kind of gathering in its ``ref``.
+PURPOSE_GATHERING: dict[str, GatheringType] = {"recovery_group": "session", "sober_event": "event"}
+
+# A member of the site as this service knows it: None when check-in never registered them there.
+MemberStanding = Literal["known", "erased"] | None
+
+# SAMHSA's four types of social support (DOMAIN.md): what a sober event of each kind counts as unless the coordinator
 # says otherwise. "other" has no sensible default: the coordinator must say.
-EVENT_SUPPORT_TYPE: dict[str, SupportType | None] = {
+SOBER_EVENT_SUPPORT_TYPE: dict[str, SupportType | None] = {
     "sober_social": "affiliational",
     "payday": "affiliational",
     "holiday": "affiliational",
@@ -38,8 +47,8 @@ GROUP_SUPPORT_TYPE: SupportType = "emotional"
 FOCUS_TAG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
-def event_support_type(kind: EventKind, given: SupportType | None) -> SupportType | None:
-    return given if given is not None else EVENT_SUPPORT_TYPE[kind]
+def sober_event_support_type(kind: EventKind, given: SupportType | None) -> SupportType | None:
+    return given if given is not None else SOBER_EVENT_SUPPORT_TYPE[kind]
 
 
 # Seats
@@ -115,6 +124,38 @@ def capacity_change_problem(
     if any(not can_ever_fit(party, capacity, child_care_seats) for party in waiting):
         return "capacity_below_waiting_party"
     return None
+
+
+# Who may be named, and which gatherings exist
+
+
+def require_member(standing: MemberStanding, who: str, *, erased_ok: bool = False) -> None:
+    """A member named in a request must be one check-in registered at the site concerned (the same answer for a
+    made-up id and for another site's member: which sites a member belongs to is not told). An erased member's
+    records stay reachable (``erased_ok``: roster marks of what happened), but nothing new is arranged for them,
+    as the kiosk no longer lets them in."""
+    if standing is None:
+        raise InvalidInput(f"No member with this id is registered at this site (the {who}).", code="unknown_member")
+    if standing == "erased" and not erased_ok:
+        raise InvalidInput(f"This member was erased at check-in (the {who}).", code="member_erased")
+
+
+# One literal code for each kind, not one built from the kind: a reading of the source finds every code.
+
+
+def gathering_not_found(gathering_type: str | None) -> NotFound:
+    """``gathering_not_found`` where the kind is not known (a registration's gathering)."""
+    if gathering_type == "session":
+        return NotFound("No such session here.", code="session_not_found")
+    if gathering_type == "event":
+        return NotFound("No such event here.", code="event_not_found")
+    return NotFound("No such gathering here.", code="gathering_not_found")
+
+
+def gathering_cancelled(gathering_type: str) -> Conflict:
+    if gathering_type == "session":
+        return Conflict("This session was cancelled.", code="session_cancelled")
+    return Conflict("This event was cancelled.", code="event_cancelled")
 
 
 # Registration windows
@@ -220,20 +261,20 @@ def build_calendar(
     first: datetime | None = None
     last: datetime | None = None
     for entry in entries:
-        event = icalendar.Event()
-        event.add("uid", entry.uid)
-        event.add("dtstamp", stamp)
-        event.add("dtstart", entry.starts_at.astimezone(zone))
-        event.add("dtend", entry.ends_at.astimezone(zone))
-        event.add("summary", entry.summary)
-        event.add("sequence", entry.revision)
-        event.add("last-modified", entry.updated_at.astimezone(UTC))
-        event.add("status", "CANCELLED" if entry.cancelled else "CONFIRMED")
+        vevent = icalendar.Event()
+        vevent.add("uid", entry.uid)
+        vevent.add("dtstamp", stamp)
+        vevent.add("dtstart", entry.starts_at.astimezone(zone))
+        vevent.add("dtend", entry.ends_at.astimezone(zone))
+        vevent.add("summary", entry.summary)
+        vevent.add("sequence", entry.revision)
+        vevent.add("last-modified", entry.updated_at.astimezone(UTC))
+        vevent.add("status", "CANCELLED" if entry.cancelled else "CONFIRMED")
         if entry.location:
-            event.add("location", entry.location)
+            vevent.add("location", entry.location)
         if entry.categories:
-            event.add("categories", list(entry.categories))
-        calendar.add_component(event)
+            vevent.add("categories", list(entry.categories))
+        calendar.add_component(vevent)
         first = entry.starts_at if first is None else min(first, entry.starts_at)
         last = entry.ends_at if last is None else max(last, entry.ends_at)
     if first is not None and last is not None:

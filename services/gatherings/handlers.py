@@ -27,14 +27,25 @@ from services.gatherings.commands import (
     Register,
     RegistrationCancelled,
     RegistrationResult,
-    ScheduleEvent,
     SchedulesExtended,
+    ScheduleSoberEvent,
 )
 from services.gatherings.domain import GatheringType, Party, Room, WaitingParty
-from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, MemberStanding, RegistrationRow
+from services.gatherings.models import (
+    GatheringRow,
+    GatheringsUnitOfWork,
+    GroupRecord,
+    NewAttendance,
+    NewRegistration,
+    NewSession,
+    NewSoberEvent,
+    RegistrationRow,
+)
 from shared.clock import Clock
+from shared.contracts import SupportType
 from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn
 from shared.contracts.gatherings import (
+    AttendanceSource,
     EventCancelled,
     EventScheduled,
     GatheringAttended,
@@ -49,11 +60,6 @@ from shared.contracts.gatherings import (
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, ReceivedEvent
 from shared.recurrence import Occurrence, localize, off_loop, require_occurrence
-from shared.uow import outbox_args
-
-# Which check-in purpose names which kind of gathering in its ``ref``.
-PURPOSE_GATHERING: dict[str, GatheringType] = {"recovery_group": "session", "sober_event": "event"}
-
 
 # Groups and sessions
 
@@ -84,25 +90,27 @@ async def create_group(cmd: CreateGroup, *, uow: GatheringsUnitOfWork, clock: Cl
         ) from exc
     if not planned and localize(cmd.first_start, zone) <= until:
         raise InvalidInput("The rule and its exceptions leave no session from now on.", code="no_sessions")
-    _require_member(await uow.gatherings.member_standing(cmd.facilitator_member_id, cmd.site_id), "facilitator")
+    domain.require_member(await uow.gatherings.member_standing(cmd.facilitator_member_id, cmd.site_id), "facilitator")
     group_id = uuid.uuid4()
     await uow.gatherings.add_group(
-        group_id=group_id,
-        site_id=cmd.site_id,
-        name=cmd.name,
-        focus_tags=list(cmd.focus_tags),
-        support_type=cmd.support_type,
-        facilitator_member_id=cmd.facilitator_member_id,
-        capacity=cmd.capacity,
-        child_care_seats=cmd.child_care_seats,
-        room=cmd.room,
-        timezone=cmd.timezone,
-        first_start_local=cmd.first_start,
-        duration_minutes=cmd.duration_minutes,
-        rrule=rule,
-        exceptions=[e.isoformat() for e in cmd.exceptions],
-        scheduled_until=until,
-        created_at=now,
+        GroupRecord(
+            group_id=group_id,
+            site_id=cmd.site_id,
+            name=cmd.name,
+            focus_tags=list(cmd.focus_tags),
+            support_type=cmd.support_type,
+            facilitator_member_id=cmd.facilitator_member_id,
+            capacity=cmd.capacity,
+            child_care_seats=cmd.child_care_seats,
+            room=cmd.room,
+            timezone=cmd.timezone,
+            first_start_local=cmd.first_start,
+            duration_minutes=cmd.duration_minutes,
+            rrule=rule,
+            exceptions=[e.isoformat() for e in cmd.exceptions],
+            scheduled_until=until,
+            created_at=now,
+        )
     )
     uow.emit(
         Event(
@@ -170,7 +178,7 @@ async def extend_schedules(cmd: ExtendSchedules, *, uow: GatheringsUnitOfWork, c
             uow,
             group_id=group.group_id,
             site_id=group.site_id,
-            support_type=group.support_type,  # type: ignore[arg-type]
+            support_type=group.support_type,
             capacity=group.capacity,
             child_care_seats=group.child_care_seats,
             room=group.room,
@@ -188,7 +196,7 @@ async def _add_sessions(
     *,
     group_id: uuid.UUID,
     site_id: str,
-    support_type: str,
+    support_type: SupportType,
     capacity: int,
     child_care_seats: int,
     room: str | None,
@@ -199,26 +207,19 @@ async def _add_sessions(
     rows = {uuid.uuid4(): occurrence for occurrence in planned}
     added = await uow.gatherings.add_sessions(
         [
-            {
-                "gathering_id": session_id,
-                "site_id": site_id,
-                "gathering_type": "session",
-                "group_id": group_id,
-                "occurrence_start": occurrence.local_start,
-                "title": None,
-                "kind": None,
-                "support_type": support_type,
-                "family_friendly": False,
-                "room": room,
-                "starts_at": occurrence.starts_at,
-                "ends_at": occurrence.ends_at,
-                "capacity": capacity,
-                "child_care_seats": child_care_seats,
-                "registration_opens_at": None,
-                "registration_closes_at": None,
-                "created_at": now,
-                "updated_at": now,
-            }
+            NewSession(
+                session_id=session_id,
+                site_id=site_id,
+                group_id=group_id,
+                occurrence_start=occurrence.local_start,
+                support_type=support_type,
+                room=room,
+                starts_at=occurrence.starts_at,
+                ends_at=occurrence.ends_at,
+                capacity=capacity,
+                child_care_seats=child_care_seats,
+                created_at=now,
+            )
             for session_id, occurrence in rows.items()
         ]
     )
@@ -229,7 +230,7 @@ async def _add_sessions(
                 SessionScheduled(
                     session_id=session_id,
                     group_id=group_id,
-                    support_type=support_type,  # type: ignore[arg-type]
+                    support_type=support_type,
                     starts_at=occurrence.starts_at,
                     ends_at=occurrence.ends_at,
                     capacity=capacity,
@@ -271,7 +272,7 @@ async def move_session(cmd: MoveSession, *, uow: GatheringsUnitOfWork, clock: Cl
             time=now,
         )
     )
-    room = _room(session)
+    room = session.room_left
     return GatheringChanged(
         gathering_id=session.gathering_id, starts_at=cmd.starts_at, ends_at=cmd.ends_at,
         capacity=session.capacity, child_care_seats=session.child_care_seats,
@@ -279,42 +280,42 @@ async def move_session(cmd: MoveSession, *, uow: GatheringsUnitOfWork, clock: Cl
     )
 
 
-# Events
+# Sober events
 
 
-async def schedule_event(cmd: ScheduleEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> EventScheduledResult:
+async def schedule_sober_event(
+    cmd: ScheduleSoberEvent, *, uow: GatheringsUnitOfWork, clock: Clock
+) -> EventScheduledResult:
     now = clock.now()
-    support_type = domain.event_support_type(cmd.kind, cmd.support_type)
+    support_type = domain.sober_event_support_type(cmd.kind, cmd.support_type)
     if support_type is None:
         raise InvalidInput("Say which SAMHSA support type an event of kind 'other' is.", code="support_type_required")
     if cmd.ends_at <= now:
         raise InvalidInput("This event would be over already.", code="ends_in_past")
-    event_id = uuid.uuid4()
-    await uow.gatherings.add_gathering(
-        gathering_id=event_id,
-        site_id=cmd.site_id,
-        gathering_type="event",
-        group_id=None,
-        occurrence_start=None,
-        title=cmd.title,
-        kind=cmd.kind,
-        support_type=support_type,
-        family_friendly=cmd.family_friendly,
-        room=cmd.room,
-        starts_at=cmd.starts_at,
-        ends_at=cmd.ends_at,
-        capacity=cmd.capacity,
-        child_care_seats=cmd.child_care_seats,
-        registration_opens_at=cmd.registration_opens_at,
-        registration_closes_at=cmd.registration_closes_at,
-        created_at=now,
-        updated_at=now,
+    sober_event_id = uuid.uuid4()
+    await uow.gatherings.add_sober_event(
+        NewSoberEvent(
+            sober_event_id=sober_event_id,
+            site_id=cmd.site_id,
+            title=cmd.title,
+            kind=cmd.kind,
+            support_type=support_type,
+            family_friendly=cmd.family_friendly,
+            room=cmd.room,
+            starts_at=cmd.starts_at,
+            ends_at=cmd.ends_at,
+            capacity=cmd.capacity,
+            child_care_seats=cmd.child_care_seats,
+            registration_opens_at=cmd.registration_opens_at,
+            registration_closes_at=cmd.registration_closes_at,
+            created_at=now,
+        )
     )
     closes_at = domain.registration_closes_at(cmd.starts_at, cmd.registration_closes_at)
     uow.emit(
         Event(
             EventScheduled(
-                event_id=event_id,
+                event_id=sober_event_id,
                 kind=cmd.kind,
                 support_type=support_type,
                 starts_at=cmd.starts_at,
@@ -326,7 +327,7 @@ async def schedule_event(cmd: ScheduleEvent, *, uow: GatheringsUnitOfWork, clock
                 registration_closes_at=closes_at,
                 change="scheduled",
             ),
-            subject=str(event_id),
+            subject=str(sober_event_id),
             site_id=cmd.site_id,
             actor_id=cmd.actor_id,
             time=now,
@@ -334,7 +335,7 @@ async def schedule_event(cmd: ScheduleEvent, *, uow: GatheringsUnitOfWork, clock
     )
     zone = zoneinfo.ZoneInfo(cmd.timezone)
     return EventScheduledResult(
-        event_id=event_id,
+        event_id=sober_event_id,
         support_type=support_type,
         starts_at=cmd.starts_at.astimezone(zone),
         ends_at=cmd.ends_at.astimezone(zone),
@@ -448,8 +449,8 @@ async def cancel_gathering(cmd: CancelGathering, *, uow: GatheringsUnitOfWork, c
     if gathering.cancelled_at is not None:
         raise Conflict(f"This {cmd.gathering_type} was cancelled already.", code="already_cancelled")
     affected = await uow.gatherings.cancel_gathering(gathering.gathering_id, now, cmd.actor_id)
-    confirmed = [member_id for member_id, status in affected if status == "confirmed"]
-    waitlisted = [member_id for member_id, status in affected if status == "waitlisted"]
+    confirmed = [r.member_id for r in affected if r.previous_status == "confirmed"]
+    waitlisted = [r.member_id for r in affected if r.previous_status == "waitlisted"]
     data: SessionCancelled | EventCancelled
     if gathering.gathering_type == "session":
         assert gathering.group_id is not None
@@ -494,7 +495,7 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
         cmd.gathering_id, cmd.gathering_type, cmd.site_id, cmd.member_id
     )
     gathering = _present(locked[0] if locked else None, cmd.gathering_type)
-    _require_member(locked[1] if locked else None, "member")
+    domain.require_member(locked[1] if locked else None, "member")
     closes_at = domain.registration_closes_at(gathering.starts_at, gathering.registration_closes_at)
     if domain.window_state(now, gathering.registration_opens_at, closes_at) != "open":
         raise Conflict(
@@ -510,7 +511,7 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
         )
     # No waiting party fits the room left (promotion guarantees it), so a party that fits is the one a
     # first-come-first-served walk of the waitlist would seat: seat it; otherwise it waits at the end.
-    confirmed = _room(gathering).fits(party)
+    confirmed = gathering.room_left.fits(party)
     registration_id = uuid.uuid4()
     common = _seat_fields(gathering, registration_id, cmd.member_id, party)
     data: GatheringRegistered | GatheringWaitlisted
@@ -519,17 +520,11 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
     else:
         # The statement that places it knows the position and writes it into the outbox row's data.
         data = GatheringWaitlisted(**common, registered_by=cmd.role, registered_at=now, position=1)
-    event = Event(data, subject=str(registration_id), site_id=gathering.site_id, actor_id=cmd.actor_id, time=now)
-    placed = await uow.gatherings.place(
-        gathering,
-        registration_id=registration_id,
-        member_id=cmd.member_id,
-        party=party,
-        confirmed=confirmed,
-        registered_by=cmd.role,
-        at=now,
-        event=outbox_args(event),
+    registration = NewRegistration(
+        registration_id, gathering.gathering_id, gathering.site_id, cmd.member_id, party, cmd.role, now
     )
+    event = Event(data, subject=str(registration_id), site_id=gathering.site_id, actor_id=cmd.actor_id, time=now)
+    placed = await uow.gatherings.place(registration, confirmed=confirmed, event=event)
     if placed is None:
         existing = await uow.gatherings.active_registration_of(gathering.gathering_id, cmd.member_id)
         raise Conflict(
@@ -634,10 +629,11 @@ async def mark_attendance(cmd: MarkAttendance, *, uow: GatheringsUnitOfWork, clo
     now = clock.now()
     gathering = await uow.gatherings.find_gathering(cmd.gathering_id, cmd.site_id, cmd.gathering_type)
     if gathering is None:
-        raise gathering_not_found(cmd.gathering_type)
+        raise domain.gathering_not_found(cmd.gathering_type)
     if gathering.cancelled_at is not None:
-        raise gathering_cancelled(cmd.gathering_type)
-    _require_member(await uow.gatherings.member_standing(cmd.member_id, gathering.site_id), "member", erased_ok=True)
+        raise domain.gathering_cancelled(cmd.gathering_type)
+    standing = await uow.gatherings.member_standing(cmd.member_id, gathering.site_id)
+    domain.require_member(standing, "member", erased_ok=True)
     registration = await _confirmed_registration(uow, gathering, cmd.member_id)
     default = registration.party if registration is not None else Party(1, 0)
     party = Party(
@@ -655,14 +651,14 @@ async def mark_attendance(cmd: MarkAttendance, *, uow: GatheringsUnitOfWork, clo
 
 
 async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
-    """A kiosk check-in for a recovery group or a sober event is attendance at the session or event in its ref.
+    """A kiosk check-in for a recovery group or a sober event is attendance at the session or sober event in its ref.
 
     Other purposes, refs that are not one of this site's gatherings, and cancelled gatherings are ignored. A
     member is recorded once per gathering, an anonymous walk-in once per visit: a redelivery adds nothing."""
     # A tolerant reader: fields the check-in service may add later are not our business.
     known = VisitorCheckedIn.model_fields
     visit = VisitorCheckedIn.model_validate({k: v for k, v in event.data.items() if k in known})
-    gathering_type = PURPOSE_GATHERING.get(visit.purpose)
+    gathering_type = domain.PURPOSE_GATHERING.get(visit.purpose)
     if gathering_type is None or visit.ref is None:
         return
     try:
@@ -683,7 +679,7 @@ async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUni
 
 
 async def record_member_registered(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
-    """Check-in registered a member at the event's site: from now on they can be named here."""
+    """Check-in registered a member at the site the event came from: from now on they can be named here."""
     known = MemberRegistered.model_fields
     registered = MemberRegistered.model_validate({k: v for k, v in event.data.items() if k in known})
     await uow.gatherings.know_member(registered.member_id, event.site_id, registered.registered_at)
@@ -710,24 +706,24 @@ async def _record_attendance(
     visit_id: uuid.UUID | None,
     registration: RegistrationRow | None,
     party: Party,
-    source: str,
+    source: AttendanceSource,
     at: datetime,
     actor_id: str | None,
     correlation_id: str | None,
 ) -> uuid.UUID | None:
     attendance_id = uuid.uuid4()
     recorded = await uow.gatherings.add_attendance(
-        attendance_id=attendance_id,
-        gathering_id=gathering.gathering_id,
-        site_id=gathering.site_id,
-        member_id=member_id,
-        visit_id=visit_id,
-        registration_id=registration.registration_id if registration else None,
-        registered=registration is not None,
-        adults=party.adults,
-        children=party.children,
-        source=source,
-        attended_at=at,
+        NewAttendance(
+            attendance_id=attendance_id,
+            gathering_id=gathering.gathering_id,
+            site_id=gathering.site_id,
+            member_id=member_id,
+            visit_id=visit_id,
+            registration_id=registration.registration_id if registration else None,
+            party=party,
+            source=source,
+            attended_at=at,
+        )
     )
     if not recorded:
         return None
@@ -737,8 +733,8 @@ async def _record_attendance(
                 attendance_id=attendance_id,
                 session_id=gathering.session_id,
                 group_id=gathering.group_id,
-                event_id=gathering.event_id,
-                support_type=gathering.support_type,  # type: ignore[arg-type]
+                event_id=gathering.sober_event_id,
+                support_type=gathering.support_type,
                 starts_at=gathering.starts_at,
                 member_id=member_id,
                 anonymous=member_id is None,
@@ -747,7 +743,7 @@ async def _record_attendance(
                 registration_id=registration.registration_id if registration else None,
                 adults=party.adults,
                 children=party.children,
-                source=source,  # type: ignore[arg-type]
+                source=source,
                 attended_at=at,
             ),
             subject=str(attendance_id),
@@ -777,49 +773,14 @@ async def _locked(
     )
 
 
-def _require_member(standing: MemberStanding, who: str, *, erased_ok: bool = False) -> None:
-    """A member named in a request must be one check-in registered at the site concerned (the same answer for a
-    made-up id and for another site's member: which sites a member belongs to is not told). An erased member's
-    records stay reachable (``erased_ok``: roster marks of what happened), but nothing new is arranged for them,
-    as the kiosk no longer lets them in."""
-    if standing is None:
-        raise InvalidInput(f"No member with this id is registered at this site (the {who}).", code="unknown_member")
-    if standing == "erased" and not erased_ok:
-        raise InvalidInput(f"This member was erased at check-in (the {who}).", code="member_erased")
-
-
 def _present(
     gathering: GatheringRow | None, gathering_type: GatheringType | None, *, allow_cancelled: bool = False
 ) -> GatheringRow:
     if gathering is None:
-        raise gathering_not_found(gathering_type)
+        raise domain.gathering_not_found(gathering_type)
     if gathering.cancelled_at is not None and not allow_cancelled:
-        raise gathering_cancelled(gathering.gathering_type)
+        raise domain.gathering_cancelled(gathering.gathering_type)
     return gathering
-
-
-# One literal code for each kind, not one built from the kind: docs/errors.md lists the codes it reads in the source.
-
-
-def gathering_not_found(gathering_type: str | None) -> NotFound:
-    """``gathering_not_found`` where the kind is not known (a registration's gathering)."""
-    if gathering_type == "session":
-        return NotFound("No such session here.", code="session_not_found")
-    if gathering_type == "event":
-        return NotFound("No such event here.", code="event_not_found")
-    return NotFound("No such gathering here.", code="gathering_not_found")
-
-
-def gathering_cancelled(gathering_type: str) -> Conflict:
-    if gathering_type == "session":
-        return Conflict("This session was cancelled.", code="session_cancelled")
-    return Conflict("This event was cancelled.", code="event_cancelled")
-
-
-def _room(gathering: GatheringRow) -> Room:
-    return domain.room_left(
-        gathering.capacity, gathering.child_care_seats, gathering.taken_adults, gathering.taken_children
-    )
 
 
 def _seat_fields(gathering: GatheringRow, registration_id: uuid.UUID, member_id: uuid.UUID, party: Party) -> dict:
@@ -828,7 +789,7 @@ def _seat_fields(gathering: GatheringRow, registration_id: uuid.UUID, member_id:
         "member_id": member_id,
         "session_id": gathering.session_id,
         "group_id": gathering.group_id,
-        "event_id": gathering.event_id,
+        "event_id": gathering.sober_event_id,
         "support_type": gathering.support_type,
         "starts_at": gathering.starts_at,
         "adults": party.adults,

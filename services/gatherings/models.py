@@ -8,7 +8,7 @@ constraints make overbooking impossible even for a bug. Core statements on the r
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -22,16 +22,13 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    Row,
     Select,
     Text,
     UniqueConstraint,
     false,
     func,
-    literal,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
@@ -39,9 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.gatherings import SCHEMA
-from services.gatherings.domain import GatheringType, Party
+from services.gatherings.domain import GatheringType, MemberStanding, Party, Room, room_left
+from shared.contracts import SupportType
+from shared.contracts.gatherings import AttendanceSource, EventKind, RegisteredBy
 from shared.db import service_metadata
-from shared.uow import OUTBOX_COLUMNS, UnitOfWork
+from shared.events import Event
+from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
 
 
 class Base(DeclarativeBase):
@@ -218,13 +218,72 @@ registrations = Registration.__table__
 attendance = Attendance.__table__
 
 
-# A member of the site as this service knows it: None when check-in never registered them there.
-MemberStanding = Literal["known", "erased"] | None
+RegistrationState = Literal["confirmed", "waitlisted", "cancelled"]
 
 
 def _revised(at: datetime) -> dict[str, Any]:
     """What a change a calendar shows (time, seats, status) writes: the next iCalendar SEQUENCE, LAST-MODIFIED."""
     return {"revision": gatherings.c.revision + 1, "updated_at": at}
+
+
+# Rows the handlers write and read. A "sober event" is the gathering; an "event" in this service's code is a
+# domain event (``shared.events.Event``), as everywhere in the house. The tables and the API keep the word the
+# center uses: ``gathering_type = 'event'``, ``/events``, ``event_id``.
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    """A recurring group as stored: what the horizon task needs to plan its next sessions."""
+
+    group_id: uuid.UUID
+    site_id: str
+    name: str
+    focus_tags: list[str]
+    support_type: SupportType
+    facilitator_member_id: uuid.UUID
+    capacity: int
+    child_care_seats: int
+    room: str | None
+    timezone: str
+    first_start_local: datetime
+    duration_minutes: int
+    rrule: str
+    exceptions: list[str]
+    scheduled_until: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    session_id: uuid.UUID
+    site_id: str
+    group_id: uuid.UUID
+    occurrence_start: datetime
+    support_type: SupportType
+    room: str | None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    child_care_seats: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewSoberEvent:
+    sober_event_id: uuid.UUID
+    site_id: str
+    title: str
+    kind: EventKind
+    support_type: SupportType
+    family_friendly: bool
+    room: str | None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    child_care_seats: int
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +292,8 @@ class GatheringRow:
     site_id: str
     gathering_type: GatheringType
     group_id: uuid.UUID | None
-    kind: str | None
-    support_type: str
+    kind: EventKind | None
+    support_type: SupportType
     family_friendly: bool
     starts_at: datetime
     ends_at: datetime
@@ -251,17 +310,32 @@ class GatheringRow:
         return self.gathering_id if self.gathering_type == "session" else None
 
     @property
-    def event_id(self) -> uuid.UUID | None:
+    def sober_event_id(self) -> uuid.UUID | None:
         return self.gathering_id if self.gathering_type == "event" else None
 
+    @property
+    def room_left(self) -> Room:
+        return room_left(self.capacity, self.child_care_seats, self.taken_adults, self.taken_children)
 
-def _gathering_columns() -> tuple:
+
+def gathering_columns() -> tuple:
     c = gatherings.c
     return (
         c.gathering_id, c.site_id, c.gathering_type, c.group_id, c.kind, c.support_type, c.family_friendly,
         c.starts_at, c.ends_at, c.capacity, c.child_care_seats, c.taken_adults, c.taken_children,
         c.registration_opens_at, c.registration_closes_at, c.cancelled_at,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NewRegistration:
+    registration_id: uuid.UUID
+    gathering_id: uuid.UUID
+    site_id: str
+    member_id: uuid.UUID
+    party: Party
+    registered_by: RegisteredBy
+    registered_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +347,7 @@ class RegistrationRow:
     member_id: uuid.UUID
     adults: int
     children: int
-    status: str
+    status: RegistrationState
     registered_at: datetime
 
     @property
@@ -281,7 +355,7 @@ class RegistrationRow:
         return Party(self.adults, self.children)
 
 
-def _registration_columns() -> tuple:
+def registration_columns() -> tuple:
     c = registrations.c
     return (
         c.registration_id, c.seq, c.gathering_id, c.site_id, c.member_id, c.adults, c.children, c.status,
@@ -290,40 +364,37 @@ def _registration_columns() -> tuple:
 
 
 @dataclass(frozen=True, slots=True)
-class GatheringView:
-    gathering_id: uuid.UUID
-    site_id: str
-    gathering_type: GatheringType
-    group_id: uuid.UUID | None
-    title: str
-    kind: str | None
-    support_type: str
-    focus_tags: list[str]
-    family_friendly: bool
-    room: str | None
-    starts_at: datetime
-    ends_at: datetime
-    capacity: int
-    child_care_seats: int
-    taken_adults: int
-    taken_children: int
-    waitlisted: int
-    registration_opens_at: datetime | None
-    registration_closes_at: datetime | None
-    occurrence_start: datetime | None
-    timezone: str | None
-    revision: int
-    updated_at: datetime
-    cancelled_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
 class Placed:
     registration_id: uuid.UUID
     position: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class CancelledRegistration:
+    """A registration that ended with its gathering, and what it was before."""
+
+    member_id: uuid.UUID
+    previous_status: RegistrationState
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttendance:
+    attendance_id: uuid.UUID
+    gathering_id: uuid.UUID
+    site_id: str
+    # None with a visit: an anonymous walk-in.
+    member_id: uuid.UUID | None
+    visit_id: uuid.UUID | None
+    registration_id: uuid.UUID | None
+    party: Party
+    source: AttendanceSource
+    attended_at: datetime
+
+
 class GatheringsRepository:
+    """The write side handlers use: typed rows in and out, Core statements, prepared statements on the
+    registration path. The list and calendar reads of the views are in ``queries.py``."""
+
     def __init__(self, session: AsyncConnection, driver: asyncpg.Connection) -> None:
         self.session = session
         # The raw connection, for the statements of the registration path: sign-ups for one gathering run one
@@ -333,35 +404,83 @@ class GatheringsRepository:
 
     # Groups and their sessions
 
-    async def add_group(self, **values: object) -> None:
-        await self.session.execute(insert(groups).values(**values))
+    async def add_group(self, group: GroupRecord) -> None:
+        await self.session.execute(insert(groups).values(**{f.name: getattr(group, f.name) for f in fields(group)}))
 
-    async def add_sessions(self, rows: list[dict[str, object]]) -> list[uuid.UUID]:
+    async def add_sessions(self, sessions: list[NewSession]) -> list[uuid.UUID]:
         """Insert sessions; an occurrence that exists already (another horizon pass got there) is skipped."""
-        if not rows:
+        if not sessions:
             return []
         result = await self.session.execute(
             insert(gatherings)
-            .values(rows)
+            .values(
+                [
+                    {
+                        "gathering_id": s.session_id,
+                        "site_id": s.site_id,
+                        "gathering_type": "session",
+                        "group_id": s.group_id,
+                        "occurrence_start": s.occurrence_start,
+                        "title": None,
+                        "kind": None,
+                        "support_type": s.support_type,
+                        "family_friendly": False,
+                        "room": s.room,
+                        "starts_at": s.starts_at,
+                        "ends_at": s.ends_at,
+                        "capacity": s.capacity,
+                        "child_care_seats": s.child_care_seats,
+                        "registration_opens_at": None,
+                        "registration_closes_at": None,
+                        "created_at": s.created_at,
+                        "updated_at": s.created_at,
+                    }
+                    for s in sessions
+                ]
+            )
             .on_conflict_do_nothing(index_elements=["group_id", "occurrence_start"])
             .returning(gatherings.c.gathering_id)
         )
         return list(result.scalars())
 
-    async def groups_to_extend(self, target: datetime) -> list[Row]:
+    async def groups_to_extend(self, target: datetime) -> list[GroupRecord]:
         """Groups whose sessions stop short of ``target``, locked; a group another process is extending is skipped."""
         result = await self.session.execute(
-            select(groups).where(groups.c.scheduled_until < target).with_for_update(skip_locked=True)
+            select(*group_columns()).where(groups.c.scheduled_until < target).with_for_update(skip_locked=True)
         )
-        return list(result.all())
+        return [GroupRecord(*row) for row in result]
 
     async def set_scheduled_until(self, group_id: uuid.UUID, until: datetime) -> None:
         await self.session.execute(update(groups).where(groups.c.group_id == group_id).values(scheduled_until=until))
 
-    # Gatherings
+    # Sober events
 
-    async def add_gathering(self, **values: object) -> None:
-        await self.session.execute(insert(gatherings).values(**values))
+    async def add_sober_event(self, sober_event: NewSoberEvent) -> None:
+        e = sober_event
+        await self.session.execute(
+            insert(gatherings).values(
+                gathering_id=e.sober_event_id,
+                site_id=e.site_id,
+                gathering_type="event",
+                group_id=None,
+                occurrence_start=None,
+                title=e.title,
+                kind=e.kind,
+                support_type=e.support_type,
+                family_friendly=e.family_friendly,
+                room=e.room,
+                starts_at=e.starts_at,
+                ends_at=e.ends_at,
+                capacity=e.capacity,
+                child_care_seats=e.child_care_seats,
+                registration_opens_at=e.registration_opens_at,
+                registration_closes_at=e.registration_closes_at,
+                created_at=e.created_at,
+                updated_at=e.created_at,
+            )
+        )
+
+    # Both kinds of gathering
 
     async def lock_gathering(
         self, gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None
@@ -370,7 +489,7 @@ class GatheringsRepository:
         decided one after another, each from the latest committed seats (a locking read returns the newest row
         version). ``site_id`` None: any site (an admin)."""
         row = (
-            await self.session.execute(_find(gathering_id, gathering_type, site_id).with_for_update())
+            await self.session.execute(find_gathering(gathering_id, gathering_type, site_id).with_for_update())
         ).first()
         return None if row is None else GatheringRow(*row)
 
@@ -385,7 +504,7 @@ class GatheringsRepository:
     async def find_gathering(
         self, gathering_id: uuid.UUID, site_id: str | None, gathering_type: GatheringType | None
     ) -> GatheringRow | None:
-        row = (await self.session.execute(_find(gathering_id, gathering_type, site_id))).first()
+        row = (await self.session.execute(find_gathering(gathering_id, gathering_type, site_id))).first()
         return None if row is None else GatheringRow(*row)
 
     async def set_taken(self, gathering_id: uuid.UUID, adults: int, children: int) -> None:
@@ -411,11 +530,9 @@ class GatheringsRepository:
             .values(starts_at=starts_at, ends_at=ends_at, **_revised(at))
         )
 
-    async def cancel_gathering(
-        self, gathering_id: uuid.UUID, at: datetime, by: str
-    ) -> list[tuple[uuid.UUID, str]]:
-        """Cancel the gathering and every active registration with it; returns (member_id, previous status) of
-        those registrations, in arrival order."""
+    async def cancel_gathering(self, gathering_id: uuid.UUID, at: datetime, by: str) -> list[CancelledRegistration]:
+        """Cancel the gathering and every active registration with it; returns those registrations, in arrival
+        order."""
         await self.session.execute(
             update(gatherings)
             .where(gatherings.c.gathering_id == gathering_id)
@@ -433,47 +550,39 @@ class GatheringsRepository:
             .values(status="cancelled", cancelled_at=at, cancelled_by=by)
             .returning(active.c.member_id, active.c.status, active.c.seq)
         )
-        return [(row.member_id, row.status) for row in sorted(rows, key=lambda row: row.seq)]
+        return [
+            CancelledRegistration(row.member_id, row.status) for row in sorted(rows, key=lambda row: row.seq)
+        ]
 
     # Registrations
 
-    async def place(
-        self,
-        gathering: GatheringRow,
-        *,
-        registration_id: uuid.UUID,
-        member_id: uuid.UUID,
-        party: Party,
-        confirmed: bool,
-        registered_by: str,
-        at: datetime,
-        event: tuple[Any, ...],
-    ) -> Placed | None:
+    async def place(self, registration: NewRegistration, *, confirmed: bool, event: Event) -> Placed | None:
         """Insert the registration, take its seats when confirmed, tell a waiting party its position and write the
-        event's outbox row (``outbox_args``; a waiting party's ``position`` is merged into its data here), in one
-        prepared statement: the gathering's row is locked meanwhile, so every round trip counts. None: the member
-        has an active registration already, and nothing is written."""
+        event's outbox row (a waiting party's ``position`` is merged into its data here), in one prepared
+        statement: the gathering's row is locked meanwhile, so every round trip counts. None: the member has an
+        active registration already, and nothing is written."""
+        r = registration
         row = await self.driver.fetchrow(
             _PLACE_CONFIRMED if confirmed else _PLACE_WAITLISTED,
-            registration_id,
-            gathering.gathering_id,
-            gathering.site_id,
-            member_id,
-            party.adults,
-            party.children,
-            registered_by,
-            at,
-            *event,
+            r.registration_id,
+            r.gathering_id,
+            r.site_id,
+            r.member_id,
+            r.party.adults,
+            r.party.children,
+            r.registered_by,
+            r.registered_at,
+            *outbox_args(event),
         )
         if row is None:
             return None
-        return Placed(registration_id, row[0])
+        return Placed(r.registration_id, row[0])
 
     async def active_registration_of(self, gathering_id: uuid.UUID, member_id: uuid.UUID) -> RegistrationRow | None:
         r = registrations.c
         row = (
             await self.session.execute(
-                select(*_registration_columns()).where(
+                select(*registration_columns()).where(
                     r.gathering_id == gathering_id, r.member_id == member_id, r.status != "cancelled"
                 )
             )
@@ -483,7 +592,7 @@ class GatheringsRepository:
     async def get_registration(self, registration_id: uuid.UUID) -> RegistrationRow | None:
         row = (
             await self.session.execute(
-                select(*_registration_columns()).where(registrations.c.registration_id == registration_id)
+                select(*registration_columns()).where(registrations.c.registration_id == registration_id)
             )
         ).first()
         return None if row is None else RegistrationRow(*row)
@@ -498,7 +607,7 @@ class GatheringsRepository:
     async def waiting(self, gathering_id: uuid.UUID) -> list[RegistrationRow]:
         r = registrations.c
         rows = await self.session.execute(
-            select(*_registration_columns())
+            select(*registration_columns())
             .where(r.gathering_id == gathering_id, r.status == "waitlisted")
             .order_by(r.seq)
         )
@@ -512,23 +621,27 @@ class GatheringsRepository:
                 .values(status="confirmed", confirmed_at=at, promoted_at=at)
             )
 
-    async def waiting_position(self, registration: RegistrationRow) -> int | None:
-        if registration.status != "waitlisted":
-            return None
-        r = registrations.c
-        ahead = await self.session.scalar(
-            select(func.count()).where(
-                r.gathering_id == registration.gathering_id, r.status == "waitlisted", r.seq < registration.seq
-            )
-        )
-        return (ahead or 0) + 1
-
     # Attendance
 
-    async def add_attendance(self, **values: object) -> bool:
+    async def add_attendance(self, mark: NewAttendance) -> bool:
         """False when this member (or this anonymous visit) is recorded at the gathering already."""
         result = await self.session.execute(
-            insert(attendance).values(**values).on_conflict_do_nothing().returning(attendance.c.attendance_id)
+            insert(attendance)
+            .values(
+                attendance_id=mark.attendance_id,
+                gathering_id=mark.gathering_id,
+                site_id=mark.site_id,
+                member_id=mark.member_id,
+                visit_id=mark.visit_id,
+                registration_id=mark.registration_id,
+                registered=mark.registration_id is not None,
+                adults=mark.party.adults,
+                children=mark.party.children,
+                source=mark.source,
+                attended_at=mark.attended_at,
+            )
+            .on_conflict_do_nothing()
+            .returning(attendance.c.attendance_id)
         )
         return result.first() is not None
 
@@ -538,7 +651,6 @@ class GatheringsRepository:
                 attendance.c.gathering_id == gathering_id, attendance.c.member_id == member_id
             )
         )
-
 
     # Members check-in registered
 
@@ -570,77 +682,9 @@ class GatheringsRepository:
         row = erased_at.first()
         return None if row is None else ("known" if row[0] is None else "erased")
 
-    # Reads (views)
 
-    async def groups_page(self, site_id: str, after: tuple[str, uuid.UUID] | None, limit: int) -> list[Row]:
-        stmt = select(groups).where(groups.c.site_id == site_id)
-        if after is not None:
-            stmt = stmt.where(tuple_(groups.c.name, groups.c.group_id) > tuple_(*after))
-        stmt = stmt.order_by(groups.c.name, groups.c.group_id).limit(limit)
-        return list((await self.session.execute(stmt)).all())
-
-    async def group_exists(self, group_id: uuid.UUID, site_id: str | None) -> bool:
-        stmt = select(groups.c.group_id).where(groups.c.group_id == group_id)
-        if site_id is not None:
-            stmt = stmt.where(groups.c.site_id == site_id)
-        return await self.session.scalar(stmt) is not None
-
-    async def gathering_views(
-        self,
-        *,
-        site_id: str | None,
-        gathering_id: uuid.UUID | None = None,
-        gathering_type: GatheringType | None = None,
-        group_id: uuid.UUID | None = None,
-        ends_after: datetime | None = None,
-        starts_before: datetime | None = None,
-        after: tuple[datetime, uuid.UUID] | None = None,
-        limit: int | None = None,
-    ) -> list[GatheringView]:
-        """Gatherings with what a reader needs (the group's name and tags, seats, waitlist length), by start."""
-        g, r = gatherings.c, registrations.c
-        waitlisted = (
-            select(func.count())
-            .where(r.gathering_id == g.gathering_id, r.status == "waitlisted")
-            .correlate(gatherings)
-            .scalar_subquery()
-        )
-        stmt = select(
-            g.gathering_id, g.site_id, g.gathering_type, g.group_id,
-            func.coalesce(g.title, groups.c.name).label("title"),
-            g.kind, g.support_type,
-            func.coalesce(groups.c.focus_tags, literal([], ARRAY(Text))).label("focus_tags"),
-            g.family_friendly, g.room, g.starts_at, g.ends_at, g.capacity, g.child_care_seats, g.taken_adults,
-            g.taken_children, waitlisted.label("waitlisted"), g.registration_opens_at, g.registration_closes_at,
-            g.occurrence_start, groups.c.timezone, g.revision, g.updated_at, g.cancelled_at,
-        ).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
-        if site_id is not None:
-            stmt = stmt.where(g.site_id == site_id)
-        if gathering_id is not None:
-            stmt = stmt.where(g.gathering_id == gathering_id)
-        if gathering_type is not None:
-            stmt = stmt.where(g.gathering_type == gathering_type)
-        if group_id is not None:
-            stmt = stmt.where(g.group_id == group_id)
-        if ends_after is not None:
-            stmt = stmt.where(g.ends_at > ends_after)
-        if starts_before is not None:
-            stmt = stmt.where(g.starts_at < starts_before)
-        if after is not None:
-            stmt = stmt.where(tuple_(g.starts_at, g.gathering_id) > tuple_(*after))
-        stmt = stmt.order_by(g.starts_at, g.gathering_id)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        return [GatheringView(*row) for row in await self.session.execute(stmt)]
-
-    async def active_registrations(self, gathering_id: uuid.UUID) -> list[RegistrationRow]:
-        r = registrations.c
-        rows = await self.session.execute(
-            select(*_registration_columns())
-            .where(r.gathering_id == gathering_id, r.status != "cancelled")
-            .order_by(r.seq)
-        )
-        return [RegistrationRow(*row) for row in rows]
+def group_columns() -> tuple:
+    return tuple(groups.c[f.name] for f in fields(GroupRecord))
 
 
 _GATHERING_COLUMNS = (
@@ -706,8 +750,8 @@ _PLACE_CONFIRMED = _place_sql(confirmed=True)
 _PLACE_WAITLISTED = _place_sql(confirmed=False)
 
 
-def _find(gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None) -> Select:
-    stmt = select(*_gathering_columns()).where(gatherings.c.gathering_id == gathering_id)
+def find_gathering(gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None) -> Select:
+    stmt = select(*gathering_columns()).where(gatherings.c.gathering_id == gathering_id)
     if gathering_type is not None:
         stmt = stmt.where(gatherings.c.gathering_type == gathering_type)
     if site_id is not None:

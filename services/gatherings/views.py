@@ -1,15 +1,15 @@
-"""HTTP adapters: parse, authorize, call a handler (writes) or read through the repository (queries), answer."""
+"""HTTP adapters: parse, authorize, call a handler (writes) or read through ``queries`` (reads), answer."""
 
 from __future__ import annotations
 
 import base64
 import uuid
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import Row
 
 from services.gatherings import domain, handlers
 from services.gatherings.commands import (
@@ -42,12 +42,13 @@ from services.gatherings.commands import (
     RegistrationResult,
     RegistrationStatus,
     Roster,
-    ScheduleEvent,
     ScheduleEventBody,
+    ScheduleSoberEvent,
     Upcoming,
 )
 from services.gatherings.domain import CalendarEntry, GatheringType
-from services.gatherings.models import GatheringsUnitOfWork, GatheringView
+from services.gatherings.models import GatheringsUnitOfWork, GroupRecord
+from services.gatherings.queries import GatheringsQueries, GatheringView
 from services.gatherings.settings import GatheringsSettings
 from shared import paging
 from shared.access import STAFF, Principal, Role, Site
@@ -74,6 +75,13 @@ EVERYONE = (Role.KIOSK, Role.VOLUNTEER, *STAFF)
 
 def _uow(call: Call) -> GatheringsUnitOfWork:
     return call.request.app[UOW]()
+
+
+@asynccontextmanager
+async def _queries(call: Call) -> AsyncIterator[GatheringsQueries]:
+    """A read: the unit of work's connection, nothing written, rolled back at the end."""
+    async with _uow(call) as uow:
+        yield GatheringsQueries(uow.session)
 
 
 def _clock(call: Call) -> Clock:
@@ -133,8 +141,8 @@ async def list_groups(call: Call) -> GroupPage:
     if query.cursor is not None:
         name, group_id = _decode_cursor(query.cursor)
         after = (name, group_id)
-    async with _uow(call) as uow:
-        found = await uow.gatherings.groups_page(call.who.site_id, after, query.limit + 1)
+    async with _queries(call) as queries:
+        found = await queries.groups_page(call.who.site_id, after, query.limit + 1)
     items = [_group_out(g) for g in found[: query.limit]]
     next_cursor = _encode_cursor(items[-1].name, items[-1].group_id) if len(found) > query.limit else None
     return GroupPage(items=items, next_cursor=next_cursor)
@@ -151,8 +159,8 @@ async def list_groups(call: Call) -> GroupPage:
 async def list_group_sessions(call: Call) -> GatheringPage:
     group_id = call.uuid_param("group_id")
     site = await _site(call)
-    async with _uow(call) as uow:
-        if not await uow.gatherings.group_exists(group_id, call.who.site_id):
+    async with _queries(call) as queries:
+        if not await queries.group_exists(group_id, call.who.site_id):
             raise NotFound("No such group here.", code="group_not_found")
     return await _gathering_page(call, site, gathering_type="session", group_id=group_id)
 
@@ -207,7 +215,7 @@ async def cancel_session(call: Call) -> object:
     return await _cancel(call, "session")
 
 
-# Events
+# Sober events
 
 
 @api.post(
@@ -219,10 +227,10 @@ async def cancel_session(call: Call) -> object:
     status=201,
     idempotent=True,
 )
-async def schedule_event(call: Call) -> object:
+async def schedule_sober_event(call: Call) -> object:
     body: ScheduleEventBody = call.body
     site = await _site(call)
-    cmd = ScheduleEvent(
+    cmd = ScheduleSoberEvent(
         site_id=site.site_id,
         actor_id=call.who.actor_id,
         timezone=site.timezone,
@@ -239,7 +247,7 @@ async def schedule_event(call: Call) -> object:
         registration_closes_at=body.registration_closes_at,
     )
     return await execute(
-        handlers.schedule_event, cmd, uow=_uow(call), clock=_clock(call), status=201,
+        handlers.schedule_sober_event, cmd, uow=_uow(call), clock=_clock(call), status=201,
         idempotency=call.idempotency(),
     )
 
@@ -251,13 +259,13 @@ async def schedule_event(call: Call) -> object:
     query=RangeQuery,
     response=GatheringPage,
 )
-async def list_events(call: Call) -> GatheringPage:
+async def list_sober_events(call: Call) -> GatheringPage:
     return await _gathering_page(call, await _site(call), gathering_type="event")
 
 
 @api.get("/events/{event_id}", summary="One event with seats left", roles=EVERYONE,
          response=GatheringOut, errors=(404,))
-async def get_event(call: Call) -> GatheringOut:
+async def get_sober_event(call: Call) -> GatheringOut:
     return await _one(call, "event")
 
 
@@ -270,7 +278,7 @@ async def get_event(call: Call) -> GatheringOut:
     response=GatheringChanged,
     errors=(404, 409),
 )
-async def change_event_capacity(call: Call) -> object:
+async def change_sober_event_capacity(call: Call) -> object:
     return await _change_capacity(call, "event")
 
 
@@ -281,7 +289,7 @@ async def change_event_capacity(call: Call) -> object:
     response=Cancelled,
     errors=(404, 409),
 )
-async def cancel_event(call: Call) -> object:
+async def cancel_sober_event(call: Call) -> object:
     return await _cancel(call, "event")
 
 
@@ -325,11 +333,11 @@ api.post(
 def _roster(gathering_type: GatheringType) -> View:
     async def view(call: Call) -> Roster:
         gathering_id = call.uuid_param(f"{gathering_type}_id")
-        async with _uow(call) as uow:
-            found = await uow.gatherings.find_gathering(gathering_id, _scope(call.who), gathering_type)
+        async with _queries(call) as queries:
+            found = await queries.gathering(gathering_id, _scope(call.who), gathering_type)
             if found is None:
-                raise handlers.gathering_not_found(gathering_type)
-            active = await uow.gatherings.active_registrations(gathering_id)
+                raise domain.gathering_not_found(gathering_type)
+            active = await queries.active_registrations(gathering_id)
         waiting = [r for r in active if r.status == "waitlisted"]
         return Roster(
             gathering_id=gathering_id,
@@ -375,18 +383,18 @@ api.get(
 async def get_registration(call: Call) -> RegistrationStatus:
     registration_id = call.uuid_param("registration_id")
     site_id = _scope(call.who)
-    async with _uow(call) as uow:
-        found = await uow.gatherings.get_registration(registration_id)
+    async with _queries(call) as queries:
+        found = await queries.registration(registration_id)
         if found is None or (site_id is not None and found.site_id != site_id):
             raise NotFound("No such registration here.", code="registration_not_found")
         if call.who.role is Role.VOLUNTEER and found.member_id != call.who.member_id:
             raise Forbidden("A volunteer token sees only its own registrations.", code="not_yours")
-        position = await uow.gatherings.waiting_position(found)
-        gathering = await uow.gatherings.find_gathering(found.gathering_id, None, None)
+        position = await queries.waiting_position(found)
+        gathering = await queries.gathering(found.gathering_id, None, None)
     assert gathering is not None
     return RegistrationStatus(
         registration_id=found.registration_id, member_id=found.member_id, session_id=gathering.session_id,
-        event_id=gathering.event_id, adults=found.adults, children=found.children,
+        event_id=gathering.sober_event_id, adults=found.adults, children=found.children,
         status=found.status,  # type: ignore[arg-type]
         position=position, registered_at=found.registered_at,
     )
@@ -457,8 +465,8 @@ async def upcoming(call: Call) -> Upcoming:
     site = await _site(call)
     now = _clock(call).now()
     until = now + timedelta(days=call.request.app[SETTINGS].upcoming_days)
-    async with _uow(call) as uow:
-        found = await uow.gatherings.gathering_views(
+    async with _queries(call) as queries:
+        found = await queries.gathering_views(
             site_id=site.site_id, ends_after=now, starts_before=until, limit=500
         )
     return Upcoming(
@@ -483,8 +491,8 @@ async def calendar(call: Call) -> web.Response:
     site = await call.request.app[SITES].get(query.site)
     settings = call.request.app[SETTINGS]
     now = _clock(call).now()
-    async with _uow(call) as uow:
-        found = await uow.gatherings.gathering_views(
+    async with _queries(call) as queries:
+        found = await queries.gathering_views(
             site_id=site.site_id,
             ends_after=now - timedelta(days=settings.calendar_past_days),
             starts_before=now + timedelta(weeks=settings.group_horizon_weeks),
@@ -522,12 +530,12 @@ def _categories(v: GatheringView) -> tuple[str, ...]:
 
 async def _one(call: Call, gathering_type: GatheringType) -> GatheringOut:
     gathering_id = call.uuid_param(f"{gathering_type}_id")
-    async with _uow(call) as uow:
-        found = await uow.gatherings.gathering_views(
+    async with _queries(call) as queries:
+        found = await queries.gathering_views(
             site_id=_scope(call.who), gathering_id=gathering_id, gathering_type=gathering_type
         )
     if not found:
-        raise handlers.gathering_not_found(gathering_type)
+        raise domain.gathering_not_found(gathering_type)
     site = await call.request.app[SITES].get(found[0].site_id)
     return _gathering_out(found[0], site.zone, _clock(call).now())
 
@@ -569,8 +577,8 @@ async def _gathering_page(
         except ValueError as exc:
             raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc
     between = paging.instant_range(query.from_, query.to, site.zone)
-    async with _uow(call) as uow:
-        found = await uow.gatherings.gathering_views(
+    async with _queries(call) as queries:
+        found = await queries.gathering_views(
             site_id=site.site_id,
             gathering_type=gathering_type,
             group_id=group_id,
@@ -623,7 +631,7 @@ def _gathering_out(v: GatheringView, zone: zoneinfo.ZoneInfo, now: datetime) -> 
     )
 
 
-def _group_out(g: Row) -> GroupOut:
+def _group_out(g: GroupRecord) -> GroupOut:
     return GroupOut(
         group_id=g.group_id, name=g.name, focus_tags=g.focus_tags,
         support_type=g.support_type,  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gatherings import handlers
-from services.gatherings.commands import CancelRegistration, ChangeCapacity, Register, ScheduleEvent
+from services.gatherings.commands import CancelRegistration, ChangeCapacity, Register, ScheduleSoberEvent
 from services.gatherings.models import Base, GatheringsUnitOfWork
 from shared.clock import SystemClock
 from shared.db import create_engine, make_connector
@@ -129,13 +129,13 @@ class Registrations(RuleBasedStateMachine):
     @initialize(capacity=st.integers(1, 4), child_care_seats=st.integers(0, 3))
     def schedule(self, capacity: int, child_care_seats: int) -> None:
         starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-        cmd = ScheduleEvent(
+        cmd = ScheduleSoberEvent(
             site_id=self.site_id, actor_id=ACTOR, timezone="America/Chicago", title="Family picnic",
             kind="sober_social", support_type=None, starts_at=starts, ends_at=starts + timedelta(hours=3),
             capacity=capacity, child_care_seats=child_care_seats, family_friendly=True, room=None,
             registration_opens_at=None, registration_closes_at=None,
         )
-        status, body, _ = self.execute(handlers.schedule_event, cmd, status=201, claim=None)
+        status, body, _ = self.execute(handlers.schedule_sober_event, cmd, status=201, claim=None)
         assert status == 201, body
         self.event_id = uuid.UUID(body["event_id"])
         self.model = Model(capacity, child_care_seats)

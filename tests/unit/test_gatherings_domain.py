@@ -259,8 +259,8 @@ def test_window_state() -> None:
      ("sports", "affiliational"), ("education", "informational"), ("other", None)],
 )
 def test_events_count_as_a_support_type_by_kind_unless_given(kind: str, expected: str | None) -> None:
-    assert domain.event_support_type(kind, None) == expected  # type: ignore[arg-type]
-    assert domain.event_support_type(kind, "instrumental") == "instrumental"  # type: ignore[arg-type]
+    assert domain.sober_event_support_type(kind, None) == expected  # type: ignore[arg-type]
+    assert domain.sober_event_support_type(kind, "instrumental") == "instrumental"  # type: ignore[arg-type]
 
 
 # The public calendar

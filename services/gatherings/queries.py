@@ -1,0 +1,156 @@
+"""The read side of gatherings: what the views list and show (groups, calendars, one gathering, rosters,
+registration status). Handlers never read through here; they use ``GatheringsRepository``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Text, func, literal, select, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.gatherings.domain import GatheringType
+from services.gatherings.models import (
+    GatheringRow,
+    GroupRecord,
+    RegistrationRow,
+    find_gathering,
+    gatherings,
+    group_columns,
+    groups,
+    registration_columns,
+    registrations,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GatheringView:
+    """A session or a sober event with what a reader needs: the group's name and tags, seats, waitlist length."""
+
+    gathering_id: uuid.UUID
+    site_id: str
+    gathering_type: GatheringType
+    group_id: uuid.UUID | None
+    title: str
+    kind: str | None
+    support_type: str
+    focus_tags: list[str]
+    family_friendly: bool
+    room: str | None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    child_care_seats: int
+    taken_adults: int
+    taken_children: int
+    waitlisted: int
+    registration_opens_at: datetime | None
+    registration_closes_at: datetime | None
+    occurrence_start: datetime | None
+    timezone: str | None
+    revision: int
+    updated_at: datetime
+    cancelled_at: datetime | None
+
+
+class GatheringsQueries:
+    def __init__(self, session: AsyncConnection) -> None:
+        self.session = session
+
+    async def groups_page(self, site_id: str, after: tuple[str, uuid.UUID] | None, limit: int) -> list[GroupRecord]:
+        g = groups.c
+        stmt = select(*group_columns()).where(g.site_id == site_id)
+        if after is not None:
+            stmt = stmt.where(tuple_(g.name, g.group_id) > tuple_(*after))
+        stmt = stmt.order_by(g.name, g.group_id).limit(limit)
+        return [GroupRecord(*row) for row in await self.session.execute(stmt)]
+
+    async def group_exists(self, group_id: uuid.UUID, site_id: str | None) -> bool:
+        stmt = select(groups.c.group_id).where(groups.c.group_id == group_id)
+        if site_id is not None:
+            stmt = stmt.where(groups.c.site_id == site_id)
+        return await self.session.scalar(stmt) is not None
+
+    async def gathering_views(
+        self,
+        *,
+        site_id: str | None,
+        gathering_id: uuid.UUID | None = None,
+        gathering_type: GatheringType | None = None,
+        group_id: uuid.UUID | None = None,
+        ends_after: datetime | None = None,
+        starts_before: datetime | None = None,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        limit: int | None = None,
+    ) -> list[GatheringView]:
+        """Gatherings by start, with what a reader needs."""
+        g, r = gatherings.c, registrations.c
+        waitlisted = (
+            select(func.count())
+            .where(r.gathering_id == g.gathering_id, r.status == "waitlisted")
+            .correlate(gatherings)
+            .scalar_subquery()
+        )
+        stmt = select(
+            g.gathering_id, g.site_id, g.gathering_type, g.group_id,
+            func.coalesce(g.title, groups.c.name).label("title"),
+            g.kind, g.support_type,
+            func.coalesce(groups.c.focus_tags, literal([], ARRAY(Text))).label("focus_tags"),
+            g.family_friendly, g.room, g.starts_at, g.ends_at, g.capacity, g.child_care_seats, g.taken_adults,
+            g.taken_children, waitlisted.label("waitlisted"), g.registration_opens_at, g.registration_closes_at,
+            g.occurrence_start, groups.c.timezone, g.revision, g.updated_at, g.cancelled_at,
+        ).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
+        if site_id is not None:
+            stmt = stmt.where(g.site_id == site_id)
+        if gathering_id is not None:
+            stmt = stmt.where(g.gathering_id == gathering_id)
+        if gathering_type is not None:
+            stmt = stmt.where(g.gathering_type == gathering_type)
+        if group_id is not None:
+            stmt = stmt.where(g.group_id == group_id)
+        if ends_after is not None:
+            stmt = stmt.where(g.ends_at > ends_after)
+        if starts_before is not None:
+            stmt = stmt.where(g.starts_at < starts_before)
+        if after is not None:
+            stmt = stmt.where(tuple_(g.starts_at, g.gathering_id) > tuple_(*after))
+        stmt = stmt.order_by(g.starts_at, g.gathering_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [GatheringView(*row) for row in await self.session.execute(stmt)]
+
+    async def gathering(
+        self, gathering_id: uuid.UUID, site_id: str | None, gathering_type: GatheringType | None
+    ) -> GatheringRow | None:
+        row = (await self.session.execute(find_gathering(gathering_id, gathering_type, site_id))).first()
+        return None if row is None else GatheringRow(*row)
+
+    async def active_registrations(self, gathering_id: uuid.UUID) -> list[RegistrationRow]:
+        r = registrations.c
+        rows = await self.session.execute(
+            select(*registration_columns())
+            .where(r.gathering_id == gathering_id, r.status != "cancelled")
+            .order_by(r.seq)
+        )
+        return [RegistrationRow(*row) for row in rows]
+
+    async def registration(self, registration_id: uuid.UUID) -> RegistrationRow | None:
+        row = (
+            await self.session.execute(
+                select(*registration_columns()).where(registrations.c.registration_id == registration_id)
+            )
+        ).first()
+        return None if row is None else RegistrationRow(*row)
+
+    async def waiting_position(self, registration: RegistrationRow) -> int | None:
+        if registration.status != "waitlisted":
+            return None
+        r = registrations.c
+        ahead = await self.session.scalar(
+            select(func.count()).where(
+                r.gathering_id == registration.gathering_id, r.status == "waitlisted", r.seq < registration.seq
+            )
+        )
+        return (ahead or 0) + 1
