@@ -47,15 +47,28 @@ async def check_in(request: web.Request) -> web.Response:
     site_id = request.app[SITE]
     visit_id, event_id, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
     data = {
-        "visit_id": str(visit_id), "member_id": str(member_id), "anonymous": False, "purpose": purpose,
-        "support_type": support_type, "ref": None, "checked_in_at": format_time(now),
+        "visit_id": str(visit_id),
+        "member_id": str(member_id),
+        "anonymous": False,
+        "purpose": purpose,
+        "support_type": support_type,
+        "ref": None,
+        "checked_in_at": format_time(now),
     }
     try:
         async with request.app[POOL].acquire() as conn, conn.transaction():
             await conn.execute(INSERT_VISIT, visit_id, site_id, member_id, purpose, support_type, now)
             await conn.execute(
-                INSERT_OUTBOX, event_id, EVENT_TYPE, str(visit_id), site_id, ACTOR, now, json.dumps(data),
-                DATASCHEMA, CLASSIFICATION,
+                INSERT_OUTBOX,
+                event_id,
+                EVENT_TYPE,
+                str(visit_id),
+                site_id,
+                ACTOR,
+                now,
+                json.dumps(data),
+                DATASCHEMA,
+                CLASSIFICATION,
             )
     except asyncpg.UniqueViolationError:
         return web.json_response({"code": "already_checked_in"}, status=409)
@@ -75,7 +88,9 @@ def create_app(dsn: str, site_id: str, pool_size: int) -> web.Application:
 
     async def pool(app: web.Application) -> AsyncIterator[None]:
         app[POOL] = await asyncpg.create_pool(
-            dsn, min_size=pool_size, max_size=pool_size,
+            dsn,
+            min_size=pool_size,
+            max_size=pool_size,
             server_settings={"application_name": "rcc-bench-baseline"},
         )
         yield
@@ -95,8 +110,9 @@ def main() -> None:
     parser.add_argument("--pool-size", type=int, default=10, help="asyncpg pool size (min = max)")
     args = parser.parse_args()
     # Like the services: one process, the default event loop, no access log.
-    web.run_app(create_app(args.dsn, args.site, args.pool_size), host="127.0.0.1", port=args.port,
-                access_log=None, print=None)
+    web.run_app(
+        create_app(args.dsn, args.site, args.pool_size), host="127.0.0.1", port=args.port, access_log=None, print=None
+    )
 
 
 if __name__ == "__main__":

@@ -43,13 +43,17 @@ def add_options(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--connections", type=int, default=32, help="concurrent connections (32)")
     group.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     group.add_argument(
-        "--members-per-second", type=int, default=6_000,
+        "--members-per-second",
+        type=int,
+        default=6_000,
         help="distinct members seeded per second of load and target; more than the server can check in (6000)",
     )
 
 
 @benchmark(
-    "checkin", "kiosk POST /visits vs a raw asyncpg handler", options=add_options,
+    "checkin",
+    "kiosk POST /visits vs a raw asyncpg handler",
+    options=add_options,
     parameters=("duration", "warmup", "connections", "threads"),
 )
 async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
@@ -60,8 +64,19 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
     baseline_port = free_port()
     baseline = await stack.start(
         "baseline-checkin",
-        [sys.executable, "-m", "bench.baseline_checkin", "--port", str(baseline_port), "--dsn", stack.dsn,
-         "--site", site.site_id, "--pool-size", str(stack.settings.db_pool_size)],
+        [
+            sys.executable,
+            "-m",
+            "bench.baseline_checkin",
+            "--port",
+            str(baseline_port),
+            "--dsn",
+            stack.dsn,
+            "--site",
+            site.site_id,
+            "--pool-size",
+            str(stack.settings.db_pool_size),
+        ],
         baseline_port,
     )
     floor, floor_cpu = await _warm_and_measure(stack, "baseline", baseline, bodies["baseline"], site, options)
@@ -76,8 +91,7 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
         figures=[
             *_load_figures("check-in", real, p99_goal=P99_GOAL_MS),
             *_load_figures("baseline", floor),
-            Figure("check-in / baseline requests/s", ratio(real.requests_per_s, floor.requests_per_s), "",
-                   RATIO_GOAL),
+            Figure("check-in / baseline requests/s", ratio(real.requests_per_s, floor.requests_per_s), "", RATIO_GOAL),
             Figure("check-in process CPU per request", real_cpu, "ms"),
             Figure("baseline process CPU per request", floor_cpu, "ms"),
             Figure("baseline / check-in CPU per request", ratio(floor_cpu, real_cpu), ""),
@@ -87,8 +101,7 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
     for name, result in (("check-in", real), ("baseline", floor)):
         if result.reused:
             outcome.notes.append(
-                f"{name}: {result.reused} requests reused a member (409s among the errors); "
-                "raise --members-per-second"
+                f"{name}: {result.reused} requests reused a member (409s among the errors); raise --members-per-second"
             )
         elif result.errors:
             outcome.notes.append(f"{name}: {result.errors} errors (--keep-workdir keeps the service logs)")
@@ -119,7 +132,11 @@ def check_in_body(member_id: uuid.UUID) -> str:
 
 
 async def _warm_and_measure(
-    stack: Stack, target: str, server: Process, bodies: dict[str, Path], site: SeededSite,
+    stack: Stack,
+    target: str,
+    server: Process,
+    bodies: dict[str, Path],
+    site: SeededSite,
     options: argparse.Namespace,
 ) -> tuple[LoadResult, float | None]:
     """The measured load, and the server process's CPU milliseconds per request during it. On a shared machine the
@@ -130,16 +147,23 @@ async def _warm_and_measure(
         say(f"{target}: {phase} for {seconds:g}s")
         cpu[phase] = server.cpu_seconds()
         results[phase] = await wrk_post_lines(
-            server.url + "/visits", bodies[phase], token=site.kiosk_token, seconds=seconds,
-            connections=options.connections, threads=options.threads, log=stack.workdir / f"wrk-{target}.log",
+            server.url + "/visits",
+            bodies[phase],
+            token=site.kiosk_token,
+            seconds=seconds,
+            connections=options.connections,
+            threads=options.threads,
+            log=stack.workdir / f"wrk-{target}.log",
         )
     measured = results["measured"]
     after = server.cpu_seconds()
     before = cpu["measured"]
     cpu_ms = (after - before) * 1000 / measured.requests if None not in (after, before) and measured.requests else None
-    say(f"{target}: {measured.requests_per_s:,.0f} requests/s, p50 {measured.p50_ms:.1f} ms, "
+    say(
+        f"{target}: {measured.requests_per_s:,.0f} requests/s, p50 {measured.p50_ms:.1f} ms, "
         f"p99 {measured.p99_ms:.1f} ms, {measured.errors} errors"
-        + (f", {cpu_ms:.2f} ms CPU per request" if cpu_ms is not None else ""))
+        + (f", {cpu_ms:.2f} ms CPU per request" if cpu_ms is not None else "")
+    )
     return measured, cpu_ms
 
 

@@ -241,7 +241,12 @@ class Stack:
         )
 
     async def start(
-        self, name: str, argv: Sequence[str], port: int, *, env: dict[str, str] | None = None,
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        *,
+        env: dict[str, str] | None = None,
         is_service: bool = False,
     ) -> Process:
         """Start a process listening on ``port`` and wait until its ``GET /readyz`` answers 200."""
@@ -315,7 +320,11 @@ class Stack:
         try:
             async with engine.begin() as conn:
                 await access.create_site(
-                    conn, site_id, name="Benchmark center", capacity=40, timezone="America/Chicago",
+                    conn,
+                    site_id,
+                    name="Benchmark center",
+                    capacity=40,
+                    timezone="America/Chicago",
                     closes_at=access.parse_closes_at("21:00"),
                 )
                 _, kiosk = await access.issue_token(conn, role=access.Role.KIOSK, site_id=site_id, label="bench")
@@ -353,8 +362,14 @@ class Stack:
     # measuring
 
     async def poll(
-        self, query: str, done: Callable[[asyncpg.Record], bool], *, timeout: float, what: str,
-        interval: float = 0.05, args: Sequence[object] = (),
+        self,
+        query: str,
+        done: Callable[[asyncpg.Record], bool],
+        *,
+        timeout: float,
+        what: str,
+        interval: float = 0.05,
+        args: Sequence[object] = (),
     ) -> asyncpg.Record:
         """Run ``query`` until ``done(row)``; returns that row. Queries select ``clock_timestamp()`` when they need
         the moment they saw it, on the database's clock, which the services' timestamps share."""

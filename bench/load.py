@@ -48,13 +48,24 @@ async def wrk_post_lines(
     if wrk is None:
         raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
     argv = [
-        wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-        "-s", str(WRK_SCRIPT), url, "--", str(bodies), str(threads),
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+        "--",
+        str(bodies),
+        str(threads),
     ]
     # The token goes through the environment, not argv, so it does not show in process listings.
     proc = await asyncio.create_subprocess_exec(
-        *argv, env={**os.environ, "BENCH_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *argv,
+        env={**os.environ, "BENCH_TOKEN": token},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
@@ -144,9 +155,7 @@ async def post_paced(url: str, bodies: list[str], *, token: str, rate: float, co
         await asyncio.gather(*tasks)
         finished_s = loop.time() - start
     p50, p99 = percentiles(latencies)
-    return PacedResult(
-        sent=len(bodies), ok=ok, sending_s=sending_s, finished_s=finished_s, p50_ms=p50, p99_ms=p99
-    )
+    return PacedResult(sent=len(bodies), ok=ok, sending_s=sending_s, finished_s=finished_s, p50_ms=p50, p99_ms=p99)
 
 
 def percentiles(values: list[float]) -> tuple[float | None, float | None]:

@@ -82,7 +82,9 @@ def add_options(group: argparse._ArgumentGroup) -> None:
 
 
 @benchmark(
-    "pipeline", "outbox relay and audit ingest vs raw aio-pika; commit-to-audit lag", options=add_options,
+    "pipeline",
+    "outbox relay and audit ingest vs raw aio-pika; commit-to-audit lag",
+    options=add_options,
     parameters=("events", "lag_seconds", "lag_rate"),
 )
 async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
@@ -129,8 +131,13 @@ def checkin_outbox_rows(site_id: str, count: int) -> list[dict[str, Any]]:
     for _ in range(count):
         visit_id = uuid.uuid4()
         data = VisitorCheckedIn(
-            visit_id=visit_id, member_id=uuid.uuid4(), anonymous=False, purpose="drop_in",
-            support_type="affiliational", ref=None, checked_in_at=now,
+            visit_id=visit_id,
+            member_id=uuid.uuid4(),
+            anonymous=False,
+            purpose="drop_in",
+            support_type="affiliational",
+            ref=None,
+            checked_in_at=now,
         )
         rows.append(outbox_row(Event(data, subject=str(visit_id), site_id=site_id, actor_id=actor, time=now)))
     return rows
@@ -155,8 +162,12 @@ async def _baseline_publish(stack: Stack, rows: list[dict[str, Any]]) -> float |
             *(
                 exchange.publish(
                     aio_pika.Message(
-                        body, content_type=CONTENT_TYPE, message_id=str(row["event_id"]), type=row["type"],
-                        app_id=SOURCE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        body,
+                        content_type=CONTENT_TYPE,
+                        message_id=str(row["event_id"]),
+                        type=row["type"],
+                        app_id=SOURCE,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     ),
                     routing_key=row["type"],
                     mandatory=True,
@@ -222,12 +233,23 @@ async def _copy_batch(
     for sequence, message in enumerate(batch, start=first_sequence):
         ce = json.loads(message.body)
         records.append(
-            (sequence, uuid.UUID(ce["id"]), ce["type"], ce["source"], ce["siteid"], ce.get("subject"),
-             parse_time(ce["time"]), now, canonical_json(ce).decode())
+            (
+                sequence,
+                uuid.UUID(ce["id"]),
+                ce["type"],
+                ce["source"],
+                ce["siteid"],
+                ce.get("subject"),
+                parse_time(ce["time"]),
+                now,
+                canonical_json(ce).decode(),
+            )
         )
     schema, table = SCRATCH_TABLE.split(".")
     await db.copy_records_to_table(
-        table, schema_name=schema, records=records,
+        table,
+        schema_name=schema,
+        records=records,
         columns=["sequence", "event_id", "type", "source", "site_id", "subject", "time", "recorded_at", "body"],
     )
 
@@ -238,7 +260,9 @@ async def _copy_batch(
 async def _relay(stack: Stack, rows: list[dict[str, Any]]) -> float | None:
     columns = list(rows[0])
     await stack.db.copy_records_to_table(
-        "outbox", schema_name="checkin", columns=columns,
+        "outbox",
+        schema_name="checkin",
+        columns=columns,
         records=[tuple(json.dumps(row[c]) if c == "data" else row[c] for c in columns) for row in rows],
     )
     await stack.db.execute("ANALYZE checkin.outbox")
@@ -246,7 +270,9 @@ async def _relay(stack: Stack, rows: list[dict[str, Any]]) -> float | None:
     await stack.start_service("checkin")
     done = await stack.poll(
         "SELECT count(*) AS waiting, clock_timestamp() AS at FROM checkin.outbox WHERE published_at IS NULL",
-        lambda row: row["waiting"] == 0, timeout=max(120.0, len(rows) / 100), what="relay publishing the outbox",
+        lambda row: row["waiting"] == 0,
+        timeout=max(120.0, len(rows) / 100),
+        what="relay publishing the outbox",
     )
     first = await stack.db.fetchval("SELECT min(published_at) FROM checkin.outbox")
     rate = per_second(len(rows), (done["at"] - first).total_seconds())
@@ -262,7 +288,9 @@ async def _audit_ingest(stack: Stack, site: SeededSite, count: int) -> tuple[flo
     cpu_began = audit.cpu_seconds()
     done = await stack.poll(
         "SELECT coalesce(max(sequence), 0) AS entries, clock_timestamp() AS at FROM audit.audit_log",
-        lambda row: row["entries"] >= count, timeout=max(120.0, count / 100), what="audit ingesting the events",
+        lambda row: row["entries"] >= count,
+        timeout=max(120.0, count / 100),
+        what="audit ingesting the events",
     )
     cpu_ended = audit.cpu_seconds()
     first = await stack.db.fetchval("SELECT min(recorded_at) FROM audit.audit_log")
@@ -295,7 +323,10 @@ async def _lag(stack: Stack, site: SeededSite, members: list[uuid.UUID], rate: f
     await stack.poll(
         "SELECT count(*) AS arrived FROM checkin.outbox o JOIN audit.audit_log a USING (event_id) "
         "WHERE o.sequence > $1",
-        lambda row: row["arrived"] >= expected, args=(before,), timeout=60.0, what="check-ins reaching the audit log",
+        lambda row: row["arrived"] >= expected,
+        args=(before,),
+        timeout=60.0,
+        what="check-ins reaching the audit log",
     )
     lag = await stack.db.fetchrow(LAG_QUERY, before)
     if not lag["events"]:

@@ -41,12 +41,26 @@ from shared import access
 
 P95_GOAL_MS = Goal("<", 100.0)
 ZONES = (
-    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Anchorage",
-    "Pacific/Honolulu", "Europe/London", "Asia/Kolkata", "Australia/Adelaide", "America/Puerto_Rico",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "Europe/London",
+    "Asia/Kolkata",
+    "Australia/Adelaide",
+    "America/Puerto_Rico",
 )
-PURPOSES = (("drop_in", "affiliational", 40), ("peer_mentoring", "emotional", 15), ("recovery_group", "emotional", 12),
-            ("sober_event", "affiliational", 5), ("resource_connecting", "instrumental", 10),
-            ("education", "informational", 8), ("volunteer_shift", None, 10))
+PURPOSES = (
+    ("drop_in", "affiliational", 40),
+    ("peer_mentoring", "emotional", 15),
+    ("recovery_group", "emotional", 12),
+    ("sober_event", "affiliational", 5),
+    ("resource_connecting", "instrumental", 10),
+    ("education", "informational", 8),
+    ("volunteer_shift", None, 10),
+)
 RANGE_DAYS = (1, 7, 31, 92, 366)
 MIN_CELL = 5  # the smallest count a published report shows
 BUILD_CHUNK = 25_000
@@ -83,8 +97,13 @@ class Network:
 
         rng = self.rng
         members = {site_id: self._members(site_id) for site_id, _ in self.sites}
-        groups = {site_id: [(self.new_id(), weekday, rng.choice(("emotional", "informational")))
-                            for weekday in rng.sample(range(7), 3)] for site_id, _ in self.sites}
+        groups = {
+            site_id: [
+                (self.new_id(), weekday, rng.choice(("emotional", "informational")))
+                for weekday in rng.sample(range(7), 3)
+            ]
+            for site_id, _ in self.sites
+        }
         for offset in range(self.days):
             day = self.first + timedelta(days=offset)
             for site_id, zone_name in self.sites:
@@ -124,15 +143,32 @@ class Network:
             visit_id = str(self.new_id())
             member_id = None if anonymous else str(member)
             self.visits += 1
-            yield self.event("checkin.visitor_checked_in", site_id, checked_in_at, visit_id=visit_id,
-                             member_id=member_id, anonymous=anonymous, purpose=purpose, support_type=support, ref=None,
-                             checked_in_at=checked_in_at.isoformat())
+            yield self.event(
+                "checkin.visitor_checked_in",
+                site_id,
+                checked_in_at,
+                visit_id=visit_id,
+                member_id=member_id,
+                anonymous=anonymous,
+                purpose=purpose,
+                support_type=support,
+                ref=None,
+                checked_in_at=checked_in_at.isoformat(),
+            )
             if checked_out_at is not None:
-                yield self.event("checkin.visitor_checked_out", site_id, checked_out_at, visit_id=visit_id,
-                                 member_id=member_id, purpose=purpose, ref=None,
-                                 checked_in_at=checked_in_at.isoformat(), checked_out_at=checked_out_at.isoformat(),
-                                 minutes=int((checked_out_at - checked_in_at).total_seconds() // 60),
-                                 closed_by="kiosk")
+                yield self.event(
+                    "checkin.visitor_checked_out",
+                    site_id,
+                    checked_out_at,
+                    visit_id=visit_id,
+                    member_id=member_id,
+                    purpose=purpose,
+                    ref=None,
+                    checked_in_at=checked_in_at.isoformat(),
+                    checked_out_at=checked_out_at.isoformat(),
+                    minutes=int((checked_out_at - checked_in_at).total_seconds() // 60),
+                    closed_by="kiosk",
+                )
 
     def _shifts(
         self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]]
@@ -146,54 +182,127 @@ class Network:
                 signup_id, hours_id = str(self.new_id()), str(self.new_id())
                 common = {"shift_id": str(self.new_id()), "member_id": str(member), "role_id": role_id}
                 if rng.random() < 0.05:
-                    yield self.event("volunteering.promoted_from_waitlist", site_id, starts_at - timedelta(days=1),
-                                     signup_id=signup_id, starts_at=starts_at.isoformat(), **common)
+                    yield self.event(
+                        "volunteering.promoted_from_waitlist",
+                        site_id,
+                        starts_at - timedelta(days=1),
+                        signup_id=signup_id,
+                        starts_at=starts_at.isoformat(),
+                        **common,
+                    )
                 if rng.random() < 0.1:
-                    yield self.event("volunteering.shift_missed", site_id, ends_at, signup_id=signup_id,
-                                     starts_at=starts_at.isoformat(), ends_at=ends_at.isoformat(), **common)
+                    yield self.event(
+                        "volunteering.shift_missed",
+                        site_id,
+                        ends_at,
+                        signup_id=signup_id,
+                        starts_at=starts_at.isoformat(),
+                        ends_at=ends_at.isoformat(),
+                        **common,
+                    )
                     continue
                 minutes = 240 + rng.randint(-30, 20)
-                yield self.event("volunteering.shift_worked", site_id, ends_at, hours_id=hours_id,
-                                 shift_starts_at=starts_at.isoformat(), minutes=minutes, **common)
+                yield self.event(
+                    "volunteering.shift_worked",
+                    site_id,
+                    ends_at,
+                    hours_id=hours_id,
+                    shift_starts_at=starts_at.isoformat(),
+                    minutes=minutes,
+                    **common,
+                )
                 decided = ends_at + timedelta(days=rng.randint(0, 3))
                 approved = rng.random() < 0.9
-                yield self.event("volunteering.hours_approved" if approved else "volunteering.hours_rejected",
-                                 site_id, decided, hours_id=hours_id, shift_starts_at=starts_at.isoformat(),
-                                 minutes=minutes, **common)
+                yield self.event(
+                    "volunteering.hours_approved" if approved else "volunteering.hours_rejected",
+                    site_id,
+                    decided,
+                    hours_id=hours_id,
+                    shift_starts_at=starts_at.isoformat(),
+                    minutes=minutes,
+                    **common,
+                )
                 if approved and rng.random() < 0.05:  # corrected and approved again
-                    yield self.event("volunteering.hours_approved", site_id, decided + timedelta(days=1),
-                                     hours_id=hours_id, shift_starts_at=starts_at.isoformat(), minutes=minutes - 15,
-                                     **common)
+                    yield self.event(
+                        "volunteering.hours_approved",
+                        site_id,
+                        decided + timedelta(days=1),
+                        hours_id=hours_id,
+                        shift_starts_at=starts_at.isoformat(),
+                        minutes=minutes - 15,
+                        **common,
+                    )
 
-    def _gatherings(self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]],
-                    groups: list[tuple[uuid.UUID, int, str]]) -> Iterator[LoggedEvent]:
+    def _gatherings(
+        self,
+        site_id: str,
+        zone: Any,
+        day: date,
+        members: list[tuple[uuid.UUID, float]],
+        groups: list[tuple[uuid.UUID, int, str]],
+    ) -> Iterator[LoggedEvent]:
         rng = self.rng
-        todays = [(self.new_id(), "session", group_id, support, clock(18))
-                  for group_id, weekday, support in groups if day.weekday() == weekday]
+        todays = [
+            (self.new_id(), "session", group_id, support, clock(18))
+            for group_id, weekday, support in groups
+            if day.weekday() == weekday
+        ]
         if day.day in (10, 24):
             todays.append((self.new_id(), "event", None, "affiliational", clock(19)))
         for gathering_id, kind, group_id, support, start in todays:
             starts_at = datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
-            ids = {"session_id": str(gathering_id) if kind == "session" else None,
-                   "group_id": str(group_id) if group_id else None,
-                   "event_id": str(gathering_id) if kind == "event" else None}
-            yield self.event(f"gatherings.{kind}_scheduled", site_id, starts_at - timedelta(days=14),
-                             starts_at=starts_at.isoformat(), **ids)
+            ids = {
+                "session_id": str(gathering_id) if kind == "session" else None,
+                "group_id": str(group_id) if group_id else None,
+                "event_id": str(gathering_id) if kind == "event" else None,
+            }
+            yield self.event(
+                f"gatherings.{kind}_scheduled",
+                site_id,
+                starts_at - timedelta(days=14),
+                starts_at=starts_at.isoformat(),
+                **ids,
+            )
             for member, _ in rng.sample(members, rng.randint(5, 14)):
                 registration_id = str(self.new_id())
-                seat = {"registration_id": registration_id, "member_id": str(member), "support_type": support,
-                        "starts_at": starts_at.isoformat(), "adults": 1, "children": 0, **ids}
-                yield self.event("gatherings.registered", site_id, starts_at - timedelta(days=rng.randint(1, 10)),
-                                 **seat)
+                seat = {
+                    "registration_id": registration_id,
+                    "member_id": str(member),
+                    "support_type": support,
+                    "starts_at": starts_at.isoformat(),
+                    "adults": 1,
+                    "children": 0,
+                    **ids,
+                }
+                yield self.event(
+                    "gatherings.registered", site_id, starts_at - timedelta(days=rng.randint(1, 10)), **seat
+                )
                 if rng.random() < 0.1:
-                    yield self.event("gatherings.registration_cancelled", site_id, starts_at - timedelta(hours=5),
-                                     previous_status="confirmed", **seat)
-                    yield self.event("gatherings.promoted_from_waitlist", site_id, starts_at - timedelta(hours=5),
-                                     **{**seat, "registration_id": str(self.new_id())})
+                    yield self.event(
+                        "gatherings.registration_cancelled",
+                        site_id,
+                        starts_at - timedelta(hours=5),
+                        previous_status="confirmed",
+                        **seat,
+                    )
+                    yield self.event(
+                        "gatherings.promoted_from_waitlist",
+                        site_id,
+                        starts_at - timedelta(hours=5),
+                        **{**seat, "registration_id": str(self.new_id())},
+                    )
                 elif rng.random() < 0.8:
-                    yield self.event("gatherings.attended", site_id, starts_at, attendance_id=str(self.new_id()),
-                                     member_id=str(member), anonymous=False, support_type=support,
-                                     starts_at=starts_at.isoformat(), **ids)
+                    yield self.event(
+                        "gatherings.attended",
+                        site_id,
+                        starts_at,
+                        attendance_id=str(self.new_id()),
+                        member_id=str(member),
+                        anonymous=False,
+                        support_type=support,
+                        starts_at=starts_at.isoformat(),
+                        **ids,
+                    )
 
     def _stipends(
         self, site_id: str, zone: Any, day: date, members: list[tuple[uuid.UUID, float]]
@@ -201,11 +310,24 @@ class Network:
         at = datetime.combine(day, clock(0, 30), tzinfo=zone).astimezone(UTC)
         for member, _ in members[:6]:
             amount = self.rng.randint(20, 120) * 100
-            yield self.event("volunteering.stipend_accrued", site_id, at, entry_id=str(self.new_id()),
-                             member_id=str(member), period=f"{day:%Y-%m}", amount_cents=amount)
-            yield self.event("volunteering.stipend_paid", site_id, at + timedelta(days=5),
-                             payout_id=str(self.new_id()), member_id=str(member), period=f"{day:%Y-%m}",
-                             amount_cents=amount)
+            yield self.event(
+                "volunteering.stipend_accrued",
+                site_id,
+                at,
+                entry_id=str(self.new_id()),
+                member_id=str(member),
+                period=f"{day:%Y-%m}",
+                amount_cents=amount,
+            )
+            yield self.event(
+                "volunteering.stipend_paid",
+                site_id,
+                at + timedelta(days=5),
+                payout_id=str(self.new_id()),
+                member_id=str(member),
+                period=f"{day:%Y-%m}",
+                amount_cents=amount,
+            )
 
 
 # --- the benchmark -----------------------------------------------------------------------------------------------
@@ -217,8 +339,14 @@ async def _create_sites(stack: Stack, count: int) -> tuple[list[tuple[str, str]]
     try:
         async with engine.begin() as conn:
             for site_id, zone in sites:
-                await access.create_site(conn, site_id, name="Benchmark center", capacity=60, timezone=zone,
-                                         closes_at=access.parse_closes_at("21:00"))
+                await access.create_site(
+                    conn,
+                    site_id,
+                    name="Benchmark center",
+                    capacity=60,
+                    timezone=zone,
+                    closes_at=access.parse_closes_at("21:00"),
+                )
             _, admin = await access.issue_token(conn, role=access.Role.ADMIN, site_id=sites[0][0], label="bench")
     finally:
         await engine.dispose()
@@ -265,8 +393,9 @@ def _ranges(rng: random.Random, first: date, days: int, count: int) -> list[tupl
     return chosen
 
 
-async def _time_requests(url: str, token: str, path: str, scope: str, ranges: list[tuple[date, date]],
-                         min_cell: int | None = None) -> list[float]:
+async def _time_requests(
+    url: str, token: str, path: str, scope: str, ranges: list[tuple[date, date]], min_cell: int | None = None
+) -> list[float]:
     timings = []
     headers = {"Authorization": f"Bearer {token}"}
     suppression = f"&min_cell={min_cell}" if min_cell is not None else ""
@@ -321,8 +450,10 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
                 ranges = _ranges(rng, first, options.days, options.requests)
                 timings = await _time_requests(audit.url, admin, path, scope, ranges, min_cell)
                 name = f"{path.rsplit('/', 1)[1]} {label}" + (f" min_cell={min_cell}" if min_cell else "")
-                say(f"{name}: p50 {statistics.median(timings):.1f} ms, p95 {_p95(timings):.1f} ms, "
-                    f"max {max(timings):.1f} ms over {len(timings)} requests")
+                say(
+                    f"{name}: p50 {statistics.median(timings):.1f} ms, p95 {_p95(timings):.1f} ms, "
+                    f"max {max(timings):.1f} ms over {len(timings)} requests"
+                )
                 outcome.figures += [
                     Figure(f"{name} p50", statistics.median(timings), "ms"),
                     Figure(f"{name} p95", _p95(timings), "ms", P95_GOAL_MS),
@@ -347,6 +478,8 @@ if __name__ == "__main__":
     harness.main(["reports", *sys.argv[1:]])
 else:
     benchmark(
-        "reports", "summary and daily reports over a year of a 10-site network: time per request",
-        options=add_options, parameters=("sites", "days", "visits_per_day", "requests"),
+        "reports",
+        "summary and daily reports over a year of a 10-site network: time per request",
+        options=add_options,
+        parameters=("sites", "days", "visits_per_day", "requests"),
     )(run)

@@ -34,13 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "benchmarks", nargs="*", default=["all"], metavar="BENCHMARK",
+        "benchmarks",
+        nargs="*",
+        default=["all"],
+        metavar="BENCHMARK",
         help=f"any of {', '.join(BENCHMARKS)}, or all (the default)",
     )
     parser.add_argument("--write", action="store_true", help="record the figures in bench/RESULTS.md")
     parser.add_argument("--note", help="a remark recorded with the figures, e.g. 'quiet machine, nothing else running'")
     parser.add_argument(
-        "--keep-workdir", action="store_true",
+        "--keep-workdir",
+        action="store_true",
         help="keep the service logs and request files (kept anyway when a benchmark fails)",
     )
     for bench in BENCHMARKS.values():

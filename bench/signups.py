@@ -87,8 +87,10 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
             f"INSERT INTO {schema}.known_members (member_id, site_id, registered_at) VALUES ($1, $2, now())",
             [(m, site.site_id) for m in members],
         )
-    say(f"setting up {len(members):,} volunteers, a {options.shift_seats}-seat shift and "
-        f"a {options.event_seats}-seat event")
+    say(
+        f"setting up {len(members):,} volunteers, a {options.shift_seats}-seat shift and "
+        f"a {options.event_seats}-seat event"
+    )
     shift_id, event_id = await _set_up(volunteering.url, gatherings.url, coordinator, members, targets)
     urls = {
         "event": f"{gatherings.url}/events/{event_id}/registrations",

@@ -93,7 +93,11 @@ async def admin_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 async def site_create(settings: Settings, args: argparse.Namespace) -> None:
     async with admin_engine(settings) as engine, engine.begin() as conn:
         site = await access.create_site(
-            conn, args.site_id, name=args.name, capacity=args.capacity, timezone=args.timezone,
+            conn,
+            args.site_id,
+            name=args.name,
+            capacity=args.capacity,
+            timezone=args.timezone,
             closes_at=access.parse_closes_at(args.closes_at),
         )
     print(f"site {site.site_id} created ({site.name}, capacity {site.capacity}, {site.timezone})", file=sys.stderr)
@@ -143,8 +147,10 @@ async def reports_rebuild(settings: Settings) -> int:
         result = await rebuild_reports(uow, AuditSettings.of(settings).rebuild_chunk_rows)
         await uow.commit()
     print(result.model_dump_json())
-    print(f"replayed {result.events} audit entries ({result.projected} projected, {result.skipped} skipped)",
-          file=sys.stderr)
+    print(
+        f"replayed {result.events} audit entries ({result.projected} projected, {result.skipped} skipped)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -48,8 +48,12 @@ async def _prepare_site_and_tokens(settings: Settings) -> dict[str, str]:
     async with _database(settings) as conn:
         with contextlib.suppress(Conflict):  # made by an earlier run
             await access.create_site(
-                conn, SITE_ID, name="Demo Recovery Community Center", capacity=40,
-                timezone=TIMEZONE, closes_at=access.parse_closes_at("21:00"),
+                conn,
+                SITE_ID,
+                name="Demo Recovery Community Center",
+                capacity=40,
+                timezone=TIMEZONE,
+                closes_at=access.parse_closes_at("21:00"),
             )
         tokens = {}
         for role in (access.Role.KIOSK, access.Role.COORDINATOR, access.Role.ADMIN):
@@ -62,7 +66,10 @@ async def _prepare_site_and_tokens(settings: Settings) -> dict[str, str]:
 async def _volunteer_token(settings: Settings, member_id: str) -> str:
     async with _database(settings) as conn:
         _, token = await access.issue_token(
-            conn, role=access.Role.VOLUNTEER, site_id=SITE_ID, member_id=uuid.UUID(member_id),
+            conn,
+            role=access.Role.VOLUNTEER,
+            site_id=SITE_ID,
+            member_id=uuid.UUID(member_id),
             label="demo volunteer",
         )
     return token
@@ -95,33 +102,71 @@ async def _schedule_week(urls: dict[str, str], call: Call, volunteer_id: str) ->
     """What the volunteer and coordinator pages show: a role, the volunteer, open shifts, a weekly group, an event."""
     volunteering, gatherings = urls["volunteering"], urls["gatherings"]
     lines = []
-    status, _ = await call("POST", f"{volunteering}/roles", "coordinator", {
-        "role_id": "front_desk", "title": "Front desk", "required_trainings": [], "supervisor": False,
-    })
+    status, _ = await call(
+        "POST",
+        f"{volunteering}/roles",
+        "coordinator",
+        {
+            "role_id": "front_desk",
+            "title": "Front desk",
+            "required_trainings": [],
+            "supervisor": False,
+        },
+    )
     lines.append(f"{status}  role front_desk" + (" (already there)" if status == 409 else ""))
-    status, _ = await call("PUT", f"{volunteering}/volunteers/{volunteer_id}", "coordinator",
-                           {"roles": ["front_desk"], "monthly_hours_goal": 12})
+    status, _ = await call(
+        "PUT",
+        f"{volunteering}/volunteers/{volunteer_id}",
+        "coordinator",
+        {"roles": ["front_desk"], "monthly_hours_goal": 12},
+    )
     lines.append(f"{status}  volunteer {volunteer_id}")
     local = datetime.now(ZoneInfo(TIMEZONE)).replace(minute=0, second=0, microsecond=0, tzinfo=None)
     for days in (1, 2, 4):
         start = (local + timedelta(days=days)).replace(hour=10).replace(tzinfo=ZoneInfo(TIMEZONE))
-        status, shift = await call("POST", f"{volunteering}/shifts", "coordinator", {
-            "role_id": "front_desk", "starts_at": start.isoformat(),
-            "ends_at": (start + timedelta(hours=3)).isoformat(), "capacity": 2, "needs_supervisor": False,
-        })
+        status, shift = await call(
+            "POST",
+            f"{volunteering}/shifts",
+            "coordinator",
+            {
+                "role_id": "front_desk",
+                "starts_at": start.isoformat(),
+                "ends_at": (start + timedelta(hours=3)).isoformat(),
+                "capacity": 2,
+                "needs_supervisor": False,
+            },
+        )
         lines.append(f"{status}  front desk shift {start:%a %d %b %H:%M}, 2 seats")
     status, first = await call("POST", f"{volunteering}/shifts/{shift['shift_id']}/signups", "volunteer", {})
     lines.append(f"{status}  the volunteer signs up for it ({first.get('status', first.get('code'))})")
-    status, _ = await call("POST", f"{gatherings}/groups", "coordinator", {
-        "name": "Recovery circle", "facilitator_member_id": volunteer_id, "capacity": 12,
-        "first_start": (local + timedelta(hours=2)).isoformat(), "duration_minutes": 90, "rrule": "FREQ=WEEKLY",
-    })
+    status, _ = await call(
+        "POST",
+        f"{gatherings}/groups",
+        "coordinator",
+        {
+            "name": "Recovery circle",
+            "facilitator_member_id": volunteer_id,
+            "capacity": 12,
+            "first_start": (local + timedelta(hours=2)).isoformat(),
+            "duration_minutes": 90,
+            "rrule": "FREQ=WEEKLY",
+        },
+    )
     lines.append(f"{status}  weekly group 'Recovery circle', first session {local + timedelta(hours=2):%a %H:%M}")
     saturday = (local + timedelta(days=(5 - local.weekday()) % 7 or 7)).replace(hour=18, tzinfo=ZoneInfo(TIMEZONE))
-    status, _ = await call("POST", f"{gatherings}/events", "coordinator", {
-        "title": "Sober game night", "kind": "sober_social", "starts_at": saturday.isoformat(),
-        "ends_at": (saturday + timedelta(hours=3)).isoformat(), "capacity": 30, "family_friendly": True,
-    })
+    status, _ = await call(
+        "POST",
+        f"{gatherings}/events",
+        "coordinator",
+        {
+            "title": "Sober game night",
+            "kind": "sober_social",
+            "starts_at": saturday.isoformat(),
+            "ends_at": (saturday + timedelta(hours=3)).isoformat(),
+            "capacity": 30,
+            "family_friendly": True,
+        },
+    )
     lines.append(f"{status}  event 'Sober game night' {saturday:%a %d %b %H:%M}, 30 seats")
     return lines
 
@@ -184,8 +229,10 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
         for entry in entries[-8:]:
             say(f"   #{entry['sequence']:<5} {entry['type']:<30} {entry['subject']}  hash {entry['hash'][:12]}…")
         status, verdict = await call("GET", f"{audit}/audit/verify", "admin")
-        say(f"\n5. Chain verified: ok={verdict['ok']} over {verdict['entries']} entries,"
-            f" head {verdict['head_hash'][:16]}…")
+        say(
+            f"\n5. Chain verified: ok={verdict['ok']} over {verdict['entries']} entries,"
+            f" head {verdict['head_hash'][:16]}…"
+        )
 
         say("\n6. The week ahead: the first member volunteers at the front desk; shifts, a group and an event:")
         await _until_known(settings, members[0])

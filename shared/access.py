@@ -143,9 +143,7 @@ async def create_site(
     if existing:
         raise Conflict(f"Site {site_id} exists.", code="site_exists")
     await conn.execute(
-        sites.insert().values(
-            site_id=site_id, name=name, capacity=capacity, timezone=timezone, closes_at=closes_at
-        )
+        sites.insert().values(site_id=site_id, name=name, capacity=capacity, timezone=timezone, closes_at=closes_at)
     )
     return Site(site_id, name, capacity, timezone, closes_at)
 

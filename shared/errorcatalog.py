@@ -192,8 +192,10 @@ def _detail_of_own_init(node: ast.ClassDef) -> str | None:
         if isinstance(statement, ast.FunctionDef) and statement.name == "__init__":
             for call in ast.walk(statement):
                 if (
-                    isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                    and call.func.attr == "__init__" and call.args
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "__init__"
+                    and call.args
                 ):
                     return _meaning(call.args[:1])
             return ""
@@ -235,7 +237,8 @@ class _ModuleScan:
         self.tables = self._tables()
         self.table_bound = self._names_bound_from_tables()
         self.problem_here = path.removesuffix(".py").replace("/", ".") == PROBLEM_MODULE or any(
-            isinstance(node, ast.ImportFrom) and node.module == PROBLEM_MODULE
+            isinstance(node, ast.ImportFrom)
+            and node.module == PROBLEM_MODULE
             and any(alias.name == PROBLEM for alias in node.names)
             for node in ast.walk(tree)
         )
@@ -270,17 +273,28 @@ class _ModuleScan:
         elif callee == PROBLEM and self.problem_here:
             self._problem(call)
         elif (
-            isinstance(call.func, ast.Attribute) and call.func.attr == "get"
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr == "get"
             and _name_of(call.func.value) in self.tables
-            and len(call.args) == 2 and isinstance(call.args[1], ast.Tuple) and call.args[1].elts
+            and len(call.args) == 2
+            and isinstance(call.args[1], ast.Tuple)
+            and call.args[1].elts
         ):
             fallback = call.args[1].elts
             title = _meaning(fallback[1:2]) if _is_text(fallback[1:2]) else f"`{ast.unparse(fallback[1])}`"
-            self._found(self._literal_code(fallback[0], f"the fallback of {_name_of(call.func.value)}.get"),
-                        OTHER_STATUS, f"Any other error status; the title is {title}", call.lineno)
+            self._found(
+                self._literal_code(fallback[0], f"the fallback of {_name_of(call.func.value)}.get"),
+                OTHER_STATUS,
+                f"Any other error status; the title is {title}",
+                call.lineno,
+            )
         elif code_arg is not None and _invents_a_code(code_arg):
-            self._found(self._literal_code(code_arg, f"{callee or 'a call'}(…)"), UNKNOWN_STATUS,
-                        _meaning(call.args[:1]), call.lineno)
+            self._found(
+                self._literal_code(code_arg, f"{callee or 'a call'}(…)"),
+                UNKNOWN_STATUS,
+                _meaning(call.args[:1]),
+                call.lineno,
+            )
 
     def _problem(self, call: ast.Call) -> None:
         arguments = list(call.args)
@@ -296,8 +310,11 @@ class _ModuleScan:
         if isinstance(code_node, ast.Name) and code_node.id in self.table_bound:
             return  # looked up in a status table: listed with the table
         code = self._literal_code(code_node, "problem(…)")
-        status = status_node.value if isinstance(status_node, ast.Constant) and isinstance(status_node.value, int) \
+        status = (
+            status_node.value
+            if isinstance(status_node, ast.Constant) and isinstance(status_node.value, int)
             else UNKNOWN_STATUS
+        )
         # A problem's title is its own (not a class's shared one), so it is shown with the detail.
         title, detail = _meaning(arguments[2:3]), _meaning(arguments[3:4])
         self._found(code, status, f"{title} — {detail}" if detail else title, call.lineno)
@@ -315,15 +332,24 @@ class _ModuleScan:
         """Module-level ``NAME = {status: ("code", "title"), …}``."""
         tables: dict[str, tuple[int, ast.Dict]] = {}
         for statement in self.tree.body:
-            target = statement.targets[0] if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
-                else statement.target if isinstance(statement, ast.AnnAssign) else None
+            target = (
+                statement.targets[0]
+                if isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                else statement.target
+                if isinstance(statement, ast.AnnAssign)
+                else None
+            )
             value = statement.value if isinstance(statement, ast.Assign | ast.AnnAssign) else None
             if not isinstance(target, ast.Name) or not isinstance(value, ast.Dict) or not value.keys:
                 continue
             if all(
-                isinstance(key, ast.Constant) and isinstance(key.value, int) and not isinstance(key.value, bool)
-                and isinstance(item, ast.Tuple) and len(item.elts) >= 2
-                and isinstance(item.elts[0], ast.Constant) and isinstance(item.elts[0].value, str)
+                isinstance(key, ast.Constant)
+                and isinstance(key.value, int)
+                and not isinstance(key.value, bool)
+                and isinstance(item, ast.Tuple)
+                and len(item.elts) >= 2
+                and isinstance(item.elts[0], ast.Constant)
+                and isinstance(item.elts[0].value, str)
                 for key, item in zip(value.keys, value.values, strict=True)
             ):
                 tables[target.id] = (statement.lineno, value)
@@ -335,9 +361,13 @@ class _ModuleScan:
             if not isinstance(node, ast.Assign):
                 continue
             value = node.value
-            looked_up = value.value if isinstance(value, ast.Subscript) else \
-                value.func.value if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                and value.func.attr == "get" else None
+            looked_up = (
+                value.value
+                if isinstance(value, ast.Subscript)
+                else value.func.value
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "get"
+                else None
+            )
             if looked_up is None or _name_of(looked_up) not in self.tables:
                 continue
             for target in node.targets:

@@ -101,8 +101,9 @@ class GroupCommit(Generic[U, R]):
             except Exception as exc:  # noqa: BLE001 - the run failed as a whole: each request gets the error
                 if attempt < ATTEMPTS and retryable(exc):
                     continue
-                log.warning("group_commit_failed", handler=self.handler.__name__, requests=len(run),
-                            error=type(exc).__name__)
+                log.warning(
+                    "group_commit_failed", handler=self.handler.__name__, requests=len(run), error=type(exc).__name__
+                )
                 for request in run:
                     _tell(request, exc)
                 return
@@ -131,7 +132,11 @@ class GroupCommit(Generic[U, R]):
             await savepoint.start()
             try:
                 outcome = await decide(
-                    self.handler, request.cmd, uow=uow, clock=self.clock, status=self.status,
+                    self.handler,
+                    request.cmd,
+                    uow=uow,
+                    clock=self.clock,
+                    status=self.status,
                     idempotency=request.idempotency,
                 )
             except Exception as exc:  # noqa: BLE001 - refused: undo only this request's writes, and say why

@@ -142,9 +142,7 @@ async def declare_consumer_queue(
 ) -> aio_pika.abc.AbstractQueue:
     events, dead = await declare_exchanges(channel, settings)
     queue_name = settings.queue_name(name)
-    dead_queue = await channel.declare_queue(
-        f"{queue_name}.dead", durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    dead_queue = await channel.declare_queue(f"{queue_name}.dead", durable=True, arguments={"x-queue-type": "quorum"})
     await dead_queue.bind(dead, routing_key=queue_name)
     queue = await channel.declare_queue(
         queue_name,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-HTTP_REQUESTS = Counter(
-    "rcc_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
-)
+HTTP_REQUESTS = Counter("rcc_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"])
 HTTP_LATENCY = Histogram(
     "rcc_http_request_seconds",
     "HTTP request latency",
@@ -18,6 +16,4 @@ PUBLISH_FAILURES = Counter(
     "rcc_outbox_publish_failures_total", "Outbox publishes not confirmed (nack, unroutable, timeout, down)", ["service"]
 )
 OUTBOX_BACKLOG = Gauge("rcc_outbox_backlog", "Outbox rows seen waiting at the last relay pass", ["service"])
-MESSAGES_CONSUMED = Counter(
-    "rcc_messages_consumed_total", "Messages handled by a consumer", ["consumer", "outcome"]
-)
+MESSAGES_CONSUMED = Counter("rcc_messages_consumed_total", "Messages handled by a consumer", ["consumer", "outcome"])

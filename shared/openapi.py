@@ -102,6 +102,7 @@ def _servers(service: str) -> list[dict[str, Any]]:
         },
     ]
 
+
 NO_NUL = "^[^\\u0000]*$"
 # Visible ASCII without surrounding spaces: a header value is trimmed in transit, and must stay 1-200 characters.
 IDEMPOTENCY_KEY = "^[!-~]([ -~]*[!-~])?$"

@@ -58,9 +58,7 @@ def amqp_message(ce: dict[str, Any]) -> aio_pika.Message:
 
 
 class OutboxRelay:
-    def __init__(
-        self, *, service: str, engine: AsyncEngine, outbox: Table, broker: Broker, settings: Settings
-    ) -> None:
+    def __init__(self, *, service: str, engine: AsyncEngine, outbox: Table, broker: Broker, settings: Settings) -> None:
         self.service = service
         self.source = f"/rcc/{service}"
         self.engine = engine
@@ -162,9 +160,7 @@ class OutboxRelay:
                 )
             if confirmed:
                 await conn.execute(
-                    update(self.outbox)
-                    .where(self.outbox.c.sequence.in_(confirmed))
-                    .values(published_at=func.now())
+                    update(self.outbox).where(self.outbox.c.sequence.in_(confirmed)).values(published_at=func.now())
                 )
                 EVENTS_PUBLISHED.labels(self.service).inc(len(confirmed))
         return len(confirmed), len(rows) == self.settings.relay_batch_size, failed > 0

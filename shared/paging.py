@@ -116,5 +116,13 @@ def _instant(value: datetime) -> datetime:
     return value
 
 
-__all__ = ["EARLIEST_DATE", "LATEST_DATE", "Bound", "InstantRange", "end_of", "instant_range", "local_dates",
-           "start_of"]
+__all__ = [
+    "EARLIEST_DATE",
+    "LATEST_DATE",
+    "Bound",
+    "InstantRange",
+    "end_of",
+    "instant_range",
+    "local_dates",
+    "start_of",
+]

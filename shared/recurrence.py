@@ -128,8 +128,9 @@ def parse_rule(rule: str) -> Rule:
         if not sep or not _NAME.fullmatch(name) or not value.strip():
             raise InvalidInput(f"{piece!r} is not a NAME=VALUE rule part.", code="bad_rrule")
         if name not in _KNOWN_PARTS:
-            raise InvalidInput(f"{name} is not a part RFC 5545 defines for a rule.", code="rrule_unknown_part",
-                               part=name)
+            raise InvalidInput(
+                f"{name} is not a part RFC 5545 defines for a rule.", code="rrule_unknown_part", part=name
+            )
         if name in raw:
             raise InvalidInput(f"{name} is given more than once.", code="rrule_duplicate_part", part=name)
         raw[name] = value.strip().upper()
@@ -140,20 +141,19 @@ def parse_rule(rule: str) -> Rule:
     if "INTERVAL" in raw:
         interval = _integer("INTERVAL", raw["INTERVAL"])
         if interval < 1:
-            raise InvalidInput(f"INTERVAL must be 1 or more, not {interval}.", code="rrule_interval_out_of_range",
-                               part="INTERVAL")
+            raise InvalidInput(
+                f"INTERVAL must be 1 or more, not {interval}.", code="rrule_interval_out_of_range", part="INTERVAL"
+            )
         fields["interval"] = interval
     if "COUNT" in raw:
         count = _integer("COUNT", raw["COUNT"])
         if count < 1:
-            raise InvalidInput(f"COUNT must be 1 or more, not {count}.", code="rrule_part_out_of_range",
-                               part="COUNT")
+            raise InvalidInput(f"COUNT must be 1 or more, not {count}.", code="rrule_part_out_of_range", part="COUNT")
         fields["count"] = count
     if "UNTIL" in raw:
         fields["until"] = _until(raw["UNTIL"])
     if "COUNT" in raw and "UNTIL" in raw:
-        raise InvalidInput("COUNT and UNTIL cannot both end a rule (RFC 5545); give one.",
-                           code="rrule_count_and_until")
+        raise InvalidInput("COUNT and UNTIL cannot both end a rule (RFC 5545); give one.", code="rrule_count_and_until")
     for name, (low, high, signed) in _LIST_PARTS.items():
         if name in raw:
             fields[name.lower()] = _number_list(name, raw[name], low, high, signed)
@@ -184,8 +184,9 @@ def _number_list(name: str, value: str, low: int, high: int, signed: bool) -> tu
     for number in numbers:
         if not (low <= number <= high or (signed and -high <= number <= -low)):
             span = f"±{low}..{high}" if signed else f"{low}..{high}"
-            raise InvalidInput(f"{name}={number} is out of range: {name} takes {span}.",
-                               code="rrule_part_out_of_range", part=name)
+            raise InvalidInput(
+                f"{name}={number} is out of range: {name} takes {span}.", code="rrule_part_out_of_range", part=name
+            )
     return tuple(sorted(set(numbers)))
 
 
@@ -194,12 +195,14 @@ def _weekday_list(value: str) -> tuple[tuple[int, int], ...]:
     for item in value.split(","):
         matched = _WEEKDAY_NUM.fullmatch(item)
         if matched is None:
-            raise InvalidInput(f"BYDAY={item} is not a weekday (MO…SU) with an optional ordinal such as -1FR.",
-                               code="bad_rrule", part="BYDAY")
+            raise InvalidInput(
+                f"BYDAY={item} is not a weekday (MO…SU) with an optional ordinal such as -1FR.",
+                code="bad_rrule",
+                part="BYDAY",
+            )
         ordinal = int(matched.group(1)) if matched.group(1) else 0
         if matched.group(1) and not 1 <= abs(ordinal) <= 53:
-            raise InvalidInput(f"BYDAY={item}: the ordinal takes ±1..53.", code="rrule_part_out_of_range",
-                               part="BYDAY")
+            raise InvalidInput(f"BYDAY={item}: the ordinal takes ±1..53.", code="rrule_part_out_of_range", part="BYDAY")
         days.add((ordinal, WEEKDAYS.index(matched.group(2))))
     return tuple(sorted(days))
 
@@ -214,8 +217,9 @@ def _until(value: str) -> datetime | date:
             return day
         at = datetime.combine(day, datetime.strptime(matched.group(2), "%H%M%S").time())
     except ValueError as exc:
-        raise InvalidInput(f"UNTIL={value} is not a date (YYYYMMDD) or a time (YYYYMMDDTHHMMSS[Z]).",
-                           code="bad_rrule", part="UNTIL") from exc
+        raise InvalidInput(
+            f"UNTIL={value} is not a date (YYYYMMDD) or a time (YYYYMMDDTHHMMSS[Z]).", code="bad_rrule", part="UNTIL"
+        ) from exc
     return at.replace(tzinfo=UTC) if matched.group(3) else at
 
 
@@ -234,8 +238,16 @@ def _check_combination(rule: Rule) -> None:
             refuse("BYDAY", f"cannot have an ordinal (such as 2TU) with FREQ={rule.freq}")
         if rule.byweekno:
             refuse("BYDAY", "cannot have an ordinal (such as 2TU) together with BYWEEKNO")
-    if rule.bysetpos and not (rule.bysecond or rule.byminute or rule.byhour or rule.byday or rule.bymonthday
-                              or rule.byyearday or rule.byweekno or rule.bymonth):
+    if rule.bysetpos and not (
+        rule.bysecond
+        or rule.byminute
+        or rule.byhour
+        or rule.byday
+        or rule.bymonthday
+        or rule.byyearday
+        or rule.byweekno
+        or rule.bymonth
+    ):
         refuse("BYSETPOS", "needs another BYxxx part to pick from")
 
 
@@ -275,12 +287,25 @@ def expand(
 
 
 def first_start_after(
-    rule: str | Rule, *, first_local_start: datetime, zone: zoneinfo.ZoneInfo,
-    exceptions: Iterable[datetime | date] = (), after: datetime | None, until: datetime,
+    rule: str | Rule,
+    *,
+    first_local_start: datetime,
+    zone: zoneinfo.ZoneInfo,
+    exceptions: Iterable[datetime | date] = (),
+    after: datetime | None,
+    until: datetime,
 ) -> datetime | None:
     """The first occurrence's start (an instant) after ``after`` and no later than ``until``, if any."""
-    found = expand(rule, first_local_start=first_local_start, duration=timedelta(0), zone=zone,
-                   exceptions=exceptions, after=after, until=until, limit=1)
+    found = expand(
+        rule,
+        first_local_start=first_local_start,
+        duration=timedelta(0),
+        zone=zone,
+        exceptions=exceptions,
+        after=after,
+        until=until,
+        limit=1,
+    )
     return found[0].starts_at if found else None
 
 
@@ -371,8 +396,7 @@ def _periods(rule: Rule, first: datetime, skip_to: date | None) -> Iterator[tupl
         index = max(0, (skip_to.toordinal() - origin) // step) if skip_to else 0
         while (ordinal := origin + index * step) + length - 1 <= date.max.toordinal():
             first_day = date.fromordinal(ordinal)
-            yield first_day, [d for d in map(date.fromordinal, range(ordinal, ordinal + length))
-                              if _matches(rule, d)]
+            yield first_day, [d for d in map(date.fromordinal, range(ordinal, ordinal + length)) if _matches(rule, d)]
             index += 1
         return
     months = 1 if rule.freq == "MONTHLY" else 12

@@ -138,8 +138,9 @@ class UnitOfWork:
             return None
         row = (
             await self.session.execute(
-                select(self._idempotency.c.fingerprint, self._idempotency.c.status, self._idempotency.c.response)
-                .where(self._idempotency.c.scope == claim.scope, self._idempotency.c.key == claim.key)
+                select(self._idempotency.c.fingerprint, self._idempotency.c.status, self._idempotency.c.response).where(
+                    self._idempotency.c.scope == claim.scope, self._idempotency.c.key == claim.key
+                )
             )
         ).one()
         if row.fingerprint != claim.fingerprint:
@@ -157,7 +158,15 @@ class UnitOfWork:
 
 
 OUTBOX_COLUMNS = (
-    "event_id", "type", "subject", "site_id", "actor_id", "correlation_id", "time", "data", "dataschema",
+    "event_id",
+    "type",
+    "subject",
+    "site_id",
+    "actor_id",
+    "correlation_id",
+    "time",
+    "data",
+    "dataschema",
     "classification",
 )
 

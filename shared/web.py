@@ -108,8 +108,9 @@ async def request_context_middleware(
     HTTP_LATENCY.labels(service, route).observe(elapsed)
     response.headers["X-Request-ID"] = request_id
     level = "debug" if response.status < 400 else "info" if response.status < 500 else "error"
-    getattr(log, level)("http_request", method=request.method, route=route, status=response.status,
-                        ms=round(elapsed * 1000, 2))
+    getattr(log, level)(
+        "http_request", method=request.method, route=route, status=response.status, ms=round(elapsed * 1000, 2)
+    )
     return response
 
 
@@ -268,8 +269,9 @@ class Api:
                     structlog.contextvars.bind_contextvars(actor=principal.actor_id)
                     request.app[RATE_LIMITER].check(principal.token_id)
                     if principal.role not in allowed:
-                        return problem(403, "wrong_role", "Not allowed for this token",
-                                       f"This needs one of: {', '.join(allowed)}.")
+                        return problem(
+                            403, "wrong_role", "Not allowed for this token", f"This needs one of: {', '.join(allowed)}."
+                        )
                 call = Call(request, principal)
                 if body is not None:
                     call.raw_body = await request.read()
@@ -298,8 +300,19 @@ class Api:
 
             self.routes.route(method, path)(handler)
             self.operations.append(
-                Operation(method, path, summary, allowed, body, query, response, status, tuple(errors), idempotent,
-                          tuple(content_types))
+                Operation(
+                    method,
+                    path,
+                    summary,
+                    allowed,
+                    body,
+                    query,
+                    response,
+                    status,
+                    tuple(errors),
+                    idempotent,
+                    tuple(content_types),
+                )
             )
             return view
 
@@ -394,8 +407,10 @@ def _holds_whole_float(value: Any) -> bool:
 
 
 def _numbers_problem(names: list[str], where: str) -> web.Response:
-    errors = [{"loc": [where, name], "msg": "Give an ISO 8601 date or time, not a number", "type": "number_as_time"}
-              for name in names]
+    errors = [
+        {"loc": [where, name], "msg": "Give an ISO 8601 date or time, not a number", "type": "number_as_time"}
+        for name in names
+    ]
     return problem(422, "invalid_request", "The request is not valid", f"Check the {where}.", errors=errors)
 
 

@@ -81,7 +81,8 @@ class ReportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     site: str | None = Field(
-        default=None, pattern=SITE_PATTERN,
+        default=None,
+        pattern=SITE_PATTERN,
         description='A site id, or "all" for the network (admin). Default: the token\'s own site.',
     )
     from_: date = Field(alias="from", description="First local date, inclusive (YYYY-MM-DD), 1900 to 2999")
@@ -89,9 +90,7 @@ class ReportQuery(BaseModel):
     min_cell: int | None = Field(
         default=None, ge=1, le=100, description="Withhold counts above 0 and below this (small-cell suppression)"
     )
-    format: Literal["json", "csv"] | None = Field(
-        default=None, description="Instead of the Accept header: json or csv"
-    )
+    format: Literal["json", "csv"] | None = Field(default=None, description="Instead of the Accept header: json or csv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +155,7 @@ class SummaryReport(_Report):
     visits_by_purpose: VisitsByPurpose
     visits_by_support_type: VisitsBySupportType
     peak_occupancy: int | None
-    volunteer_hours_approved: str = Field(description="Hours with two decimals, exact, e.g. \"12.50\"")
+    volunteer_hours_approved: str = Field(description='Hours with two decimals, exact, e.g. "12.50"')
     volunteer_hours_by_role: dict[str, str]
     volunteers_active: int | None
     shifts_filled: int | None

@@ -119,9 +119,7 @@ async def request_summary(
         anonymous_visits=count(daily["anonymous_visits"], cell("anonymous_visits")),
         new_members=count(new, cell("new_members")),
         returning_members=count(unduplicated - new, cell("returning_members")),
-        visits_by_purpose=VisitsByPurpose(
-            **{p: count(daily[f"purpose_{p}"], cell(f"purpose_{p}")) for p in PURPOSES}
-        ),
+        visits_by_purpose=VisitsByPurpose(**{p: count(daily[f"purpose_{p}"], cell(f"purpose_{p}")) for p in PURPOSES}),
         visits_by_support_type=VisitsBySupportType(
             **{t: count(daily[f"support_{t}"], cell(f"support_{t}")) for t in SUPPORT_TYPES}
         ),
@@ -167,8 +165,13 @@ async def request_daily(
         for day in await report_queries.daily_figures(uow.session, cmd.scope, cmd.first, cmd.last)
     ]
     report = DailyReport(
-        site=cmd.scope.label, timezone=cmd.scope.timezone, from_=cmd.first, to=cmd.last, min_cell=cmd.min_cell,
-        suppressed=count.any, days=days,
+        site=cmd.scope.label,
+        timezone=cmd.scope.timezone,
+        from_=cmd.first,
+        to=cmd.last,
+        min_cell=cmd.min_cell,
+        suppressed=count.any,
+        days=days,
     )
     _record_request(cmd, uow, clock)
     return report
@@ -202,11 +205,14 @@ class Withholder:
             raise InvalidInput(
                 f"Suppressing small cells over {cells} counts of this range is more than this service does at once "
                 f"({self.max_cells}); ask for a shorter range.",
-                code="suppression_too_large", cells=cells, max_cells=self.max_cells,
+                code="suppression_too_large",
+                cells=cells,
+                max_cells=self.max_cells,
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, _choose_withheld, summaries, daily, members, days, own,
-                                          min_cell)
+        return await loop.run_in_executor(
+            self.executor, _choose_withheld, summaries, daily, members, days, own, min_cell
+        )
 
 
 def _choose_withheld(
@@ -232,8 +238,9 @@ async def _withheld(
     own = cmd.scope.key
     new = sum(counts["new_members"] for counts in daily.get(own, {}).values())
     members = {"unduplicated_members": unduplicated, "new_members": new}
-    return await (withholder or Withholder())(summaries, daily, members, days_of(cmd.first, cmd.last), own,
-                                              cmd.min_cell)
+    return await (withholder or Withholder())(
+        summaries, daily, members, days_of(cmd.first, cmd.last), own, cmd.min_cell
+    )
 
 
 def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> None:
@@ -242,8 +249,13 @@ def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> N
     uow.emit(
         Event(
             ReportRequested(
-                report=cmd.report, site_id=cmd.scope.label, from_=cmd.first, to=cmd.last, format=cmd.format,
-                min_cell=cmd.min_cell, requested_at=now,
+                report=cmd.report,
+                site_id=cmd.scope.label,
+                from_=cmd.first,
+                to=cmd.last,
+                format=cmd.format,
+                min_cell=cmd.min_cell,
+                requested_at=now,
             ),
             subject=f"report:{cmd.report}",
             site_id=cmd.actor_site_id if cmd.scope.is_network else cmd.scope.label,
@@ -257,8 +269,9 @@ async def record_refused_report(cmd: RefuseReport, *, uow: AuditUnitOfWork, cloc
     """An access-control failure is logged like an answered read, through the same outbox into the same chain:
     who (the actor's id) tried which site's figures, on which route, and the code they got."""
     now = clock.now()
-    refusal = ReportRefused(report=cmd.report, site_id=cmd.site_id, route=cmd.route, code=cmd.code,
-                            status=cmd.status, refused_at=now)
+    refusal = ReportRefused(
+        report=cmd.report, site_id=cmd.site_id, route=cmd.route, code=cmd.code, status=cmd.status, refused_at=now
+    )
     uow.emit(
         Event(
             refusal,

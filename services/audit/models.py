@@ -96,9 +96,7 @@ class AuditRepository:
             ).all()
             if not rows:
                 return
-            yield [
-                ChainLink(r.sequence, r.prev_hash, r.hash, r.body, r.type, r.site_id, str(r.event_id)) for r in rows
-            ]
+            yield [ChainLink(r.sequence, r.prev_hash, r.hash, r.body, r.type, r.site_id, str(r.event_id)) for r in rows]
             after = rows[-1].sequence
 
 

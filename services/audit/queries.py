@@ -35,9 +35,17 @@ async def entries_page(conn: AsyncConnection, query: AuditQuery) -> AuditPage:
     rows = (await conn.execute(stmt)).all()
     items = [
         AuditEntryOut(
-            sequence=r.sequence, event_id=r.event_id, type=r.type, source=r.source, site_id=r.site_id,
-            subject=r.subject, time=r.time, recorded_at=r.recorded_at, event=json.loads(r.body),
-            prev_hash=r.prev_hash, hash=r.hash,
+            sequence=r.sequence,
+            event_id=r.event_id,
+            type=r.type,
+            source=r.source,
+            site_id=r.site_id,
+            subject=r.subject,
+            time=r.time,
+            recorded_at=r.recorded_at,
+            event=json.loads(r.body),
+            prev_hash=r.prev_hash,
+            hash=r.hash,
         )
         for r in rows[: query.limit]
     ]

@@ -105,9 +105,7 @@ def _negotiate(request: web.Request, explicit: str | None, offered: dict[str, Re
     return best[2]
 
 
-async def _request(
-    call: Call, report: ReportName, format_: ReportFormat, handler: Callable[..., Any]
-) -> Outcome[Any]:
+async def _request(call: Call, report: ReportName, format_: ReportFormat, handler: Callable[..., Any]) -> Outcome[Any]:
     query: ReportQuery = call.query
     paging.local_dates(query.from_, query.to, max_days=MAX_RANGE_DAYS)
     try:
@@ -116,8 +114,14 @@ async def _request(
         await _record_refusal(call, report, query.site or call.who.site_id, refused)
         raise
     cmd = RequestReport(
-        report=report, scope=scope, first=query.from_, last=query.to, format=format_, min_cell=query.min_cell,
-        actor_id=call.who.actor_id, actor_site_id=call.who.site_id,
+        report=report,
+        scope=scope,
+        first=query.from_,
+        last=query.to,
+        format=format_,
+        min_cell=query.min_cell,
+        actor_id=call.who.actor_id,
+        actor_site_id=call.who.site_id,
     )
     answer = functools.partial(handler, withholder=call.request.app[WITHHOLDER])
     return await execute(answer, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
@@ -125,8 +129,13 @@ async def _request(
 
 async def _record_refusal(call: Call, report: ReportName, site_id: str, refused: Forbidden) -> None:
     cmd = RefuseReport(
-        report=report, site_id=site_id, route=call.request.path, code=refused.code, status=refused.status,
-        actor_id=call.who.actor_id, actor_site_id=call.who.site_id,
+        report=report,
+        site_id=site_id,
+        route=call.request.path,
+        code=refused.code,
+        status=refused.status,
+        actor_id=call.who.actor_id,
+        actor_site_id=call.who.site_id,
     )
     await execute(handlers.record_refused_report, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
 
@@ -197,7 +206,5 @@ async def daily_chart(call: Call) -> web.StreamResponse:
 async def _chart(call: Call) -> web.StreamResponse:
     outcome = await _request(call, "daily_chart", "svg", handlers.request_daily)
     response = web.Response(text=exports.daily_svg(outcome.body), content_type=SVG, charset="utf-8")
-    response.headers["Content-Disposition"] = (
-        f'inline; filename="{exports.filename("daily", outcome.body, "svg")}"'
-    )
+    response.headers["Content-Disposition"] = f'inline; filename="{exports.filename("daily", outcome.body, "svg")}"'
     return _flag_suppression(response, outcome.body)

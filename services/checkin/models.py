@@ -138,9 +138,7 @@ class CheckinRepository:
             select(visits.c.visit_id).where(visits.c.member_id == member_id, visits.c.checked_out_at.is_(None))
         )
 
-    async def close_visit(
-        self, visit_id: uuid.UUID, site_id: str, at: datetime, closed_by: str
-    ) -> VisitRecord | None:
+    async def close_visit(self, visit_id: uuid.UUID, site_id: str, at: datetime, closed_by: str) -> VisitRecord | None:
         row = (
             await self.session.execute(
                 update(visits)
@@ -168,11 +166,14 @@ class CheckinRepository:
         return [VisitRecord(*row) for row in rows]
 
     async def count_present(self, site_id: str) -> int:
-        return await self.session.scalar(
-            select(func.count()).select_from(visits).where(
-                and_(visits.c.site_id == site_id, visits.c.checked_out_at.is_(None))
+        return (
+            await self.session.scalar(
+                select(func.count())
+                .select_from(visits)
+                .where(and_(visits.c.site_id == site_id, visits.c.checked_out_at.is_(None)))
             )
-        ) or 0
+            or 0
+        )
 
     async def erase_member(self, member_id: uuid.UUID, at: datetime) -> bool:
         result = await self.session.execute(

@@ -69,7 +69,11 @@ async def register_member(call: Call) -> object:
         code_length=app[SETTINGS].kiosk_code_length,
     )
     return await execute(
-        handlers.register_member, cmd, uow=_uow(call), clock=app[CLOCK], status=201,
+        handlers.register_member,
+        cmd,
+        uow=_uow(call),
+        clock=app[CLOCK],
+        status=201,
         idempotency=call.idempotency(),
     )
 
@@ -96,7 +100,11 @@ async def check_in(call: Call) -> object:
         ref=body.ref,
     )
     return await execute(
-        handlers.check_in_visitor, cmd, uow=_uow(call), clock=call.request.app[CLOCK], status=201,
+        handlers.check_in_visitor,
+        cmd,
+        uow=_uow(call),
+        clock=call.request.app[CLOCK],
+        status=201,
         idempotency=call.idempotency(),
     )
 
@@ -112,7 +120,10 @@ async def check_in(call: Call) -> object:
 async def check_out(call: Call) -> object:
     cmd = CheckOutVisitor(site_id=call.who.site_id, actor_id=call.who.actor_id, visit_id=call.uuid_param("visit_id"))
     return await execute(
-        handlers.check_out_visitor, cmd, uow=_uow(call), clock=call.request.app[CLOCK],
+        handlers.check_out_visitor,
+        cmd,
+        uow=_uow(call),
+        clock=call.request.app[CLOCK],
         idempotency=call.idempotency(),
     )
 
@@ -132,7 +143,10 @@ async def check_out_member(call: Call) -> object:
         site_id=call.who.site_id, actor_id=call.who.actor_id, kiosk_code=body.kiosk_code, member_id=body.member_id
     )
     return await execute(
-        handlers.check_out_visitor, cmd, uow=_uow(call), clock=call.request.app[CLOCK],
+        handlers.check_out_visitor,
+        cmd,
+        uow=_uow(call),
+        clock=call.request.app[CLOCK],
         idempotency=call.idempotency(),
     )
 
@@ -149,7 +163,9 @@ async def occupancy(call: Call) -> Occupancy:
         present = await uow.checkin.count_present(site.site_id)
     near = call.request.app[SETTINGS].occupancy_near_ratio
     return Occupancy(
-        site_id=site.site_id, present=present, capacity=site.capacity,
+        site_id=site.site_id,
+        present=present,
+        capacity=site.capacity,
         status=occupancy_status(present, site.capacity, near),
     )
 
@@ -181,9 +197,15 @@ async def list_visits(call: Call) -> VisitPage:
         rows = (await uow.session.execute(stmt)).all()
     items = [
         VisitOut(
-            visit_id=r.visit_id, member_id=r.member_id, anonymous=r.member_id is None, purpose=r.purpose,
-            support_type=r.support_type, ref=r.ref, checked_in_at=r.checked_in_at,
-            checked_out_at=r.checked_out_at, closed_by=r.closed_by,
+            visit_id=r.visit_id,
+            member_id=r.member_id,
+            anonymous=r.member_id is None,
+            purpose=r.purpose,
+            support_type=r.support_type,
+            ref=r.ref,
+            checked_in_at=r.checked_in_at,
+            checked_out_at=r.checked_out_at,
+            closed_by=r.closed_by,
         )
         for r in rows[: query.limit]
     ]
@@ -215,8 +237,14 @@ async def get_member(call: Call) -> MemberOut:
             )
         ).one()
     return MemberOut(
-        member_id=row.member_id, site_id=row.site_id, kiosk_code=row.kiosk_code, nickname=row.nickname,
-        registered_at=row.registered_at, erased_at=row.erased_at, visits=stats[0], last_visit_at=stats[1],
+        member_id=row.member_id,
+        site_id=row.site_id,
+        kiosk_code=row.kiosk_code,
+        nickname=row.nickname,
+        registered_at=row.registered_at,
+        erased_at=row.erased_at,
+        visits=stats[0],
+        last_visit_at=stats[1],
         present=stats[2] > 0,
     )
 

@@ -37,7 +37,7 @@ SeatCount = Annotated[int, Field(ge=0, le=1000)]
 
 
 def _local_date_or_time(value: object) -> object:
-    """"2026-12-29" is a whole local day, "2026-12-29T18:00:00" one local start time (never an offset)."""
+    """ "2026-12-29" is a whole local day, "2026-12-29T18:00:00" one local start time (never an offset)."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -68,15 +68,16 @@ class CreateGroupBody(Body):
     room: Room | None = None
     first_start: Annotated[NaiveDatetime, WithJsonSchema(LOCAL_DATE_TIME)] = Field(
         description="Local wall-clock time of the first session, no offset; later sessions keep this wall-clock time. "
-                    "As in RFC 5545, a time the clocks skip (spring forward) takes the offset from before the gap "
-                    "(02:15 on that day is 03:15 new time) and a time they repeat (fall back) is its first instance"
+        "As in RFC 5545, a time the clocks skip (spring forward) takes the offset from before the gap "
+        "(02:15 on that day is 03:15 new time) and a time they repeat (fall back) is its first instance"
     )
     duration_minutes: int = Field(
         ge=5, le=24 * 60, description="Exact length of each session: one across a clock change still lasts this long"
     )
     rrule: str = Field(min_length=6, max_length=500, description=RRULE_DESCRIPTION)
     exceptions: list[LocalDateOrTime] = Field(
-        default_factory=list, max_length=200,
+        default_factory=list,
+        max_length=200,
         description="Local dates (the whole day) or local start times that do not happen",
     )
 
@@ -102,17 +103,17 @@ class ScheduleEventBody(Body):
             raise ValueError("ends_at must be after starts_at")
         if self.registration_closes_at is not None and self.registration_closes_at > self.ends_at:
             raise ValueError("registration cannot close after the event ends")
-        if (
-            self.registration_opens_at is not None
-            and self.registration_opens_at >= (self.registration_closes_at or self.starts_at)
+        if self.registration_opens_at is not None and self.registration_opens_at >= (
+            self.registration_closes_at or self.starts_at
         ):
             raise ValueError("registration must open before it closes")
         return self
 
 
 class ChangeCapacityBody(Body):
-    model_config = ConfigDict(json_schema_extra=at_least_one_of(capacity={"type": "integer"},
-                                                                child_care_seats={"type": "integer"}))
+    model_config = ConfigDict(
+        json_schema_extra=at_least_one_of(capacity={"type": "integer"}, child_care_seats={"type": "integer"})
+    )
 
     capacity: int | None = Field(default=None, ge=1, le=1000)
     child_care_seats: SeatCount | None = None

@@ -274,9 +274,14 @@ async def move_session(cmd: MoveSession, *, uow: GatheringsUnitOfWork, clock: Cl
     )
     room = session.room_left
     return GatheringChanged(
-        gathering_id=session.gathering_id, starts_at=cmd.starts_at, ends_at=cmd.ends_at,
-        capacity=session.capacity, child_care_seats=session.child_care_seats,
-        seats_left=room.adults, child_care_seats_left=room.children, promoted=[],
+        gathering_id=session.gathering_id,
+        starts_at=cmd.starts_at,
+        ends_at=cmd.ends_at,
+        capacity=session.capacity,
+        child_care_seats=session.child_care_seats,
+        seats_left=room.adults,
+        child_care_seats_left=room.children,
+        promoted=[],
     )
 
 
@@ -366,14 +371,18 @@ async def change_capacity(cmd: ChangeCapacity, *, uow: GatheringsUnitOfWork, clo
         )
         if problem == "capacity_below_confirmed":
             raise Conflict(
-                "Fewer seats than are taken: cancel registrations first.", code="capacity_below_confirmed",
-                taken_adults=gathering.taken_adults, taken_children=gathering.taken_children,
+                "Fewer seats than are taken: cancel registrations first.",
+                code="capacity_below_confirmed",
+                taken_adults=gathering.taken_adults,
+                taken_children=gathering.taken_children,
             )
         if problem == "capacity_below_waiting_party":
             raise Conflict(
-                "A waiting party would never fit: cancel its registration first.", code="capacity_below_waiting_party",
+                "A waiting party would never fit: cancel its registration first.",
+                code="capacity_below_waiting_party",
                 registration_ids=[
-                    str(w.registration_id) for w in waiting
+                    str(w.registration_id)
+                    for w in waiting
                     if not domain.can_ever_fit(w.party, capacity, child_care_seats)
                 ],
             )
@@ -393,9 +402,13 @@ async def change_capacity(cmd: ChangeCapacity, *, uow: GatheringsUnitOfWork, clo
         gathering.taken_children + sum(r.children for r in promoted),
     )
     return GatheringChanged(
-        gathering_id=gathering.gathering_id, starts_at=gathering.starts_at, ends_at=gathering.ends_at,
-        capacity=capacity, child_care_seats=child_care_seats,
-        seats_left=capacity - taken.adults, child_care_seats_left=child_care_seats - taken.children,
+        gathering_id=gathering.gathering_id,
+        starts_at=gathering.starts_at,
+        ends_at=gathering.ends_at,
+        capacity=capacity,
+        child_care_seats=child_care_seats,
+        seats_left=capacity - taken.adults,
+        child_care_seats_left=child_care_seats - taken.children,
         promoted=[r.registration_id for r in promoted],
     )
 
@@ -433,9 +446,7 @@ def _emit_rescheduled(
             child_care_seats=child_care_seats,
             family_friendly=gathering.family_friendly,
             registration_opens_at=gathering.registration_opens_at,
-            registration_closes_at=domain.registration_closes_at(
-                gathering.starts_at, gathering.registration_closes_at
-            ),
+            registration_closes_at=domain.registration_closes_at(gathering.starts_at, gathering.registration_closes_at),
             change="capacity_changed",
         )
     uow.emit(Event(data, subject=str(gathering.gathering_id), site_id=gathering.site_id, actor_id=actor_id, time=now))
@@ -499,7 +510,8 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
     closes_at = domain.registration_closes_at(gathering.starts_at, gathering.registration_closes_at)
     if domain.window_state(now, gathering.registration_opens_at, closes_at) != "open":
         raise Conflict(
-            "Registration is not open now.", code="registration_closed",
+            "Registration is not open now.",
+            code="registration_closed",
             opens_at=gathering.registration_opens_at.isoformat() if gathering.registration_opens_at else None,
             closes_at=closes_at.isoformat(),
         )
@@ -507,7 +519,9 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
         raise Conflict(
             "This party is bigger than the whole gathering (adults against capacity, children against child-care "
             "seats).",
-            code="party_too_large", capacity=gathering.capacity, child_care_seats=gathering.child_care_seats,
+            code="party_too_large",
+            capacity=gathering.capacity,
+            child_care_seats=gathering.child_care_seats,
         )
     # No waiting party fits the room left (promotion guarantees it), so a party that fits is the one a
     # first-come-first-served walk of the waitlist would seat: seat it; otherwise it waits at the end.
@@ -528,7 +542,8 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
     if placed is None:
         existing = await uow.gatherings.active_registration_of(gathering.gathering_id, cmd.member_id)
         raise Conflict(
-            f"This member is registered for this {cmd.gathering_type} already.", code="already_registered",
+            f"This member is registered for this {cmd.gathering_type} already.",
+            code="already_registered",
             registration_id=str(existing.registration_id) if existing else None,
         )
     return RegistrationResult(
@@ -641,8 +656,16 @@ async def mark_attendance(cmd: MarkAttendance, *, uow: GatheringsUnitOfWork, clo
         cmd.children if cmd.children is not None else default.children,
     )
     attendance_id = await _record_attendance(
-        uow, gathering, member_id=cmd.member_id, visit_id=None, registration=registration, party=party,
-        source="roster", at=now, actor_id=cmd.actor_id, correlation_id=None,
+        uow,
+        gathering,
+        member_id=cmd.member_id,
+        visit_id=None,
+        registration=registration,
+        party=party,
+        source="roster",
+        at=now,
+        actor_id=cmd.actor_id,
+        correlation_id=None,
     )
     if attendance_id is None:
         attendance_id = await uow.gatherings.attendance_of(gathering.gathering_id, cmd.member_id)
@@ -672,9 +695,16 @@ async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUni
     if visit.member_id is not None:
         registration = await _confirmed_registration(uow, gathering, visit.member_id)
     await _record_attendance(
-        uow, gathering, member_id=visit.member_id, visit_id=visit.visit_id, registration=registration,
+        uow,
+        gathering,
+        member_id=visit.member_id,
+        visit_id=visit.visit_id,
+        registration=registration,
         party=registration.party if registration is not None else Party(1, 0),
-        source="checkin", at=visit.checked_in_at, actor_id=None, correlation_id=str(event.id),
+        source="checkin",
+        at=visit.checked_in_at,
+        actor_id=None,
+        correlation_id=str(event.id),
     )
 
 
@@ -768,7 +798,8 @@ async def _locked(
     allow_cancelled: bool = False,
 ) -> GatheringRow:
     return _present(
-        await uow.gatherings.lock_gathering(gathering_id, gathering_type, site_id), gathering_type,
+        await uow.gatherings.lock_gathering(gathering_id, gathering_type, site_id),
+        gathering_type,
         allow_cancelled=allow_cancelled,
     )
 

@@ -145,7 +145,10 @@ class Registration(Base):
         CheckConstraint("adults >= 1 AND children >= 0", name="party_size"),
         # One active registration per member and gathering, under any concurrency.
         Index(
-            "uq_registrations_active_member", "gathering_id", "member_id", unique=True,
+            "uq_registrations_active_member",
+            "gathering_id",
+            "member_id",
+            unique=True,
             postgresql_where=text("status <> 'cancelled'"),
         ),
         Index("ix_registrations_gathering_id_status_seq", "gathering_id", "status", "seq"),
@@ -177,7 +180,10 @@ class Attendance(Base):
         CheckConstraint("member_id IS NOT NULL OR visit_id IS NOT NULL", name="someone"),
         # A member attends a gathering once; an anonymous walk-in once per visit. A redelivered check-in adds nothing.
         Index(
-            "uq_attendance_member", "gathering_id", "member_id", unique=True,
+            "uq_attendance_member",
+            "gathering_id",
+            "member_id",
+            unique=True,
             postgresql_where=text("member_id IS NOT NULL"),
         ),
         Index("uq_attendance_visit", "visit_id", unique=True, postgresql_where=text("visit_id IS NOT NULL")),
@@ -321,9 +327,22 @@ class GatheringRow:
 def gathering_columns() -> tuple:
     c = gatherings.c
     return (
-        c.gathering_id, c.site_id, c.gathering_type, c.group_id, c.kind, c.support_type, c.family_friendly,
-        c.starts_at, c.ends_at, c.capacity, c.child_care_seats, c.taken_adults, c.taken_children,
-        c.registration_opens_at, c.registration_closes_at, c.cancelled_at,
+        c.gathering_id,
+        c.site_id,
+        c.gathering_type,
+        c.group_id,
+        c.kind,
+        c.support_type,
+        c.family_friendly,
+        c.starts_at,
+        c.ends_at,
+        c.capacity,
+        c.child_care_seats,
+        c.taken_adults,
+        c.taken_children,
+        c.registration_opens_at,
+        c.registration_closes_at,
+        c.cancelled_at,
     )
 
 
@@ -358,7 +377,14 @@ class RegistrationRow:
 def registration_columns() -> tuple:
     c = registrations.c
     return (
-        c.registration_id, c.seq, c.gathering_id, c.site_id, c.member_id, c.adults, c.children, c.status,
+        c.registration_id,
+        c.seq,
+        c.gathering_id,
+        c.site_id,
+        c.member_id,
+        c.adults,
+        c.children,
+        c.status,
         c.registered_at,
     )
 
@@ -514,9 +540,7 @@ class GatheringsRepository:
             .values(taken_adults=adults, taken_children=children)
         )
 
-    async def set_capacity(
-        self, gathering_id: uuid.UUID, capacity: int, child_care_seats: int, at: datetime
-    ) -> None:
+    async def set_capacity(self, gathering_id: uuid.UUID, capacity: int, child_care_seats: int, at: datetime) -> None:
         await self.session.execute(
             update(gatherings)
             .where(gatherings.c.gathering_id == gathering_id)
@@ -550,9 +574,7 @@ class GatheringsRepository:
             .values(status="cancelled", cancelled_at=at, cancelled_by=by)
             .returning(active.c.member_id, active.c.status, active.c.seq)
         )
-        return [
-            CancelledRegistration(row.member_id, row.status) for row in sorted(rows, key=lambda row: row.seq)
-        ]
+        return [CancelledRegistration(row.member_id, row.status) for row in sorted(rows, key=lambda row: row.seq)]
 
     # Registrations
 

@@ -94,13 +94,30 @@ class GatheringsQueries:
             .scalar_subquery()
         )
         stmt = select(
-            g.gathering_id, g.site_id, g.gathering_type, g.group_id,
+            g.gathering_id,
+            g.site_id,
+            g.gathering_type,
+            g.group_id,
             func.coalesce(g.title, groups.c.name).label("title"),
-            g.kind, g.support_type,
+            g.kind,
+            g.support_type,
             func.coalesce(groups.c.focus_tags, literal([], ARRAY(Text))).label("focus_tags"),
-            g.family_friendly, g.room, g.starts_at, g.ends_at, g.capacity, g.child_care_seats, g.taken_adults,
-            g.taken_children, waitlisted.label("waitlisted"), g.registration_opens_at, g.registration_closes_at,
-            g.occurrence_start, groups.c.timezone, g.revision, g.updated_at, g.cancelled_at,
+            g.family_friendly,
+            g.room,
+            g.starts_at,
+            g.ends_at,
+            g.capacity,
+            g.child_care_seats,
+            g.taken_adults,
+            g.taken_children,
+            waitlisted.label("waitlisted"),
+            g.registration_opens_at,
+            g.registration_closes_at,
+            g.occurrence_start,
+            groups.c.timezone,
+            g.revision,
+            g.updated_at,
+            g.cancelled_at,
         ).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
         if site_id is not None:
             stmt = stmt.where(g.site_id == site_id)

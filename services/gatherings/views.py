@@ -168,8 +168,13 @@ async def list_group_sessions(call: Call) -> GatheringPage:
 # Sessions
 
 
-@api.get("/sessions/{session_id}", summary="One session with seats left", roles=EVERYONE,
-         response=GatheringOut, errors=(404,))
+@api.get(
+    "/sessions/{session_id}",
+    summary="One session with seats left",
+    roles=EVERYONE,
+    response=GatheringOut,
+    errors=(404,),
+)
 async def get_session(call: Call) -> GatheringOut:
     return await _one(call, "session")
 
@@ -198,8 +203,11 @@ async def change_session_capacity(call: Call) -> object:
 async def move_session(call: Call) -> object:
     body: MoveSessionBody = call.body
     cmd = MoveSession(
-        site_id=_scope(call.who), actor_id=call.who.actor_id, session_id=call.uuid_param("session_id"),
-        starts_at=body.starts_at, ends_at=body.ends_at,
+        site_id=_scope(call.who),
+        actor_id=call.who.actor_id,
+        session_id=call.uuid_param("session_id"),
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
     )
     return await execute(handlers.move_session, cmd, uow=_uow(call), clock=_clock(call))
 
@@ -247,7 +255,11 @@ async def schedule_sober_event(call: Call) -> object:
         registration_closes_at=body.registration_closes_at,
     )
     return await execute(
-        handlers.schedule_sober_event, cmd, uow=_uow(call), clock=_clock(call), status=201,
+        handlers.schedule_sober_event,
+        cmd,
+        uow=_uow(call),
+        clock=_clock(call),
+        status=201,
         idempotency=call.idempotency(),
     )
 
@@ -263,8 +275,9 @@ async def list_sober_events(call: Call) -> GatheringPage:
     return await _gathering_page(call, await _site(call), gathering_type="event")
 
 
-@api.get("/events/{event_id}", summary="One event with seats left", roles=EVERYONE,
-         response=GatheringOut, errors=(404,))
+@api.get(
+    "/events/{event_id}", summary="One event with seats left", roles=EVERYONE, response=GatheringOut, errors=(404,)
+)
 async def get_sober_event(call: Call) -> GatheringOut:
     return await _one(call, "event")
 
@@ -321,12 +334,24 @@ _REGISTER_SUMMARY = (
     "waitlisted first come first served"
 )
 api.post(
-    "/sessions/{session_id}/registrations", summary=_REGISTER_SUMMARY, roles=EVERYONE, body=RegisterBody,
-    response=RegistrationResult, status=201, errors=(404, 409), idempotent=True,
+    "/sessions/{session_id}/registrations",
+    summary=_REGISTER_SUMMARY,
+    roles=EVERYONE,
+    body=RegisterBody,
+    response=RegistrationResult,
+    status=201,
+    errors=(404, 409),
+    idempotent=True,
 )(_register("session"))
 api.post(
-    "/events/{event_id}/registrations", summary=_REGISTER_SUMMARY, roles=EVERYONE, body=RegisterBody,
-    response=RegistrationResult, status=201, errors=(404, 409), idempotent=True,
+    "/events/{event_id}/registrations",
+    summary=_REGISTER_SUMMARY,
+    roles=EVERYONE,
+    body=RegisterBody,
+    response=RegistrationResult,
+    status=201,
+    errors=(404, 409),
+    idempotent=True,
 )(_register("event"))
 
 
@@ -345,16 +370,24 @@ def _roster(gathering_type: GatheringType) -> View:
             child_care_seats=found.child_care_seats,
             confirmed=[
                 RegistrationOut(
-                    registration_id=r.registration_id, member_id=r.member_id, adults=r.adults,
-                    children=r.children, registered_at=r.registered_at, position=None,
+                    registration_id=r.registration_id,
+                    member_id=r.member_id,
+                    adults=r.adults,
+                    children=r.children,
+                    registered_at=r.registered_at,
+                    position=None,
                 )
                 for r in active
                 if r.status == "confirmed"
             ],
             waitlist=[
                 RegistrationOut(
-                    registration_id=r.registration_id, member_id=r.member_id, adults=r.adults,
-                    children=r.children, registered_at=r.registered_at, position=position,
+                    registration_id=r.registration_id,
+                    member_id=r.member_id,
+                    adults=r.adults,
+                    children=r.children,
+                    registered_at=r.registered_at,
+                    position=position,
                 )
                 for position, r in enumerate(waiting, start=1)
             ],
@@ -364,12 +397,18 @@ def _roster(gathering_type: GatheringType) -> View:
 
 
 api.get(
-    "/sessions/{session_id}/registrations", summary="Who has a seat and who waits, in order (member ids only)",
-    roles=STAFF, response=Roster, errors=(404,),
+    "/sessions/{session_id}/registrations",
+    summary="Who has a seat and who waits, in order (member ids only)",
+    roles=STAFF,
+    response=Roster,
+    errors=(404,),
 )(_roster("session"))
 api.get(
-    "/events/{event_id}/registrations", summary="Who has a seat and who waits, in order (member ids only)",
-    roles=STAFF, response=Roster, errors=(404,),
+    "/events/{event_id}/registrations",
+    summary="Who has a seat and who waits, in order (member ids only)",
+    roles=STAFF,
+    response=Roster,
+    errors=(404,),
 )(_roster("event"))
 
 
@@ -393,10 +432,15 @@ async def get_registration(call: Call) -> RegistrationStatus:
         gathering = await queries.gathering(found.gathering_id, None, None)
     assert gathering is not None
     return RegistrationStatus(
-        registration_id=found.registration_id, member_id=found.member_id, session_id=gathering.session_id,
-        event_id=gathering.sober_event_id, adults=found.adults, children=found.children,
+        registration_id=found.registration_id,
+        member_id=found.member_id,
+        session_id=gathering.session_id,
+        event_id=gathering.sober_event_id,
+        adults=found.adults,
+        children=found.children,
         status=found.status,  # type: ignore[arg-type]
-        position=position, registered_at=found.registered_at,
+        position=position,
+        registered_at=found.registered_at,
     )
 
 
@@ -443,12 +487,20 @@ def _mark_attendance(gathering_type: GatheringType) -> View:
 
 _ATTENDANCE_SUMMARY = "Mark a member present on the roster (a walk-in too); marking twice records nothing new"
 api.post(
-    "/sessions/{session_id}/attendance", summary=_ATTENDANCE_SUMMARY, roles=STAFF, body=AttendanceBody,
-    response=AttendanceResult, errors=(404, 409),
+    "/sessions/{session_id}/attendance",
+    summary=_ATTENDANCE_SUMMARY,
+    roles=STAFF,
+    body=AttendanceBody,
+    response=AttendanceResult,
+    errors=(404, 409),
 )(_mark_attendance("session"))
 api.post(
-    "/events/{event_id}/attendance", summary=_ATTENDANCE_SUMMARY, roles=STAFF, body=AttendanceBody,
-    response=AttendanceResult, errors=(404, 409),
+    "/events/{event_id}/attendance",
+    summary=_ATTENDANCE_SUMMARY,
+    roles=STAFF,
+    body=AttendanceBody,
+    response=AttendanceResult,
+    errors=(404, 409),
 )(_mark_attendance("event"))
 
 
@@ -466,9 +518,7 @@ async def upcoming(call: Call) -> Upcoming:
     now = _clock(call).now()
     until = now + timedelta(days=call.request.app[SETTINGS].upcoming_days)
     async with _queries(call) as queries:
-        found = await queries.gathering_views(
-            site_id=site.site_id, ends_after=now, starts_before=until, limit=500
-        )
+        found = await queries.gathering_views(site_id=site.site_id, ends_after=now, starts_before=until, limit=500)
     return Upcoming(
         site_id=site.site_id,
         timezone=site.timezone,
@@ -633,11 +683,20 @@ def _gathering_out(v: GatheringView, zone: zoneinfo.ZoneInfo, now: datetime) -> 
 
 def _group_out(g: GroupRecord) -> GroupOut:
     return GroupOut(
-        group_id=g.group_id, name=g.name, focus_tags=g.focus_tags,
+        group_id=g.group_id,
+        name=g.name,
+        focus_tags=g.focus_tags,
         support_type=g.support_type,  # type: ignore[arg-type]
-        facilitator_member_id=g.facilitator_member_id, capacity=g.capacity, child_care_seats=g.child_care_seats,
-        room=g.room, timezone=g.timezone, first_start=g.first_start_local, duration_minutes=g.duration_minutes,
-        rrule=g.rrule, exceptions=g.exceptions, scheduled_until=g.scheduled_until,
+        facilitator_member_id=g.facilitator_member_id,
+        capacity=g.capacity,
+        child_care_seats=g.child_care_seats,
+        room=g.room,
+        timezone=g.timezone,
+        first_start=g.first_start_local,
+        duration_minutes=g.duration_minutes,
+        rrule=g.rrule,
+        exceptions=g.exceptions,
+        scheduled_until=g.scheduled_until,
     )
 
 

@@ -99,22 +99,26 @@ class ShiftBody(Body):
 
 
 class SeriesBody(Body):
-    model_config = ConfigDict(json_schema_extra=exactly_one_of(duration_minutes={"type": "integer"},
-                                                               end={"type": "string"}))
+    model_config = ConfigDict(
+        json_schema_extra=exactly_one_of(duration_minutes={"type": "integer"}, end={"type": "string"})
+    )
 
     role_id: Slug
     first_start: Annotated[NaiveDatetime, WithJsonSchema(LOCAL_DATE_TIME)] = Field(
         description="The first shift's start on the site's wall clock (no offset); later shifts keep this wall-clock "
-                    "time. As in RFC 5545, a time the clocks skip (spring forward) takes the offset from before the "
-                    "gap (02:15 on that day is 03:15 new time) and a time they repeat (fall back) is its first instance"
+        "time. As in RFC 5545, a time the clocks skip (spring forward) takes the offset from before the "
+        "gap (02:15 on that day is 03:15 new time) and a time they repeat (fall back) is its first instance"
     )
     duration_minutes: int | None = Field(
-        default=None, ge=1, le=1440,
+        default=None,
+        ge=1,
+        le=1440,
         description="Exact length of each shift: one across a clock change still lasts this long",
     )
     end: LocalTime | None = Field(
-        default=None, description="Local end time; before the start means the next day. It sets the shifts' length "
-                                  "(the clock difference on an ordinary day), which every shift keeps in exact time"
+        default=None,
+        description="Local end time; before the start means the next day. It sets the shifts' length "
+        "(the clock difference on an ordinary day), which every shift keeps in exact time",
     )
     rrule: str = Field(min_length=6, max_length=500, examples=["FREQ=WEEKLY;BYDAY=TU"], description=RRULE_DESCRIPTION)
     exceptions: list[LocalMoment] = Field(default_factory=list, max_length=366)
@@ -129,10 +133,14 @@ class SeriesBody(Body):
 
 
 class ShiftPatchBody(Body):
-    model_config = ConfigDict(json_schema_extra=at_least_one_of(
-        starts_at={"type": "string"}, ends_at={"type": "string"}, capacity={"type": "integer"},
-        needs_supervisor={"type": "boolean"},
-    ))
+    model_config = ConfigDict(
+        json_schema_extra=at_least_one_of(
+            starts_at={"type": "string"},
+            ends_at={"type": "string"},
+            capacity={"type": "integer"},
+            needs_supervisor={"type": "boolean"},
+        )
+    )
 
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
@@ -147,8 +155,9 @@ class ShiftPatchBody(Body):
 
 
 class SignUpBody(Body):
-    member_id: uuid.UUID | None = Field(default=None, description="Whom to sign up (coordinators); a volunteer "
-                                        "signs up themself and may leave it out")
+    member_id: uuid.UUID | None = Field(
+        default=None, description="Whom to sign up (coordinators); a volunteer signs up themself and may leave it out"
+    )
 
 
 class AddHoursBody(Body):
@@ -481,9 +490,7 @@ class HoursOut(BaseModel):
 class HoursPage(BaseModel):
     items: list[HoursOut]
     next_cursor: str | None
-    total_minutes: dict[str, int] = Field(
-        default_factory=dict, description="Minutes on this page by status"
-    )
+    total_minutes: dict[str, int] = Field(default_factory=dict, description="Minutes on this page by status")
 
 
 class CalendarFeedOut(BaseModel):

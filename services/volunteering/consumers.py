@@ -17,7 +17,10 @@ from shared.uow import inbox_consumer
 
 QUEUE = "volunteering"
 BINDINGS = (
-    "checkin.visitor_checked_in", "checkin.visitor_checked_out", "checkin.member_registered", "checkin.member_erased"
+    "checkin.visitor_checked_in",
+    "checkin.visitor_checked_out",
+    "checkin.member_registered",
+    "checkin.member_erased",
 )
 
 

@@ -103,7 +103,8 @@ def qualification(
         return Qualification("not_qualified", "role_not_assigned")
     records = list(trainings)
     missing = tuple(
-        required for required in required_trainings
+        required
+        for required in required_trainings
         if not any(r.training_id == required and r.valid_on(on) for r in records)
     )
     if missing:
@@ -258,20 +259,37 @@ def occurrences_between(
     counted from its first start, so COUNT and BYSETPOS mean what they say. CPU work bounded by the horizon: run it
     off the event loop."""
     return expand(
-        rule, first_local_start=first_local_start, duration=duration, zone=zone, exceptions=exceptions,
-        after=after, until=until, limit=limit,
+        rule,
+        first_local_start=first_local_start,
+        duration=duration,
+        zone=zone,
+        exceptions=exceptions,
+        after=after,
+        until=until,
+        limit=limit,
     )
 
 
 def occurs_after(
-    rule: str | Rule, *, first_local_start: datetime, zone: zoneinfo.ZoneInfo, exceptions: Iterable[date | datetime],
+    rule: str | Rule,
+    *,
+    first_local_start: datetime,
+    zone: zoneinfo.ZoneInfo,
+    exceptions: Iterable[date | datetime],
     after: datetime,
 ) -> bool:
     """Whether the rule has an occurrence starting after ``after`` (looking at most ten years ahead)."""
-    return first_start_after(
-        rule, first_local_start=first_local_start, zone=zone, exceptions=exceptions, after=after,
-        until=after + timedelta(days=3653),
-    ) is not None
+    return (
+        first_start_after(
+            rule,
+            first_local_start=first_local_start,
+            zone=zone,
+            exceptions=exceptions,
+            after=after,
+            until=after + timedelta(days=3653),
+        )
+        is not None
+    )
 
 
 def check_new_series(occurrences: Sequence[Occurrence], *, occurs_later: bool) -> None:

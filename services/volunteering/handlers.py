@@ -74,8 +74,13 @@ async def create_role(cmd: CreateRole, *, uow: VolunteeringUnitOfWork, clock: Cl
     required = list(dict.fromkeys(cmd.required_trainings))
     added = await uow.people.add_role(
         {
-            "site_id": cmd.actor.site_id, "role_id": cmd.role_id, "title": cmd.title,
-            "required_trainings": required, "supervisor": cmd.supervisor, "created_at": now, "updated_at": now,
+            "site_id": cmd.actor.site_id,
+            "role_id": cmd.role_id,
+            "title": cmd.title,
+            "required_trainings": required,
+            "supervisor": cmd.supervisor,
+            "created_at": now,
+            "updated_at": now,
         }
     )
     if not added:
@@ -86,7 +91,8 @@ async def create_role(cmd: CreateRole, *, uow: VolunteeringUnitOfWork, clock: Cl
 async def update_role(cmd: UpdateRole, *, uow: VolunteeringUnitOfWork, clock: Clock) -> RoleOut:
     required = list(dict.fromkeys(cmd.required_trainings))
     changed = await uow.people.update_role(
-        cmd.actor.site_id, cmd.role_id,
+        cmd.actor.site_id,
+        cmd.role_id,
         {"title": cmd.title, "required_trainings": required, "supervisor": cmd.supervisor, "updated_at": clock.now()},
     )
     if not changed:
@@ -94,9 +100,7 @@ async def update_role(cmd: UpdateRole, *, uow: VolunteeringUnitOfWork, clock: Cl
     return RoleOut(role_id=cmd.role_id, title=cmd.title, required_trainings=required, supervisor=cmd.supervisor)
 
 
-async def set_volunteer_profile(
-    cmd: SetVolunteerProfile, *, uow: VolunteeringUnitOfWork, clock: Clock
-) -> VolunteerOut:
+async def set_volunteer_profile(cmd: SetVolunteerProfile, *, uow: VolunteeringUnitOfWork, clock: Clock) -> VolunteerOut:
     now = clock.now()
     site_id = cmd.actor.site_id
     existing = await uow.people.get_profile(cmd.member_id)
@@ -112,14 +116,23 @@ async def set_volunteer_profile(
     _require_member(await uow.people.member_standing(cmd.member_id, site_id), erased_ok=existing is not None)
     await uow.people.upsert_profile(
         {
-            "member_id": cmd.member_id, "site_id": site_id, "roles": roles,
-            "monthly_hours_goal": cmd.monthly_hours_goal, "stipend_eligible": cmd.stipend_eligible,
-            "active": cmd.active, "created_at": now, "updated_at": now,
+            "member_id": cmd.member_id,
+            "site_id": site_id,
+            "roles": roles,
+            "monthly_hours_goal": cmd.monthly_hours_goal,
+            "stipend_eligible": cmd.stipend_eligible,
+            "active": cmd.active,
+            "created_at": now,
+            "updated_at": now,
         }
     )
     return VolunteerOut(
-        member_id=cmd.member_id, site_id=site_id, roles=roles, monthly_hours_goal=cmd.monthly_hours_goal,
-        stipend_eligible=cmd.stipend_eligible, active=cmd.active,
+        member_id=cmd.member_id,
+        site_id=site_id,
+        roles=roles,
+        monthly_hours_goal=cmd.monthly_hours_goal,
+        stipend_eligible=cmd.stipend_eligible,
+        active=cmd.active,
     )
 
 
@@ -130,9 +143,14 @@ async def record_training(cmd: RecordTraining, *, uow: VolunteeringUnitOfWork, c
     record_id = uuid.uuid4()
     await uow.people.add_training(
         {
-            "record_id": record_id, "site_id": profile.site_id, "member_id": cmd.member_id,
-            "training_id": cmd.training_id, "completed_on": cmd.completed_on, "expires_on": cmd.expires_on,
-            "recorded_at": clock.now(), "recorded_by": cmd.actor.actor_id,
+            "record_id": record_id,
+            "site_id": profile.site_id,
+            "member_id": cmd.member_id,
+            "training_id": cmd.training_id,
+            "completed_on": cmd.completed_on,
+            "expires_on": cmd.expires_on,
+            "recorded_at": clock.now(),
+            "recorded_by": cmd.actor.actor_id,
         }
     )
     return TrainingOut(
@@ -147,8 +165,16 @@ async def schedule_shift(cmd: ScheduleShift, *, uow: VolunteeringUnitOfWork, clo
     now = clock.now()
     domain.check_shift_times(cmd.starts_at, cmd.ends_at)
     await _require_role(uow, cmd.actor.site_id, cmd.role_id)
-    row = _new_shift(cmd.actor.site_id, cmd.role_id, cmd.timezone, cmd.starts_at, cmd.ends_at, cmd.capacity,
-                     cmd.needs_supervisor, now)
+    row = _new_shift(
+        cmd.actor.site_id,
+        cmd.role_id,
+        cmd.timezone,
+        cmd.starts_at,
+        cmd.ends_at,
+        cmd.capacity,
+        cmd.needs_supervisor,
+        now,
+    )
     await uow.shifts.add_shifts([row])
     _emit_scheduled(uow, row, cmd.actor.actor_id, now)
     return _shift_result(row)
@@ -165,29 +191,59 @@ async def schedule_series(cmd: ScheduleSeries, *, uow: VolunteeringUnitOfWork, c
     exceptions = domain.local_exceptions(cmd.exceptions, zone)
     until = now + cmd.horizon
     occurrences = await off_loop(
-        domain.occurrences_between, checked, first_local_start=cmd.first_local_start, duration=duration, zone=zone,
-        exceptions=exceptions, after=now, until=until, limit=MAX_OCCURRENCES + 1,
+        domain.occurrences_between,
+        checked,
+        first_local_start=cmd.first_local_start,
+        duration=duration,
+        zone=zone,
+        exceptions=exceptions,
+        after=now,
+        until=until,
+        limit=MAX_OCCURRENCES + 1,
     )
     domain.check_new_series(
         occurrences,
-        occurs_later=bool(occurrences) or await off_loop(
-            domain.occurs_after, checked, first_local_start=cmd.first_local_start, zone=zone, exceptions=exceptions,
+        occurs_later=bool(occurrences)
+        or await off_loop(
+            domain.occurs_after,
+            checked,
+            first_local_start=cmd.first_local_start,
+            zone=zone,
+            exceptions=exceptions,
             after=until,
         ),
     )
     series_id = uuid.uuid4()
     await uow.shifts.add_series(
         {
-            "series_id": series_id, "site_id": site_id, "role_id": cmd.role_id, "rrule": rule,
-            "first_local_start": cmd.first_local_start, "duration_minutes": duration // timedelta(minutes=1),
-            "exceptions": [e.isoformat() for e in exceptions], "timezone": cmd.timezone, "capacity": cmd.capacity,
-            "needs_supervisor": cmd.needs_supervisor, "materialized_until": until, "created_at": now,
+            "series_id": series_id,
+            "site_id": site_id,
+            "role_id": cmd.role_id,
+            "rrule": rule,
+            "first_local_start": cmd.first_local_start,
+            "duration_minutes": duration // timedelta(minutes=1),
+            "exceptions": [e.isoformat() for e in exceptions],
+            "timezone": cmd.timezone,
+            "capacity": cmd.capacity,
+            "needs_supervisor": cmd.needs_supervisor,
+            "materialized_until": until,
+            "created_at": now,
             "created_by": cmd.actor.actor_id,
         }
     )
     rows = [
-        _new_shift(site_id, cmd.role_id, cmd.timezone, o.starts_at, o.ends_at, cmd.capacity, cmd.needs_supervisor,
-                   now, series_id=series_id, occurrence_start=o.local_start)
+        _new_shift(
+            site_id,
+            cmd.role_id,
+            cmd.timezone,
+            o.starts_at,
+            o.ends_at,
+            cmd.capacity,
+            cmd.needs_supervisor,
+            now,
+            series_id=series_id,
+            occurrence_start=o.local_start,
+        )
         for o in occurrences
     ]
     await uow.shifts.add_shifts(rows)
@@ -206,15 +262,30 @@ async def extend_series(cmd: ExtendSeries, *, uow: VolunteeringUnitOfWork, clock
         zone = zoneinfo.ZoneInfo(s.timezone)
         try:
             occurrences = await off_loop(
-                domain.occurrences_between, s.rrule, first_local_start=s.first_local_start,
-                duration=timedelta(minutes=s.duration_minutes), zone=zone,
-                exceptions=[_parse_moment(e) for e in s.exceptions], after=max(s.materialized_until, now), until=until,
+                domain.occurrences_between,
+                s.rrule,
+                first_local_start=s.first_local_start,
+                duration=timedelta(minutes=s.duration_minutes),
+                zone=zone,
+                exceptions=[_parse_moment(e) for e in s.exceptions],
+                after=max(s.materialized_until, now),
+                until=until,
             )
         except InvalidInput:
             occurrences = []  # a rule stored before today's stricter check: nothing sensible to add
         rows = [
-            _new_shift(s.site_id, s.role_id, s.timezone, o.starts_at, o.ends_at, s.capacity, s.needs_supervisor, now,
-                       series_id=s.series_id, occurrence_start=o.local_start)
+            _new_shift(
+                s.site_id,
+                s.role_id,
+                s.timezone,
+                o.starts_at,
+                o.ends_at,
+                s.capacity,
+                s.needs_supervisor,
+                now,
+                series_id=s.series_id,
+                occurrence_start=o.local_start,
+            )
             for o in occurrences
         ]
         added = await uow.shifts.add_shifts(rows)
@@ -241,45 +312,71 @@ async def change_shift(cmd: ChangeShift, *, uow: VolunteeringUnitOfWork, clock: 
     if capacity < shift.confirmed:
         raise Conflict(
             f"{shift.confirmed} volunteers are confirmed; drop some before lowering the capacity.",
-            code="capacity_below_confirmed", confirmed=shift.confirmed,
+            code="capacity_below_confirmed",
+            confirmed=shift.confirmed,
         )
     before = (shift.starts_at, shift.ends_at, shift.capacity, shift.needs_supervisor)
     after = (starts_at, ends_at, capacity, needs_supervisor)
     changed = [
-        name for name, old, new in zip(("starts_at", "ends_at", "capacity", "needs_supervisor"), before, after,
-                                       strict=True)
+        name
+        for name, old, new in zip(("starts_at", "ends_at", "capacity", "needs_supervisor"), before, after, strict=True)
         if old != new
     ]
     promotions: list[Event] = []
     if changed:
         await uow.shifts.update_shift(
             shift.shift_id,
-            {"starts_at": starts_at, "ends_at": ends_at, "capacity": capacity, "needs_supervisor": needs_supervisor,
-             "updated_at": now},
+            {
+                "starts_at": starts_at,
+                "ends_at": ends_at,
+                "capacity": capacity,
+                "needs_supervisor": needs_supervisor,
+                "updated_at": now,
+            },
             revised="starts_at" in changed or "ends_at" in changed,
         )
-        moved = replace(shift, starts_at=starts_at, ends_at=ends_at, capacity=capacity,
-                         needs_supervisor=needs_supervisor)
+        moved = replace(
+            shift, starts_at=starts_at, ends_at=ends_at, capacity=capacity, needs_supervisor=needs_supervisor
+        )
         if capacity > shift.capacity:
-            promotions = await _promote(uow, moved, capacity - shift.confirmed, now, "capacity_increased",
-                                        cmd.actor.actor_id)
+            promotions = await _promote(
+                uow, moved, capacity - shift.confirmed, now, "capacity_increased", cmd.actor.actor_id
+            )
         members, confirmed, waitlisted = await uow.shifts.active_members(shift.shift_id)
         uow.emit(
             Event(
                 ShiftChanged(
-                    shift_id=shift.shift_id, role_id=shift.role_id, changed=changed,  # type: ignore[arg-type]
-                    starts_at=starts_at, ends_at=ends_at, capacity=capacity, needs_supervisor=needs_supervisor,
-                    confirmed=confirmed, waitlisted=waitlisted, affected_member_ids=members,
+                    shift_id=shift.shift_id,
+                    role_id=shift.role_id,
+                    changed=changed,  # type: ignore[arg-type]
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    capacity=capacity,
+                    needs_supervisor=needs_supervisor,
+                    confirmed=confirmed,
+                    waitlisted=waitlisted,
+                    affected_member_ids=members,
                 ),
-                subject=str(shift.shift_id), site_id=shift.site_id, actor_id=cmd.actor.actor_id, time=now,
+                subject=str(shift.shift_id),
+                site_id=shift.site_id,
+                actor_id=cmd.actor.actor_id,
+                time=now,
             )
         )
         for event in promotions:
             uow.emit(event)
     return ShiftChangedResult(
-        shift_id=shift.shift_id, series_id=shift.series_id, role_id=shift.role_id, starts_at=starts_at,
-        ends_at=ends_at, capacity=capacity, confirmed=shift.confirmed + len(promotions),
-        needs_supervisor=needs_supervisor, status="scheduled", changed=changed, promoted=len(promotions),
+        shift_id=shift.shift_id,
+        series_id=shift.series_id,
+        role_id=shift.role_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        capacity=capacity,
+        confirmed=shift.confirmed + len(promotions),
+        needs_supervisor=needs_supervisor,
+        status="scheduled",
+        changed=changed,
+        promoted=len(promotions),
     )
 
 
@@ -298,10 +395,18 @@ async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: 
     uow.emit(
         Event(
             ShiftCancelled(
-                shift_id=shift.shift_id, series_id=shift.series_id, role_id=shift.role_id,
-                starts_at=shift.starts_at, ends_at=shift.ends_at, cancelled_at=now, affected_member_ids=members,
+                shift_id=shift.shift_id,
+                series_id=shift.series_id,
+                role_id=shift.role_id,
+                starts_at=shift.starts_at,
+                ends_at=shift.ends_at,
+                cancelled_at=now,
+                affected_member_ids=members,
             ),
-            subject=str(shift.shift_id), site_id=shift.site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(shift.shift_id),
+            site_id=shift.site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
     return ShiftCancelledResult(shift_id=shift.shift_id, status="cancelled", affected=len(members))
@@ -329,29 +434,53 @@ async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> 
     if now >= shift.starts_at and not actor.is_staff:
         raise Conflict("This shift has started; ask a coordinator.", code="shift_started")
     verdict = domain.qualification(
-        profile, site_id=shift.site_id, role_id=shift.role_id, required_trainings=shift.required_trainings,
-        trainings=records, on=domain.local_date(shift.starts_at, zoneinfo.ZoneInfo(shift.timezone)),
+        profile,
+        site_id=shift.site_id,
+        role_id=shift.role_id,
+        required_trainings=shift.required_trainings,
+        trainings=records,
+        on=domain.local_date(shift.starts_at, zoneinfo.ZoneInfo(shift.timezone)),
     )
     if verdict.code == "volunteer_paused":
-        raise Conflict("This volunteer is paused.", code="volunteer_paused", reason=verdict.reason,
-                       missing_trainings=list(verdict.missing_trainings))
+        raise Conflict(
+            "This volunteer is paused.",
+            code="volunteer_paused",
+            reason=verdict.reason,
+            missing_trainings=list(verdict.missing_trainings),
+        )
     if verdict.code == "not_qualified":
-        raise Conflict("Not qualified for this role.", code="not_qualified", reason=verdict.reason,
-                       missing_trainings=list(verdict.missing_trainings))
+        raise Conflict(
+            "Not qualified for this role.",
+            code="not_qualified",
+            reason=verdict.reason,
+            missing_trainings=list(verdict.missing_trainings),
+        )
     signup_id = uuid.uuid4()
     by = "coordinator" if actor.is_staff else "self"
     values = {
-        "signup_id": signup_id, "shift_id": shift.shift_id, "site_id": shift.site_id, "member_id": member_id,
-        "signed_up_at": now, "signed_up_by": by, "actor_id": actor.actor_id,
+        "signup_id": signup_id,
+        "shift_id": shift.shift_id,
+        "site_id": shift.site_id,
+        "member_id": member_id,
+        "signed_up_at": now,
+        "signed_up_by": by,
+        "actor_id": actor.actor_id,
     }
     # Both possible events are made here; the statement writes the one that happened (with the real position).
     about = {
-        "signup_id": signup_id, "shift_id": shift.shift_id, "member_id": member_id, "role_id": shift.role_id,
-        "starts_at": shift.starts_at, "ends_at": shift.ends_at, "signed_up_by": by,
+        "signup_id": signup_id,
+        "shift_id": shift.shift_id,
+        "member_id": member_id,
+        "role_id": shift.role_id,
+        "starts_at": shift.starts_at,
+        "ends_at": shift.ends_at,
+        "signed_up_by": by,
     }
     envelope = {"subject": str(shift.shift_id), "site_id": shift.site_id, "actor_id": actor.actor_id, "time": now}
     outcome = await uow.shifts.sign_up(
-        values, shift.starts_at, shift.ends_at,
+        values,
+        shift.starts_at,
+        shift.ends_at,
         seated=Event(SignedUp(**about), **envelope),  # type: ignore[arg-type]
         waiting=Event(Waitlisted(**about, position=1), **envelope),  # type: ignore[arg-type]
     )
@@ -360,10 +489,16 @@ async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> 
     if outcome.clash is not None:
         raise Conflict("This overlaps another shift you hold.", code="overlap", shift_id=str(outcome.clash))
     if outcome.status == "confirmed":
-        return SignUpResult(signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, status="confirmed",
-                            position=None)
-    return SignUpResult(signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, status="waitlisted",
-                        position=outcome.position)
+        return SignUpResult(
+            signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, status="confirmed", position=None
+        )
+    return SignUpResult(
+        signup_id=signup_id,
+        shift_id=shift.shift_id,
+        member_id=member_id,
+        status="waitlisted",
+        position=outcome.position,
+    )
 
 
 async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Clock) -> DropResult:
@@ -383,11 +518,19 @@ async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Cl
     uow.emit(
         Event(
             Dropped(
-                signup_id=existing.signup_id, shift_id=shift.shift_id, member_id=member_id, role_id=shift.role_id,
-                starts_at=shift.starts_at, previous_status=existing.status,  # type: ignore[arg-type]
-                dropped_by=by, within_cutoff=late,  # type: ignore[arg-type]
+                signup_id=existing.signup_id,
+                shift_id=shift.shift_id,
+                member_id=member_id,
+                role_id=shift.role_id,
+                starts_at=shift.starts_at,
+                previous_status=existing.status,  # type: ignore[arg-type]
+                dropped_by=by,
+                within_cutoff=late,  # type: ignore[arg-type]
             ),
-            subject=str(shift.shift_id), site_id=shift.site_id, actor_id=actor.actor_id, time=now,
+            subject=str(shift.shift_id),
+            site_id=shift.site_id,
+            actor_id=actor.actor_id,
+            time=now,
         )
     )
     promotions: list[Event] = []
@@ -398,8 +541,13 @@ async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Cl
             promotions = await _promote(uow, shift, seats, now, "seat_freed", actor.actor_id)
     for event in promotions:
         uow.emit(event)
-    return DropResult(shift_id=shift.shift_id, member_id=member_id, status="dropped",
-                      previous_status=existing.status, promoted=len(promotions))  # type: ignore[arg-type]
+    return DropResult(
+        shift_id=shift.shift_id,
+        member_id=member_id,
+        status="dropped",
+        previous_status=existing.status,
+        promoted=len(promotions),
+    )  # type: ignore[arg-type]
 
 
 async def _promote(
@@ -419,8 +567,12 @@ async def _promote(
             after_seq = candidate.seq
             profile, records = await uow.people.qualification_facts(candidate.member_id)
             verdict = domain.qualification(
-                profile, site_id=shift.site_id, role_id=shift.role_id, required_trainings=shift.required_trainings,
-                trainings=records, on=shift_day,
+                profile,
+                site_id=shift.site_id,
+                role_id=shift.role_id,
+                required_trainings=shift.required_trainings,
+                trainings=records,
+                on=shift_day,
             )
             if not verdict.ok:
                 continue
@@ -434,11 +586,18 @@ async def _promote(
             events.append(
                 Event(
                     PromotedFromWaitlist(
-                        signup_id=candidate.signup_id, shift_id=shift.shift_id, member_id=candidate.member_id,
-                        role_id=shift.role_id, starts_at=shift.starts_at, ends_at=shift.ends_at,
+                        signup_id=candidate.signup_id,
+                        shift_id=shift.shift_id,
+                        member_id=candidate.member_id,
+                        role_id=shift.role_id,
+                        starts_at=shift.starts_at,
+                        ends_at=shift.ends_at,
                         trigger=trigger,  # type: ignore[arg-type]
                     ),
-                    subject=str(shift.shift_id), site_id=shift.site_id, actor_id=actor_id, time=now,
+                    subject=str(shift.shift_id),
+                    site_id=shift.site_id,
+                    actor_id=actor_id,
+                    time=now,
                 )
             )
             seats -= 1
@@ -457,10 +616,17 @@ async def mark_missed_shifts(cmd: MarkMissedShifts, *, uow: VolunteeringUnitOfWo
         uow.emit(
             Event(
                 ShiftMissed(
-                    signup_id=m.signup_id, shift_id=m.shift_id, member_id=m.member_id, role_id=m.role_id,
-                    starts_at=m.starts_at, ends_at=m.ends_at, follow_up=True,
+                    signup_id=m.signup_id,
+                    shift_id=m.shift_id,
+                    member_id=m.member_id,
+                    role_id=m.role_id,
+                    starts_at=m.starts_at,
+                    ends_at=m.ends_at,
+                    follow_up=True,
                 ),
-                subject=str(m.shift_id), site_id=m.site_id, time=now,
+                subject=str(m.shift_id),
+                site_id=m.site_id,
+                time=now,
             )
         )
     return MarkedMissed(marked=len(missed))
@@ -490,8 +656,12 @@ async def record_check_in(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, 
     signed_up = await uow.shifts.has_confirmed(shift.shift_id, visit.member_id)
     await uow.hours.start_attendance(
         {
-            "visit_id": visit.visit_id, "site_id": shift.site_id, "shift_id": shift.shift_id,
-            "member_id": visit.member_id, "checked_in_at": visit.checked_in_at, "signed_up": signed_up,
+            "visit_id": visit.visit_id,
+            "site_id": shift.site_id,
+            "shift_id": shift.shift_id,
+            "member_id": visit.member_id,
+            "checked_in_at": visit.checked_in_at,
+            "signed_up": signed_up,
             "recorded_at": clock.now(),
         }
     )
@@ -507,9 +677,14 @@ async def record_check_out(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork,
     signed_up = await uow.shifts.has_confirmed(shift.shift_id, visit.member_id)
     first_time = await uow.hours.close_attendance(
         {
-            "visit_id": visit.visit_id, "site_id": shift.site_id, "shift_id": shift.shift_id,
-            "member_id": visit.member_id, "checked_in_at": visit.checked_in_at,
-            "checked_out_at": visit.checked_out_at, "closed_by": visit.closed_by, "signed_up": signed_up,
+            "visit_id": visit.visit_id,
+            "site_id": shift.site_id,
+            "shift_id": shift.shift_id,
+            "member_id": visit.member_id,
+            "checked_in_at": visit.checked_in_at,
+            "checked_out_at": visit.checked_out_at,
+            "closed_by": visit.closed_by,
+            "signed_up": signed_up,
             "recorded_at": now,
         }
     )
@@ -517,27 +692,52 @@ async def record_check_out(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork,
         return
     minutes = domain.worked_minutes(visit.checked_in_at, visit.checked_out_at, shift.starts_at, shift.ends_at)
     codes = domain.review_codes(
-        closed_by=visit.closed_by, signed_up=signed_up, minutes=minutes, checked_in_at=visit.checked_in_at,
-        checked_out_at=visit.checked_out_at, shift_starts_at=shift.starts_at, shift_ends_at=shift.ends_at,
+        closed_by=visit.closed_by,
+        signed_up=signed_up,
+        minutes=minutes,
+        checked_in_at=visit.checked_in_at,
+        checked_out_at=visit.checked_out_at,
+        shift_starts_at=shift.starts_at,
+        shift_ends_at=shift.ends_at,
     )
     hours_id = uuid.uuid4()
     await uow.hours.add(
         {
-            "hours_id": hours_id, "site_id": shift.site_id, "member_id": visit.member_id,
-            "shift_id": shift.shift_id, "role_id": shift.role_id, "shift_starts_at": shift.starts_at,
-            "minutes": minutes, "source": "check_in", "visit_id": visit.visit_id, "signed_up": signed_up,
-            "review_codes": codes, "status": "pending", "created_at": now,
+            "hours_id": hours_id,
+            "site_id": shift.site_id,
+            "member_id": visit.member_id,
+            "shift_id": shift.shift_id,
+            "role_id": shift.role_id,
+            "shift_starts_at": shift.starts_at,
+            "minutes": minutes,
+            "source": "check_in",
+            "visit_id": visit.visit_id,
+            "signed_up": signed_up,
+            "review_codes": codes,
+            "status": "pending",
+            "created_at": now,
         }
     )
     await uow.shifts.clear_missed(shift.shift_id, visit.member_id)
     uow.emit(
         Event(
             ShiftWorked(
-                hours_id=hours_id, shift_id=shift.shift_id, member_id=visit.member_id, role_id=shift.role_id,
-                shift_starts_at=shift.starts_at, minutes=minutes, entry="check_in", previous_minutes=None,
-                visit_id=visit.visit_id, signed_up=signed_up, review_codes=codes,
+                hours_id=hours_id,
+                shift_id=shift.shift_id,
+                member_id=visit.member_id,
+                role_id=shift.role_id,
+                shift_starts_at=shift.starts_at,
+                minutes=minutes,
+                entry="check_in",
+                previous_minutes=None,
+                visit_id=visit.visit_id,
+                signed_up=signed_up,
+                review_codes=codes,
             ),
-            subject=str(hours_id), site_id=shift.site_id, correlation_id=str(event.id), time=now,
+            subject=str(hours_id),
+            site_id=shift.site_id,
+            correlation_id=str(event.id),
+            time=now,
         )
     )
 
@@ -578,27 +778,58 @@ async def add_hours(cmd: AddHours, *, uow: VolunteeringUnitOfWork, clock: Clock)
     hours_id = uuid.uuid4()
     await uow.hours.add(
         {
-            "hours_id": hours_id, "site_id": shift.site_id, "member_id": cmd.member_id, "shift_id": shift.shift_id,
-            "role_id": shift.role_id, "shift_starts_at": shift.starts_at, "minutes": cmd.minutes,
-            "source": "coordinator", "visit_id": None, "signed_up": signed_up, "review_codes": codes,
-            "status": "pending", "reason": cmd.reason, "created_at": now, "created_by": cmd.actor.actor_id,
+            "hours_id": hours_id,
+            "site_id": shift.site_id,
+            "member_id": cmd.member_id,
+            "shift_id": shift.shift_id,
+            "role_id": shift.role_id,
+            "shift_starts_at": shift.starts_at,
+            "minutes": cmd.minutes,
+            "source": "coordinator",
+            "visit_id": None,
+            "signed_up": signed_up,
+            "review_codes": codes,
+            "status": "pending",
+            "reason": cmd.reason,
+            "created_at": now,
+            "created_by": cmd.actor.actor_id,
         }
     )
     await uow.shifts.clear_missed(shift.shift_id, cmd.member_id)
     uow.emit(
         Event(
             ShiftWorked(
-                hours_id=hours_id, shift_id=shift.shift_id, member_id=cmd.member_id, role_id=shift.role_id,
-                shift_starts_at=shift.starts_at, minutes=cmd.minutes, entry="added", previous_minutes=None,
-                visit_id=None, signed_up=signed_up, review_codes=codes,
+                hours_id=hours_id,
+                shift_id=shift.shift_id,
+                member_id=cmd.member_id,
+                role_id=shift.role_id,
+                shift_starts_at=shift.starts_at,
+                minutes=cmd.minutes,
+                entry="added",
+                previous_minutes=None,
+                visit_id=None,
+                signed_up=signed_up,
+                review_codes=codes,
             ),
-            subject=str(hours_id), site_id=shift.site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(hours_id),
+            site_id=shift.site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
     return HoursOut(
-        hours_id=hours_id, member_id=cmd.member_id, shift_id=shift.shift_id, role_id=shift.role_id,
-        shift_starts_at=shift.starts_at, minutes=cmd.minutes, source="coordinator", status="pending",
-        signed_up=signed_up, review_codes=codes, reason=cmd.reason, created_at=now,
+        hours_id=hours_id,
+        member_id=cmd.member_id,
+        shift_id=shift.shift_id,
+        role_id=shift.role_id,
+        shift_starts_at=shift.starts_at,
+        minutes=cmd.minutes,
+        source="coordinator",
+        status="pending",
+        signed_up=signed_up,
+        review_codes=codes,
+        reason=cmd.reason,
+        created_at=now,
     )
 
 
@@ -610,42 +841,70 @@ async def correct_hours(cmd: CorrectHours, *, uow: VolunteeringUnitOfWork, clock
     booked_by = await uow.stipends.booking_entry(row.hours_id)
     if booked_by is not None:
         # Booked stipends are corrected by reversing entries, never edits: the entry goes first, then the hours.
-        raise Conflict("These hours are booked in the stipend ledger: an admin reverses that entry first.",
-                       code="stipend_booked", entry_id=str(booked_by))
+        raise Conflict(
+            "These hours are booked in the stipend ledger: an admin reverses that entry first.",
+            code="stipend_booked",
+            entry_id=str(booked_by),
+        )
     codes = [c for c in row.review_codes if c != "zero_minutes"] + (["zero_minutes"] if cmd.minutes == 0 else [])
     await uow.hours.update(
         row.hours_id,
-        {"minutes": cmd.minutes, "reason": cmd.reason, "status": "pending", "corrected_at": now,
-         "review_codes": codes, "decided_at": None, "decided_by": None, "decision_reason": None},
+        {
+            "minutes": cmd.minutes,
+            "reason": cmd.reason,
+            "status": "pending",
+            "corrected_at": now,
+            "review_codes": codes,
+            "decided_at": None,
+            "decided_by": None,
+            "decision_reason": None,
+        },
     )
     uow.emit(
         Event(
             ShiftWorked(
-                hours_id=row.hours_id, shift_id=row.shift_id, member_id=row.member_id, role_id=row.role_id,
-                shift_starts_at=row.shift_starts_at, minutes=cmd.minutes, entry="corrected",
-                previous_minutes=row.minutes, visit_id=row.visit_id, signed_up=row.signed_up,
+                hours_id=row.hours_id,
+                shift_id=row.shift_id,
+                member_id=row.member_id,
+                role_id=row.role_id,
+                shift_starts_at=row.shift_starts_at,
+                minutes=cmd.minutes,
+                entry="corrected",
+                previous_minutes=row.minutes,
+                visit_id=row.visit_id,
+                signed_up=row.signed_up,
                 review_codes=codes,  # type: ignore[arg-type]
             ),
-            subject=str(row.hours_id), site_id=row.site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(row.hours_id),
+            site_id=row.site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
-    return _hours_out(row, minutes=cmd.minutes, status="pending", review_codes=codes, reason=cmd.reason,
-                      corrected_at=now)
+    return _hours_out(
+        row, minutes=cmd.minutes, status="pending", review_codes=codes, reason=cmd.reason, corrected_at=now
+    )
 
 
 async def approve_hours(cmd: ApproveHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
     now = clock.now()
     row = await _lock_hours(uow, cmd.hours_id, cmd.actor, pending=True)
-    await uow.hours.update(
-        row.hours_id, {"status": "approved", "decided_at": now, "decided_by": cmd.actor.actor_id}
-    )
+    await uow.hours.update(row.hours_id, {"status": "approved", "decided_at": now, "decided_by": cmd.actor.actor_id})
     uow.emit(
         Event(
             HoursApproved(
-                hours_id=row.hours_id, shift_id=row.shift_id, member_id=row.member_id, role_id=row.role_id,
-                shift_starts_at=row.shift_starts_at, minutes=row.minutes, approved_at=now,
+                hours_id=row.hours_id,
+                shift_id=row.shift_id,
+                member_id=row.member_id,
+                role_id=row.role_id,
+                shift_starts_at=row.shift_starts_at,
+                minutes=row.minutes,
+                approved_at=now,
             ),
-            subject=str(row.hours_id), site_id=row.site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(row.hours_id),
+            site_id=row.site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
     return _hours_out(row, status="approved", decided_at=now)
@@ -661,10 +920,18 @@ async def reject_hours(cmd: RejectHours, *, uow: VolunteeringUnitOfWork, clock: 
     uow.emit(
         Event(
             HoursRejected(
-                hours_id=row.hours_id, shift_id=row.shift_id, member_id=row.member_id, role_id=row.role_id,
-                shift_starts_at=row.shift_starts_at, minutes=row.minutes, rejected_at=now,
+                hours_id=row.hours_id,
+                shift_id=row.shift_id,
+                member_id=row.member_id,
+                role_id=row.role_id,
+                shift_starts_at=row.shift_starts_at,
+                minutes=row.minutes,
+                rejected_at=now,
             ),
-            subject=str(row.hours_id), site_id=row.site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(row.hours_id),
+            site_id=row.site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
     return _hours_out(row, status="rejected", decided_at=now, decision_reason=cmd.reason)
@@ -678,16 +945,22 @@ async def _lock_hours(
         raise NotFound("No such hours record here.", code="hours_not_found")
     domain.may_decide_hours(approver_member_id=actor.member_id, hours_member_id=row.member_id)
     if pending and row.status != "pending":
-        raise Conflict(f"These hours are already {row.status}.", code="hours_not_pending",
-                       hours_status=row.status)
+        raise Conflict(f"These hours are already {row.status}.", code="hours_not_pending", hours_status=row.status)
     return row
 
 
 def _hours_out(row: HoursRow, **changes: object) -> HoursOut:
     values: dict[str, object] = {
-        "hours_id": row.hours_id, "member_id": row.member_id, "shift_id": row.shift_id, "role_id": row.role_id,
-        "shift_starts_at": row.shift_starts_at, "minutes": row.minutes, "source": row.source, "status": row.status,
-        "signed_up": row.signed_up, "review_codes": list(row.review_codes),
+        "hours_id": row.hours_id,
+        "member_id": row.member_id,
+        "shift_id": row.shift_id,
+        "role_id": row.role_id,
+        "shift_starts_at": row.shift_starts_at,
+        "minutes": row.minutes,
+        "source": row.source,
+        "status": row.status,
+        "signed_up": row.signed_up,
+        "review_codes": list(row.review_codes),
     }
     values.update(changes)
     return HoursOut.model_validate(values)
@@ -702,8 +975,9 @@ async def rotate_calendar_feed(
     if cmd.actor.member_id is None:
         raise Forbidden("Only a volunteer has a shift calendar.", code="not_yours")
     secret = domain.new_feed_secret()
-    await uow.people.set_calendar_feed(cmd.actor.member_id, cmd.actor.site_id, domain.hash_feed_secret(secret),
-                                       clock.now())
+    await uow.people.set_calendar_feed(
+        cmd.actor.member_id, cmd.actor.site_id, domain.hash_feed_secret(secret), clock.now()
+    )
     return CalendarFeedOut(url=f"/calendar/{secret}.ics")
 
 
@@ -747,10 +1021,21 @@ def _new_shift(
     occurrence_start: datetime | None = None,
 ) -> dict[str, object]:
     return {
-        "shift_id": uuid.uuid4(), "site_id": site_id, "role_id": role_id, "series_id": series_id,
-        "occurrence_start": occurrence_start, "starts_at": domain.utc(starts_at), "ends_at": domain.utc(ends_at),
-        "timezone": timezone, "capacity": capacity, "confirmed": 0, "needs_supervisor": needs_supervisor,
-        "status": "scheduled", "created_at": now, "updated_at": now, "cancelled_at": None,
+        "shift_id": uuid.uuid4(),
+        "site_id": site_id,
+        "role_id": role_id,
+        "series_id": series_id,
+        "occurrence_start": occurrence_start,
+        "starts_at": domain.utc(starts_at),
+        "ends_at": domain.utc(ends_at),
+        "timezone": timezone,
+        "capacity": capacity,
+        "confirmed": 0,
+        "needs_supervisor": needs_supervisor,
+        "status": "scheduled",
+        "created_at": now,
+        "updated_at": now,
+        "cancelled_at": None,
     }
 
 
@@ -758,11 +1043,18 @@ def _emit_scheduled(uow: VolunteeringUnitOfWork, row: dict[str, object], actor_i
     uow.emit(
         Event(
             ShiftScheduled(
-                shift_id=row["shift_id"], series_id=row["series_id"], role_id=row["role_id"],
-                starts_at=row["starts_at"], ends_at=row["ends_at"], capacity=row["capacity"],
+                shift_id=row["shift_id"],
+                series_id=row["series_id"],
+                role_id=row["role_id"],
+                starts_at=row["starts_at"],
+                ends_at=row["ends_at"],
+                capacity=row["capacity"],
                 needs_supervisor=row["needs_supervisor"],
             ),
-            subject=str(row["shift_id"]), site_id=str(row["site_id"]), actor_id=actor_id, time=now,
+            subject=str(row["shift_id"]),
+            site_id=str(row["site_id"]),
+            actor_id=actor_id,
+            time=now,
         )
     )
 

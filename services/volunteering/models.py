@@ -196,7 +196,10 @@ class Signup(Base):
         CheckConstraint("status IN ('confirmed', 'waitlisted', 'dropped', 'cancelled')", name="status_known"),
         # One active sign-up per member and shift, whatever the concurrency.
         Index(
-            "uq_signups_active_shift_member", "shift_id", "member_id", unique=True,
+            "uq_signups_active_shift_member",
+            "shift_id",
+            "member_id",
+            unique=True,
             postgresql_where=text("status IN ('confirmed', 'waitlisted')"),
         ),
         Index("ix_signups_shift_id_status_seq", "shift_id", "status", "seq"),
@@ -408,7 +411,9 @@ class PeopleRepository:
 
     async def update_role(self, site_id: str, role_id: str, values: dict[str, Any]) -> bool:
         result = await self.session.execute(
-            update(roles).where(roles.c.site_id == site_id, roles.c.role_id == role_id).values(**values)
+            update(roles)
+            .where(roles.c.site_id == site_id, roles.c.role_id == role_id)
+            .values(**values)
             .returning(roles.c.role_id)
         )
         return result.first() is not None
@@ -416,9 +421,9 @@ class PeopleRepository:
     async def get_role(self, site_id: str, role_id: str) -> RoleRecord | None:
         row = (
             await self.session.execute(
-                select(roles.c.site_id, roles.c.role_id, roles.c.title, roles.c.required_trainings,
-                       roles.c.supervisor)
-                .where(roles.c.site_id == site_id, roles.c.role_id == role_id)
+                select(
+                    roles.c.site_id, roles.c.role_id, roles.c.title, roles.c.required_trainings, roles.c.supervisor
+                ).where(roles.c.site_id == site_id, roles.c.role_id == role_id)
             )
         ).first()
         return None if row is None else RoleRecord(row[0], row[1], row[2], tuple(row[3]), row[4])
@@ -432,8 +437,9 @@ class PeopleRepository:
     async def get_profile(self, member_id: uuid.UUID) -> Profile | None:
         row = (
             await self.session.execute(
-                select(volunteers.c.member_id, volunteers.c.site_id, volunteers.c.roles, volunteers.c.active)
-                .where(volunteers.c.member_id == member_id)
+                select(volunteers.c.member_id, volunteers.c.site_id, volunteers.c.roles, volunteers.c.active).where(
+                    volunteers.c.member_id == member_id
+                )
             )
         ).first()
         return None if row is None else Profile(row[0], row[1], tuple(row[2]), row[3])
@@ -441,7 +447,8 @@ class PeopleRepository:
     async def upsert_profile(self, values: dict[str, Any]) -> None:
         changing = {k: v for k, v in values.items() if k not in ("member_id", "site_id", "created_at")}
         await self.session.execute(
-            insert(volunteers).values(**values)
+            insert(volunteers)
+            .values(**values)
             .on_conflict_do_update(index_elements=[volunteers.c.member_id], set_=changing)
         )
 
@@ -453,8 +460,13 @@ class PeopleRepository:
         rows = (
             await self.session.execute(
                 select(
-                    volunteers.c.member_id, volunteers.c.site_id, volunteers.c.roles, volunteers.c.active,
-                    trainings.c.training_id, trainings.c.completed_on, trainings.c.expires_on,
+                    volunteers.c.member_id,
+                    volunteers.c.site_id,
+                    volunteers.c.roles,
+                    volunteers.c.active,
+                    trainings.c.training_id,
+                    trainings.c.completed_on,
+                    trainings.c.expires_on,
                 )
                 .outerjoin(trainings, trainings.c.member_id == volunteers.c.member_id)
                 .where(volunteers.c.member_id == member_id)
@@ -491,7 +503,8 @@ class ShiftRepository:
         if not rows:
             return set()
         result = await self.session.execute(
-            insert(shifts).values(rows)
+            insert(shifts)
+            .values(rows)
             .on_conflict_do_nothing(index_elements=[shifts.c.series_id, shifts.c.occurrence_start])
             .returning(shifts.c.shift_id)
         )
@@ -500,8 +513,11 @@ class ShiftRepository:
     async def series_due(self, horizon: datetime, limit: int = 100) -> list[Any]:
         """Series whose materialized horizon lags behind ``horizon`` (locked, skipping ones another process has)."""
         rows = await self.session.execute(
-            select(series).where(series.c.materialized_until < horizon)
-            .order_by(series.c.materialized_until).limit(limit).with_for_update(skip_locked=True)
+            select(series)
+            .where(series.c.materialized_until < horizon)
+            .order_by(series.c.materialized_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return list(rows)
 
@@ -512,9 +528,18 @@ class ShiftRepository:
 
     def _shift_select(self) -> Any:
         return select(
-            shifts.c.shift_id, shifts.c.site_id, shifts.c.role_id, shifts.c.series_id, shifts.c.starts_at,
-            shifts.c.ends_at, shifts.c.timezone, shifts.c.capacity, shifts.c.confirmed, shifts.c.needs_supervisor,
-            shifts.c.status, roles.c.required_trainings,
+            shifts.c.shift_id,
+            shifts.c.site_id,
+            shifts.c.role_id,
+            shifts.c.series_id,
+            shifts.c.starts_at,
+            shifts.c.ends_at,
+            shifts.c.timezone,
+            shifts.c.capacity,
+            shifts.c.confirmed,
+            shifts.c.needs_supervisor,
+            shifts.c.status,
+            roles.c.required_trainings,
         ).join(roles, and_(roles.c.site_id == shifts.c.site_id, roles.c.role_id == shifts.c.role_id))
 
     async def lock(self, shift_id: uuid.UUID, site_id: str | None) -> ShiftRecord | None:
@@ -545,7 +570,8 @@ class ShiftRepository:
         row = (
             await self.session.execute(
                 select(signups.c.signup_id, signups.c.member_id, signups.c.status, signups.c.seq).where(
-                    signups.c.shift_id == shift_id, signups.c.member_id == member_id,
+                    signups.c.shift_id == shift_id,
+                    signups.c.member_id == member_id,
                     signups.c.status.in_(ACTIVE_SIGNUP),
                 )
             )
@@ -576,9 +602,18 @@ class ShiftRepository:
         take a seat if one is left or join the waitlist, and write the matching event (``seated``, or ``waiting``
         with its real position) to the outbox."""
         row = await self.driver.fetchrow(
-            _SIGN_UP, values["shift_id"], values["member_id"], starts_at, ends_at, values["signup_id"],
-            values["site_id"], values["signed_up_at"], values["signed_up_by"], values["actor_id"],
-            *outbox_args(seated), *outbox_args(waiting),
+            _SIGN_UP,
+            values["shift_id"],
+            values["member_id"],
+            starts_at,
+            ends_at,
+            values["signup_id"],
+            values["site_id"],
+            values["signed_up_at"],
+            values["signed_up_by"],
+            values["actor_id"],
+            *outbox_args(seated),
+            *outbox_args(waiting),
         )
         return SignUpOutcome(*row)
 
@@ -606,8 +641,7 @@ class ShiftRepository:
 
     async def leave(self, signup_id: uuid.UUID, *, status: str, at: datetime, by: str | None) -> None:
         await self.session.execute(
-            update(signups).where(signups.c.signup_id == signup_id)
-            .values(status=status, left_at=at, dropped_by=by)
+            update(signups).where(signups.c.signup_id == signup_id).values(status=status, left_at=at, dropped_by=by)
         )
 
     async def release_seat(self, shift_id: uuid.UUID) -> None:
@@ -636,7 +670,8 @@ class ShiftRepository:
         result = await self.session.execute(
             update(signups)
             .where(
-                signups.c.signup_id == signup_id, signups.c.status == "waitlisted",
+                signups.c.signup_id == signup_id,
+                signups.c.status == "waitlisted",
                 exists(select(seat.c.shift_id)),
             )
             .values(status="confirmed", confirmed_at=at, promoted=True)
@@ -696,7 +731,8 @@ class ShiftRepository:
         )
         no_hours = ~exists(
             select(hours.c.hours_id).where(
-                hours.c.shift_id == signups.c.shift_id, hours.c.member_id == signups.c.member_id,
+                hours.c.shift_id == signups.c.shift_id,
+                hours.c.member_id == signups.c.member_id,
                 hours.c.status != "rejected",
             )
         )
@@ -722,16 +758,31 @@ class ShiftRepository:
             .where(signups.c.signup_id.in_(select(due.c.signup_id)), shifts.c.shift_id == signups.c.shift_id)
             .values(missed_at=at)
             .returning(
-                signups.c.signup_id, signups.c.shift_id, signups.c.site_id, signups.c.member_id, shifts.c.role_id,
-                shifts.c.starts_at, shifts.c.ends_at,
+                signups.c.signup_id,
+                signups.c.shift_id,
+                signups.c.site_id,
+                signups.c.member_id,
+                shifts.c.role_id,
+                shifts.c.starts_at,
+                shifts.c.ends_at,
             )
         )
         return [MissedSignup(*row) for row in rows]
 
 
 _HOURS_COLUMNS = (
-    hours.c.hours_id, hours.c.site_id, hours.c.member_id, hours.c.shift_id, hours.c.role_id, hours.c.shift_starts_at,
-    hours.c.minutes, hours.c.source, hours.c.visit_id, hours.c.signed_up, hours.c.review_codes, hours.c.status,
+    hours.c.hours_id,
+    hours.c.site_id,
+    hours.c.member_id,
+    hours.c.shift_id,
+    hours.c.role_id,
+    hours.c.shift_starts_at,
+    hours.c.minutes,
+    hours.c.source,
+    hours.c.visit_id,
+    hours.c.signed_up,
+    hours.c.review_codes,
+    hours.c.status,
 )
 
 
@@ -756,7 +807,8 @@ class HoursRepository:
         """Record the check-out (creating the attendance if its check-in never arrived). True only the first
         time, so a visit yields hours once."""
         result = await self.session.execute(
-            insert(attendance).values(**values)
+            insert(attendance)
+            .values(**values)
             .on_conflict_do_update(
                 index_elements=[attendance.c.visit_id],
                 set_={"checked_out_at": values["checked_out_at"], "closed_by": values["closed_by"]},
@@ -789,7 +841,11 @@ class HoursRepository:
         longer sees them approved)."""
         rows = await self.session.execute(
             select(
-                hours.c.hours_id, hours.c.member_id, hours.c.shift_id, hours.c.role_id, hours.c.shift_starts_at,
+                hours.c.hours_id,
+                hours.c.member_id,
+                hours.c.shift_id,
+                hours.c.role_id,
+                hours.c.shift_starts_at,
                 hours.c.minutes,
                 func.coalesce(
                     and_(volunteers.c.stipend_eligible, volunteers.c.site_id == hours.c.site_id), False
@@ -797,8 +853,11 @@ class HoursRepository:
             )
             .outerjoin(volunteers, volunteers.c.member_id == hours.c.member_id)
             .where(
-                hours.c.site_id == site_id, hours.c.status == "approved", hours.c.shift_starts_at >= since,
-                hours.c.shift_starts_at < before, ~held(hours.c.hours_id),
+                hours.c.site_id == site_id,
+                hours.c.status == "approved",
+                hours.c.shift_starts_at >= since,
+                hours.c.shift_starts_at < before,
+                ~held(hours.c.hours_id),
             )
             .order_by(hours.c.member_id, hours.c.shift_starts_at, hours.c.hours_id)
             .with_for_update(of=hours, read=True)
@@ -815,7 +874,8 @@ class ReadRepository:
     async def roles(self, site_id: str) -> list[RoleRecord]:
         rows = await self.session.execute(
             select(roles.c.site_id, roles.c.role_id, roles.c.title, roles.c.required_trainings, roles.c.supervisor)
-            .where(roles.c.site_id == site_id).order_by(roles.c.role_id)
+            .where(roles.c.site_id == site_id)
+            .order_by(roles.c.role_id)
         )
         return [RoleRecord(r[0], r[1], r[2], tuple(r[3]), r[4]) for r in rows]
 
@@ -861,10 +921,20 @@ class ReadRepository:
             )
         ).correlate(shifts)
         return select(
-            shifts.c.shift_id, shifts.c.series_id, shifts.c.role_id, roles.c.title.label("role_title"),
-            roles.c.required_trainings, shifts.c.starts_at, shifts.c.ends_at, shifts.c.timezone, shifts.c.capacity,
-            shifts.c.confirmed, waiting.label("waitlisted"), shifts.c.needs_supervisor,
-            supervisor_on_duty.label("supervisor_on_duty"), shifts.c.status,
+            shifts.c.shift_id,
+            shifts.c.series_id,
+            shifts.c.role_id,
+            roles.c.title.label("role_title"),
+            roles.c.required_trainings,
+            shifts.c.starts_at,
+            shifts.c.ends_at,
+            shifts.c.timezone,
+            shifts.c.capacity,
+            shifts.c.confirmed,
+            waiting.label("waitlisted"),
+            shifts.c.needs_supervisor,
+            supervisor_on_duty.label("supervisor_on_duty"),
+            shifts.c.status,
         ).join(roles, and_(roles.c.site_id == shifts.c.site_id, roles.c.role_id == shifts.c.role_id))
 
     async def shift(self, shift_id: uuid.UUID, site_id: str | None) -> Any:
@@ -917,7 +987,8 @@ class ReadRepository:
             return {}
         rows = await self.session.execute(
             select(signups.c.shift_id, signups.c.status, self._position().label("position")).where(
-                signups.c.member_id == member_id, signups.c.shift_id.in_(list(shift_ids)),
+                signups.c.member_id == member_id,
+                signups.c.shift_id.in_(list(shift_ids)),
                 signups.c.status.in_(ACTIVE_SIGNUP),
             )
         )
@@ -926,8 +997,13 @@ class ReadRepository:
     async def signups_of(self, shift_id: uuid.UUID) -> list[Any]:
         rows = await self.session.execute(
             select(
-                signups.c.signup_id, signups.c.member_id, signups.c.status, self._position().label("position"),
-                signups.c.signed_up_at, signups.c.signed_up_by, signups.c.promoted,
+                signups.c.signup_id,
+                signups.c.member_id,
+                signups.c.status,
+                self._position().label("position"),
+                signups.c.signed_up_at,
+                signups.c.signed_up_by,
+                signups.c.promoted,
                 signups.c.missed_at.is_not(None).label("missed"),
             )
             .where(signups.c.shift_id == shift_id)
@@ -938,16 +1014,26 @@ class ReadRepository:
     async def my_shifts(self, member_id: uuid.UUID, *, now: datetime, upcoming: bool, limit: int) -> list[Any]:
         worked = (
             select(func.sum(hours.c.minutes))
-            .where(hours.c.shift_id == signups.c.shift_id, hours.c.member_id == signups.c.member_id,
-                   hours.c.status != "rejected")
+            .where(
+                hours.c.shift_id == signups.c.shift_id,
+                hours.c.member_id == signups.c.member_id,
+                hours.c.status != "rejected",
+            )
             .correlate(signups)
             .scalar_subquery()
         )
         stmt = (
             select(
-                signups.c.signup_id, signups.c.shift_id, shifts.c.role_id, roles.c.title.label("role_title"),
-                shifts.c.starts_at, shifts.c.ends_at, shifts.c.status.label("shift_status"), signups.c.status,
-                self._position().label("position"), signups.c.missed_at.is_not(None).label("missed"),
+                signups.c.signup_id,
+                signups.c.shift_id,
+                shifts.c.role_id,
+                roles.c.title.label("role_title"),
+                shifts.c.starts_at,
+                shifts.c.ends_at,
+                shifts.c.status.label("shift_status"),
+                signups.c.status,
+                self._position().label("position"),
+                signups.c.missed_at.is_not(None).label("missed"),
                 worked.label("worked_minutes"),
             )
             .join(shifts, shifts.c.shift_id == signups.c.shift_id)
@@ -1003,8 +1089,15 @@ class ReadRepository:
         """Confirmed shifts from ``since`` on, and ones cancelled on the volunteer (so calendars remove them)."""
         rows = await self.session.execute(
             select(
-                signups.c.signup_id, signups.c.status, shifts.c.shift_id, shifts.c.starts_at, shifts.c.ends_at,
-                shifts.c.status.label("shift_status"), shifts.c.revision, shifts.c.updated_at, signups.c.left_at,
+                signups.c.signup_id,
+                signups.c.status,
+                shifts.c.shift_id,
+                shifts.c.starts_at,
+                shifts.c.ends_at,
+                shifts.c.status.label("shift_status"),
+                shifts.c.revision,
+                shifts.c.updated_at,
+                signups.c.left_at,
                 roles.c.title.label("role_title"),
             )
             .join(shifts, shifts.c.shift_id == signups.c.shift_id)

@@ -112,13 +112,24 @@ async def site_for(call: Call, site_id: str | None = None) -> Site:
     return await call.request.app[SITES].get(site_id or call.who.site_id)
 
 
-async def run_command(call: Call, handler: Callable[..., Any], cmd: Any, *, status: int = 200,
-                   idempotent: bool = False, shift_id: uuid.UUID | None = None) -> Outcome[Any]:
+async def run_command(
+    call: Call,
+    handler: Callable[..., Any],
+    cmd: Any,
+    *,
+    status: int = 200,
+    idempotent: bool = False,
+    shift_id: uuid.UUID | None = None,
+) -> Outcome[Any]:
     async with contextlib.AsyncExitStack() as stack:
         if shift_id is not None:
             await stack.enter_async_context(call.request.app[SHIFT_LOCKS].hold(shift_id))
         return await execute(
-            handler, cmd, uow=uow_for(call), clock=clock_for(call), status=status,
+            handler,
+            cmd,
+            uow=uow_for(call),
+            clock=clock_for(call),
+            status=status,
             idempotency=call.idempotency() if idempotent else None,
         )
     raise AssertionError("unreachable")
@@ -127,20 +138,36 @@ async def run_command(call: Call, handler: Callable[..., Any], cmd: Any, *, stat
 # Roles
 
 
-@api.post("/roles", summary="Create a volunteer role of this site, with the trainings it requires",
-          roles=STAFF, body=RoleBody, response=RoleOut, status=201, errors=(409,), idempotent=True)
+@api.post(
+    "/roles",
+    summary="Create a volunteer role of this site, with the trainings it requires",
+    roles=STAFF,
+    body=RoleBody,
+    response=RoleOut,
+    status=201,
+    errors=(409,),
+    idempotent=True,
+)
 async def create_role(call: Call) -> object:
     body: RoleBody = call.body
     cmd = CreateRole(actor_for(call), body.role_id, body.title, tuple(body.required_trainings), body.supervisor)
     return await run_command(call, handlers.create_role, cmd, status=201, idempotent=True)
 
 
-@api.route("PUT", "/roles/{role_id}", summary="Change a role's title, required trainings or supervisor flag",
-           roles=STAFF, body=RoleUpdateBody, response=RoleOut, errors=(404,))
+@api.route(
+    "PUT",
+    "/roles/{role_id}",
+    summary="Change a role's title, required trainings or supervisor flag",
+    roles=STAFF,
+    body=RoleUpdateBody,
+    response=RoleOut,
+    errors=(404,),
+)
 async def update_role(call: Call) -> object:
     body: RoleUpdateBody = call.body
-    cmd = UpdateRole(actor_for(call), call.request.match_info["role_id"], body.title, tuple(body.required_trainings),
-                     body.supervisor)
+    cmd = UpdateRole(
+        actor_for(call), call.request.match_info["role_id"], body.title, tuple(body.required_trainings), body.supervisor
+    )
     return await run_command(call, handlers.update_role, cmd)
 
 
@@ -148,33 +175,51 @@ async def update_role(call: Call) -> object:
 async def list_roles(call: Call) -> RoleList:
     async with uow_for(call) as uow:
         records = await uow.read.roles(call.who.site_id)
-    return RoleList(items=[
-        RoleOut(role_id=r.role_id, title=r.title, required_trainings=list(r.required_trainings),
-                supervisor=r.supervisor)
-        for r in records
-    ])
+    return RoleList(
+        items=[
+            RoleOut(
+                role_id=r.role_id, title=r.title, required_trainings=list(r.required_trainings), supervisor=r.supervisor
+            )
+            for r in records
+        ]
+    )
 
 
 # Volunteer profiles and trainings
 
 
-@api.route("PUT", "/volunteers/{member_id}",
-           summary="Create or replace a volunteer's profile (roles, monthly hours goal, stipend eligibility, "
-                   "active/paused). Keyed by the member id from check-in; no names.",
-           roles=STAFF, body=VolunteerBody, response=VolunteerOut, errors=(403, 422), idempotent=True)
+@api.route(
+    "PUT",
+    "/volunteers/{member_id}",
+    summary="Create or replace a volunteer's profile (roles, monthly hours goal, stipend eligibility, "
+    "active/paused). Keyed by the member id from check-in; no names.",
+    roles=STAFF,
+    body=VolunteerBody,
+    response=VolunteerOut,
+    errors=(403, 422),
+    idempotent=True,
+)
 async def set_volunteer(call: Call) -> object:
     body: VolunteerBody = call.body
     cmd = SetVolunteerProfile(
-        actor_for(call), call.uuid_param("member_id"), tuple(body.roles), body.monthly_hours_goal,
-        body.stipend_eligible, body.active,
+        actor_for(call),
+        call.uuid_param("member_id"),
+        tuple(body.roles),
+        body.monthly_hours_goal,
+        body.stipend_eligible,
+        body.active,
     )
     return await run_command(call, handlers.set_volunteer_profile, cmd, idempotent=True)
 
 
-@api.get("/volunteers/{member_id}",
-         summary="A volunteer's profile, trainings, roles qualified for today and this month's minutes "
-                 "(coordinators, or the volunteer themself)",
-         roles=PEOPLE, response=VolunteerOut, errors=(404,))
+@api.get(
+    "/volunteers/{member_id}",
+    summary="A volunteer's profile, trainings, roles qualified for today and this month's minutes "
+    "(coordinators, or the volunteer themself)",
+    roles=PEOPLE,
+    response=VolunteerOut,
+    errors=(404,),
+)
 async def get_volunteer(call: Call) -> VolunteerOut:
     member_id = call.uuid_param("member_id")
     actor = actor_for(call)
@@ -194,72 +239,129 @@ async def get_volunteer(call: Call) -> VolunteerOut:
     profile = domain.Profile(row.member_id, row.site_id, tuple(row.roles), row.active)
     held = [domain.TrainingRecord(r.training_id, r.completed_on, r.expires_on) for r in records]
     qualified = [
-        role_id for role_id in row.roles
-        if role_id in role_records and domain.qualification(
-            profile, site_id=row.site_id, role_id=role_id,
-            required_trainings=role_records[role_id].required_trainings, trainings=held, on=local_now.date(),
+        role_id
+        for role_id in row.roles
+        if role_id in role_records
+        and domain.qualification(
+            profile,
+            site_id=row.site_id,
+            role_id=role_id,
+            required_trainings=role_records[role_id].required_trainings,
+            trainings=held,
+            on=local_now.date(),
         ).ok
     ]
     return VolunteerOut(
-        member_id=row.member_id, site_id=row.site_id, roles=list(row.roles),
-        monthly_hours_goal=row.monthly_hours_goal, stipend_eligible=row.stipend_eligible, active=row.active,
-        trainings=[TrainingOut(record_id=r.record_id, training_id=r.training_id, completed_on=r.completed_on,
-                               expires_on=r.expires_on) for r in records],
+        member_id=row.member_id,
+        site_id=row.site_id,
+        roles=list(row.roles),
+        monthly_hours_goal=row.monthly_hours_goal,
+        stipend_eligible=row.stipend_eligible,
+        active=row.active,
+        trainings=[
+            TrainingOut(
+                record_id=r.record_id, training_id=r.training_id, completed_on=r.completed_on, expires_on=r.expires_on
+            )
+            for r in records
+        ],
         qualified_roles_today=qualified,
-        this_month=MonthMinutes(month=f"{local_now:%Y-%m}", approved_minutes=minutes.get("approved", 0),
-                                pending_minutes=minutes.get("pending", 0)),
+        this_month=MonthMinutes(
+            month=f"{local_now:%Y-%m}",
+            approved_minutes=minutes.get("approved", 0),
+            pending_minutes=minutes.get("pending", 0),
+        ),
     )
 
 
-@api.post("/volunteers/{member_id}/trainings",
-          summary="Record a completed training or certification (expires_on is its last valid day, or null)",
-          roles=STAFF, body=TrainingBody, response=TrainingOut, status=201, errors=(404,), idempotent=True)
+@api.post(
+    "/volunteers/{member_id}/trainings",
+    summary="Record a completed training or certification (expires_on is its last valid day, or null)",
+    roles=STAFF,
+    body=TrainingBody,
+    response=TrainingOut,
+    status=201,
+    errors=(404,),
+    idempotent=True,
+)
 async def record_training(call: Call) -> object:
     body: TrainingBody = call.body
-    cmd = RecordTraining(actor_for(call), call.uuid_param("member_id"), body.training_id, body.completed_on,
-                         body.expires_on)
+    cmd = RecordTraining(
+        actor_for(call), call.uuid_param("member_id"), body.training_id, body.completed_on, body.expires_on
+    )
     return await run_command(call, handlers.record_training, cmd, status=201, idempotent=True)
 
 
 # Shifts
 
 
-@api.post("/shifts", summary="Schedule a single shift (times with an offset)", roles=STAFF, body=ShiftBody,
-          response=ShiftResult, status=201, idempotent=True)
+@api.post(
+    "/shifts",
+    summary="Schedule a single shift (times with an offset)",
+    roles=STAFF,
+    body=ShiftBody,
+    response=ShiftResult,
+    status=201,
+    idempotent=True,
+)
 async def schedule_shift(call: Call) -> object:
     body: ShiftBody = call.body
     site = await site_for(call)
-    cmd = ScheduleShift(actor_for(call), site.timezone, body.role_id, body.starts_at, body.ends_at, body.capacity,
-                        body.needs_supervisor)
+    cmd = ScheduleShift(
+        actor_for(call), site.timezone, body.role_id, body.starts_at, body.ends_at, body.capacity, body.needs_supervisor
+    )
     return await run_command(call, handlers.schedule_shift, cmd, status=201, idempotent=True)
 
 
-@api.post("/shift-series",
-          summary="Schedule a recurring shift: RRULE on the site's wall clock (stays at the same local time "
-                  "across daylight-saving changes), with exceptions; shifts are created up to the horizon",
-          roles=STAFF, body=SeriesBody, response=SeriesResult, status=201, idempotent=True)
+@api.post(
+    "/shift-series",
+    summary="Schedule a recurring shift: RRULE on the site's wall clock (stays at the same local time "
+    "across daylight-saving changes), with exceptions; shifts are created up to the horizon",
+    roles=STAFF,
+    body=SeriesBody,
+    response=SeriesResult,
+    status=201,
+    idempotent=True,
+)
 async def schedule_series(call: Call) -> object:
     body: SeriesBody = call.body
     site = await site_for(call)
     cmd = ScheduleSeries(
-        actor_for(call), site.timezone, body.role_id, body.first_start, body.duration_minutes, body.end, body.rrule,
-        tuple(body.exceptions), body.capacity, body.needs_supervisor,
+        actor_for(call),
+        site.timezone,
+        body.role_id,
+        body.first_start,
+        body.duration_minutes,
+        body.end,
+        body.rrule,
+        tuple(body.exceptions),
+        body.capacity,
+        body.needs_supervisor,
         timedelta(weeks=_settings(call).series_horizon_weeks),
     )
     return await run_command(call, handlers.schedule_series, cmd, status=201, idempotent=True)
 
 
-@api.get("/shifts",
-         summary="Shifts of this site by start time. A volunteer sees only shifts they are qualified for; "
-                 "open=true keeps those still ahead with a seat left. Dates are inclusive local days.",
-         roles=PEOPLE, query=ShiftsQuery, response=ShiftPage)
+@api.get(
+    "/shifts",
+    summary="Shifts of this site by start time. A volunteer sees only shifts they are qualified for; "
+    "open=true keeps those still ahead with a seat left. Dates are inclusive local days.",
+    roles=PEOPLE,
+    query=ShiftsQuery,
+    response=ShiftPage,
+)
 async def list_shifts(call: Call) -> ShiftPage:
     query: ShiftsQuery = call.query
     actor = actor_for(call)
     site = await site_for(call)
     now = clock_for(call).now()
-    between = paging.instant_range(query.from_, query.to, site.zone, max_days=_settings(call).list_range_max_days,
-                                   default_start=now, default_span=DEFAULT_RANGE)
+    between = paging.instant_range(
+        query.from_,
+        query.to,
+        site.zone,
+        max_days=_settings(call).list_range_max_days,
+        default_start=now,
+        default_span=DEFAULT_RANGE,
+    )
     start, end = between.start, between.end
     after = _decode_cursor(query.cursor) if query.cursor else None
     volunteer = None if actor.is_staff else actor.member_id
@@ -277,16 +379,28 @@ async def list_shifts(call: Call) -> ShiftPage:
         # Qualification is checked here, with the same rule sign-up uses; pages are refilled until full.
         while len(items) <= query.limit:
             rows = await uow.read.shifts(
-                site.site_id, start=start, end=end, after=after, role_ids=role_ids,
-                open_after=now if query.open else None, include_cancelled=actor.is_staff,
+                site.site_id,
+                start=start,
+                end=end,
+                after=after,
+                role_ids=role_ids,
+                open_after=now if query.open else None,
+                include_cancelled=actor.is_staff,
                 limit=query.limit + 1,
             )
             for row in rows:
                 after = (row.starts_at, row.shift_id)
-                if profile is not None and not domain.qualification(
-                    profile, site_id=site.site_id, role_id=row.role_id, required_trainings=row.required_trainings,
-                    trainings=held, on=domain.local_date(row.starts_at, zoneinfo.ZoneInfo(row.timezone)),
-                ).ok:
+                if (
+                    profile is not None
+                    and not domain.qualification(
+                        profile,
+                        site_id=site.site_id,
+                        role_id=row.role_id,
+                        required_trainings=row.required_trainings,
+                        trainings=held,
+                        on=domain.local_date(row.starts_at, zoneinfo.ZoneInfo(row.timezone)),
+                    ).ok
+                ):
                     continue
                 if len(items) == query.limit:
                     more = True
@@ -298,14 +412,20 @@ async def list_shifts(call: Call) -> ShiftPage:
             mine = await uow.read.my_active_signups(volunteer, [i.shift_id for i in items])
             for item in items:
                 if item.shift_id in mine:
-                    item.my_signup = MySignupOut(status=mine[item.shift_id].status,
-                                                 position=mine[item.shift_id].position)
+                    item.my_signup = MySignupOut(
+                        status=mine[item.shift_id].status, position=mine[item.shift_id].position
+                    )
     next_cursor = _encode_cursor(items[-1].starts_at, items[-1].shift_id) if more and items else None
     return ShiftPage(items=items, next_cursor=next_cursor)
 
 
-@api.get("/shifts/{shift_id}", summary="One shift: seats, waitlist length, supervisor on duty",
-         roles=PEOPLE, response=ShiftOut, errors=(404,))
+@api.get(
+    "/shifts/{shift_id}",
+    summary="One shift: seats, waitlist length, supervisor on duty",
+    roles=PEOPLE,
+    response=ShiftOut,
+    errors=(404,),
+)
 async def get_shift(call: Call) -> ShiftOut:
     shift_id = call.uuid_param("shift_id")
     actor = actor_for(call)
@@ -321,26 +441,45 @@ async def get_shift(call: Call) -> ShiftOut:
     return out
 
 
-@api.route("PATCH", "/shifts/{shift_id}",
-           summary="Change a shift's time, capacity or supervision need; everyone signed up is notified by event. "
-                   "More capacity promotes the waitlist; less than the confirmed count is refused.",
-           roles=STAFF, body=ShiftPatchBody, response=ShiftChangedResult, errors=(404, 409), idempotent=True)
+@api.route(
+    "PATCH",
+    "/shifts/{shift_id}",
+    summary="Change a shift's time, capacity or supervision need; everyone signed up is notified by event. "
+    "More capacity promotes the waitlist; less than the confirmed count is refused.",
+    roles=STAFF,
+    body=ShiftPatchBody,
+    response=ShiftChangedResult,
+    errors=(404, 409),
+    idempotent=True,
+)
 async def change_shift(call: Call) -> object:
     body: ShiftPatchBody = call.body
-    cmd = ChangeShift(actor_for(call), call.uuid_param("shift_id"), body.starts_at, body.ends_at, body.capacity,
-                      body.needs_supervisor)
+    cmd = ChangeShift(
+        actor_for(call), call.uuid_param("shift_id"), body.starts_at, body.ends_at, body.capacity, body.needs_supervisor
+    )
     return await run_command(call, handlers.change_shift, cmd, idempotent=True, shift_id=cmd.shift_id)
 
 
-@api.post("/shifts/{shift_id}/cancel", summary="Cancel a shift; everyone signed up is notified by event",
-          roles=STAFF, response=ShiftCancelledResult, errors=(404, 409), idempotent=True)
+@api.post(
+    "/shifts/{shift_id}/cancel",
+    summary="Cancel a shift; everyone signed up is notified by event",
+    roles=STAFF,
+    response=ShiftCancelledResult,
+    errors=(404, 409),
+    idempotent=True,
+)
 async def cancel_shift(call: Call) -> object:
     cmd = CancelShift(actor_for(call), call.uuid_param("shift_id"))
     return await run_command(call, handlers.cancel_shift, cmd, idempotent=True, shift_id=cmd.shift_id)
 
 
-@api.get("/shifts/{shift_id}/signups", summary="Who is confirmed and who waits, in order (coordinators)",
-         roles=STAFF, response=SignupList, errors=(404,))
+@api.get(
+    "/shifts/{shift_id}/signups",
+    summary="Who is confirmed and who waits, in order (coordinators)",
+    roles=STAFF,
+    response=SignupList,
+    errors=(404,),
+)
 async def list_signups(call: Call) -> SignupList:
     shift_id = call.uuid_param("shift_id")
     async with uow_for(call) as uow:
@@ -350,20 +489,32 @@ async def list_signups(call: Call) -> SignupList:
     return SignupList(items=[SignupOut.model_validate(row, from_attributes=True) for row in rows])
 
 
-@api.post("/shifts/{shift_id}/signups",
-          summary="Sign up: a volunteer for themself, a coordinator for anyone (member_id). A full shift puts you "
-                  "on its waitlist.",
-          roles=PEOPLE, body=SignUpBody, response=SignUpResult, status=201, errors=(404, 409), idempotent=True)
+@api.post(
+    "/shifts/{shift_id}/signups",
+    summary="Sign up: a volunteer for themself, a coordinator for anyone (member_id). A full shift puts you "
+    "on its waitlist.",
+    roles=PEOPLE,
+    body=SignUpBody,
+    response=SignUpResult,
+    status=201,
+    errors=(404, 409),
+    idempotent=True,
+)
 async def sign_up(call: Call) -> object:
     body: SignUpBody = call.body
     cmd = SignUp(actor_for(call), call.uuid_param("shift_id"), body.member_id)
     return await call.request.app[SIGNUPS].submit(cmd.shift_id, cmd, idempotency=call.idempotency())
 
 
-@api.delete("/shifts/{shift_id}/signups/{member_id}",
-            summary="Drop a sign-up (a volunteer only their own; close to the start only a coordinator). "
-                    "A freed seat goes to the waitlist at once.",
-            roles=PEOPLE, response=DropResult, errors=(404, 409), idempotent=True)
+@api.delete(
+    "/shifts/{shift_id}/signups/{member_id}",
+    summary="Drop a sign-up (a volunteer only their own; close to the start only a coordinator). "
+    "A freed seat goes to the waitlist at once.",
+    roles=PEOPLE,
+    response=DropResult,
+    errors=(404, 409),
+    idempotent=True,
+)
 async def drop(call: Call) -> object:
     cutoff = timedelta(hours=_settings(call).drop_cutoff_hours)
     cmd = DropSignup(actor_for(call), call.uuid_param("shift_id"), call.uuid_param("member_id"), cutoff)
@@ -379,8 +530,13 @@ def own_member(call: Call) -> uuid.UUID:
     return call.who.member_id
 
 
-@api.get("/me/shifts", summary="My upcoming and past shifts with their status", roles=(Role.VOLUNTEER,),
-         query=MyShiftsQuery, response=MyShifts)
+@api.get(
+    "/me/shifts",
+    summary="My upcoming and past shifts with their status",
+    roles=(Role.VOLUNTEER,),
+    query=MyShiftsQuery,
+    response=MyShifts,
+)
 async def my_shifts(call: Call) -> MyShifts:
     query: MyShiftsQuery = call.query
     member_id = own_member(call)
@@ -394,25 +550,45 @@ async def my_shifts(call: Call) -> MyShifts:
     )
 
 
-@api.get("/me/hours", summary="My hours records, newest first", roles=(Role.VOLUNTEER,), query=MyHoursQuery,
-         response=HoursPage)
+@api.get(
+    "/me/hours",
+    summary="My hours records, newest first",
+    roles=(Role.VOLUNTEER,),
+    query=MyHoursQuery,
+    response=HoursPage,
+)
 async def my_hours(call: Call) -> HoursPage:
     query: MyHoursQuery = call.query
-    return await _hours_page(call, site_id=None, member_id=own_member(call), status=query.status,
-                             from_=query.from_, to=query.to, limit=query.limit, cursor=query.cursor)
+    return await _hours_page(
+        call,
+        site_id=None,
+        member_id=own_member(call),
+        status=query.status,
+        from_=query.from_,
+        to=query.to,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
 
 
-@api.post("/me/calendar-feed",
-          summary="Make (or replace) my private calendar feed URL; the old URL stops working",
-          roles=(Role.VOLUNTEER,), response=CalendarFeedOut, status=201)
+@api.post(
+    "/me/calendar-feed",
+    summary="Make (or replace) my private calendar feed URL; the old URL stops working",
+    roles=(Role.VOLUNTEER,),
+    response=CalendarFeedOut,
+    status=201,
+)
 async def rotate_calendar_feed(call: Call) -> object:
     return await run_command(call, handlers.rotate_calendar_feed, RotateCalendarFeed(actor_for(call)), status=201)
 
 
-@api.get("/calendar/{feed}",
-         summary="A volunteer's confirmed shifts as iCalendar; the secret in the URL (<secret>.ics) is the only "
-                 "credential",
-         roles=None, errors=(404,), content_types=("text/calendar",))
+@api.get(
+    "/calendar/{feed}",
+    summary="A volunteer's confirmed shifts as iCalendar; the secret in the URL (<secret>.ics) is the only credential",
+    roles=None,
+    errors=(404,),
+    content_types=("text/calendar",),
+)
 async def calendar_feed(call: Call) -> web.Response:
     feed = call.request.match_info["feed"]
     if not feed.endswith(".ics") or not 20 <= len(feed) <= 100:
@@ -422,11 +598,11 @@ async def calendar_feed(call: Call) -> web.Response:
         member_id = await uow.read.feed_owner(domain.hash_feed_secret(feed.removesuffix(".ics")))
         if member_id is None:
             raise NotFound("No such calendar.", code="calendar_not_found")
-        entries = await uow.read.calendar_entries(
-            member_id, now - timedelta(days=_settings(call).calendar_past_days)
-        )
+        entries = await uow.read.calendar_entries(member_id, now - timedelta(days=_settings(call).calendar_past_days))
     return web.Response(
-        body=_calendar(entries, now), content_type="text/calendar", charset="utf-8",
+        body=_calendar(entries, now),
+        content_type="text/calendar",
+        charset="utf-8",
         headers={"Cache-Control": "private, max-age=300"},
     )
 
@@ -457,17 +633,34 @@ def _calendar(entries: list[Any], now: datetime) -> bytes:
 # Hours
 
 
-@api.get("/hours", summary="Hours records of this site, newest first (coordinators); e.g. status=pending",
-         roles=STAFF, query=HoursQuery, response=HoursPage)
+@api.get(
+    "/hours",
+    summary="Hours records of this site, newest first (coordinators); e.g. status=pending",
+    roles=STAFF,
+    query=HoursQuery,
+    response=HoursPage,
+)
 async def list_hours(call: Call) -> HoursPage:
     query: HoursQuery = call.query
-    return await _hours_page(call, site_id=actor_for(call).scope or call.who.site_id, member_id=query.member_id,
-                             status=query.status, from_=query.from_, to=query.to, limit=query.limit,
-                             cursor=query.cursor)
+    return await _hours_page(
+        call,
+        site_id=actor_for(call).scope or call.who.site_id,
+        member_id=query.member_id,
+        status=query.status,
+        from_=query.from_,
+        to=query.to,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
 
 
-@api.get("/hours/{hours_id}", summary="One hours record (coordinators, or the volunteer it belongs to)",
-         roles=PEOPLE, response=HoursOut, errors=(404,))
+@api.get(
+    "/hours/{hours_id}",
+    summary="One hours record (coordinators, or the volunteer it belongs to)",
+    roles=PEOPLE,
+    response=HoursOut,
+    errors=(404,),
+)
 async def get_hours(call: Call) -> HoursOut:
     hours_id = call.uuid_param("hours_id")
     actor = actor_for(call)
@@ -479,32 +672,59 @@ async def get_hours(call: Call) -> HoursOut:
     return HoursOut.model_validate(row, from_attributes=True)
 
 
-@api.post("/hours", summary="Add hours a volunteer worked on a shift, with a reason (pending approval)",
-          roles=STAFF, body=AddHoursBody, response=HoursOut, status=201, errors=(404, 409), idempotent=True)
+@api.post(
+    "/hours",
+    summary="Add hours a volunteer worked on a shift, with a reason (pending approval)",
+    roles=STAFF,
+    body=AddHoursBody,
+    response=HoursOut,
+    status=201,
+    errors=(404, 409),
+    idempotent=True,
+)
 async def add_hours(call: Call) -> object:
     body: AddHoursBody = call.body
     cmd = AddHours(actor_for(call), body.member_id, body.shift_id, body.minutes, body.reason)
     return await run_command(call, handlers.add_hours, cmd, status=201, idempotent=True)
 
 
-@api.post("/hours/{hours_id}/correct",
-          summary="Correct the minutes of an hours record, with a reason; it goes back to pending",
-          roles=STAFF, body=CorrectHoursBody, response=HoursOut, errors=(404,), idempotent=True)
+@api.post(
+    "/hours/{hours_id}/correct",
+    summary="Correct the minutes of an hours record, with a reason; it goes back to pending",
+    roles=STAFF,
+    body=CorrectHoursBody,
+    response=HoursOut,
+    errors=(404,),
+    idempotent=True,
+)
 async def correct_hours(call: Call) -> object:
     body: CorrectHoursBody = call.body
     cmd = CorrectHours(actor_for(call), call.uuid_param("hours_id"), body.minutes, body.reason)
     return await run_command(call, handlers.correct_hours, cmd, idempotent=True)
 
 
-@api.post("/hours/{hours_id}/approve", summary="Approve pending hours (never one's own)", roles=STAFF,
-          response=HoursOut, errors=(404, 409), idempotent=True)
+@api.post(
+    "/hours/{hours_id}/approve",
+    summary="Approve pending hours (never one's own)",
+    roles=STAFF,
+    response=HoursOut,
+    errors=(404, 409),
+    idempotent=True,
+)
 async def approve_hours(call: Call) -> object:
     cmd = ApproveHours(actor_for(call), call.uuid_param("hours_id"))
     return await run_command(call, handlers.approve_hours, cmd, idempotent=True)
 
 
-@api.post("/hours/{hours_id}/reject", summary="Reject pending hours with a reason (never one's own)",
-          roles=STAFF, body=RejectHoursBody, response=HoursOut, errors=(404, 409), idempotent=True)
+@api.post(
+    "/hours/{hours_id}/reject",
+    summary="Reject pending hours with a reason (never one's own)",
+    roles=STAFF,
+    body=RejectHoursBody,
+    response=HoursOut,
+    errors=(404, 409),
+    idempotent=True,
+)
 async def reject_hours(call: Call) -> object:
     body: RejectHoursBody = call.body
     cmd = RejectHours(actor_for(call), call.uuid_param("hours_id"), body.reason)
@@ -527,8 +747,9 @@ async def _hours_page(
     start, end = between.start, between.end
     before = _decode_cursor(cursor) if cursor else None
     async with uow_for(call) as uow:
-        rows = await uow.read.hours_page(site_id=site_id, member_id=member_id, status=status, start=start, end=end,
-                                         before=before, limit=limit + 1)
+        rows = await uow.read.hours_page(
+            site_id=site_id, member_id=member_id, status=status, start=start, end=end, before=before, limit=limit + 1
+        )
     items = [HoursOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
     totals: dict[str, int] = {}
     for item in items:
@@ -542,10 +763,17 @@ def _shift_out(row: Any) -> ShiftOut:
     zone = zoneinfo.ZoneInfo(row.timezone)
     scheduled = row.status == "scheduled"
     return ShiftOut(
-        shift_id=row.shift_id, series_id=row.series_id, role_id=row.role_id, role_title=row.role_title,
-        starts_at=row.starts_at, ends_at=row.ends_at,
-        local_start=row.starts_at.astimezone(zone).replace(tzinfo=None), timezone=row.timezone,
-        capacity=row.capacity, confirmed=row.confirmed, waitlisted=row.waitlisted,
+        shift_id=row.shift_id,
+        series_id=row.series_id,
+        role_id=row.role_id,
+        role_title=row.role_title,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        local_start=row.starts_at.astimezone(zone).replace(tzinfo=None),
+        timezone=row.timezone,
+        capacity=row.capacity,
+        confirmed=row.confirmed,
+        waitlisted=row.waitlisted,
         spots_left=max(0, row.capacity - row.confirmed) if scheduled else 0,
         needs_supervisor=row.needs_supervisor,
         supervisor_on_duty=row.supervisor_on_duty if row.needs_supervisor else None,

@@ -67,8 +67,9 @@ def build_asyncapi(receivers: Mapping[str, Receiver] | None = None) -> dict[str,
         channels[event_type] = {
             "address": event_type,
             "messages": {contract.__name__: {"$ref": f"#/components/messages/{event_type}"}},
-            "bindings": {"amqp": {"is": "routingKey", "exchange": {"name": "rcc.events", "type": "topic",
-                                                                   "durable": True}}},
+            "bindings": {
+                "amqp": {"is": "routingKey", "exchange": {"name": "rcc.events", "type": "topic", "durable": True}}
+            },
         }
         operations[f"publish {event_type}"] = {
             "action": "send",

@@ -154,9 +154,7 @@ class GatheringWaitlisted(_SeatFact):
 @register
 class GatheringPromotedFromWaitlist(_SeatFact):
     event_type = "gatherings.promoted_from_waitlist"
-    summary = (
-        "A waiting party got seats because a seat was freed (a cancellation) or capacity grew, in waitlist order."
-    )
+    summary = "A waiting party got seats because a seat was freed (a cancellation) or capacity grew, in waitlist order."
 
     waiting_since: datetime
     promoted_at: datetime

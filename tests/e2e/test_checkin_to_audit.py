@@ -20,7 +20,10 @@ async def test_a_check_in_reaches_the_audit_log_with_the_same_event_id(stack: Cl
     member = await stack.call("checkin", "POST", "/members", token=site.tokens["kiosk"], json={})
     assert member.status == 201
     visit = await stack.call(
-        "checkin", "POST", "/visits", token=site.tokens["kiosk"],
+        "checkin",
+        "POST",
+        "/visits",
+        token=site.tokens["kiosk"],
         json={"kiosk_code": member.body["kiosk_code"], "purpose": "peer_mentoring"},
     )
     assert visit.status == 201, visit.body

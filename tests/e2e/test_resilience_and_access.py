@@ -80,7 +80,10 @@ async def test_check_ins_succeed_while_the_broker_is_cut_and_every_event_arrives
                 if index == 20:
                     await asyncio.sleep(2)  # the outage lasts a while: these wait in the outbox
                 reply = await stack.call(
-                    "checkin", "POST", "/visits", token=site.tokens["kiosk"],
+                    "checkin",
+                    "POST",
+                    "/visits",
+                    token=site.tokens["kiosk"],
                     json={"member_id": member["member_id"], "purpose": "drop_in"},
                 )
                 assert reply.status == 201, reply.body
@@ -121,7 +124,10 @@ async def test_every_message_on_the_exchange_parses_with_the_cloudevents_sdk(
         await tap.bind(exchange, "#")
         member = await stack.call("checkin", "POST", "/members", token=site.tokens["kiosk"], json={})
         visit = await stack.call(
-            "checkin", "POST", "/visits", token=site.tokens["kiosk"],
+            "checkin",
+            "POST",
+            "/visits",
+            token=site.tokens["kiosk"],
             json={"kiosk_code": member.body["kiosk_code"], "purpose": "education"},
         )
         await stack.call("checkin", "POST", f"/visits/{visit.body['visit_id']}/checkout", token=site.tokens["kiosk"])
@@ -181,11 +187,18 @@ async def test_tampering_with_one_audit_row_is_found_at_its_sequence(isolated: S
             await conn.close()
         verdict = await stack.call("audit", "GET", "/audit/verify", token=site.tokens["admin"])
         assert verdict.body == {
-            "ok": False, "entries": 5, "head_hash": verdict.body["head_hash"], "first_bad_sequence": 3
+            "ok": False,
+            "entries": 5,
+            "head_hash": verdict.body["head_hash"],
+            "first_bad_sequence": 3,
         }
     proc = await asyncio.create_subprocess_exec(
-        "rcc", "audit", "verify", env={"RCC_DATABASE_URL": isolated.database_url, "PATH": _path()},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "rcc",
+        "audit",
+        "verify",
+        env={"RCC_DATABASE_URL": isolated.database_url, "PATH": _path()},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, _ = await proc.communicate()
     assert proc.returncode == 1
@@ -206,16 +219,28 @@ def _path() -> str:
         (b'{"purpose": "drop_in"}', "application/json", 422, "invalid_request"),
         (b'{"anonymous": true, "purpose": "shopping"}', "application/json", 422, "invalid_request"),
         (b'{"anonymous": true, "purpose": "drop_in", "nickname": "x"}', "application/json", 422, "invalid_request"),
-        (b'{"anonymous": true, "kiosk_code": "ABCDEF", "purpose": "drop_in"}', "application/json", 422,
-         "invalid_request"),
-        (b'{"anonymous": true, "purpose": "drop_in", "ref": "call me at 555 0100"}', "application/json", 422,
-         "invalid_request"),
+        (
+            b'{"anonymous": true, "kiosk_code": "ABCDEF", "purpose": "drop_in"}',
+            "application/json",
+            422,
+            "invalid_request",
+        ),
+        (
+            b'{"anonymous": true, "purpose": "drop_in", "ref": "call me at 555 0100"}',
+            "application/json",
+            422,
+            "invalid_request",
+        ),
         (b'{"member_id": "not-a-uuid", "purpose": "drop_in"}', "application/json", 422, "invalid_request"),
         (b'{"kiosk_code": "ZZZZZZ", "purpose": "drop_in"}', "application/json", 404, "member_not_found"),
         (b"[]", "application/json", 422, "invalid_request"),
         (b"purpose=drop_in", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
-        (b'{"anonymous": true, "purpose": "drop_in", "ref": "' + b"x" * 70_000 + b'"}', "application/json", 413,
-         "body_too_large"),
+        (
+            b'{"anonymous": true, "purpose": "drop_in", "ref": "' + b"x" * 70_000 + b'"}',
+            "application/json",
+            413,
+            "body_too_large",
+        ),
     ],
 )
 async def test_bad_input_gets_a_problem_with_a_code_and_changes_nothing(
@@ -278,9 +303,13 @@ async def test_audit_endpoints_are_for_admins(stack: Client, site: SiteUnderTest
 async def test_a_revoked_token_stops_working(settings: Settings, stack: Client, site: SiteUnderTest) -> None:
     assert (await stack.call("checkin", "GET", "/occupancy", token=site.tokens["kiosk"])).status == 200
     proc = await asyncio.create_subprocess_exec(
-        "rcc", "token", "revoke", str(site.token_ids["kiosk"]),
+        "rcc",
+        "token",
+        "revoke",
+        str(site.token_ids["kiosk"]),
         env={"RCC_DATABASE_URL": settings.database_url, "PATH": _path()},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     await proc.communicate()
     assert proc.returncode == 0
@@ -293,17 +322,26 @@ async def test_a_kiosk_of_one_site_cannot_touch_another(
 ) -> None:
     member = await stack.call("checkin", "POST", "/members", token=other_site.tokens["kiosk"], json={})
     by_code = await stack.call(
-        "checkin", "POST", "/visits", token=site.tokens["kiosk"],
+        "checkin",
+        "POST",
+        "/visits",
+        token=site.tokens["kiosk"],
         json={"kiosk_code": member.body["kiosk_code"], "purpose": "drop_in"},
     )
     assert (by_code.status, by_code.body["code"]) == (404, "member_not_found")
     by_id = await stack.call(
-        "checkin", "POST", "/visits", token=site.tokens["kiosk"],
+        "checkin",
+        "POST",
+        "/visits",
+        token=site.tokens["kiosk"],
         json={"member_id": member.body["member_id"], "purpose": "drop_in"},
     )
     assert (by_id.status, by_id.body["code"]) == (404, "member_not_found")
     visit = await stack.call(
-        "checkin", "POST", "/visits", token=other_site.tokens["kiosk"],
+        "checkin",
+        "POST",
+        "/visits",
+        token=other_site.tokens["kiosk"],
         json={"member_id": member.body["member_id"], "purpose": "drop_in"},
     )
     checkout = await stack.call(
@@ -331,5 +369,3 @@ async def test_health_readiness_metrics_and_openapi(stack: Client) -> None:
 
 async def _ready(stack: Client, service: str) -> bool:
     return (await stack.call(service, "GET", "/readyz")).status == 200
-
-

@@ -61,8 +61,10 @@ async def test_consumers_resume_after_the_broker_closes_their_connection_three_t
                         await eventually(lambda m=marker: _applied_everywhere(db, site, m), timeout=60, interval=0.2)
                     except AssertionError:
                         where = await _where_is(db, probe, isolated, site, marker)
-                        raise AssertionError(f"round {round_ + 1}: the check-in made after reconnecting did not "
-                                             f"reach every consumer within 60 s: {where}") from None
+                        raise AssertionError(
+                            f"round {round_ + 1}: the check-in made after reconnecting did not "
+                            f"reach every consumer within 60 s: {where}"
+                        ) from None
             finally:
                 traffic.stop.set()
                 await running
@@ -82,15 +84,21 @@ async def test_consumers_resume_after_the_broker_closes_their_connection_three_t
         await probe.close()
 
     visits = set(traffic.accepted)
-    events = {r["subject"]: r["event_id"] for r in await outbox(db, "checkin", site.site_id,
-                                                                 ["checkin.visitor_checked_in"])}
+    events = {
+        r["subject"]: r["event_id"] for r in await outbox(db, "checkin", site.site_id, ["checkin.visitor_checked_in"])
+    }
     expected = {events[v] for v in visits if v in events}
-    audit = tally(expected, Counter(r["event_id"] for r in await audit_entries(
-        db, site.site_id, ["checkin.visitor_checked_in"])))
+    audit = tally(
+        expected, Counter(r["event_id"] for r in await audit_entries(db, site.site_id, ["checkin.visitor_checked_in"]))
+    )
     seen_by_volunteering = await inbox(db, "volunteering", "volunteering")
     seen_by_gatherings = await inbox(db, "gatherings", "gatherings")
-    attendance = Counter(str(r["visit_id"]) for r in await db.fetch(
-        "SELECT visit_id FROM gatherings.attendance WHERE gathering_id = $1", uuid.UUID(event_id)))
+    attendance = Counter(
+        str(r["visit_id"])
+        for r in await db.fetch(
+            "SELECT visit_id FROM gatherings.attendance WHERE gathering_id = $1", uuid.UUID(event_id)
+        )
+    )
     report(
         "broker closed our connections 3 times",
         {
@@ -102,7 +110,8 @@ async def test_consumers_resume_after_the_broker_closes_their_connection_three_t
             "gatherings_lost": len(expected - seen_by_gatherings),
             **tally(visits, attendance).counts("attendance_"),
         },
-        check_ins=len(visits), connections_closed=closed_total,
+        check_ins=len(visits),
+        connections_closed=closed_total,
         consumers={name: state[1] if state else None for name, state in consumers.items()},
     )
     assert closed_total >= ROUNDS
@@ -120,7 +129,10 @@ class Traffic:
 
     async def check_in(self) -> str:
         reply = await self.stack.call(
-            "checkin", "POST", "/visits", token=self.site.tokens["kiosk"],
+            "checkin",
+            "POST",
+            "/visits",
+            token=self.site.tokens["kiosk"],
             json={"anonymous": True, "purpose": "sober_event", "ref": self.event_id},
         )
         if reply.status != 201:
@@ -153,24 +165,36 @@ async def _applied_everywhere(db: asyncpg.Pool, site: SiteUnderTest, visit_id: s
 
 async def _everywhere(db: asyncpg.Pool, site: SiteUnderTest, visit_ids: list[str]) -> tuple[int, int, int]:
     """How many of these check-ins the audit log, the volunteering inbox and the gatherings attendance have."""
-    events = [r["event_id"] for r in await db.fetch(
-        "SELECT event_id FROM checkin.outbox WHERE site_id = $1 AND type = 'checkin.visitor_checked_in'"
-        " AND subject = ANY($2::text[])", site.site_id, visit_ids)]
+    events = [
+        r["event_id"]
+        for r in await db.fetch(
+            "SELECT event_id FROM checkin.outbox WHERE site_id = $1 AND type = 'checkin.visitor_checked_in'"
+            " AND subject = ANY($2::text[])",
+            site.site_id,
+            visit_ids,
+        )
+    ]
     return (
         await db.fetchval("SELECT count(DISTINCT event_id) FROM audit.audit_log WHERE event_id = ANY($1)", events),
-        await db.fetchval("SELECT count(*) FROM volunteering.inbox WHERE consumer = 'volunteering'"
-                          " AND event_id = ANY($1)", events),
-        await db.fetchval("SELECT count(DISTINCT visit_id) FROM gatherings.attendance WHERE visit_id = ANY($1)",
-                          [uuid.UUID(v) for v in visit_ids]),
+        await db.fetchval(
+            "SELECT count(*) FROM volunteering.inbox WHERE consumer = 'volunteering' AND event_id = ANY($1)", events
+        ),
+        await db.fetchval(
+            "SELECT count(DISTINCT visit_id) FROM gatherings.attendance WHERE visit_id = ANY($1)",
+            [uuid.UUID(v) for v in visit_ids],
+        ),
     )
 
 
-async def _where_is(db: asyncpg.Pool, probe: aio_pika.abc.AbstractConnection, settings: Settings,
-                    site: SiteUnderTest, visit_id: str) -> dict[str, object]:
+async def _where_is(
+    db: asyncpg.Pool, probe: aio_pika.abc.AbstractConnection, settings: Settings, site: SiteUnderTest, visit_id: str
+) -> dict[str, object]:
     """Where a check-in's event got to, for the failure message: published or not, and which consumer has it."""
     row = await db.fetchrow(
         "SELECT event_id, published_at, attempts FROM checkin.outbox"
-        " WHERE subject = $1 AND type = 'checkin.visitor_checked_in'", visit_id)
+        " WHERE subject = $1 AND type = 'checkin.visitor_checked_in'",
+        visit_id,
+    )
     if row is None:
         return {"outbox": "missing"}
     in_audit, in_volunteering_inbox, in_gatherings_attendance = await _everywhere(db, site, [visit_id])
@@ -187,9 +211,17 @@ async def _where_is(db: asyncpg.Pool, probe: aio_pika.abc.AbstractConnection, se
 async def _sober_event(stack: Client, site: SiteUnderTest) -> str:
     starts = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     reply: Reply = await stack.call(
-        "gatherings", "POST", "/events", token=site.tokens["coordinator"],
-        json={"title": "Sober game night", "kind": "sober_social", "starts_at": starts.isoformat(),
-              "ends_at": (starts + timedelta(hours=3)).isoformat(), "capacity": 500},
+        "gatherings",
+        "POST",
+        "/events",
+        token=site.tokens["coordinator"],
+        json={
+            "title": "Sober game night",
+            "kind": "sober_social",
+            "starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(hours=3)).isoformat(),
+            "capacity": 500,
+        },
     )
     assert reply.status == 201, reply.body
     return reply.body["event_id"]

@@ -43,7 +43,10 @@ async def test_1000_check_ins_through_a_broker_outage_reach_the_audit_log_exactl
         async with services(settings, ["checkin", "audit"]) as stack:
             await eventually(lambda: _ready(stack, "checkin"), timeout=30)
             registered = await post_all(
-                stack.http, lambda: stack.urls["checkin"], [("/members", {})] * BY_CODE, token=kiosk,
+                stack.http,
+                lambda: stack.urls["checkin"],
+                [("/members", {})] * BY_CODE,
+                token=kiosk,
                 concurrency=CONCURRENCY,
             )
             codes = [r.body["kiosk_code"] for r in registered if isinstance(r, Reply) and r.status == 201]
@@ -68,13 +71,20 @@ async def test_1000_check_ins_through_a_broker_outage_reach_the_audit_log_exactl
 
             cut = asyncio.create_task(outage())
             answers = await post_all(
-                stack.http, lambda: stack.urls["checkin"], [("/visits", b) for b in bodies], token=kiosk,
-                concurrency=CONCURRENCY, on_answer=count,
+                stack.http,
+                lambda: stack.urls["checkin"],
+                [("/visits", b) for b in bodies],
+                token=kiosk,
+                concurrency=CONCURRENCY,
+                on_answer=count,
             )
             await cut
             accepted = {r.body["visit_id"] for r in answers if isinstance(r, Reply) and r.status == 201}
-            refused = [r if isinstance(r, BaseException) else (r.status, r.body) for r in answers
-                       if not (isinstance(r, Reply) and r.status == 201)]
+            refused = [
+                r if isinstance(r, BaseException) else (r.status, r.body)
+                for r in answers
+                if not (isinstance(r, Reply) and r.status == 201)
+            ]
 
             async def drained() -> bool:
                 return await unpublished(db, "checkin") == 0
@@ -90,10 +100,13 @@ async def test_1000_check_ins_through_a_broker_outage_reach_the_audit_log_exactl
     finally:
         await proxy.close()
 
-    events = {r["subject"]: r["event_id"] for r in await outbox(db, "checkin", site.site_id,
-                                                                 ["checkin.visitor_checked_in"])}
-    visits = {str(r["visit_id"]) for r in await db.fetch(
-        "SELECT visit_id FROM checkin.visits WHERE site_id = $1", site.site_id)}
+    events = {
+        r["subject"]: r["event_id"] for r in await outbox(db, "checkin", site.site_id, ["checkin.visitor_checked_in"])
+    }
+    visits = {
+        str(r["visit_id"])
+        for r in await db.fetch("SELECT visit_id FROM checkin.visits WHERE site_id = $1", site.site_id)
+    }
     recorded = Counter(r["event_id"] for r in await audit_entries(db, site.site_id, ["checkin.visitor_checked_in"]))
     in_audit = tally((events[v] for v in accepted if v in events), recorded)
     report(
@@ -105,8 +118,12 @@ async def test_1000_check_ins_through_a_broker_outage_reach_the_audit_log_exactl
             "unexpected": in_audit.unexpected + len(visits - accepted) + len(events.keys() - accepted),
             "unpublished": await unpublished(db, "checkin"),
         },
-        accepted=len(accepted), waiting_in_outbox_at_restore=waiting_at_restore[0], outage_s=round(outage_s, 1),
-        cut_after=cut_after, broker_connections=proxy.connections_made, seed=seed,
+        accepted=len(accepted),
+        waiting_in_outbox_at_restore=waiting_at_restore[0],
+        outage_s=round(outage_s, 1),
+        cut_after=cut_after,
+        broker_connections=proxy.connections_made,
+        seed=seed,
     )
     assert refused == []
     assert len(accepted) == CHECK_INS

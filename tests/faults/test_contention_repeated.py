@@ -170,8 +170,10 @@ async def churn_round(seats: Seats, round_: int, rng: random.Random, tally: Tall
     stayed = [who for who in waiting if who not in leaving]
     arrivals = await seats.arrivals(target)
     now_seated = {who for who, status in arrivals if status == "confirmed"}
-    tally.add(promoted_not_head_of_line=len(set(stayed[:CHURN_LEAVE_SEATED]) - now_seated),
-              wrong_seat_count=abs(len(now_seated) - SEATS))
+    tally.add(
+        promoted_not_head_of_line=len(set(stayed[:CHURN_LEAVE_SEATED]) - now_seated),
+        wrong_seat_count=abs(len(now_seated) - SEATS),
+    )
     compare(Line(SEATS).replay(await seats.steps(target)), arrivals, tally)
 
 
@@ -194,17 +196,28 @@ class Shifts:
         return await self.center.drop(target, self.by_member[who], by_coordinator=True)
 
     async def arrivals(self, target: str) -> list[tuple[str, str]]:
-        return [(str(r.member_id), r.status) for r in await self.center.signups(target)
-                if r.status in ("confirmed", "waitlisted")]
+        return [
+            (str(r.member_id), r.status)
+            for r in await self.center.signups(target)
+            if r.status in ("confirmed", "waitlisted")
+        ]
 
     async def steps(self, target: str) -> list[Step]:
         rows = await self.center.rows(
             "SELECT type, data FROM volunteering.outbox WHERE data->>'shift_id' = :shift ORDER BY sequence",
-            shift=target)
-        kinds = {"volunteering.signed_up": "seated", "volunteering.waitlisted": "waiting",
-                 "volunteering.promoted_from_waitlist": "promoted", "volunteering.dropped": "left"}
-        return [Step(kinds[r.type], r.data["member_id"], r.data.get("position"), r.data.get("previous_status"))
-                for r in rows if r.type in kinds]
+            shift=target,
+        )
+        kinds = {
+            "volunteering.signed_up": "seated",
+            "volunteering.waitlisted": "waiting",
+            "volunteering.promoted_from_waitlist": "promoted",
+            "volunteering.dropped": "left",
+        }
+        return [
+            Step(kinds[r.type], r.data["member_id"], r.data.get("position"), r.data.get("previous_status"))
+            for r in rows
+            if r.type in kinds
+        ]
 
 
 class Events:
@@ -213,39 +226,64 @@ class Events:
 
     async def new(self, round_: int) -> str:
         starts = (datetime.now(UTC) + timedelta(days=3 + round_)).replace(microsecond=0)
-        reply = await self.client.call("gatherings", "POST", "/events", token=self.site.tokens["coordinator"], json={
-            "title": "Sober bowling night", "kind": "sports", "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=2)).isoformat(), "capacity": SEATS})
+        reply = await self.client.call(
+            "gatherings",
+            "POST",
+            "/events",
+            token=self.site.tokens["coordinator"],
+            json={
+                "title": "Sober bowling night",
+                "kind": "sports",
+                "starts_at": starts.isoformat(),
+                "ends_at": (starts + timedelta(hours=2)).isoformat(),
+                "capacity": SEATS,
+            },
+        )
         assert reply.status == 201, reply.body
         return reply.body["event_id"]
 
     async def join(self, target: str, person: int) -> Reply:
-        reply = await self.client.call("gatherings", "POST", f"/events/{target}/registrations",
-                                       token=self.site.tokens["kiosk"],
-                                       json={"member_id": str(self.members[person]), "adults": 1, "children": 0})
+        reply = await self.client.call(
+            "gatherings",
+            "POST",
+            f"/events/{target}/registrations",
+            token=self.site.tokens["kiosk"],
+            json={"member_id": str(self.members[person]), "adults": 1, "children": 0},
+        )
         if reply.status == 201:
             reply.body["id"] = reply.body["registration_id"]
         return reply
 
     async def leave(self, target: str, who: str) -> Reply:
-        return await self.client.call("gatherings", "DELETE", f"/registrations/{who}",
-                                      token=self.site.tokens["coordinator"])
+        return await self.client.call(
+            "gatherings", "DELETE", f"/registrations/{who}", token=self.site.tokens["coordinator"]
+        )
 
     async def arrivals(self, target: str) -> list[tuple[str, str]]:
         async with self.engine.connect() as conn:
             rows = await conn.exec_driver_sql(
                 "SELECT registration_id::text, status FROM gatherings.registrations WHERE gathering_id = $1 "
-                "AND status IN ('confirmed', 'waitlisted') ORDER BY seq", (uuid.UUID(target),))
+                "AND status IN ('confirmed', 'waitlisted') ORDER BY seq",
+                (uuid.UUID(target),),
+            )
             return [(r[0], r[1]) for r in rows]
 
     async def steps(self, target: str) -> list[Step]:
         async with self.engine.connect() as conn:
             rows = await conn.exec_driver_sql(
-                "SELECT type, data FROM gatherings.outbox WHERE data->>'event_id' = $1 ORDER BY sequence", (target,))
-            kinds = {"gatherings.registered": "seated", "gatherings.waitlisted": "waiting",
-                     "gatherings.promoted_from_waitlist": "promoted", "gatherings.registration_cancelled": "left"}
-            return [Step(kinds[t], d["registration_id"], d.get("position"), d.get("previous_status"))
-                    for t, d in rows if t in kinds]
+                "SELECT type, data FROM gatherings.outbox WHERE data->>'event_id' = $1 ORDER BY sequence", (target,)
+            )
+            kinds = {
+                "gatherings.registered": "seated",
+                "gatherings.waitlisted": "waiting",
+                "gatherings.promoted_from_waitlist": "promoted",
+                "gatherings.registration_cancelled": "left",
+            }
+            return [
+                Step(kinds[t], d["registration_id"], d.get("position"), d.get("previous_status"))
+                for t, d in rows
+                if t in kinds
+            ]
 
 
 @pytest.fixture
@@ -263,8 +301,10 @@ async def kinds_of_seats(isolated: Settings, client: Client, engine: AsyncEngine
     role = await center.role()
     people = await center.volunteers(CROWD, [role])
     # The same members queue for the events: each person joins a round's event once, like its shift.
-    return {"shift": Shifts(center, role, people),
-            "event": Events(client, center.site, engine, [p.member_id for p in people])}
+    return {
+        "shift": Shifts(center, role, people),
+        "event": Events(client, center.site, engine, [p.member_id for p in people]),
+    }
 
 
 async def test_200_sign_ups_for_20_seats_round_after_round(
@@ -275,8 +315,9 @@ async def test_200_sign_ups_for_20_seats_round_after_round(
         tally = Tally()
         for round_ in range(SIGN_UP_ROUNDS):
             await sign_up_round(seats, round_, tally)
-        report(f"200 sign-ups for 20 seats ({kind})", tally.counts, rounds=SIGN_UP_ROUNDS,
-               sign_ups=SIGN_UP_ROUNDS * CROWD)
+        report(
+            f"200 sign-ups for 20 seats ({kind})", tally.counts, rounds=SIGN_UP_ROUNDS, sign_ups=SIGN_UP_ROUNDS * CROWD
+        )
 
 
 async def test_cancellations_and_sign_ups_at_once_round_after_round(
@@ -319,16 +360,23 @@ async def test_stipend_periods_closed_at_once_and_retried_month_after_month(
             await center.worked(person.member_id, shift_id, minutes)
         expected = {p.member_id: sum(cents(m, hourly, per_shift) for q, _, m in worked if q is p) for p in people}
 
-        replies = await asyncio.gather(*(center.close(period, key=f"close-{period}" if i % 3 == 0 else None)
-                                         for i in range(8)))
+        replies = await asyncio.gather(
+            *(center.close(period, key=f"close-{period}" if i % 3 == 0 else None) for i in range(8))
+        )
         replies += [await center.close(period), await center.close(period, key=f"close-{period}")]
         accrued = await center.rows(
             "SELECT member_id, amount_cents FROM volunteering.stipend_ledger WHERE site_id = :site "
-            "AND period = :period AND kind = 'accrual'", site=center.site.site_id, period=period)
+            "AND period = :period AND kind = 'accrual'",
+            site=center.site.site_id,
+            period=period,
+        )
         by_member = Counter(r.member_id for r in accrued)
         closed_events = await center.rows(
             "SELECT count(*) AS n FROM volunteering.outbox WHERE type = 'volunteering.stipend_period_closed' "
-            "AND site_id = :site AND data->>'period' = :period", site=center.site.site_id, period=period)
+            "AND site_id = :site AND data->>'period' = :period",
+            site=center.site.site_id,
+            period=period,
+        )
         tally.add(
             refused=sum(1 for r in replies if r.status != 200),
             answers_disagree=len({repr(sorted(r.body.items())) for r in replies if r.status == 200}) - 1,
@@ -338,5 +386,6 @@ async def test_stipend_periods_closed_at_once_and_retried_month_after_month(
             total_cents_off=abs(replies[0].body["accrued_cents"] - sum(expected.values())),
             period_closed_events_not_one=abs(closed_events[0].n - 1),
         )
-    report("stipend periods closed at once and retried", tally.counts, months=STIPEND_MONTHS,
-           closes=STIPEND_MONTHS * 10)
+    report(
+        "stipend periods closed at once and retried", tally.counts, months=STIPEND_MONTHS, closes=STIPEND_MONTHS * 10
+    )

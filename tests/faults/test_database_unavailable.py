@@ -59,7 +59,9 @@ async def fresh_tokens(settings: Any, site: SiteUnderTest) -> dict[str, str]:
             tokens = {}
             for role in PREFERENCE:
                 _, tokens[role] = await access.issue_token(
-                    conn, role=access.Role(role), site_id=site.site_id,
+                    conn,
+                    role=access.Role(role),
+                    site_id=site.site_id,
                     member_id=uuid.uuid4() if role == "volunteer" else None,
                 )
             return tokens
@@ -74,8 +76,7 @@ async def test_without_the_database_every_request_is_a_quick_503_and_service_com
     name, direct = await isolate(rate_limit_per_minute=0)
     proxy = PostgresProxy()
     await proxy.start()
-    settings = direct.model_copy(update={"database_url": proxy.url(name), "token_cache_ttl_s": 5.0,
-                                         **OUTAGE_SETTINGS})
+    settings = direct.model_copy(update={"database_url": proxy.url(name), "token_cache_ttl_s": 5.0, **OUTAGE_SETTINGS})
     site = await make_site(direct)
     tokens = site.tokens
     db = await asyncpg.connect(direct.database_url.replace("+asyncpg", ""))
@@ -107,8 +108,14 @@ async def test_without_the_database_every_request_is_a_quick_503_and_service_com
 
             # The relay and the audit consumer came back too: both check-ins (before and after) reach the audit log.
             async def audited() -> bool:
-                return await db.fetchval("SELECT count(*) FROM audit.audit_log WHERE type = $1 AND site_id = $2",
-                                         "checkin.visitor_checked_in", site.site_id) == 2
+                return (
+                    await db.fetchval(
+                        "SELECT count(*) FROM audit.audit_log WHERE type = $1 AND site_id = $2",
+                        "checkin.visitor_checked_in",
+                        site.site_id,
+                    )
+                    == 2
+                )
 
             await eventually(audited, timeout=60, interval=0.5)
     finally:
@@ -125,12 +132,19 @@ async def test_without_the_database_every_request_is_a_quick_503_and_service_com
         print("not a quick database_unavailable:", answer)
     report(
         f"database unavailable ({failure})",
-        {"hung": len(hung), "slower_than_timeouts": len(slow), "server_errors": len(server_errors),
-         "not_database_unavailable": len(wrong),
-         "not_problem_json": len(not_problem), "readyz_not_naming_database": len(readiness),
-         "healthz_down": sum(1 for status, _, _ in healthy.values() if status != 200),
-         "writes_during_outage": visits_after - visits_before - 1},
-        requests=len(answers), slowest_s=round(max(a[5] for a in answers), 2), allowed_s=SLOWEST_ALLOWED_S,
+        {
+            "hung": len(hung),
+            "slower_than_timeouts": len(slow),
+            "server_errors": len(server_errors),
+            "not_database_unavailable": len(wrong),
+            "not_problem_json": len(not_problem),
+            "readyz_not_naming_database": len(readiness),
+            "healthz_down": sum(1 for status, _, _ in healthy.values() if status != 200),
+            "writes_during_outage": visits_after - visits_before - 1,
+        },
+        requests=len(answers),
+        slowest_s=round(max(a[5] for a in answers), 2),
+        allowed_s=SLOWEST_ALLOWED_S,
     )
 
 
@@ -140,7 +154,8 @@ async def _call(stack: Client, service: str, op: Operation, tokens: dict[str, st
     try:
         async with asyncio.timeout(ANSWER_BOUND_S):
             status, payload, content_type = await _reply(
-                stack, service, op.method, path_for(op), tokens[role], body_for(op))
+                stack, service, op.method, path_for(op), tokens[role], body_for(op)
+            )
     except TimeoutError:
         return service, f"{op.method} {op.path}", "no answer", None, "", ANSWER_BOUND_S
     code = payload.get("code") if isinstance(payload, dict) else None
@@ -148,12 +163,14 @@ async def _call(stack: Client, service: str, op: Operation, tokens: dict[str, st
     return service, f"{op.method} {op.path}", status, code, content_type, elapsed
 
 
-async def _reply(stack: Client, service: str, method: str, path: str, token: str | None = None,
-                 body: Any = None) -> tuple[int, Any, str]:
+async def _reply(
+    stack: Client, service: str, method: str, path: str, token: str | None = None, body: Any = None
+) -> tuple[int, Any, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     timeout = aiohttp.ClientTimeout(total=ANSWER_BOUND_S + 5)
-    async with stack.http.request(method, stack.urls[service] + path, json=body, headers=headers,
-                                  timeout=timeout) as response:
+    async with stack.http.request(
+        method, stack.urls[service] + path, json=body, headers=headers, timeout=timeout
+    ) as response:
         text = await response.text()
         try:
             payload = json.loads(text)
@@ -171,8 +188,9 @@ async def _status(stack: Client, service: str, path: str, expected: int) -> bool
 
 async def _check_in(stack: Client, token: str) -> int:
     try:
-        status, _, _ = await _reply(stack, "checkin", "POST", "/visits", token,
-                                    {"anonymous": True, "purpose": "drop_in"})
+        status, _, _ = await _reply(
+            stack, "checkin", "POST", "/visits", token, {"anonymous": True, "purpose": "drop_in"}
+        )
         return status
     except (aiohttp.ClientError, TimeoutError):
         return 0
@@ -184,8 +202,13 @@ async def test_a_kiosk_that_hangs_up_mid_request_is_not_reported_as_a_database_o
     site = await make_site(isolated)
 
     def count(status: str) -> float:
-        return REGISTRY.get_sample_value("rcc_http_requests_total", {
-            "service": "checkin", "method": "POST", "route": "/visits", "status": status}) or 0.0
+        return (
+            REGISTRY.get_sample_value(
+                "rcc_http_requests_total",
+                {"service": "checkin", "method": "POST", "route": "/visits", "status": status},
+            )
+            or 0.0
+        )
 
     before = count("503"), count("499")
     async with services(isolated, ["checkin"]) as stack:
@@ -194,7 +217,7 @@ async def test_a_kiosk_that_hangs_up_mid_request_is_not_reported_as_a_database_o
             _, writer = await asyncio.open_connection(host, int(port))
             writer.write(
                 f"POST /visits HTTP/1.1\r\nHost: kiosk\r\nAuthorization: Bearer {site.tokens['kiosk']}\r\n"
-                "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"anonymous\": true,".encode()
+                'Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{"anonymous": true,'.encode()
             )
             await writer.drain()
             writer.transport.abort()  # gone before the body is complete
@@ -203,8 +226,11 @@ async def test_a_kiosk_that_hangs_up_mid_request_is_not_reported_as_a_database_o
             return count("499") - before[1] + count("503") - before[0] >= 3
 
         await eventually(answered, timeout=20)
-    report("client hang-ups", {"reported_as_503": int(count("503") - before[0])},
-           recorded_as_499=int(count("499") - before[1]))
+    report(
+        "client hang-ups",
+        {"reported_as_503": int(count("503") - before[0])},
+        recorded_as_499=int(count("499") - before[1]),
+    )
 
 
 STOP_BOUND_S = 20.0  # SIGTERM to exit; the failure this guards against is "never" (then SIGKILL)
@@ -243,7 +269,10 @@ async def test_a_process_stopped_while_the_database_is_away_stops_promptly(
     assert process.process is not None
     report(
         f"stopped while the database is away ({failure})",
-        {"needed_sigkill": int(process.process.returncode == -signal.SIGKILL),
-         "exit_code_not_zero": int(process.process.returncode not in (0, -signal.SIGKILL))},
-        stop_s=round(stop_s, 2), bound_s=STOP_BOUND_S,
+        {
+            "needed_sigkill": int(process.process.returncode == -signal.SIGKILL),
+            "exit_code_not_zero": int(process.process.returncode not in (0, -signal.SIGKILL)),
+        },
+        stop_s=round(stop_s, 2),
+        bound_s=STOP_BOUND_S,
     )

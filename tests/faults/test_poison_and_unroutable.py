@@ -87,23 +87,40 @@ async def test_poison_among_100_check_ins_is_dead_lettered_with_its_reason_and_t
     site = await make_site(isolated, capacity=500)
     starts = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     async with services(isolated, ["checkin", "gatherings"]) as stack:
-        created = await stack.call("gatherings", "POST", "/events", token=site.tokens["coordinator"], json={
-            "title": "Recovery walk", "kind": "sports", "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=2)).isoformat(), "capacity": 500})
+        created = await stack.call(
+            "gatherings",
+            "POST",
+            "/events",
+            token=site.tokens["coordinator"],
+            json={
+                "title": "Recovery walk",
+                "kind": "sports",
+                "starts_at": starts.isoformat(),
+                "ends_at": (starts + timedelta(hours=2)).isoformat(),
+                "capacity": 500,
+            },
+        )
         assert created.status == 201, created.body
         event_id = created.body["event_id"]
         body = {"anonymous": True, "purpose": "sober_event", "ref": event_id}
 
         async def check_ins(n: int) -> list[Reply | BaseException]:
-            return await post_all(stack.http, lambda: stack.urls["checkin"], [("/visits", body)] * n,
-                                  token=site.tokens["kiosk"], concurrency=8)
+            return await post_all(
+                stack.http,
+                lambda: stack.urls["checkin"],
+                [("/visits", body)] * n,
+                token=site.tokens["kiosk"],
+                concurrency=8,
+            )
 
         answers = await check_ins(VALID // 2)
         # Amid the stream: bytes that are no CloudEvent, and a well-formed check-in event without its visit.
-        unreadable = aio_pika.Message(b"\x00{not json", message_id=str(uuid.uuid4()),
-                                      content_type="application/cloudevents+json")
-        unappliable = cloud_event("checkin.visitor_checked_in", site_id=site.site_id, purpose="sober_event",
-                                  ref=event_id)
+        unreadable = aio_pika.Message(
+            b"\x00{not json", message_id=str(uuid.uuid4()), content_type="application/cloudevents+json"
+        )
+        unappliable = cloud_event(
+            "checkin.visitor_checked_in", site_id=site.site_id, purpose="sober_event", ref=event_id
+        )
         poison = {unreadable.message_id, unappliable["id"]}
         await publish(isolated, "checkin.visitor_checked_in", [unreadable, message_of(unappliable)])
         answers += await check_ins(VALID - VALID // 2)
@@ -125,13 +142,17 @@ async def test_poison_among_100_check_ins_is_dead_lettered_with_its_reason_and_t
         print(f"parked {message_id}: {reason[:120]}")
     report(
         "poison among 100 check-ins",
-        {**tally(accepted, attendance).counts("attendance_"),
-         "poison_not_parked": sum(1 for p in poison if dead_ids[p] == 0),
-         "parked_twice": sum(n - 1 for n in dead_ids.values() if n > 1),
-         "valid_parked": sum(n for m, n in dead_ids.items() if m not in poison),
-         "parked_without_reason": sum(1 for r in reasons.values() if not r),
-         "deliveries_over_limit": sum(1 for m in dead if deliveries(m) > isolated.delivery_limit)},
-        accepted=len(accepted), parked=len(dead), deliveries=max(map(deliveries, dead), default=0),
+        {
+            **tally(accepted, attendance).counts("attendance_"),
+            "poison_not_parked": sum(1 for p in poison if dead_ids[p] == 0),
+            "parked_twice": sum(n - 1 for n in dead_ids.values() if n > 1),
+            "valid_parked": sum(n for m, n in dead_ids.items() if m not in poison),
+            "parked_without_reason": sum(1 for r in reasons.values() if not r),
+            "deliveries_over_limit": sum(1 for m in dead if deliveries(m) > isolated.delivery_limit),
+        },
+        accepted=len(accepted),
+        parked=len(dead),
+        deliveries=max(map(deliveries, dead), default=0),
     )
     assert len(accepted) == VALID
     assert reasons[unreadable.message_id].startswith("malformed")
@@ -179,6 +200,7 @@ async def test_a_message_its_consumer_dies_on_is_parked_by_the_broker_after_the_
         applied.update(e.id for e in events)
 
     async with _consumer(settings, name, [key], record):
+
         async def all_applied() -> bool:
             return len(applied) >= VALID
 
@@ -187,10 +209,14 @@ async def test_a_message_its_consumer_dies_on_is_parked_by_the_broker_after_the_
     deadly_id = uuid.UUID(deadly["id"])
     report(
         "a message its consumer dies on",
-        {**tally((uuid.UUID(ce["id"]) for ce in valid), applied).counts("valid_"),
-         "not_parked": 0 if [m.message_id for m in dead] == [deadly["id"]] else 1,
-         "deliveries_over_limit": max(0, held[deadly_id] - settings.delivery_limit - 1)},
-        deliveries=held[deadly_id], crashes=crashes, delivery_limit=settings.delivery_limit,
+        {
+            **tally((uuid.UUID(ce["id"]) for ce in valid), applied).counts("valid_"),
+            "not_parked": 0 if [m.message_id for m in dead] == [deadly["id"]] else 1,
+            "deliveries_over_limit": max(0, held[deadly_id] - settings.delivery_limit - 1),
+        },
+        deliveries=held[deadly_id],
+        crashes=crashes,
+        delivery_limit=settings.delivery_limit,
     )
     assert applied[deadly_id] == 0
 
@@ -224,6 +250,7 @@ async def test_a_message_its_consumer_dies_on_does_not_take_its_batch_to_the_dea
             applied.update(e.id for e in events)
 
         async with _consumer(settings, name, [key], process):
+
             async def stuck_or_done(holding: asyncio.Event = holding) -> bool:
                 # Every valid message applied is not the end: a quorum queue may return the killer behind the
                 # valid ones, so this consumer is done only once the killer got it again or is parked.
@@ -239,10 +266,14 @@ async def test_a_message_its_consumer_dies_on_does_not_take_its_batch_to_the_dea
     parked_ids = {m.message_id for m in dead}
     report(
         "a message its consumer dies on, among valid ones",
-        {**tally((uuid.UUID(ce["id"]) for ce in valid), applied).counts("valid_"),
-         "valid_parked": sum(1 for ce in valid if ce["id"] in parked_ids),
-         "not_parked": 0 if deadly["id"] in parked_ids else 1},
-        crashes=crashes, deliveries=held[deadly_id], delivery_limit=settings.delivery_limit,
+        {
+            **tally((uuid.UUID(ce["id"]) for ce in valid), applied).counts("valid_"),
+            "valid_parked": sum(1 for ce in valid if ce["id"] in parked_ids),
+            "not_parked": 0 if deadly["id"] in parked_ids else 1,
+        },
+        crashes=crashes,
+        deliveries=held[deadly_id],
+        delivery_limit=settings.delivery_limit,
     )
     assert crashes > 1  # it did kill its consumer more than once, with valid messages delivered around it
 
@@ -255,6 +286,7 @@ async def _consumer(settings: Settings, name: str, bindings: list[str], process:
     consumer = Consumer(broker, name=name, bindings=bindings, process=process, settings=settings)
     task = asyncio.create_task(consumer.run())
     try:
+
         async def started() -> bool:
             if task.done():
                 task.result()
@@ -275,9 +307,13 @@ async def test_check_ins_no_queue_receives_are_not_marked_sent_until_one_does(
     await _delete_service_queues(isolated)
     site = await make_site(isolated)
     async with services(isolated, ["checkin"]) as stack:
-        answers = await post_all(stack.http, lambda: stack.urls["checkin"],
-                                 [("/visits", {"anonymous": True, "purpose": "drop_in"})] * 50,
-                                 token=site.tokens["kiosk"], concurrency=8)
+        answers = await post_all(
+            stack.http,
+            lambda: stack.urls["checkin"],
+            [("/visits", {"anonymous": True, "purpose": "drop_in"})] * 50,
+            token=site.tokens["kiosk"],
+            concurrency=8,
+        )
         accepted = {a.body["visit_id"] for a in answers if isinstance(a, Reply) and a.status == 201}
 
         async def every_row_tried() -> bool:
@@ -285,13 +321,15 @@ async def test_check_ins_no_queue_receives_are_not_marked_sent_until_one_does(
 
         await eventually(every_row_tried, timeout=30, interval=0.2)
         marked_while_unroutable = await db.fetchval(
-            "SELECT count(*) FROM checkin.outbox WHERE published_at IS NOT NULL")
+            "SELECT count(*) FROM checkin.outbox WHERE published_at IS NOT NULL"
+        )
         attempts = await db.fetchval("SELECT sum(attempts) FROM checkin.outbox")
 
         # The audit queue (bound to everything) comes back. Only it: with the relay publishing meanwhile, a queue
         # declared earlier would take the events alone, and "routed somewhere" is all a publisher confirm says.
         await _declare_audit_queue(isolated)
         async with services(isolated, ["audit"]):
+
             async def delivered() -> bool:
                 if await unpublished(db, "checkin"):
                     return False
@@ -299,15 +337,19 @@ async def test_check_ins_no_queue_receives_are_not_marked_sent_until_one_does(
                 return len(recorded) >= len(accepted)
 
             await eventually(delivered, timeout=90, interval=0.25)
-    events = {r["subject"]: r["event_id"] for r in await outbox(db, "checkin", site.site_id,
-                                                                 ["checkin.visitor_checked_in"])}
+    events = {
+        r["subject"]: r["event_id"] for r in await outbox(db, "checkin", site.site_id, ["checkin.visitor_checked_in"])
+    }
     recorded = Counter(r["event_id"] for r in await audit_entries(db, site.site_id, ["checkin.visitor_checked_in"]))
     report(
         "check-ins no queue receives",
-        {"marked_sent_while_unroutable": marked_while_unroutable,
-         **tally((events[v] for v in accepted if v in events), recorded).counts(),
-         "state_without_event": len(accepted - events.keys())},
-        accepted=len(accepted), publish_attempts_while_unroutable=attempts,
+        {
+            "marked_sent_while_unroutable": marked_while_unroutable,
+            **tally((events[v] for v in accepted if v in events), recorded).counts(),
+            "state_without_event": len(accepted - events.keys()),
+        },
+        accepted=len(accepted),
+        publish_attempts_while_unroutable=attempts,
     )
     assert len(accepted) == 50
 

@@ -49,8 +49,9 @@ class RecordingClient(Client):
         return reply
 
     async def raw(self, service: str, path: str, token: str, accept: str) -> tuple[int, str]:
-        async with self.http.get(self.urls[service] + path,
-                                 headers={"Authorization": f"Bearer {token}", "Accept": accept}) as response:
+        async with self.http.get(
+            self.urls[service] + path, headers={"Authorization": f"Bearer {token}", "Accept": accept}
+        ) as response:
             text = await response.text()
         self.answers.append((f"GET {path.split('?')[0]}", response.status, text))
         return response.status, text
@@ -76,7 +77,9 @@ async def rows_mentioning(db: asyncpg.Pool, markers: list[str], *, skip: tuple[s
     """Rows of every table of every service (but ``skip``) whose text holds a canary."""
     tables = await db.fetch(
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-        "AND table_schema = ANY($1::text[])", list(SCHEMAS))
+        "AND table_schema = ANY($1::text[])",
+        list(SCHEMAS),
+    )
     pattern = "(" + "|".join(markers) + ")"
     found = {}
     for schema, table in ((r["table_schema"], r["table_name"]) for r in tables):
@@ -103,8 +106,10 @@ async def test_canary_nicknames_appear_nowhere_but_where_they_belong(
     engine = create_async_engine(isolated.database_url)
     broker, tapped = await tap(isolated)
     try:
-        async with service_processes(isolated, tmp_path, ["all"], log_level="DEBUG") as procs, \
-                aiohttp.ClientSession() as http:
+        async with (
+            service_processes(isolated, tmp_path, ["all"], log_level="DEBUG") as procs,
+            aiohttp.ClientSession() as http,
+        ):
             client = RecordingClient(http, procs["all"].urls)
             client.answers = []
             center = Center(client, isolated, site, engine)
@@ -128,18 +133,31 @@ async def test_canary_nicknames_appear_nowhere_but_where_they_belong(
 
     in_messages = [m for m in messages if mentions(m.decode(errors="replace"), markers)]
     in_rows = await rows_mentioning(db, markers, skip=WHERE_THE_NAME_LIVES)
-    in_answers = [(request, status) for request, status, text in client.answers
-                  if mentions(text, markers) and not SHOWN_TO_COORDINATORS.match(request)]
+    in_answers = [
+        (request, status)
+        for request, status, text in client.answers
+        if mentions(text, markers) and not SHOWN_TO_COORDINATORS.match(request)
+    ]
     in_log = [line for line in log.splitlines() if mentions(line, markers)]
-    shown = [request for request, _, text in client.answers
-             if mentions(text, markers) and SHOWN_TO_COORDINATORS.match(request)]
+    shown = [
+        request
+        for request, _, text in client.answers
+        if mentions(text, markers) and SHOWN_TO_COORDINATORS.match(request)
+    ]
     for leak in [*in_answers, *in_rows.items(), *in_log[:5]]:
         print("canary found:", str(leak)[:300])
     report(
         "privacy canaries",
-        {"in_broker_messages": len(in_messages), "in_database_rows": sum(in_rows.values()),
-         "in_answers": len(in_answers), "in_log_lines": len(in_log)},
-        flows_ok=done, requests=len(client.answers), messages=len(messages), log_lines=len(log.splitlines()),
+        {
+            "in_broker_messages": len(in_messages),
+            "in_database_rows": sum(in_rows.values()),
+            "in_answers": len(in_answers),
+            "in_log_lines": len(in_log),
+        },
+        flows_ok=done,
+        requests=len(client.answers),
+        messages=len(messages),
+        log_lines=len(log.splitlines()),
         shown_to_coordinators=len(shown),
     )
     # The canaries were really there to be found: stored, shown to coordinators, and carried through the flows.
@@ -151,8 +169,9 @@ async def test_canary_nicknames_appear_nowhere_but_where_they_belong(
     assert len(log.splitlines()) >= len(client.answers), "every request should have been logged (DEBUG)"
 
 
-async def every_flow(client: RecordingClient, center: Center, canaries: list[str], kiosk: str, coordinator: str,
-                     admin: str) -> int:
+async def every_flow(
+    client: RecordingClient, center: Center, canaries: list[str], kiosk: str, coordinator: str, admin: str
+) -> int:
     """Every flow once with the canary members; returns how many steps succeeded (each is also asserted)."""
     ok = 0
 
@@ -163,23 +182,56 @@ async def every_flow(client: RecordingClient, center: Center, canaries: list[str
         return reply.body
 
     # Check-in: registered at the kiosk and by a coordinator; then mistakes a person makes at a kiosk.
-    members = [await expect(await client.call("checkin", "POST", "/members", token=kiosk,
-                                              json={"nickname": name}), 201) for name in canaries[:2]]
-    members.append(await expect(await client.call("checkin", "POST", "/members", token=coordinator,
-                                                  json={"nickname": canaries[2]}), 201))
-    await expect(await client.call("checkin", "POST", "/members", token=kiosk,
-                                   json={"nickname": canaries[3] + "-" + "x" * 40}), 422)
-    await expect(await client.call("checkin", "POST", "/visits", token=kiosk,
-                                   json={"kiosk_code": canaries[3], "purpose": "drop_in"}), 404, 422)
-    await expect(await client.call("checkin", "POST", "/visits", token=kiosk,
-                                   data=f'{{"kiosk_code": "{canaries[3]}", '.encode(),
-                                   headers={"Content-Type": "application/json"}), 400)
+    members = [
+        await expect(await client.call("checkin", "POST", "/members", token=kiosk, json={"nickname": name}), 201)
+        for name in canaries[:2]
+    ]
+    members.append(
+        await expect(
+            await client.call("checkin", "POST", "/members", token=coordinator, json={"nickname": canaries[2]}), 201
+        )
+    )
+    await expect(
+        await client.call("checkin", "POST", "/members", token=kiosk, json={"nickname": canaries[3] + "-" + "x" * 40}),
+        422,
+    )
+    await expect(
+        await client.call(
+            "checkin", "POST", "/visits", token=kiosk, json={"kiosk_code": canaries[3], "purpose": "drop_in"}
+        ),
+        404,
+        422,
+    )
+    await expect(
+        await client.call(
+            "checkin",
+            "POST",
+            "/visits",
+            token=kiosk,
+            data=f'{{"kiosk_code": "{canaries[3]}", '.encode(),
+            headers={"Content-Type": "application/json"},
+        ),
+        400,
+    )
     ids = [m["member_id"] for m in members]
 
     starts = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
-    event = await expect(await client.call("gatherings", "POST", "/events", token=coordinator, json={
-        "title": "Sober bowling", "kind": "sports", "starts_at": starts.isoformat(),
-        "ends_at": (starts + timedelta(hours=2)).isoformat(), "capacity": 1}), 201)
+    event = await expect(
+        await client.call(
+            "gatherings",
+            "POST",
+            "/events",
+            token=coordinator,
+            json={
+                "title": "Sober bowling",
+                "kind": "sports",
+                "starts_at": starts.isoformat(),
+                "ends_at": (starts + timedelta(hours=2)).isoformat(),
+                "capacity": 1,
+            },
+        ),
+        201,
+    )
     event_id = event["event_id"]
 
     visits = []
@@ -189,8 +241,7 @@ async def every_flow(client: RecordingClient, center: Center, canaries: list[str
             body["ref"] = event_id
         visits.append(await expect(await client.call("checkin", "POST", "/visits", token=kiosk, json=body), 201))
     await expect(await client.call("checkin", "GET", "/occupancy", token=kiosk), 200)
-    await expect(await client.call("checkin", "POST", f"/visits/{visits[0]['visit_id']}/checkout", token=kiosk),
-                 200)
+    await expect(await client.call("checkin", "POST", f"/visits/{visits[0]['visit_id']}/checkout", token=kiosk), 200)
     await expect(await client.call("checkin", "POST", "/checkouts", token=kiosk, json={"member_id": ids[1]}), 200)
     await expect(await client.call("checkin", "GET", "/visits", token=coordinator), 200)
     for member_id in ids:
@@ -211,8 +262,9 @@ async def every_flow(client: RecordingClient, center: Center, canaries: list[str
     await expect(await client.call("volunteering", "GET", "/me/hours", token=people[0].token), 200)
     await expect(await center.close("2025-06"), 200)
     await expect(await client.call("volunteering", "GET", "/stipend-periods/2025-06/payouts", token=admin), 200)
-    await expect(await client.call("volunteering", "GET", f"/volunteers/{ids[0]}/stipends?year=2025",
-                                   token=coordinator), 200)
+    await expect(
+        await client.call("volunteering", "GET", f"/volunteers/{ids[0]}/stipends?year=2025", token=coordinator), 200
+    )
     status, _ = await client.raw("volunteering", "/stipend-periods/2025-06/payouts", admin, "text/csv")
     assert status == 200
     ok += 1
@@ -220,19 +272,49 @@ async def every_flow(client: RecordingClient, center: Center, canaries: list[str
     await expect(await center.drop(future, people[0]), 200)
 
     # Gatherings: a registration (one waits, then is promoted), attendance, a group the third member leads.
-    registrations = [await expect(await client.call(
-        "gatherings", "POST", f"/events/{event_id}/registrations", token=kiosk,
-        json={"member_id": member_id, "adults": 1, "children": 0}), 201) for member_id in ids]
-    await expect(await client.call("gatherings", "DELETE",
-                                   f"/registrations/{registrations[0]['registration_id']}", token=kiosk), 200)
-    await expect(await client.call("gatherings", "GET", f"/events/{event_id}/registrations", token=coordinator),
-                 200)
-    await expect(await client.call("gatherings", "POST", f"/events/{event_id}/attendance", token=coordinator,
-                                   json={"member_id": ids[2]}), 200, 201, 409)
-    await expect(await client.call("gatherings", "POST", "/groups", token=coordinator, json={
-        "name": "Tuesday peer support", "facilitator_member_id": ids[2], "capacity": 12,
-        "first_start": (starts.replace(tzinfo=None) + timedelta(days=1)).isoformat(), "duration_minutes": 90,
-        "rrule": "FREQ=WEEKLY;COUNT=2"}), 201)
+    registrations = [
+        await expect(
+            await client.call(
+                "gatherings",
+                "POST",
+                f"/events/{event_id}/registrations",
+                token=kiosk,
+                json={"member_id": member_id, "adults": 1, "children": 0},
+            ),
+            201,
+        )
+        for member_id in ids
+    ]
+    await expect(
+        await client.call("gatherings", "DELETE", f"/registrations/{registrations[0]['registration_id']}", token=kiosk),
+        200,
+    )
+    await expect(await client.call("gatherings", "GET", f"/events/{event_id}/registrations", token=coordinator), 200)
+    await expect(
+        await client.call(
+            "gatherings", "POST", f"/events/{event_id}/attendance", token=coordinator, json={"member_id": ids[2]}
+        ),
+        200,
+        201,
+        409,
+    )
+    await expect(
+        await client.call(
+            "gatherings",
+            "POST",
+            "/groups",
+            token=coordinator,
+            json={
+                "name": "Tuesday peer support",
+                "facilitator_member_id": ids[2],
+                "capacity": 12,
+                "first_start": (starts.replace(tzinfo=None) + timedelta(days=1)).isoformat(),
+                "duration_minutes": 90,
+                "rrule": "FREQ=WEEKLY;COUNT=2",
+            },
+        ),
+        201,
+    )
     await expect(await client.call("gatherings", "GET", "/upcoming", token=kiosk), 200)
 
     # The member erased at the end: the name goes from where it lived, nothing else had it to begin with.

@@ -39,8 +39,12 @@ async def check_in(http: aiohttp.ClientSession, url: str | None, token: str, bod
         await asyncio.sleep(0.05)
         return None
     try:
-        async with http.post(url + "/visits", json=body, headers={"Authorization": f"Bearer {token}"},
-                             timeout=aiohttp.ClientTimeout(total=10)) as response:
+        async with http.post(
+            url + "/visits",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as response:
             if response.status == 201:
                 return (await response.json())["visit_id"]
             raise AssertionError(f"check-in refused: {response.status} {await response.text()}")
@@ -49,10 +53,10 @@ async def check_in(http: aiohttp.ClientSession, url: str | None, token: str, bod
 
 
 async def state_and_events(db: asyncpg.Pool, site_id: str) -> tuple[set[str], dict[str, uuid.UUID], Counter]:
-    visits = {str(r["visit_id"]) for r in await db.fetch("SELECT visit_id FROM checkin.visits WHERE site_id = $1",
-                                                         site_id)}
-    events = {r["subject"]: r["event_id"] for r in await outbox(db, "checkin", site_id,
-                                                                 ["checkin.visitor_checked_in"])}
+    visits = {
+        str(r["visit_id"]) for r in await db.fetch("SELECT visit_id FROM checkin.visits WHERE site_id = $1", site_id)
+    }
+    events = {r["subject"]: r["event_id"] for r in await outbox(db, "checkin", site_id, ["checkin.visitor_checked_in"])}
     audited = Counter(r["event_id"] for r in await audit_entries(db, site_id, ["checkin.visitor_checked_in"]))
     return visits, events, audited
 
@@ -69,8 +73,10 @@ async def test_a_check_in_service_killed_with_its_events_in_the_outbox_publishes
         async with service_processes(isolated, tmp_path, ["audit"]), aiohttp.ClientSession() as http:
             await checkin.start()
             proxy.cut()  # the broker is away: committed check-ins wait in the outbox
-            accepted = [await check_in(http, checkin.urls["checkin"], kiosk, {"anonymous": True, "purpose": "drop_in"})
-                        for _ in range(100)]
+            accepted = [
+                await check_in(http, checkin.urls["checkin"], kiosk, {"anonymous": True, "purpose": "drop_in"})
+                for _ in range(100)
+            ]
             waiting = await unpublished(db, "checkin")
             checkin.kill()  # between the commit and the publish
             await checkin.wait()
@@ -93,9 +99,14 @@ async def test_a_check_in_service_killed_with_its_events_in_the_outbox_publishes
     in_audit = tally(events.values(), audited)
     report(
         "check-in killed with its events in the outbox",
-        {"refused": accepted.count(None), **in_audit.counts(),
-         "state_without_event": len(visits - events.keys()), "event_without_state": len(events.keys() - visits)},
-        check_ins=len(visits), waiting_when_killed=waiting,
+        {
+            "refused": accepted.count(None),
+            **in_audit.counts(),
+            "state_without_event": len(visits - events.keys()),
+            "event_without_state": len(events.keys() - visits),
+        },
+        check_ins=len(visits),
+        waiting_when_killed=waiting,
     )
     assert waiting == 100
 
@@ -116,8 +127,11 @@ async def test_a_check_in_service_killed_again_and_again_while_publishing_loses_
 
             async def kiosk_loop() -> None:
                 while not stop.is_set():
-                    answers.append(await check_in(http, checkin.urls.get("checkin"), kiosk,
-                                                  {"anonymous": True, "purpose": "education"}))
+                    answers.append(
+                        await check_in(
+                            http, checkin.urls.get("checkin"), kiosk, {"anonymous": True, "purpose": "education"}
+                        )
+                    )
                     if answers[-1] is None:
                         await asyncio.sleep(0.05)
 
@@ -146,9 +160,17 @@ async def test_a_check_in_service_killed_again_and_again_while_publishing_loses_
     in_audit = tally(events.values(), audited)
     report(
         "check-in killed 3 times while publishing",
-        {**in_audit.counts(), "acknowledged_but_missing": len(accepted - visits),
-         "state_without_event": len(visits - events.keys()), "event_without_state": len(events.keys() - visits)},
-        answered=len(accepted), unanswered=answers.count(None), committed=len(visits), kills=kills, seed=seed,
+        {
+            **in_audit.counts(),
+            "acknowledged_but_missing": len(accepted - visits),
+            "state_without_event": len(visits - events.keys()),
+            "event_without_state": len(events.keys() - visits),
+        },
+        answered=len(accepted),
+        unanswered=answers.count(None),
+        committed=len(visits),
+        kills=kills,
+        seed=seed,
     )
 
 
@@ -161,20 +183,33 @@ async def test_consumers_killed_again_and_again_apply_every_event_once(
     kiosk = site.tokens["kiosk"]
     stop = asyncio.Event()
     accepted: list[str] = []
-    async with service_processes(isolated, tmp_path, ["checkin", "gatherings", "audit"]) as procs, \
-            aiohttp.ClientSession() as http:
+    async with (
+        service_processes(isolated, tmp_path, ["checkin", "gatherings", "audit"]) as procs,
+        aiohttp.ClientSession() as http,
+    ):
         starts = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
-        async with http.post(procs["gatherings"].urls["gatherings"] + "/events",
-                             headers={"Authorization": f"Bearer {site.tokens['coordinator']}"},
-                             json={"title": "Recovery walk", "kind": "sports", "starts_at": starts.isoformat(),
-                                   "ends_at": (starts + timedelta(hours=2)).isoformat(), "capacity": 900}) as r:
+        async with http.post(
+            procs["gatherings"].urls["gatherings"] + "/events",
+            headers={"Authorization": f"Bearer {site.tokens['coordinator']}"},
+            json={
+                "title": "Recovery walk",
+                "kind": "sports",
+                "starts_at": starts.isoformat(),
+                "ends_at": (starts + timedelta(hours=2)).isoformat(),
+                "capacity": 900,
+            },
+        ) as r:
             assert r.status == 201, await r.text()
             event_id = (await r.json())["event_id"]
 
         async def kiosk_loop() -> None:
             while not stop.is_set():
-                visit = await check_in(http, procs["checkin"].urls.get("checkin"), kiosk,
-                                       {"anonymous": True, "purpose": "sober_event", "ref": event_id})
+                visit = await check_in(
+                    http,
+                    procs["checkin"].urls.get("checkin"),
+                    kiosk,
+                    {"anonymous": True, "purpose": "sober_event", "ref": event_id},
+                )
                 if visit is not None:
                     accepted.append(visit)
 
@@ -195,22 +230,37 @@ async def test_consumers_killed_again_and_again_apply_every_event_once(
 
         async def settled() -> bool:
             _, events, audited = await state_and_events(db, site.site_id)
-            attended = await db.fetchval("SELECT count(*) FROM gatherings.attendance WHERE gathering_id = $1",
-                                         uuid.UUID(event_id))
+            attended = await db.fetchval(
+                "SELECT count(*) FROM gatherings.attendance WHERE gathering_id = $1", uuid.UUID(event_id)
+            )
             return set(audited) >= set(events.values()) and attended >= len(events)
 
         await eventually(settled, timeout=120, interval=0.25)
         await asyncio.sleep(0)
     visits, events, audited = await state_and_events(db, site.site_id)
-    attendance = Counter(str(r["visit_id"]) for r in await db.fetch(
-        "SELECT visit_id FROM gatherings.attendance WHERE gathering_id = $1", uuid.UUID(event_id)))
+    attendance = Counter(
+        str(r["visit_id"])
+        for r in await db.fetch(
+            "SELECT visit_id FROM gatherings.attendance WHERE gathering_id = $1", uuid.UUID(event_id)
+        )
+    )
     attended_events = {r["subject"] for r in await outbox(db, "gatherings", site.site_id, ["gatherings.attended"])}
-    attendance_ids = {str(r["attendance_id"]) for r in await db.fetch(
-        "SELECT attendance_id FROM gatherings.attendance WHERE gathering_id = $1", uuid.UUID(event_id))}
+    attendance_ids = {
+        str(r["attendance_id"])
+        for r in await db.fetch(
+            "SELECT attendance_id FROM gatherings.attendance WHERE gathering_id = $1", uuid.UUID(event_id)
+        )
+    }
     report(
         f"audit and gatherings consumers killed {KILLS} times",
-        {**tally(events.values(), audited).counts("audit_"), **tally(visits, attendance).counts("attendance_"),
-         "attendance_without_event": len(attendance_ids - attended_events),
-         "event_without_attendance": len(attended_events - attendance_ids)},
-        check_ins=len(visits), answered=len(accepted), kills=dict(kills), seed=seed,
+        {
+            **tally(events.values(), audited).counts("audit_"),
+            **tally(visits, attendance).counts("attendance_"),
+            "attendance_without_event": len(attendance_ids - attended_events),
+            "event_without_attendance": len(attended_events - attendance_ids),
+        },
+        check_ins=len(visits),
+        answered=len(accepted),
+        kills=dict(kills),
+        seed=seed,
     )

@@ -120,8 +120,9 @@ class Registrations(RuleBasedStateMachine):
     def execute(self, handler: Any, cmd: Any, *, status: int, claim: IdempotencyClaim | None) -> tuple[int, Any, bool]:
         """(status, body, replayed), or (error status, code, False) for a refusal."""
         try:
-            outcome = self.run(execute(handler, cmd, uow=self.uow(), clock=SystemClock(), status=status,
-                                       idempotency=claim))
+            outcome = self.run(
+                execute(handler, cmd, uow=self.uow(), clock=SystemClock(), status=status, idempotency=claim)
+            )
         except DomainError as exc:
             return exc.status, exc.code, False
         return outcome.status, outcome.body, outcome.replayed
@@ -130,10 +131,20 @@ class Registrations(RuleBasedStateMachine):
     def schedule(self, capacity: int, child_care_seats: int) -> None:
         starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
         cmd = ScheduleSoberEvent(
-            site_id=self.site_id, actor_id=ACTOR, timezone="America/Chicago", title="Family picnic",
-            kind="sober_social", support_type=None, starts_at=starts, ends_at=starts + timedelta(hours=3),
-            capacity=capacity, child_care_seats=child_care_seats, family_friendly=True, room=None,
-            registration_opens_at=None, registration_closes_at=None,
+            site_id=self.site_id,
+            actor_id=ACTOR,
+            timezone="America/Chicago",
+            title="Family picnic",
+            kind="sober_social",
+            support_type=None,
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=3),
+            capacity=capacity,
+            child_care_seats=child_care_seats,
+            family_friendly=True,
+            room=None,
+            registration_opens_at=None,
+            registration_closes_at=None,
         )
         status, body, _ = self.execute(handlers.schedule_sober_event, cmd, status=201, claim=None)
         assert status == 201, body
@@ -142,8 +153,12 @@ class Registrations(RuleBasedStateMachine):
 
     # --- the steps -------------------------------------------------------------------------------------------
 
-    @rule(member=st.integers(0, MEMBERS - 1), adults=st.sampled_from([1, 1, 1, 2, 3]),
-          children=st.sampled_from([0, 0, 1, 2]), keyed=st.booleans())
+    @rule(
+        member=st.integers(0, MEMBERS - 1),
+        adults=st.sampled_from([1, 1, 1, 2, 3]),
+        children=st.sampled_from([0, 0, 1, 2]),
+        keyed=st.booleans(),
+    )
     def register(self, member: int, adults: int, children: int, keyed: bool) -> None:
         body = f'{{"member_id":"{self.members[member]}","adults":{adults},"children":{children}}}'.encode()
         self._send("POST", f"/events/{self.event_id}/registrations", body, keyed)
@@ -163,8 +178,12 @@ class Registrations(RuleBasedStateMachine):
 
     @rule(capacity=st.integers(1, 5), child_care_seats=st.integers(0, 3))
     def change_capacity(self, capacity: int, child_care_seats: int) -> None:
-        self._send("PATCH", f"/events/{self.event_id}",
-                   f'{{"capacity":{capacity},"child_care_seats":{child_care_seats}}}'.encode(), keyed=False)
+        self._send(
+            "PATCH",
+            f"/events/{self.event_id}",
+            f'{{"capacity":{capacity},"child_care_seats":{child_care_seats}}}'.encode(),
+            keyed=False,
+        )
 
     @precondition(lambda self: any(s.key for s in self.sent))
     @rule(pick=st.integers(0, 10_000))
@@ -209,19 +228,35 @@ class Registrations(RuleBasedStateMachine):
         if method == "POST":
             data = json.loads(body)
             cmd: Any = Register(
-                site_id=self.site_id, actor_id=ACTOR, role="coordinator", acting_member_id=None,
-                gathering_type="event", gathering_id=self.event_id, member_id=uuid.UUID(data["member_id"]),
-                adults=data["adults"], children=data["children"],
+                site_id=self.site_id,
+                actor_id=ACTOR,
+                role="coordinator",
+                acting_member_id=None,
+                gathering_type="event",
+                gathering_id=self.event_id,
+                member_id=uuid.UUID(data["member_id"]),
+                adults=data["adults"],
+                children=data["children"],
             )
             return self.execute(handlers.register, cmd, status=201, claim=claim)
         if method == "DELETE":
-            cmd = CancelRegistration(site_id=self.site_id, actor_id=ACTOR, role="coordinator",
-                                     acting_member_id=None, registration_id=uuid.UUID(path.rsplit("/", 1)[1]))
+            cmd = CancelRegistration(
+                site_id=self.site_id,
+                actor_id=ACTOR,
+                role="coordinator",
+                acting_member_id=None,
+                registration_id=uuid.UUID(path.rsplit("/", 1)[1]),
+            )
             return self.execute(handlers.cancel_registration, cmd, status=200, claim=claim)
         data = json.loads(body)
-        cmd = ChangeCapacity(site_id=self.site_id, actor_id=ACTOR, gathering_type="event",
-                             gathering_id=self.event_id, capacity=data["capacity"],
-                             child_care_seats=data["child_care_seats"])
+        cmd = ChangeCapacity(
+            site_id=self.site_id,
+            actor_id=ACTOR,
+            gathering_type="event",
+            gathering_id=self.event_id,
+            capacity=data["capacity"],
+            child_care_seats=data["child_care_seats"],
+        )
         return self.execute(handlers.change_capacity, cmd, status=200, claim=claim)
 
     def _expect(self, method: str, path: str, body: bytes) -> tuple[int, str | None]:
@@ -251,8 +286,15 @@ class Registrations(RuleBasedStateMachine):
             data = json.loads(body)
             member = self.members.index(uuid.UUID(data["member_id"]))
             seated = model.fits(data["adults"], data["children"])
-            model.parties.append(Party(answer["registration_id"], member, data["adults"], data["children"],
-                                       "confirmed" if seated else "waitlisted"))
+            model.parties.append(
+                Party(
+                    answer["registration_id"],
+                    member,
+                    data["adults"],
+                    data["children"],
+                    "confirmed" if seated else "waitlisted",
+                )
+            )
             assert answer["status"] == ("confirmed" if seated else "waitlisted")
             assert answer["position"] == (None if seated else len(model.waiting()))
         elif method == "DELETE":
@@ -286,16 +328,34 @@ class Registrations(RuleBasedStateMachine):
 
     async def _state(self) -> tuple[list[Any], Any, list[str]]:
         async with self.engine.connect() as conn:
-            rows = list(await conn.execute(
-                text("SELECT registration_id, status, adults, children FROM gatherings.registrations "
-                     "WHERE gathering_id = :g ORDER BY seq"), {"g": self.event_id}))
-            seats = (await conn.execute(
-                text("SELECT capacity, child_care_seats, taken_adults, taken_children FROM gatherings.gatherings "
-                     "WHERE gathering_id = :g"), {"g": self.event_id})).one()
-            promoted = [r.id for r in await conn.execute(
-                text("SELECT data->>'registration_id' AS id FROM gatherings.outbox "
-                     "WHERE type = 'gatherings.promoted_from_waitlist' AND data->>'event_id' = :g ORDER BY sequence"),
-                {"g": str(self.event_id)})]
+            rows = list(
+                await conn.execute(
+                    text(
+                        "SELECT registration_id, status, adults, children FROM gatherings.registrations "
+                        "WHERE gathering_id = :g ORDER BY seq"
+                    ),
+                    {"g": self.event_id},
+                )
+            )
+            seats = (
+                await conn.execute(
+                    text(
+                        "SELECT capacity, child_care_seats, taken_adults, taken_children FROM gatherings.gatherings "
+                        "WHERE gathering_id = :g"
+                    ),
+                    {"g": self.event_id},
+                )
+            ).one()
+            promoted = [
+                r.id
+                for r in await conn.execute(
+                    text(
+                        "SELECT data->>'registration_id' AS id FROM gatherings.outbox "
+                        "WHERE type = 'gatherings.promoted_from_waitlist' AND data->>'event_id' = :g ORDER BY sequence"
+                    ),
+                    {"g": str(self.event_id)},
+                )
+            ]
         return rows, seats, promoted
 
 
@@ -308,7 +368,11 @@ def run_machine(settings: Settings, site_id: str) -> None:
             run_state_machine_as_test(
                 Registrations,
                 settings=hypothesis_settings(
-                    max_examples=40, stateful_step_count=30, deadline=None, derandomize=True, database=None,
+                    max_examples=40,
+                    stateful_step_count=30,
+                    deadline=None,
+                    derandomize=True,
+                    database=None,
                     suppress_health_check=[HealthCheck.too_slow],
                 ),
             )

@@ -74,8 +74,13 @@ async def stops(task: asyncio.Task[Any], give_up: Callable[[], None] = lambda: N
 
 
 def consumer(**settings: Any) -> Consumer:
-    return Consumer(NoBroker(), name="shutdown-test", bindings=["x"], process=None,  # type: ignore[arg-type]
-                    settings=Settings(**settings))
+    return Consumer(
+        NoBroker(),
+        name="shutdown-test",
+        bindings=["x"],
+        process=None,  # type: ignore[arg-type]
+        settings=Settings(**settings),
+    )
 
 
 async def test_a_consumer_cancelled_as_a_message_arrives_stops() -> None:
@@ -118,8 +123,16 @@ async def test_a_consumer_whose_cancellation_surfaces_as_a_database_error_stops(
         raise asyncio.CancelledError()
 
     worker.process = process
-    event = ReceivedEvent(id=uuid.uuid4(), type="x", source="/t", subject=None, site_id="s", time=None,  # type: ignore[arg-type]
-                          data={}, attributes={})
+    event = ReceivedEvent(
+        id=uuid.uuid4(),
+        type="x",
+        source="/t",
+        subject=None,
+        site_id="s",
+        time=None,  # type: ignore[arg-type]
+        data={},
+        attributes={},
+    )
     task = asyncio.create_task(worker._apply([_Delivery(FakeMessage(), event)]))  # type: ignore[arg-type]
     await started.wait()
     task.cancel()
@@ -155,8 +168,13 @@ async def test_a_background_task_whose_cancellation_surfaces_as_an_error_is_not_
 async def test_a_relay_cancelled_as_it_is_woken_stops() -> None:
     settings = Settings(relay_poll_interval_s=5.0, database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
     broker = NoBroker()
-    relay = OutboxRelay(service="checkin", engine=None, outbox=Base.metadata.tables["checkin.outbox"],  # type: ignore[arg-type]
-                        broker=broker, settings=settings)  # type: ignore[arg-type]
+    relay = OutboxRelay(
+        service="checkin",
+        engine=None,
+        outbox=Base.metadata.tables["checkin.outbox"],  # type: ignore[arg-type]
+        broker=broker,
+        settings=settings,
+    )  # type: ignore[arg-type]
     task = asyncio.create_task(relay.run())
     await asyncio.sleep(0.1)  # waiting for a wake-up (the broker is not there, so a pass does nothing)
     relay.wakeup.set()
@@ -262,8 +280,9 @@ async def test_a_broker_whose_server_went_silent_still_closes() -> None:
     proxy = PostgresProxy(target_port=5672)  # a plain TCP proxy with a blackhole; AMQP passes through it unchanged
     await proxy.start()
     broker = Broker(
-        Settings().model_copy(update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
-                                      "publish_timeout_s": 0.5}),
+        Settings().model_copy(
+            update={"amqp_url": f"amqp://guest:guest@127.0.0.1:{proxy.port}/", "publish_timeout_s": 0.5}
+        ),
         name="went-silent",
     )
     try:

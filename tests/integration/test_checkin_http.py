@@ -79,9 +79,12 @@ async def test_a_replayed_check_in_returns_the_first_visit_and_writes_nothing(
     assert "Idempotent-Replayed" not in first.headers
     assert again.headers.get("Idempotent-Replayed") == "true"
     visit_id = first.body["visit_id"]
-    assert await db.fetchval(
-        "SELECT count(*) FROM checkin.visits WHERE member_id = $1", uuid.UUID(member.body["member_id"])
-    ) == 1
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM checkin.visits WHERE member_id = $1", uuid.UUID(member.body["member_id"])
+        )
+        == 1
+    )
     assert len(await outbox_rows(db, "checkin.visitor_checked_in", visit_id)) == 1
 
     reused = await check_in(stack, site, {**body, "purpose": "education"}, headers=key)
@@ -128,9 +131,12 @@ async def test_concurrent_check_ins_of_one_member_open_exactly_one_visit(
     assert {r.status for r in refused} == {409}
     assert {r.body["code"] for r in refused} == {"already_checked_in"}
     assert {r.body["visit_id"] for r in refused} == {visit_id}
-    assert await db.fetchval(
-        "SELECT count(*) FROM checkin.visits WHERE member_id = $1", uuid.UUID(member.body["member_id"])
-    ) == 1
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM checkin.visits WHERE member_id = $1", uuid.UUID(member.body["member_id"])
+        )
+        == 1
+    )
     assert len(await outbox_rows(db, "checkin.visitor_checked_in", visit_id)) == 1
 
 
@@ -220,9 +226,7 @@ async def test_occupancy_counts_who_is_present_against_capacity(
 
     assert await occupancy() == {"site_id": site.site_id, "present": 0, "capacity": 7, "status": "ok"}
     members = [await register(stack, site) for _ in range(3)]
-    visits = [
-        await check_in(stack, site, {"kiosk_code": m.body["kiosk_code"], "purpose": "drop_in"}) for m in members
-    ]
+    visits = [await check_in(stack, site, {"kiosk_code": m.body["kiosk_code"], "purpose": "drop_in"}) for m in members]
     for _ in range(2):
         assert (await check_in(stack, site, {"anonymous": True, "purpose": "sober_event"})).status == 201
     # Someone at another site does not count here.
@@ -313,8 +317,9 @@ async def test_erasing_a_member_removes_nickname_and_code_everywhere(
     member = await register(stack, site, "Alexandria")
     member_id, code = member.body["member_id"], member.body["kiosk_code"]
     assert (await check_in(stack, site, {"kiosk_code": code, "purpose": "drop_in"})).status == 201
-    assert (await stack.call("checkin", "POST", "/checkouts", token=site.tokens["kiosk"],
-                             json={"kiosk_code": code})).status == 200
+    assert (
+        await stack.call("checkin", "POST", "/checkouts", token=site.tokens["kiosk"], json={"kiosk_code": code})
+    ).status == 200
 
     refused = await stack.call("checkin", "POST", f"/members/{member_id}/erase", token=site.tokens["coordinator"])
     assert refused.status == 403
@@ -328,8 +333,9 @@ async def test_erasing_a_member_removes_nickname_and_code_everywhere(
     assert seen.body["kiosk_code"] is None
     assert seen.body["erased_at"] is not None
     assert seen.body["visits"] == 1  # the pseudonymous history stays
-    row = await db.fetchrow("SELECT nickname, kiosk_code FROM checkin.members WHERE member_id = $1",
-                            uuid.UUID(member_id))
+    row = await db.fetchrow(
+        "SELECT nickname, kiosk_code FROM checkin.members WHERE member_id = $1", uuid.UUID(member_id)
+    )
     assert tuple(row) == (None, None)
 
     by_code = await check_in(stack, site, {"kiosk_code": code, "purpose": "drop_in"})
@@ -457,8 +463,10 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]
         name: [tuple(r) for r in await conn.fetch(query, SCHEMA_NAMES)] for name, query in SNAPSHOT_QUERIES.items()
     }
     state["versions"] = [
-        (schema, tuple(sorted(await conn.fetchval(f'SELECT array_agg(version_num) FROM "{schema}".alembic_version')
-                              or [])))
+        (
+            schema,
+            tuple(sorted(await conn.fetchval(f'SELECT array_agg(version_num) FROM "{schema}".alembic_version') or [])),
+        )
         for schema in SCHEMA_NAMES
     ]
     return state
@@ -489,8 +497,14 @@ async def rcc_migrate(database: str) -> tuple[int, str]:
     """``rcc migrate`` in a process of its own."""
     env = {**os.environ, "RCC_DATABASE_URL": database, "RCC_LOG_JSON": "true"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "migrate",
-        env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "services.cli",
+        "migrate",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode or 0, output.decode(errors="replace")
@@ -518,7 +532,6 @@ async def test_two_migrations_at_once_on_a_new_database_both_succeed(settings: S
         await drop_database(name)
 
 
-
 # Text PostgreSQL cannot store
 
 
@@ -537,11 +550,12 @@ async def test_a_nul_character_anywhere_in_the_input_is_422_and_stores_nothing(
 
 @pytest.mark.parametrize(
     "query",
-    ["from=2027-01-10&to=2027-01-01", "from=2027-01-02&to=2027-01-01",
-     "from=2027-01-10T00:00:00Z&to=2027-01-01T00:00:00Z"],
+    [
+        "from=2027-01-10&to=2027-01-01",
+        "from=2027-01-02&to=2027-01-01",
+        "from=2027-01-10T00:00:00Z&to=2027-01-01T00:00:00Z",
+    ],
 )
-async def test_a_reversed_range_of_visits_is_422_range_reversed(
-    stack: Client, site: SiteUnderTest, query: str
-) -> None:
+async def test_a_reversed_range_of_visits_is_422_range_reversed(stack: Client, site: SiteUnderTest, query: str) -> None:
     reply = await stack.call("checkin", "GET", f"/visits?{query}", token=site.tokens["coordinator"])
     assert (reply.status, reply.body["code"]) == (422, "range_reversed")

@@ -146,6 +146,7 @@ async def running_consumer(settings: Settings, name: str, bindings: list[str], p
     consumer = Consumer(broker, name=name, bindings=bindings, process=process, settings=settings)
     task = asyncio.create_task(consumer.run(), name=f"it-consumer-{name}")
     try:
+
         async def started() -> bool:
             if task.done():
                 task.result()
@@ -214,9 +215,14 @@ async def test_a_redelivered_event_is_applied_once(settings: Settings, engine: A
         queue_name = isolated.queue_name(name)
         await declare_queue(connection, isolated, name, key)
         # Duplicates inside one batch (they wait in the queue before the consumer starts) ...
-        await publish(connection, isolated, key, [message_of(twice), message_of(others[0]), message_of(twice),
-                                                  message_of(others[1])])
+        await publish(
+            connection,
+            isolated,
+            key,
+            [message_of(twice), message_of(others[0]), message_of(twice), message_of(others[1])],
+        )
         async with running_consumer(isolated, name, [key], recorder):
+
             async def applied() -> bool:
                 return len(await recorder.effects(engine)) == 3
 
@@ -246,9 +252,14 @@ async def test_a_malformed_message_is_dead_lettered_and_the_valid_ones_are_proce
         queue_name = isolated.queue_name(name)
         await declare_queue(connection, isolated, name, key)
         poison = aio_pika.Message(b"not json", message_id="poison", content_type="application/cloudevents+json")
-        await publish(connection, isolated, key, [message_of(ce) for ce in valid[:50]] + [poison]
-                      + [message_of(ce) for ce in valid[50:]])
+        await publish(
+            connection,
+            isolated,
+            key,
+            [message_of(ce) for ce in valid[:50]] + [poison] + [message_of(ce) for ce in valid[50:]],
+        )
         async with running_consumer(isolated, name, [key], recorder):
+
             async def applied() -> bool:
                 return len(await recorder.effects(engine)) == 100
 
@@ -281,6 +292,7 @@ async def test_a_message_failing_on_its_own_is_dead_lettered_and_the_rest_of_its
         await declare_queue(connection, isolated, name, key)
         await publish(connection, isolated, key, [message_of(ce) for ce in events])
         async with running_consumer(isolated, name, [key], recorder):
+
             async def applied() -> bool:
                 return len(await recorder.effects(engine)) == 9
 
@@ -337,6 +349,7 @@ async def test_the_audit_consumer_records_a_twice_delivered_event_once(settings:
     db = await asyncpg.connect(dsn)
     connection = await aio_pika.connect(settings.amqp_url)
     try:
+
         async def consuming() -> bool:
             state = await queue_state(connection, queue_name)
             return state is not None and state[1] >= 1

@@ -81,10 +81,18 @@ class Tap:
 async def create_event(stack: Client, site: SiteUnderTest, capacity: int, child_care_seats: int = 0) -> str:
     starts = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     reply = await stack.call(
-        "gatherings", "POST", "/events", token=site.tokens["coordinator"],
-        json={"title": "Sober bowling night", "kind": "sports", "starts_at": starts.isoformat(),
-              "ends_at": (starts + timedelta(hours=2)).isoformat(), "capacity": capacity,
-              "child_care_seats": child_care_seats},
+        "gatherings",
+        "POST",
+        "/events",
+        token=site.tokens["coordinator"],
+        json={
+            "title": "Sober bowling night",
+            "kind": "sports",
+            "starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(hours=2)).isoformat(),
+            "capacity": capacity,
+            "child_care_seats": child_care_seats,
+        },
     )
     assert reply.status == 201, reply.body
     return reply.body["event_id"]
@@ -105,7 +113,10 @@ async def register(
     stack: Client, site: SiteUnderTest, event_id: str, member: uuid.UUID, adults: int = 1, children: int = 0
 ) -> Reply:
     return await stack.call(
-        "gatherings", "POST", f"/events/{event_id}/registrations", token=site.tokens["kiosk"],
+        "gatherings",
+        "POST",
+        f"/events/{event_id}/registrations",
+        token=site.tokens["kiosk"],
         json={"member_id": str(member), "adults": adults, "children": children},
     )
 
@@ -132,9 +143,7 @@ async def seats(db: asyncpg.Pool, event_id: str) -> asyncpg.Record:
     )
 
 
-async def test_200_concurrent_registrations_for_20_seats(
-    stack: Client, site: SiteUnderTest, db: asyncpg.Pool
-) -> None:
+async def test_200_concurrent_registrations_for_20_seats(stack: Client, site: SiteUnderTest, db: asyncpg.Pool) -> None:
     for _ in range(3):
         event_id = await create_event(stack, site, capacity=20)
         people = await known(db, site, 200)
@@ -232,8 +241,10 @@ async def test_concurrent_cancellations_and_registrations_never_exceed_capacity_
             event_id = await create_event(stack, site, capacity=12, child_care_seats=4)
             people = await known(db, site, 60)
             first = await asyncio.gather(
-                *(register(stack, site, event_id, next(people), rng.randint(1, 3), rng.choice([0, 0, 1, 2]))
-                  for _ in range(40))
+                *(
+                    register(stack, site, event_id, next(people), rng.randint(1, 3), rng.choice([0, 0, 1, 2]))
+                    for _ in range(40)
+                )
             )
             assert {r.status for r in first} == {201}
             ids = [r.body["registration_id"] for r in first]
@@ -246,8 +257,13 @@ async def test_concurrent_cancellations_and_registrations_never_exceed_capacity_
                 register(stack, site, event_id, next(people), rng.randint(1, 2), rng.choice([0, 1])) for _ in range(20)
             ]
             work.append(
-                stack.call("gatherings", "PATCH", f"/events/{event_id}", token=site.tokens["coordinator"],
-                           json={"capacity": 14, "child_care_seats": 5})
+                stack.call(
+                    "gatherings",
+                    "PATCH",
+                    f"/events/{event_id}",
+                    token=site.tokens["coordinator"],
+                    json={"capacity": 14, "child_care_seats": 5},
+                )
             )
             rng.shuffle(work)
             second = await asyncio.gather(*work)
@@ -262,10 +278,14 @@ async def test_concurrent_cancellations_and_registrations_never_exceed_capacity_
             waiting = [r for r in rows if r["status"] == "waitlisted"]
             assert not any(room.fits(Party(r["adults"], r["children"])) for r in waiting)
             assert sum(r["status"] == "cancelled" for r in rows) == len(to_cancel)
-            promoted = [r["id"] for r in await db.fetch(
-                "SELECT registration_id::text AS id FROM gatherings.registrations "
-                "WHERE gathering_id = $1 AND promoted_at IS NOT NULL", uuid.UUID(event_id),
-            )]
+            promoted = [
+                r["id"]
+                for r in await db.fetch(
+                    "SELECT registration_id::text AS id FROM gatherings.registrations "
+                    "WHERE gathering_id = $1 AND promoted_at IS NOT NULL",
+                    uuid.UUID(event_id),
+                )
+            ]
 
             expected_events = 1 + len(rows) + len(to_cancel) + len(promoted) + 1
 
@@ -294,8 +314,14 @@ async def test_processes_deciding_at_once_are_kept_apart_by_the_row_lock(
 
         def registering(i: int, adults: int = 1, children: int = 0) -> Any:
             cmd = Register(
-                site_id=site.site_id, actor_id="token:it", role="kiosk", acting_member_id=None,
-                gathering_type="event", gathering_id=event_id, member_id=next(people), adults=adults,
+                site_id=site.site_id,
+                actor_id="token:it",
+                role="kiosk",
+                acting_member_id=None,
+                gathering_type="event",
+                gathering_id=event_id,
+                member_id=next(people),
+                adults=adults,
                 children=children,
             )
             return execute(handlers.register, cmd, uow=uows[i % 2](), clock=SystemClock())
@@ -305,9 +331,15 @@ async def test_processes_deciding_at_once_are_kept_apart_by_the_row_lock(
         cancels = [
             execute(
                 handlers.cancel_registration,
-                CancelRegistration(site_id=site.site_id, actor_id="token:it", role="coordinator",
-                                   acting_member_id=None, registration_id=uuid.UUID(r)),
-                uow=uows[i % 2](), clock=SystemClock(),
+                CancelRegistration(
+                    site_id=site.site_id,
+                    actor_id="token:it",
+                    role="coordinator",
+                    acting_member_id=None,
+                    registration_id=uuid.UUID(r),
+                ),
+                uow=uows[i % 2](),
+                clock=SystemClock(),
             )
             for i, r in enumerate(confirmed[:5])
         ]
@@ -345,5 +377,8 @@ async def test_the_database_refuses_overbooking_whatever_the_code_does(
                 "INSERT INTO gatherings.registrations (registration_id, gathering_id, site_id, member_id, adults, "
                 "children, status, registered_by, registered_at) "
                 "VALUES ($1, $2, $3, $4, 1, 0, 'waitlisted', 'kiosk', now())",
-                uuid.uuid4(), uuid.UUID(event_id), site.site_id, member,
+                uuid.uuid4(),
+                uuid.UUID(event_id),
+                site.site_id,
+                member,
             )

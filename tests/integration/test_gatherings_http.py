@@ -68,8 +68,11 @@ def soon(days: float = 2, hours: float = 0) -> datetime:
 async def create_event(stack: Client, site: SiteUnderTest, **overrides: Any) -> dict[str, Any]:
     starts = soon()
     body = {
-        "title": "Payday potluck", "kind": "payday", "starts_at": iso(starts),
-        "ends_at": iso(starts + timedelta(hours=3)), "capacity": 10,
+        "title": "Payday potluck",
+        "kind": "payday",
+        "starts_at": iso(starts),
+        "ends_at": iso(starts + timedelta(hours=3)),
+        "capacity": 10,
     } | overrides
     reply = await stack.call("gatherings", "POST", "/events", token=site.tokens["coordinator"], json=body)
     assert reply.status == 201, reply.body
@@ -84,10 +87,14 @@ def next_weekday(weekday: int, at: datetime | None = None) -> date:
 async def create_group(stack: Client, site: SiteUnderTest, **overrides: Any) -> dict[str, Any]:
     first = datetime.combine(next_weekday(1), datetime.min.time()).replace(hour=18)
     body = {
-        "name": "Tuesday 6 pm re-entry peer group", "focus_tags": ["re-entry"],
+        "name": "Tuesday 6 pm re-entry peer group",
+        "focus_tags": ["re-entry"],
         "facilitator_member_id": str((await members.register(stack, site, known_to=["gatherings"]))[0]),
-        "capacity": 8, "room": "Room 2",
-        "first_start": first.isoformat(), "duration_minutes": 90, "rrule": "FREQ=WEEKLY;BYDAY=TU;COUNT=6",
+        "capacity": 8,
+        "room": "Room 2",
+        "first_start": first.isoformat(),
+        "duration_minutes": 90,
+        "rrule": "FREQ=WEEKLY;BYDAY=TU;COUNT=6",
     } | overrides
     reply = await stack.call("gatherings", "POST", "/groups", token=site.tokens["coordinator"], json=body)
     assert reply.status == 201, reply.body
@@ -108,8 +115,15 @@ async def sessions_of(stack: Client, site: SiteUnderTest, group_id: str) -> list
 
 
 async def register(
-    stack: Client, site: SiteUnderTest, path: str, member_id: uuid.UUID | str | None = None, *,
-    adults: int = 1, children: int = 0, role: str = "kiosk", **kw: Any,
+    stack: Client,
+    site: SiteUnderTest,
+    path: str,
+    member_id: uuid.UUID | str | None = None,
+    *,
+    adults: int = 1,
+    children: int = 0,
+    role: str = "kiosk",
+    **kw: Any,
 ) -> Reply:
     if member_id is None:
         member_id = await member_of(stack, site)
@@ -121,7 +135,8 @@ async def outbox(db: asyncpg.Pool, event_type: str, **data: str) -> list[dict[st
     conditions = " AND ".join(f"data->>'{key}' = ${i}" for i, key in enumerate(data, start=2))
     rows = await db.fetch(
         f"SELECT * FROM gatherings.outbox WHERE type = $1 {'AND ' + conditions if data else ''} ORDER BY sequence",
-        event_type, *data.values(),
+        event_type,
+        *data.values(),
     )
     return [dict(row) for row in rows]
 
@@ -135,9 +150,10 @@ async def test_registration_confirms_until_full_then_waitlists_in_order(
     event = await create_event(stack, site, capacity=3, child_care_seats=2, family_friendly=True)
     path = f"/events/{event['event_id']}"
     assert event["support_type"] == "affiliational"  # payday events count as affiliational unless told
-    assert datetime.fromisoformat(event["starts_at"]).utcoffset() == datetime.fromisoformat(
-        event["starts_at"]
-    ).astimezone(CHICAGO).utcoffset(), "times come back in the site's zone"
+    assert (
+        datetime.fromisoformat(event["starts_at"]).utcoffset()
+        == datetime.fromisoformat(event["starts_at"]).astimezone(CHICAGO).utcoffset()
+    ), "times come back in the site's zone"
     family = await register(stack, site, path, adults=2, children=2)
     assert (family.status, family.body["status"], family.body["position"]) == (201, "confirmed", None)
     too_many_children = await register(stack, site, path, adults=1, children=1)
@@ -153,10 +169,12 @@ async def test_registration_confirms_until_full_then_waitlists_in_order(
     assert shown.body["family_friendly"] is True and shown.body["registration_open"] is True
     roster = await stack.call("gatherings", "GET", f"{path}/registrations", token=site.tokens["coordinator"])
     assert [r["registration_id"] for r in roster.body["confirmed"]] == [
-        family.body["registration_id"], single.body["registration_id"]
+        family.body["registration_id"],
+        single.body["registration_id"],
     ]
     assert [(r["registration_id"], r["position"]) for r in roster.body["waitlist"]] == [
-        (too_many_children.body["registration_id"], 1), (late.body["registration_id"], 2)
+        (too_many_children.body["registration_id"], 1),
+        (late.body["registration_id"], 2),
     ]
 
     # The family cancels: three seats and two child-care seats free up; both waiting parties fit, in order.
@@ -169,7 +187,9 @@ async def test_registration_confirms_until_full_then_waitlists_in_order(
         "gatherings", "GET", f"/registrations/{late.body['registration_id']}", token=site.tokens["kiosk"]
     )
     assert (status.body["status"], status.body["position"], status.body["event_id"]) == (
-        "confirmed", None, event["event_id"]
+        "confirmed",
+        None,
+        event["event_id"],
     )
     row = await db.fetchrow(
         "SELECT taken_adults, taken_children FROM gatherings.gatherings WHERE gathering_id = $1",
@@ -209,9 +229,7 @@ async def test_a_big_party_keeps_its_place_while_smaller_ones_get_freed_seats(
     newcomer = await register(stack, site, path)
     assert (newcomer.body["status"], newcomer.body["position"]) == ("waitlisted", 2)
     # Three more seats: the family is first in line and fits; the newcomer still waits.
-    more = await stack.call(
-        "gatherings", "PATCH", path, token=site.tokens["coordinator"], json={"capacity": 7}
-    )
+    more = await stack.call("gatherings", "PATCH", path, token=site.tokens["coordinator"], json={"capacity": 7})
     assert more.status == 200, more.body
     assert more.body["promoted"] == [family.body["registration_id"]]
     assert (more.body["capacity"], more.body["seats_left"]) == (7, 0)
@@ -227,8 +245,9 @@ async def test_fewer_seats_than_a_waiting_party_needs_are_refused(stack: Client,
     await register(stack, site, path, adults=2)
     family = await register(stack, site, path, adults=1, children=2)
     assert family.body["status"] == "waitlisted"
-    reply = await stack.call("gatherings", "PATCH", path, token=site.tokens["coordinator"],
-                             json={"child_care_seats": 1})
+    reply = await stack.call(
+        "gatherings", "PATCH", path, token=site.tokens["coordinator"], json={"child_care_seats": 1}
+    )
     assert (reply.status, reply.body["code"]) == (409, "capacity_below_waiting_party")
     assert reply.body["registration_ids"] == [family.body["registration_id"]]
     nothing = await stack.call("gatherings", "PATCH", path, token=site.tokens["coordinator"], json={})
@@ -243,15 +262,23 @@ async def test_double_registration_and_closed_windows_are_conflicts(stack: Clien
     assert first.status == 201
     twice = await register(stack, site, path, member, role="coordinator")
     assert (twice.status, twice.body["code"], twice.body["registration_id"]) == (
-        409, "already_registered", first.body["registration_id"]
+        409,
+        "already_registered",
+        first.body["registration_id"],
     )
-    await stack.call("gatherings", "DELETE", f"/registrations/{first.body['registration_id']}",
-                     token=site.tokens["kiosk"])
+    await stack.call(
+        "gatherings", "DELETE", f"/registrations/{first.body['registration_id']}", token=site.tokens["kiosk"]
+    )
     assert (await register(stack, site, path, member)).status == 201  # after cancelling, again
 
     later = soon(days=10)
-    not_yet = await create_event(stack, site, registration_opens_at=iso(soon(days=5)), starts_at=iso(later),
-                                 ends_at=iso(later + timedelta(hours=2)))
+    not_yet = await create_event(
+        stack,
+        site,
+        registration_opens_at=iso(soon(days=5)),
+        starts_at=iso(later),
+        ends_at=iso(later + timedelta(hours=2)),
+    )
     closed = await register(stack, site, f"/events/{not_yet['event_id']}")
     assert (closed.status, closed.body["code"]) == (409, "registration_closed")
     assert closed.body["opens_at"] is not None
@@ -261,8 +288,11 @@ async def test_double_registration_and_closed_windows_are_conflicts(stack: Clien
     assert (late.status, late.body["code"]) == (409, "registration_closed")
 
     cancelled = await create_event(stack, site)
-    assert (await stack.call("gatherings", "POST", f"/events/{cancelled['event_id']}/cancel",
-                             token=site.tokens["coordinator"])).status == 200
+    assert (
+        await stack.call(
+            "gatherings", "POST", f"/events/{cancelled['event_id']}/cancel", token=site.tokens["coordinator"]
+        )
+    ).status == 200
     refused = await register(stack, site, f"/events/{cancelled['event_id']}")
     assert (refused.status, refused.body["code"]) == (409, "event_cancelled")
 
@@ -378,35 +408,145 @@ async def test_tokens_need_the_right_role(
 @pytest.mark.parametrize(
     ("path", "body", "code"),
     [
-        ("/events", {"title": "x", "kind": "payday", "starts_at": "2030-01-01T18:00:00",
-                     "ends_at": "2030-01-01T20:00:00Z", "capacity": 5}, "invalid_request"),  # naive start
-        ("/events", {"title": "x", "kind": "rave", "starts_at": "2030-01-01T18:00:00Z",
-                     "ends_at": "2030-01-01T20:00:00Z", "capacity": 5}, "invalid_request"),
-        ("/events", {"title": "x", "kind": "payday", "starts_at": "2030-01-01T18:00:00Z",
-                     "ends_at": "2030-01-01T17:00:00Z", "capacity": 5}, "invalid_request"),
-        ("/events", {"title": "x", "kind": "payday", "starts_at": "2030-01-01T18:00:00Z",
-                     "ends_at": "2030-01-01T20:00:00Z", "capacity": 0}, "invalid_request"),
-        ("/events", {"title": "x", "kind": "other", "starts_at": "2030-01-01T18:00:00Z",
-                     "ends_at": "2030-01-01T20:00:00Z", "capacity": 5}, "support_type_required"),
-        ("/events", {"title": "x", "kind": "payday", "starts_at": "2020-01-01T18:00:00Z",
-                     "ends_at": "2020-01-01T20:00:00Z", "capacity": 5}, "ends_in_past"),
-        ("/events", {"title": "x", "kind": "payday", "starts_at": "2030-01-01T18:00:00Z",
-                     "ends_at": "2030-01-01T20:00:00Z", "capacity": 5, "nickname": "Sunny"}, "invalid_request"),
-        ("/groups", {"name": "g", "facilitator_member_id": "not-a-uuid", "capacity": 5,
-                     "first_start": "2030-01-01T18:00:00", "duration_minutes": 60, "rrule": "FREQ=WEEKLY"},
-         "invalid_request"),
-        ("/groups", {"name": "g", "facilitator_member_id": str(uuid.uuid4()), "capacity": 5,
-                     "first_start": "2030-01-01T18:00:00Z", "duration_minutes": 60, "rrule": "FREQ=WEEKLY"},
-         "invalid_request"),  # first_start is a wall-clock time
-        ("/groups", {"name": "g", "facilitator_member_id": str(uuid.uuid4()), "capacity": 5,
-                     "first_start": "2027-01-05T18:00:00", "duration_minutes": 60, "rrule": "FREQ=SECONDLY"},
-         "bad_rrule"),
-        ("/groups", {"name": "g", "facilitator_member_id": str(uuid.uuid4()), "capacity": 5,
-                     "first_start": "2027-01-05T18:00:00", "duration_minutes": 60, "rrule": "FREQ=WEEKLY",
-                     "focus_tags": ["Re Entry!"]}, "invalid_request"),
-        ("/groups", {"name": "g", "facilitator_member_id": str(uuid.uuid4()), "capacity": 5,
-                     "first_start": "2020-01-07T18:00:00", "duration_minutes": 60,
-                     "rrule": "FREQ=WEEKLY;COUNT=2"}, "no_sessions"),
+        (
+            "/events",
+            {
+                "title": "x",
+                "kind": "payday",
+                "starts_at": "2030-01-01T18:00:00",
+                "ends_at": "2030-01-01T20:00:00Z",
+                "capacity": 5,
+            },
+            "invalid_request",
+        ),  # naive start
+        (
+            "/events",
+            {
+                "title": "x",
+                "kind": "rave",
+                "starts_at": "2030-01-01T18:00:00Z",
+                "ends_at": "2030-01-01T20:00:00Z",
+                "capacity": 5,
+            },
+            "invalid_request",
+        ),
+        (
+            "/events",
+            {
+                "title": "x",
+                "kind": "payday",
+                "starts_at": "2030-01-01T18:00:00Z",
+                "ends_at": "2030-01-01T17:00:00Z",
+                "capacity": 5,
+            },
+            "invalid_request",
+        ),
+        (
+            "/events",
+            {
+                "title": "x",
+                "kind": "payday",
+                "starts_at": "2030-01-01T18:00:00Z",
+                "ends_at": "2030-01-01T20:00:00Z",
+                "capacity": 0,
+            },
+            "invalid_request",
+        ),
+        (
+            "/events",
+            {
+                "title": "x",
+                "kind": "other",
+                "starts_at": "2030-01-01T18:00:00Z",
+                "ends_at": "2030-01-01T20:00:00Z",
+                "capacity": 5,
+            },
+            "support_type_required",
+        ),
+        (
+            "/events",
+            {
+                "title": "x",
+                "kind": "payday",
+                "starts_at": "2020-01-01T18:00:00Z",
+                "ends_at": "2020-01-01T20:00:00Z",
+                "capacity": 5,
+            },
+            "ends_in_past",
+        ),
+        (
+            "/events",
+            {
+                "title": "x",
+                "kind": "payday",
+                "starts_at": "2030-01-01T18:00:00Z",
+                "ends_at": "2030-01-01T20:00:00Z",
+                "capacity": 5,
+                "nickname": "Sunny",
+            },
+            "invalid_request",
+        ),
+        (
+            "/groups",
+            {
+                "name": "g",
+                "facilitator_member_id": "not-a-uuid",
+                "capacity": 5,
+                "first_start": "2030-01-01T18:00:00",
+                "duration_minutes": 60,
+                "rrule": "FREQ=WEEKLY",
+            },
+            "invalid_request",
+        ),
+        (
+            "/groups",
+            {
+                "name": "g",
+                "facilitator_member_id": str(uuid.uuid4()),
+                "capacity": 5,
+                "first_start": "2030-01-01T18:00:00Z",
+                "duration_minutes": 60,
+                "rrule": "FREQ=WEEKLY",
+            },
+            "invalid_request",
+        ),  # first_start is a wall-clock time
+        (
+            "/groups",
+            {
+                "name": "g",
+                "facilitator_member_id": str(uuid.uuid4()),
+                "capacity": 5,
+                "first_start": "2027-01-05T18:00:00",
+                "duration_minutes": 60,
+                "rrule": "FREQ=SECONDLY",
+            },
+            "bad_rrule",
+        ),
+        (
+            "/groups",
+            {
+                "name": "g",
+                "facilitator_member_id": str(uuid.uuid4()),
+                "capacity": 5,
+                "first_start": "2027-01-05T18:00:00",
+                "duration_minutes": 60,
+                "rrule": "FREQ=WEEKLY",
+                "focus_tags": ["Re Entry!"],
+            },
+            "invalid_request",
+        ),
+        (
+            "/groups",
+            {
+                "name": "g",
+                "facilitator_member_id": str(uuid.uuid4()),
+                "capacity": 5,
+                "first_start": "2020-01-07T18:00:00",
+                "duration_minutes": 60,
+                "rrule": "FREQ=WEEKLY;COUNT=2",
+            },
+            "no_sessions",
+        ),
     ],
 )
 async def test_bad_bodies_get_a_problem_with_a_code(
@@ -445,8 +585,11 @@ async def test_bad_registration_bodies_are_422_and_change_nothing(
 
 
 async def test_unknown_or_malformed_ids_are_404(stack: Client, site: SiteUnderTest) -> None:
-    for path in (f"/events/{uuid.uuid4()}/registrations", "/events/nope/registrations",
-                 f"/sessions/{uuid.uuid4()}/registrations"):
+    for path in (
+        f"/events/{uuid.uuid4()}/registrations",
+        "/events/nope/registrations",
+        f"/sessions/{uuid.uuid4()}/registrations",
+    ):
         reply = await register(stack, site, path.removesuffix("/registrations"))
         assert reply.status == 404, (path, reply.body)
     event = await create_event(stack, site)
@@ -460,8 +603,9 @@ async def test_unknown_or_malformed_ids_are_404(stack: Client, site: SiteUnderTe
 async def test_a_group_schedules_its_sessions_at_the_same_local_time(
     stack: Client, site: SiteUnderTest, db: asyncpg.Pool
 ) -> None:
-    group = await create_group(stack, site, rrule="FREQ=WEEKLY;BYDAY=TU;COUNT=40", child_care_seats=2,
-                               focus_tags=["re-entry", "parents"])
+    group = await create_group(
+        stack, site, rrule="FREQ=WEEKLY;BYDAY=TU;COUNT=40", child_care_seats=2, focus_tags=["re-entry", "parents"]
+    )
     sessions = await sessions_of(stack, site, group["group_id"])
     assert len(sessions) == group["sessions_scheduled"] == 40
     starts = [datetime.fromisoformat(s["starts_at"]) for s in sessions]
@@ -504,7 +648,10 @@ async def test_sessions_are_cancelled_and_moved_one_at_a_time(
 
     new_start = datetime.fromisoformat(second["starts_at"]) + timedelta(days=1, hours=-1)
     moved = await stack.call(
-        "gatherings", "POST", f"/sessions/{second['session_id']}/move", token=site.tokens["coordinator"],
+        "gatherings",
+        "POST",
+        f"/sessions/{second['session_id']}/move",
+        token=site.tokens["coordinator"],
         json={"starts_at": iso(new_start), "ends_at": iso(new_start + timedelta(hours=2))},
     )
     assert moved.status == 200, moved.body
@@ -515,14 +662,18 @@ async def test_sessions_are_cancelled_and_moved_one_at_a_time(
     assert by_id[first["session_id"]]["cancelled"] is True
     assert [s["moved"] for s in again[2:]] == [False] * 3
     [rescheduled] = [
-        e for e in await outbox(db, "gatherings.session_scheduled", session_id=second["session_id"])
+        e
+        for e in await outbox(db, "gatherings.session_scheduled", session_id=second["session_id"])
         if e["data"]["change"] == "moved"
     ]
     assert datetime.fromisoformat(rescheduled["data"]["previous_starts_at"]) == datetime.fromisoformat(
         second["starts_at"]
     )
     naive = await stack.call(
-        "gatherings", "POST", f"/sessions/{second['session_id']}/move", token=site.tokens["coordinator"],
+        "gatherings",
+        "POST",
+        f"/sessions/{second['session_id']}/move",
+        token=site.tokens["coordinator"],
         json={"starts_at": "2030-01-01T18:00:00", "ends_at": "2030-01-01T19:00:00"},
     )
     assert (naive.status, naive.body["code"]) == (422, "invalid_request")
@@ -534,7 +685,10 @@ async def test_group_sessions_take_children_only_with_child_care_seats(stack: Cl
     reply = await register(stack, site, f"/sessions/{first['session_id']}", adults=1, children=1)
     assert (reply.status, reply.body["code"]) == (409, "party_too_large")
     more = await stack.call(
-        "gatherings", "PATCH", f"/sessions/{first['session_id']}", token=site.tokens["coordinator"],
+        "gatherings",
+        "PATCH",
+        f"/sessions/{first['session_id']}",
+        token=site.tokens["coordinator"],
         json={"child_care_seats": 3},
     )
     assert more.status == 200, more.body
@@ -553,27 +707,41 @@ async def test_the_horizon_rolls_forward_for_long_running_groups(
         created = await execute(
             handlers.create_group,
             CreateGroup(
-                site_id=site.site_id, actor_id="token:test", timezone="America/Chicago", name="Parents in recovery",
-                focus_tags=("parents",), support_type="emotional",
+                site_id=site.site_id,
+                actor_id="token:test",
+                timezone="America/Chicago",
+                name="Parents in recovery",
+                focus_tags=("parents",),
+                support_type="emotional",
                 facilitator_member_id=(await members.new_known(engine, site.site_id, services=["gatherings"]))[0],
                 capacity=10,
-                child_care_seats=4, room=None, first_start=first, duration_minutes=60, rrule="FREQ=WEEKLY;BYDAY=TU",
-                exceptions=(), horizon_weeks=4,
+                child_care_seats=4,
+                room=None,
+                first_start=first,
+                duration_minutes=60,
+                rrule="FREQ=WEEKLY;BYDAY=TU",
+                exceptions=(),
+                horizon_weeks=4,
             ),
-            uow=GatheringsUnitOfWork(sessionmaker, Base.metadata), clock=FixedClock(now),
+            uow=GatheringsUnitOfWork(sessionmaker, Base.metadata),
+            clock=FixedClock(now),
         )
         group_id = uuid.UUID(created.body["group_id"])
         before = created.body["sessions_scheduled"]
         assert before in (4, 5)
         later = FixedClock(now + timedelta(weeks=3))
         extended = await execute(
-            handlers.extend_schedules, ExtendSchedules(horizon_weeks=4),
-            uow=GatheringsUnitOfWork(sessionmaker, Base.metadata), clock=later,
+            handlers.extend_schedules,
+            ExtendSchedules(horizon_weeks=4),
+            uow=GatheringsUnitOfWork(sessionmaker, Base.metadata),
+            clock=later,
         )
         assert extended.body["sessions_scheduled"] == 3
         again = await execute(
-            handlers.extend_schedules, ExtendSchedules(horizon_weeks=4),
-            uow=GatheringsUnitOfWork(sessionmaker, Base.metadata), clock=later,
+            handlers.extend_schedules,
+            ExtendSchedules(horizon_weeks=4),
+            uow=GatheringsUnitOfWork(sessionmaker, Base.metadata),
+            clock=later,
         )
         assert again.body["sessions_scheduled"] == 0
     finally:
@@ -593,13 +761,12 @@ async def test_the_horizon_rolls_forward_for_long_running_groups(
 # The public calendar and the kiosk display
 
 
-async def test_the_calendar_feed_parses_and_shows_local_times(
-    stack: Client, site: SiteUnderTest
-) -> None:
+async def test_the_calendar_feed_parses_and_shows_local_times(stack: Client, site: SiteUnderTest) -> None:
     group = await create_group(stack, site, rrule="FREQ=WEEKLY;BYDAY=TU;COUNT=40")
     sessions = await sessions_of(stack, site, group["group_id"])
-    await stack.call("gatherings", "POST", f"/sessions/{sessions[1]['session_id']}/cancel",
-                     token=site.tokens["coordinator"])
+    await stack.call(
+        "gatherings", "POST", f"/sessions/{sessions[1]['session_id']}/cancel", token=site.tokens["coordinator"]
+    )
     event = await create_event(stack, site, title="New Year's Eve sober party", kind="holiday", room="Main hall")
     member = await member_of(stack, site)
     await register(stack, site, f"/events/{event['event_id']}", member)
@@ -658,9 +825,10 @@ async def test_the_kiosk_display_shows_the_next_week_with_seats_left(
     mine = next(i for i in items if i["event_id"] == event["event_id"])
     assert (mine["seats_left"], mine["child_care_seats_left"], mine["family_friendly"]) == (3, 2, True)
     assert (mine["kind"], mine["support_type"]) == ("payday", "affiliational")
-    assert datetime.fromisoformat(mine["starts_at"]).utcoffset() == datetime.fromisoformat(
-        event["starts_at"]
-    ).astimezone(CHICAGO).utcoffset()
+    assert (
+        datetime.fromisoformat(mine["starts_at"]).utcoffset()
+        == datetime.fromisoformat(event["starts_at"]).astimezone(CHICAGO).utcoffset()
+    )
     sessions = [i for i in items if i["group_id"] == group["group_id"]]
     assert len(sessions) == 1 and sessions[0]["seats_left"] == 8
     assert "member_id" not in str(reply.body)
@@ -711,7 +879,9 @@ async def test_check_ins_for_a_session_are_attendance_registered_or_walk_in(
     assert by_member[None]["visit_id"] is not None
     attended = await outbox(db, "gatherings.attended", session_id=session["session_id"])
     assert sorted((a["data"]["registered"], a["data"]["anonymous"]) for a in attended) == [
-        (False, False), (False, True), (True, False)
+        (False, False),
+        (False, True),
+        (True, False),
     ]
     assert {a["data"]["support_type"] for a in attended} == {"emotional"}
     assert {a["data"]["group_id"] for a in attended} == {group["group_id"]}
@@ -719,21 +889,30 @@ async def test_check_ins_for_a_session_are_attendance_registered_or_walk_in(
 
     # The coordinator's roster: a member already counted is not counted twice; a new one is.
     again = await stack.call(
-        "gatherings", "POST", f"/sessions/{session['session_id']}/attendance", token=site.tokens["coordinator"],
+        "gatherings",
+        "POST",
+        f"/sessions/{session['session_id']}/attendance",
+        token=site.tokens["coordinator"],
         json={"member_id": registered, "present": True},
     )
     assert (again.status, again.body["recorded"], again.body["registered"]) == (200, False, True)
     assert again.body["attendance_id"] == str(by_member[registered]["attendance_id"])
     late = await member_of(stack, site)
     marked = await stack.call(
-        "gatherings", "POST", f"/sessions/{session['session_id']}/attendance", token=site.tokens["coordinator"],
+        "gatherings",
+        "POST",
+        f"/sessions/{session['session_id']}/attendance",
+        token=site.tokens["coordinator"],
         json={"member_id": str(late), "present": True},
     )
     assert (marked.body["recorded"], marked.body["registered"]) == (True, False)
     [roster] = await outbox(db, "gatherings.attended", member_id=str(late))
     assert roster["data"]["source"] == "roster" and roster["data"]["visit_id"] is None
     absent = await stack.call(
-        "gatherings", "POST", f"/sessions/{session['session_id']}/attendance", token=site.tokens["coordinator"],
+        "gatherings",
+        "POST",
+        f"/sessions/{session['session_id']}/attendance",
+        token=site.tokens["coordinator"],
         json={"member_id": str(late), "present": False},
     )
     assert (absent.status, absent.body["code"]) == (422, "invalid_request")
@@ -761,7 +940,8 @@ async def test_a_duplicate_check_in_event_records_one_attendance(
         exchange = await channel.get_exchange(settings.exchange_name)
         for _ in range(2):
             await exchange.publish(
-                amqp_message(cloudevent_from_row(SimpleNamespace(**row), "/rcc/checkin")), routing_key=row["type"],
+                amqp_message(cloudevent_from_row(SimpleNamespace(**row), "/rcc/checkin")),
+                routing_key=row["type"],
                 timeout=5,
             )
     finally:
@@ -792,8 +972,7 @@ async def test_check_ins_for_unknown_cancelled_or_other_sites_gatherings_are_ign
 ) -> None:
     theirs = await create_event(stack, other_site)
     cancelled = await create_event(stack, site)
-    await stack.call("gatherings", "POST", f"/events/{cancelled['event_id']}/cancel",
-                     token=site.tokens["coordinator"])
+    await stack.call("gatherings", "POST", f"/events/{cancelled['event_id']}/cancel", token=site.tokens["coordinator"])
     group = await create_group(stack, site)
     [session, *_] = await sessions_of(stack, site, group["group_id"])
     await check_in(stack, site, "sober_event", theirs["event_id"], None)
@@ -817,22 +996,26 @@ async def test_gatherings_events_reach_the_audit_log(stack: Client, site: SiteUn
     event = await create_event(stack, site, capacity=1)
     first = await register(stack, site, f"/events/{event['event_id']}")
     await register(stack, site, f"/events/{event['event_id']}")
-    await stack.call("gatherings", "DELETE", f"/registrations/{first.body['registration_id']}",
-                     token=site.tokens["kiosk"])
+    await stack.call(
+        "gatherings", "DELETE", f"/registrations/{first.body['registration_id']}", token=site.tokens["kiosk"]
+    )
     wanted = {
-        "gatherings.event_scheduled", "gatherings.registered", "gatherings.waitlisted",
-        "gatherings.registration_cancelled", "gatherings.promoted_from_waitlist",
+        "gatherings.event_scheduled",
+        "gatherings.registered",
+        "gatherings.waitlisted",
+        "gatherings.registration_cancelled",
+        "gatherings.promoted_from_waitlist",
     }
 
     async def arrived() -> bool:
-        reply = await stack.call("audit", "GET", f"/audit?site={site.site_id}&limit=500",
-                                 token=site.tokens["admin"])
+        reply = await stack.call("audit", "GET", f"/audit?site={site.site_id}&limit=500", token=site.tokens["admin"])
         types = {e["type"] for e in reply.body["items"] if e["event"]["data"].get("event_id") == event["event_id"]}
         return wanted <= types
 
     await eventually(arrived)
-    reply = await stack.call("audit", "GET", f"/audit?site={site.site_id}&type=gatherings.waitlisted",
-                             token=site.tokens["admin"])
+    reply = await stack.call(
+        "audit", "GET", f"/audit?site={site.site_id}&type=gatherings.waitlisted", token=site.tokens["admin"]
+    )
     entry = next(e for e in reply.body["items"] if e["event"]["data"]["event_id"] == event["event_id"])
     assert entry["source"] == "/rcc/gatherings"
     assert entry["event"]["dataclassification"] == "sensitive"
@@ -875,9 +1058,7 @@ async def test_the_migration_matches_the_models(settings: Settings) -> None:
     assert relevant == []
 
 
-async def test_a_reversed_range_of_events_or_sessions_is_422_range_reversed(
-    stack: Client, site: SiteUnderTest
-) -> None:
+async def test_a_reversed_range_of_events_or_sessions_is_422_range_reversed(stack: Client, site: SiteUnderTest) -> None:
     group = await create_group(stack, site)
     for path in ("/events", f"/groups/{group['group_id']}/sessions"):
         for query in ("from=2027-01-10&to=2027-01-01", "from=2027-01-10T00:00:00Z&to=2027-01-01T00:00:00Z"):

@@ -77,8 +77,11 @@ async def harness(settings: Settings) -> AsyncIterator[tuple[Harness, GroupCommi
     connector = make_connector(engine)
     harness = Harness(engine, schema)
     group = GroupCommit(
-        harness.put, uow=lambda: GatheringsUnitOfWork(connector, Base.metadata), clock=SystemClock(),
-        locks=KeyedLocks(), status=201,
+        harness.put,
+        uow=lambda: GatheringsUnitOfWork(connector, Base.metadata),
+        clock=SystemClock(),
+        locks=KeyedLocks(),
+        status=201,
     )
     try:
         yield harness, group

@@ -53,8 +53,9 @@ def soon(days: float = 2) -> datetime:
     return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
 
 
-async def ok(stack: Client, service: str, method: str, path: str, token: str, json: Any = None,
-             status: int = 200) -> Any:
+async def ok(
+    stack: Client, service: str, method: str, path: str, token: str, json: Any = None, status: int = 200
+) -> Any:
     reply = await stack.call(service, method, path, token=token, json=json)
     assert reply.status == status, (method, path, reply.body)
     return reply.body
@@ -69,36 +70,74 @@ class Places:
 
     async def set_up(self, engine: AsyncEngine) -> Places:
         starts = soon()
-        self.event_id = (await ok(self.stack, "gatherings", "POST", "/events", self.coordinator, {
-            "title": "Payday potluck", "kind": "payday", "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=3)).isoformat(), "capacity": 10,
-        }, 201))["event_id"]
+        self.event_id = (
+            await ok(
+                self.stack,
+                "gatherings",
+                "POST",
+                "/events",
+                self.coordinator,
+                {
+                    "title": "Payday potluck",
+                    "kind": "payday",
+                    "starts_at": starts.isoformat(),
+                    "ends_at": (starts + timedelta(hours=3)).isoformat(),
+                    "capacity": 10,
+                },
+                201,
+            )
+        )["event_id"]
         [facilitator] = await members.register(self.stack, self.site, known_to=["gatherings"])
-        group = await ok(self.stack, "gatherings", "POST", "/groups", self.coordinator, self.group_body(facilitator),
-                         201)
-        sessions = await ok(self.stack, "gatherings", "GET", f"/groups/{group['group_id']}/sessions",
-                            self.coordinator)
+        group = await ok(
+            self.stack, "gatherings", "POST", "/groups", self.coordinator, self.group_body(facilitator), 201
+        )
+        sessions = await ok(self.stack, "gatherings", "GET", f"/groups/{group['group_id']}/sessions", self.coordinator)
         self.session_id = sessions["items"][0]["session_id"]
         self.role_id = f"role_{uuid.uuid4().hex[:8]}"
-        await ok(self.stack, "volunteering", "POST", "/roles", self.coordinator,
-                 {"role_id": self.role_id, "title": "Front desk"}, 201)
-        self.shift_id = (await ok(self.stack, "volunteering", "POST", "/shifts", self.coordinator, {
-            "role_id": self.role_id, "starts_at": starts.isoformat(),
-            "ends_at": (starts + timedelta(hours=3)).isoformat(), "capacity": 5,
-        }, 201))["shift_id"]
+        await ok(
+            self.stack,
+            "volunteering",
+            "POST",
+            "/roles",
+            self.coordinator,
+            {"role_id": self.role_id, "title": "Front desk"},
+            201,
+        )
+        self.shift_id = (
+            await ok(
+                self.stack,
+                "volunteering",
+                "POST",
+                "/shifts",
+                self.coordinator,
+                {
+                    "role_id": self.role_id,
+                    "starts_at": starts.isoformat(),
+                    "ends_at": (starts + timedelta(hours=3)).isoformat(),
+                    "capacity": 5,
+                },
+                201,
+            )
+        )["shift_id"]
         self.engine = engine
         return self
 
     def group_body(self, facilitator: uuid.UUID) -> dict[str, Any]:
-        first = (datetime.now(UTC) + timedelta(days=3)).replace(tzinfo=None, hour=18, minute=0, second=0,
-                                                                microsecond=0)
-        return {"name": "Peer group", "facilitator_member_id": str(facilitator), "capacity": 8,
-                "first_start": first.isoformat(), "duration_minutes": 60, "rrule": "FREQ=WEEKLY;COUNT=2"}
+        first = (datetime.now(UTC) + timedelta(days=3)).replace(tzinfo=None, hour=18, minute=0, second=0, microsecond=0)
+        return {
+            "name": "Peer group",
+            "facilitator_member_id": str(facilitator),
+            "capacity": 8,
+            "first_start": first.isoformat(),
+            "duration_minutes": 60,
+            "rrule": "FREQ=WEEKLY;COUNT=2",
+        }
 
     async def volunteer(self, member_id: uuid.UUID) -> None:
         """A volunteer profile made while the member is known (for the routes that need one first)."""
-        await ok(self.stack, "volunteering", "PUT", f"/volunteers/{member_id}", self.coordinator,
-                 {"roles": [self.role_id]})
+        await ok(
+            self.stack, "volunteering", "PUT", f"/volunteers/{member_id}", self.coordinator, {"roles": [self.role_id]}
+        )
 
     def routes(self) -> dict[str, Callable[[uuid.UUID], Any]]:
         """Each route that names a member, called for ``member_id`` by this site's coordinator."""
@@ -106,19 +145,27 @@ class Places:
         return {
             "facilitator": lambda m: call("gatherings", "POST", "/groups", token=c, json=self.group_body(m)),
             "event registration": lambda m: call(
-                "gatherings", "POST", f"/events/{self.event_id}/registrations", token=c, json={"member_id": str(m)}),
+                "gatherings", "POST", f"/events/{self.event_id}/registrations", token=c, json={"member_id": str(m)}
+            ),
             "session registration": lambda m: call(
-                "gatherings", "POST", f"/sessions/{self.session_id}/registrations", token=c,
-                json={"member_id": str(m)}),
+                "gatherings", "POST", f"/sessions/{self.session_id}/registrations", token=c, json={"member_id": str(m)}
+            ),
             "roster attendance": lambda m: call(
-                "gatherings", "POST", f"/sessions/{self.session_id}/attendance", token=c,
-                json={"member_id": str(m)}),
+                "gatherings", "POST", f"/sessions/{self.session_id}/attendance", token=c, json={"member_id": str(m)}
+            ),
             "volunteer profile": lambda m: call(
-                "volunteering", "PUT", f"/volunteers/{m}", token=c, json={"roles": [self.role_id]}),
+                "volunteering", "PUT", f"/volunteers/{m}", token=c, json={"roles": [self.role_id]}
+            ),
             "sign-up": lambda m: call(
-                "volunteering", "POST", f"/shifts/{self.shift_id}/signups", token=c, json={"member_id": str(m)}),
-            "hours": lambda m: call("volunteering", "POST", "/hours", token=c, json={
-                "member_id": str(m), "shift_id": self.shift_id, "minutes": 60, "reason": "front desk"}),
+                "volunteering", "POST", f"/shifts/{self.shift_id}/signups", token=c, json={"member_id": str(m)}
+            ),
+            "hours": lambda m: call(
+                "volunteering",
+                "POST",
+                "/hours",
+                token=c,
+                json={"member_id": str(m), "shift_id": self.shift_id, "minutes": 60, "reason": "front desk"},
+            ),
         }
 
 
@@ -134,12 +181,16 @@ async def test_a_made_up_member_is_refused_by_every_route_that_names_one(
         assert (reply.status, reply.body["code"]) == (422, "unknown_member"), (name, reply.body)
         assert reply.headers["Content-Type"].startswith("application/problem+json")
     async with engine.connect() as conn:
-        left = await conn.scalar(text(
-            "SELECT (SELECT count(*) FROM gatherings.registrations WHERE site_id = :s)"
-            " + (SELECT count(*) FROM volunteering.volunteers WHERE site_id = :s)"
-            " + (SELECT count(*) FROM volunteering.signups WHERE site_id = :s)"
-            " + (SELECT count(*) FROM volunteering.hours WHERE site_id = :s)"
-            " + (SELECT count(*) FROM gatherings.attendance WHERE site_id = :s)"), {"s": site.site_id})
+        left = await conn.scalar(
+            text(
+                "SELECT (SELECT count(*) FROM gatherings.registrations WHERE site_id = :s)"
+                " + (SELECT count(*) FROM volunteering.volunteers WHERE site_id = :s)"
+                " + (SELECT count(*) FROM volunteering.signups WHERE site_id = :s)"
+                " + (SELECT count(*) FROM volunteering.hours WHERE site_id = :s)"
+                " + (SELECT count(*) FROM gatherings.attendance WHERE site_id = :s)"
+            ),
+            {"s": site.site_id},
+        )
     assert left == 0
 
 
@@ -183,8 +234,14 @@ async def test_the_kiosk_member_is_accepted_without_asking_check_in(
 
 def _received(event_type: str, site_id: str, data: dict[str, Any], event_id: uuid.UUID | None = None) -> ReceivedEvent:
     return ReceivedEvent(
-        id=event_id or uuid.uuid4(), type=event_type, source="/rcc/checkin", subject=data["member_id"],
-        site_id=site_id, time=datetime.now(UTC), data=data, attributes={},
+        id=event_id or uuid.uuid4(),
+        type=event_type,
+        source="/rcc/checkin",
+        subject=data["member_id"],
+        site_id=site_id,
+        time=datetime.now(UTC),
+        data=data,
+        attributes={},
     )
 
 
@@ -197,17 +254,22 @@ async def test_redelivered_and_repeated_member_events_are_harmless(
     first = _received("checkin.member_registered", site.site_id, registered)
     # The same event again, the same fact under a new event id, and a forged registration at another site.
     again = _received("checkin.member_registered", site.site_id, registered, first.id)
-    repeated = _received("checkin.member_registered", site.site_id,
-                         {**registered, "registered_at": (at + timedelta(days=1)).isoformat()})
+    repeated = _received(
+        "checkin.member_registered", site.site_id, {**registered, "registered_at": (at + timedelta(days=1)).isoformat()}
+    )
     elsewhere = _received("checkin.member_registered", other_site.site_id, registered)
     consumers = {
         "gatherings": inbox_consumer(
-            "test-known-members", lambda: GatheringsUnitOfWork(make_connector(engine), GatheringsBase.metadata),
-            SystemClock(), {"checkin.member_registered": gatherings_handlers.record_member_registered},
+            "test-known-members",
+            lambda: GatheringsUnitOfWork(make_connector(engine), GatheringsBase.metadata),
+            SystemClock(),
+            {"checkin.member_registered": gatherings_handlers.record_member_registered},
         ),
         "volunteering": inbox_consumer(
-            "test-known-members", lambda: VolunteeringUnitOfWork(make_connector(engine), VolunteeringBase.metadata),
-            SystemClock(), {"checkin.member_registered": volunteering_handlers.record_member_registered},
+            "test-known-members",
+            lambda: VolunteeringUnitOfWork(make_connector(engine), VolunteeringBase.metadata),
+            SystemClock(),
+            {"checkin.member_registered": volunteering_handlers.record_member_registered},
         ),
     }
     for process in consumers.values():
@@ -216,10 +278,12 @@ async def test_redelivered_and_repeated_member_events_are_harmless(
         await process([elsewhere])
     async with engine.connect() as conn:
         for schema in consumers:
-            rows = list(await conn.execute(
-                text(f"SELECT site_id, registered_at, erased_at FROM {schema}.known_members WHERE member_id = :m"),
-                {"m": member},
-            ))
+            rows = list(
+                await conn.execute(
+                    text(f"SELECT site_id, registered_at, erased_at FROM {schema}.known_members WHERE member_id = :m"),
+                    {"m": member},
+                )
+            )
             assert [tuple(r) for r in rows] == [(site.site_id, at, None)], schema
     places = await Places(stack, site).set_up(engine)
     assert (await places.routes()["event registration"](member)).status == 201
@@ -238,10 +302,17 @@ async def test_an_erased_member_keeps_their_history_but_gets_nothing_new(
 
     async def erased_everywhere() -> bool:
         async with engine.connect() as conn:
-            return await conn.scalar(text(
-                "SELECT count(*) FROM (SELECT erased_at FROM gatherings.known_members WHERE member_id = :m"
-                " UNION ALL SELECT erased_at FROM volunteering.known_members WHERE member_id = :m) AS k"
-                " WHERE erased_at IS NOT NULL"), {"m": member}) == 2
+            return (
+                await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM (SELECT erased_at FROM gatherings.known_members WHERE member_id = :m"
+                        " UNION ALL SELECT erased_at FROM volunteering.known_members WHERE member_id = :m) AS k"
+                        " WHERE erased_at IS NOT NULL"
+                    ),
+                    {"m": member},
+                )
+                == 2
+            )
 
     await eventually(erased_everywhere)
     routes = places.routes()
@@ -249,8 +320,7 @@ async def test_an_erased_member_keeps_their_history_but_gets_nothing_new(
         reply = await routes[name](member)
         assert (reply.status, reply.body["code"]) == (422, "member_erased"), (name, reply.body)
     # What happened stays reachable: the registration, the profile, hours worked before the erasure.
-    status = await ok(stack, "gatherings", "GET", f"/registrations/{seat.body['registration_id']}",
-                      places.coordinator)
+    status = await ok(stack, "gatherings", "GET", f"/registrations/{seat.body['registration_id']}", places.coordinator)
     assert status["member_id"] == str(member)
     await ok(stack, "volunteering", "GET", f"/volunteers/{member}", places.coordinator)
     assert (await routes["hours"](member)).status == 201
@@ -278,8 +348,14 @@ async def test_a_moved_session_has_a_higher_sequence_and_a_new_last_modified(
     await asyncio.sleep(1.1)  # LAST-MODIFIED counts whole seconds
     session = await ok(stack, "gatherings", "GET", f"/sessions/{places.session_id}", places.coordinator)
     start = datetime.fromisoformat(session["starts_at"]) + timedelta(hours=1)
-    await ok(stack, "gatherings", "POST", f"/sessions/{places.session_id}/move", places.coordinator,
-             {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()})
+    await ok(
+        stack,
+        "gatherings",
+        "POST",
+        f"/sessions/{places.session_id}/move",
+        places.coordinator,
+        {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()},
+    )
     moved = (await _feed(stack, url))[places.session_id]
     assert moved.decoded("sequence") == 1
     assert moved.decoded("last-modified") > before.decoded("last-modified")
@@ -307,8 +383,14 @@ async def test_a_moved_shift_has_a_higher_sequence_in_the_volunteers_feed(
     await asyncio.sleep(1.1)  # LAST-MODIFIED counts whole seconds
     shift = await ok(stack, "volunteering", "GET", f"/shifts/{places.shift_id}", places.coordinator)
     start = datetime.fromisoformat(shift["starts_at"]) + timedelta(hours=2)
-    await ok(stack, "volunteering", "PATCH", f"/shifts/{places.shift_id}", places.coordinator,
-             {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=3)).isoformat()})
+    await ok(
+        stack,
+        "volunteering",
+        "PATCH",
+        f"/shifts/{places.shift_id}",
+        places.coordinator,
+        {"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=3)).isoformat()},
+    )
     [moved] = (await _feed(stack, url)).values()
     assert str(moved["uid"]) == str(before["uid"])
     assert moved.decoded("sequence") == 1

@@ -84,8 +84,9 @@ def member_registered(site_id: str = "site-relay") -> Event:
 
 def probe_event(event_type: str) -> Event:
     """An event of a type no service (and no other test) binds: its own contract class."""
-    contract = type("Probe", (EventData,), {"__annotations__": {"n": int}, "event_type": event_type,
-                                            "classification": "internal"})
+    contract = type(
+        "Probe", (EventData,), {"__annotations__": {"n": int}, "event_type": event_type, "classification": "internal"}
+    )
     return Event(contract(n=1), subject="probe", site_id="site-relay")
 
 

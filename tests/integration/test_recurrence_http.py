@@ -56,33 +56,53 @@ async def center_in(settings: Settings, stack: Client, engine: AsyncEngine, time
 
 async def new_group(center: Center, first_start: datetime | str, rrule: str, minutes: int = 60) -> Reply:
     facilitator = (await center.members(1))[0]  # a member check-in registered, as gatherings requires
-    return await center.call("POST", "/groups", service="gatherings", token=center.coordinator, json={
-        "name": "Sunday night peer group", "facilitator_member_id": str(facilitator), "capacity": 8,
-        "first_start": first_start if isinstance(first_start, str) else first_start.isoformat(),
-        "duration_minutes": minutes, "rrule": rrule,
-    })
+    return await center.call(
+        "POST",
+        "/groups",
+        service="gatherings",
+        token=center.coordinator,
+        json={
+            "name": "Sunday night peer group",
+            "facilitator_member_id": str(facilitator),
+            "capacity": 8,
+            "first_start": first_start if isinstance(first_start, str) else first_start.isoformat(),
+            "duration_minutes": minutes,
+            "rrule": rrule,
+        },
+    )
 
 
-async def new_series(center: Center, role_id: str, first_start: datetime | str, rrule: str, minutes: int = 60,
-                     **fields: Any) -> Reply:
+async def new_series(
+    center: Center, role_id: str, first_start: datetime | str, rrule: str, minutes: int = 60, **fields: Any
+) -> Reply:
     length = {"duration_minutes": minutes} if "end" not in fields else {}
-    return await center.call("POST", "/shift-series", token=center.coordinator, json={
-        "role_id": role_id, "first_start": first_start if isinstance(first_start, str) else first_start.isoformat(),
-        "rrule": rrule, "capacity": 2, **length, **fields,
-    })
+    return await center.call(
+        "POST",
+        "/shift-series",
+        token=center.coordinator,
+        json={
+            "role_id": role_id,
+            "first_start": first_start if isinstance(first_start, str) else first_start.isoformat(),
+            "rrule": rrule,
+            "capacity": 2,
+            **length,
+            **fields,
+        },
+    )
 
 
 async def group_sessions(center: Center, group_id: str) -> list[tuple[datetime, datetime]]:
-    reply = await center.call("GET", f"/groups/{group_id}/sessions?limit=200", service="gatherings",
-                              token=center.coordinator)
+    reply = await center.call(
+        "GET", f"/groups/{group_id}/sessions?limit=200", service="gatherings", token=center.coordinator
+    )
     assert reply.status == 200, reply.body
-    return [(datetime.fromisoformat(s["starts_at"]), datetime.fromisoformat(s["ends_at"]))
-            for s in reply.body["items"]]
+    return [(datetime.fromisoformat(s["starts_at"]), datetime.fromisoformat(s["ends_at"])) for s in reply.body["items"]]
 
 
 def series_shifts(reply: Reply) -> list[tuple[datetime, datetime]]:
-    return [(datetime.fromisoformat(s["starts_at"]), datetime.fromisoformat(s["ends_at"]))
-            for s in reply.body["shifts"]]
+    return [
+        (datetime.fromisoformat(s["starts_at"]), datetime.fromisoformat(s["ends_at"])) for s in reply.body["shifts"]
+    ]
 
 
 def next_change(zone: ZoneInfo, *, forward: bool, after: date | None = None) -> date:
@@ -181,8 +201,11 @@ async def test_a_120_minute_lord_howe_series_lasts_120_minutes_across_the_change
         series = await new_series(center, role, first, "FREQ=WEEKLY;COUNT=3", minutes=120)
         by_end = await new_series(center, role, first, "FREQ=WEEKLY;COUNT=3", end="03:00")
         assert (group.status, series.status, by_end.status) == (201, 201, 201), (group.body, series.body)
-        for sessions in (await group_sessions(center, group.body["group_id"]), series_shifts(series),
-                         series_shifts(by_end)):
+        for sessions in (
+            await group_sessions(center, group.body["group_id"]),
+            series_shifts(series),
+            series_shifts(by_end),
+        ):
             assert [end - start for start, end in sessions] == [timedelta(minutes=120)] * 3
             assert [start.astimezone(LORD_HOWE).strftime("%H:%M") for start, _ in sessions] == ["01:00"] * 3
             across = sessions[1][1].astimezone(LORD_HOWE).strftime("%H:%M")

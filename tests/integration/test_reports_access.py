@@ -17,10 +17,26 @@ pytestmark = pytest.mark.integration
 
 RANGE = "from=2026-03-01&to=2026-03-31"
 SUMMARY_KEYS = {
-    "unduplicated_members", "visits", "anonymous_visits", "new_members", "returning_members", "visits_by_purpose",
-    "visits_by_support_type", "peak_occupancy", "volunteer_hours_approved", "volunteer_hours_by_role",
-    "volunteers_active", "shifts_filled", "shifts_missed", "stipends_accrued_cents", "stipends_paid_cents",
-    "group_sessions_held", "group_attendance", "events_held", "event_registrations", "event_attendance",
+    "unduplicated_members",
+    "visits",
+    "anonymous_visits",
+    "new_members",
+    "returning_members",
+    "visits_by_purpose",
+    "visits_by_support_type",
+    "peak_occupancy",
+    "volunteer_hours_approved",
+    "volunteer_hours_by_role",
+    "volunteers_active",
+    "shifts_filled",
+    "shifts_missed",
+    "stipends_accrued_cents",
+    "stipends_paid_cents",
+    "group_sessions_held",
+    "group_attendance",
+    "events_held",
+    "event_registrations",
+    "event_attendance",
     "waitlist_promotions",
 }
 
@@ -47,21 +63,34 @@ async def test_a_coordinator_reads_their_own_site_by_default(audit: Client, site
     body = reply.body
     assert body.keys() >= SUMMARY_KEYS
     assert (body["site"], body["timezone"], body["from"], body["to"]) == (
-        site.site_id, "America/Chicago", "2026-03-01", "2026-03-31"
+        site.site_id,
+        "America/Chicago",
+        "2026-03-01",
+        "2026-03-31",
     )
     assert body["visits"] == 0 and body["volunteer_hours_approved"] == "0.00" and body["suppressed"] is False
     assert set(body["visits_by_purpose"]) == {
-        "drop_in", "peer_mentoring", "recovery_group", "sober_event", "resource_connecting", "education",
+        "drop_in",
+        "peer_mentoring",
+        "recovery_group",
+        "sober_event",
+        "resource_connecting",
+        "education",
         "volunteer_shift",
     }
     assert set(body["visits_by_support_type"]) == {"emotional", "informational", "instrumental", "affiliational"}
 
-    daily = await get(audit, f"/reports/daily?site={site.site_id}&from=2026-02-27&to=2026-03-02",
-                      site.tokens["coordinator"])
+    daily = await get(
+        audit, f"/reports/daily?site={site.site_id}&from=2026-02-27&to=2026-03-02", site.tokens["coordinator"]
+    )
     assert daily.status == 200
     assert [row["date"] for row in daily.body["days"]] == ["2026-02-27", "2026-02-28", "2026-03-01", "2026-03-02"]
     assert daily.body["days"][0] == {
-        "date": "2026-02-27", "visits": 0, "unduplicated_members": 0, "new_members": 0, "volunteer_hours": "0.00",
+        "date": "2026-02-27",
+        "visits": 0,
+        "unduplicated_members": 0,
+        "new_members": 0,
+        "volunteer_hours": "0.00",
         "attendance": 0,
     }
 
@@ -213,10 +242,11 @@ async def test_every_report_request_is_an_event_in_the_audit_log(audit: Client, 
     assert all(e["source"] == "/rcc/audit" and e["dataclassification"] == "internal" for e in events)
     data = sorted((e["data"] for e in events), key=lambda d: d["report"])
     assert [(d["report"], d["format"], d["min_cell"]) for d in data] == [
-        ("daily", "csv", None), ("daily_chart", "svg", None), ("summary", "json", 5)
+        ("daily", "csv", None),
+        ("daily_chart", "svg", None),
+        ("summary", "json", 5),
     ]
-    assert all(d["site_id"] == site.site_id and d["from"] == "2026-03-01" and d["to"] == "2026-03-31"
-               for d in data)
+    assert all(d["site_id"] == site.site_id and d["from"] == "2026-03-01" and d["to"] == "2026-03-31" for d in data)
     assert all(d["requested_at"] for d in data)
 
 
@@ -234,8 +264,11 @@ async def test_a_refused_report_read_is_an_event_in_the_audit_log_too(
     audit: Client, site: SiteUnderTest, other_site: SiteUnderTest
 ) -> None:
     token = site.tokens["coordinator"]
-    tried = [("/reports/summary", other_site.site_id, "summary"), ("/reports/daily", "all", "daily"),
-             ("/reports/daily.svg", other_site.site_id, "daily_chart")]
+    tried = [
+        ("/reports/summary", other_site.site_id, "summary"),
+        ("/reports/daily", "all", "daily"),
+        ("/reports/daily.svg", other_site.site_id, "daily_chart"),
+    ]
     for path, target, _ in tried:
         assert (await get(audit, f"{path}?site={target}&{RANGE}", token)).status == 403
 

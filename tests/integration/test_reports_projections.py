@@ -45,38 +45,90 @@ async def site_id(settings: Settings) -> str:
     site_id = f"proj-{uuid.uuid4().hex[:8]}"
     admin = create_async_engine(settings.database_url)
     async with admin.begin() as conn:
-        await access.create_site(conn, site_id, name="Center", capacity=30, timezone="America/Chicago",
-                                 closes_at=access.parse_closes_at("21:00"))
+        await access.create_site(
+            conn,
+            site_id,
+            name="Center",
+            capacity=30,
+            timezone="America/Chicago",
+            closes_at=access.parse_closes_at("21:00"),
+        )
     await admin.dispose()
     return site_id
 
 
 def event(type_: str, site_id: str, at: datetime, **data: Any) -> ReceivedEvent:
-    ce = envelope(event_id=uuid.uuid4(), source="/rcc/test", type_=type_, time=at, subject="s", site_id=site_id,
-                  data=data, dataschema=f"/rcc/schemas/{type_}/v1", classification="internal", sequence=1)
+    ce = envelope(
+        event_id=uuid.uuid4(),
+        source="/rcc/test",
+        type_=type_,
+        time=at,
+        subject="s",
+        site_id=site_id,
+        data=data,
+        dataschema=f"/rcc/schemas/{type_}/v1",
+        classification="internal",
+        sequence=1,
+    )
     return ReceivedEvent.from_body(canonical_json(ce))
 
 
-def check_in(site_id: str, visit: uuid.UUID, member: uuid.UUID | None, at: datetime, *, fact_at: datetime | None = None,
-             purpose: str = "drop_in") -> ReceivedEvent:
-    return event("checkin.visitor_checked_in", site_id, fact_at or at, visit_id=str(visit),
-                 member_id=str(member) if member else None, anonymous=member is None, purpose=purpose,
-                 support_type="affiliational", ref=None, checked_in_at=at.isoformat())
+def check_in(
+    site_id: str,
+    visit: uuid.UUID,
+    member: uuid.UUID | None,
+    at: datetime,
+    *,
+    fact_at: datetime | None = None,
+    purpose: str = "drop_in",
+) -> ReceivedEvent:
+    return event(
+        "checkin.visitor_checked_in",
+        site_id,
+        fact_at or at,
+        visit_id=str(visit),
+        member_id=str(member) if member else None,
+        anonymous=member is None,
+        purpose=purpose,
+        support_type="affiliational",
+        ref=None,
+        checked_in_at=at.isoformat(),
+    )
 
 
 def check_out(site_id: str, visit: uuid.UUID, member: uuid.UUID | None, at: datetime, out: datetime) -> ReceivedEvent:
-    return event("checkin.visitor_checked_out", site_id, out, visit_id=str(visit),
-                 member_id=str(member) if member else None, purpose="drop_in", ref=None,
-                 checked_in_at=at.isoformat(), checked_out_at=out.isoformat(),
-                 minutes=int((out - at).total_seconds() // 60), closed_by="kiosk")
+    return event(
+        "checkin.visitor_checked_out",
+        site_id,
+        out,
+        visit_id=str(visit),
+        member_id=str(member) if member else None,
+        purpose="drop_in",
+        ref=None,
+        checked_in_at=at.isoformat(),
+        checked_out_at=out.isoformat(),
+        minutes=int((out - at).total_seconds() // 60),
+        closed_by="kiosk",
+    )
 
 
-def decision(site_id: str, hours: uuid.UUID, member: uuid.UUID, approved: bool, minutes: int,
-             at: datetime) -> ReceivedEvent:
+def decision(
+    site_id: str, hours: uuid.UUID, member: uuid.UUID, approved: bool, minutes: int, at: datetime
+) -> ReceivedEvent:
     type_ = "volunteering.hours_approved" if approved else "volunteering.hours_rejected"
     stamp = "approved_at" if approved else "rejected_at"
-    return event(type_, site_id, at, hours_id=str(hours), shift_id=str(uuid.uuid4()), member_id=str(member),
-                 role_id="front_desk", shift_starts_at=T.isoformat(), minutes=minutes, **{stamp: at.isoformat()})
+    return event(
+        type_,
+        site_id,
+        at,
+        hours_id=str(hours),
+        shift_id=str(uuid.uuid4()),
+        member_id=str(member),
+        role_id="front_desk",
+        shift_starts_at=T.isoformat(),
+        minutes=minutes,
+        **{stamp: at.isoformat()},
+    )
 
 
 async def append(engine: AsyncEngine, *batches: list[ReceivedEvent]) -> None:
@@ -111,8 +163,14 @@ async def test_any_arrival_order_gives_the_same_figures(
     site_id = f"perm-{uuid.uuid4().hex[:8]}"
     admin = create_async_engine(settings.database_url)
     async with admin.begin() as conn:
-        await access.create_site(conn, site_id, name="Center", capacity=30, timezone="America/Chicago",
-                                 closes_at=access.parse_closes_at("21:00"))
+        await access.create_site(
+            conn,
+            site_id,
+            name="Center",
+            capacity=30,
+            timezone="America/Chicago",
+            closes_at=access.parse_closes_at("21:00"),
+        )
     await admin.dispose()
     member = uuid.uuid4()
     one, two = uuid.uuid4(), uuid.uuid4()
@@ -124,8 +182,13 @@ async def test_any_arrival_order_gives_the_same_figures(
     ]
     await append(engine, *([facts[i]] for i in order))
     figures = await summary(engine, site_id)
-    assert (figures["visits"], figures["anonymous_visits"], figures["unduplicated_members"],
-            figures["new_members"], figures["peak_occupancy"]) == (2, 1, 1, 1, 2)
+    assert (
+        figures["visits"],
+        figures["anonymous_visits"],
+        figures["unduplicated_members"],
+        figures["new_members"],
+        figures["peak_occupancy"],
+    ) == (2, 1, 1, 1, 2)
 
 
 async def test_a_check_in_restated_with_another_member_and_day_moves_every_count(
@@ -139,8 +202,9 @@ async def test_a_check_in_restated_with_another_member_and_day_moves_every_count
 
     # The same visit told again, later, as another member's on the next day: the later fact wins everywhere.
     moved = T + timedelta(days=1)
-    await append(engine, [check_in(site_id, visit, second_member, moved, fact_at=T + timedelta(days=2),
-                                   purpose="education")])
+    await append(
+        engine, [check_in(site_id, visit, second_member, moved, fact_at=T + timedelta(days=2), purpose="education")]
+    )
     on_first_day = await summary(engine, site_id)
     on_next_day = await summary(engine, site_id, DAY + timedelta(days=1), DAY + timedelta(days=1))
     assert (on_first_day["visits"], on_first_day["unduplicated_members"], on_first_day["new_members"]) == (0, 0, 0)
@@ -183,21 +247,51 @@ async def test_the_latest_decision_on_hours_counts_once(
     await append(engine, [decision(site_id, hours, member, True, 200, T + timedelta(days=4))])
     figures = await summary(engine, site_id)
     assert (figures["volunteer_hours_approved"], figures["volunteer_hours_by_role"], figures["volunteers_active"]) == (
-        "3.33", {"front_desk": "3.33"}, 1
+        "3.33",
+        {"front_desk": "3.33"},
+        1,
     )
 
 
 async def test_stipend_events_are_summed_by_name_and_local_date(engine: AsyncEngine, site_id: str) -> None:
     late = datetime(2026, 3, 11, 4, 30, tzinfo=UTC)  # 23:30 on March 10 in Chicago
     entry = uuid.uuid4()
-    await append(engine, [
-        event("volunteering.stipend_accrued", site_id, late, entry_id=str(entry), member_id=str(uuid.uuid4()),
-              period="2026-03", amount_cents=5000, over_cap_cents=0, minutes=300),
-        event("volunteering.stipend_reversed", site_id, late, entry_id=str(uuid.uuid4()),
-              reverses_entry_id=str(entry), member_id=str(uuid.uuid4()), period="2026-03", amount_cents=1200),
-        event("volunteering.stipend_paid", site_id, late, payout_id=str(uuid.uuid4()), member_id=str(uuid.uuid4()),
-              period="2026-03", amount_cents=3800, paid_at=late.isoformat()),
-    ])
+    await append(
+        engine,
+        [
+            event(
+                "volunteering.stipend_accrued",
+                site_id,
+                late,
+                entry_id=str(entry),
+                member_id=str(uuid.uuid4()),
+                period="2026-03",
+                amount_cents=5000,
+                over_cap_cents=0,
+                minutes=300,
+            ),
+            event(
+                "volunteering.stipend_reversed",
+                site_id,
+                late,
+                entry_id=str(uuid.uuid4()),
+                reverses_entry_id=str(entry),
+                member_id=str(uuid.uuid4()),
+                period="2026-03",
+                amount_cents=1200,
+            ),
+            event(
+                "volunteering.stipend_paid",
+                site_id,
+                late,
+                payout_id=str(uuid.uuid4()),
+                member_id=str(uuid.uuid4()),
+                period="2026-03",
+                amount_cents=3800,
+                paid_at=late.isoformat(),
+            ),
+        ],
+    )
     figures = await summary(engine, site_id)
     assert (figures["stipends_accrued_cents"], figures["stipends_paid_cents"]) == (3800, 3800)
 
@@ -225,12 +319,15 @@ async def test_a_visit_open_across_midnight_counts_on_its_check_in_day_and_in_th
     night = datetime(2026, 3, 11, 4, 0, tzinfo=UTC)  # 23:00 on March 10 in Chicago
     late_member, early_member = uuid.uuid4(), uuid.uuid4()
     owl, early = uuid.uuid4(), uuid.uuid4()
-    await append(engine, [
-        check_in(site_id, owl, late_member, night),
-        check_out(site_id, owl, late_member, night, night + timedelta(hours=3)),
-        check_in(site_id, early, early_member, night + timedelta(hours=1, minutes=30)),  # 00:30 on March 11
-        check_out(site_id, early, early_member, night + timedelta(hours=1, minutes=30), night + timedelta(hours=2)),
-    ])
+    await append(
+        engine,
+        [
+            check_in(site_id, owl, late_member, night),
+            check_out(site_id, owl, late_member, night, night + timedelta(hours=3)),
+            check_in(site_id, early, early_member, night + timedelta(hours=1, minutes=30)),  # 00:30 on March 11
+            check_out(site_id, early, early_member, night + timedelta(hours=1, minutes=30), night + timedelta(hours=2)),
+        ],
+    )
     march_10 = await summary(engine, site_id)
     march_11 = await summary(engine, site_id, DAY + timedelta(days=1), DAY + timedelta(days=1))
     both = await summary(engine, site_id, DAY, DAY + timedelta(days=1))

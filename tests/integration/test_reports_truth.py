@@ -102,8 +102,13 @@ async def _publish(settings: Settings, events: list[dict[str, Any]]) -> None:
         exchange = await channel.get_exchange(settings.exchange_name)
         for event in events:
             await exchange.publish(
-                aio_pika.Message(canonical_json(event), content_type=CONTENT_TYPE, message_id=event["id"],
-                                 type=event["type"], delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                aio_pika.Message(
+                    canonical_json(event),
+                    content_type=CONTENT_TYPE,
+                    message_id=event["id"],
+                    type=event["type"],
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
                 routing_key=event["type"],
             )
     finally:
@@ -127,8 +132,9 @@ async def world() -> AsyncIterator[World]:
         coordinators = {}
         async with engine.begin() as conn:
             for site in activity.sites:
-                await access.create_site(conn, site.site_id, name="Center", capacity=40, timezone=site.timezone,
-                                         closes_at=site.closes)
+                await access.create_site(
+                    conn, site.site_id, name="Center", capacity=40, timezone=site.timezone, closes_at=site.closes
+                )
                 _, coordinators[site.site_id] = await access.issue_token(
                     conn, role=access.Role.COORDINATOR, site_id=site.site_id
                 )
@@ -166,8 +172,10 @@ async def _check_all(world: World) -> dict[tuple[str, str, date, date], Any]:
         for first, last in RANGES:
             summary = await world.get("/reports/summary", scope, first, last)
             bodies[("summary", scope, first, last)] = summary
-            problems += [f"{scope} {first}..{last} {d}" for d in
-                         _differences(summary, world.activity.summary(scope, first, last))]
+            problems += [
+                f"{scope} {first}..{last} {d}"
+                for d in _differences(summary, world.activity.summary(scope, first, last))
+            ]
             assert summary["site"] == scope and summary["from"] == str(first) and summary["to"] == str(last)
             assert summary["suppressed"] is False and summary["min_cell"] is None
             daily = await world.get("/reports/daily", scope, first, last)
@@ -195,12 +203,17 @@ async def test_the_truth_is_not_trivial(world: World) -> None:
     assert truth["stipends_accrued_cents"] > 0 and truth["stipends_paid_cents"] > 0
     assert truth["group_sessions_held"] > 0 and truth["events_held"] > 0 and truth["event_registrations"] > 0
     never_closed = [v for v in world.activity.visits if v.checked_out_at is None]
-    past_midnight = [v for v in world.activity.visits
-                     if v.checked_out_at and world.activity.local(v.site_id, v.checked_out_at)
-                     != world.activity.local(v.site_id, v.checked_in_at)]
+    past_midnight = [
+        v
+        for v in world.activity.visits
+        if v.checked_out_at
+        and world.activity.local(v.site_id, v.checked_out_at) != world.activity.local(v.site_id, v.checked_in_at)
+    ]
     assert never_closed and past_midnight
-    network = sum(world.activity.summary(site.site_id, date(2026, 3, 1), date(2026, 3, 31))["unduplicated_members"]
-                  for site in world.activity.sites)
+    network = sum(
+        world.activity.summary(site.site_id, date(2026, 3, 1), date(2026, 3, 31))["unduplicated_members"]
+        for site in world.activity.sites
+    )
     assert truth["unduplicated_members"] < network  # members who use two centers count once
 
 
@@ -217,9 +230,19 @@ async def test_min_cell_withholds_small_counts_in_json_and_csv(world: World) -> 
 
     body = await world.get("/reports/summary", site, first, last, min_cell=min_cell)
     assert body["min_cell"] == min_cell and body["suppressed"] is True
-    for key in ("visits", "anonymous_visits", "unduplicated_members", "peak_occupancy", "volunteers_active",
-                "shifts_filled", "shifts_missed", "group_sessions_held", "event_registrations", "new_members",
-                "returning_members"):
+    for key in (
+        "visits",
+        "anonymous_visits",
+        "unduplicated_members",
+        "peak_occupancy",
+        "volunteers_active",
+        "shifts_filled",
+        "shifts_missed",
+        "group_sessions_held",
+        "event_registrations",
+        "new_members",
+        "returning_members",
+    ):
         assert shown_right(body[key], truth[key]), key
     for purpose, count in truth["visits_by_purpose"].items():
         assert shown_right(body["visits_by_purpose"][purpose], count), purpose
@@ -244,9 +267,15 @@ async def test_min_cell_withholds_small_counts_in_json_and_csv(world: World) -> 
     assert len(withheld_visits) == sum(1 for day in daily["days"] if day["visits"] is None) > 0
 
 
-@pytest.mark.parametrize(("first", "last", "min_cell"),
-                         [(date(2026, 3, 1), date(2026, 3, 31), 20), (date(2026, 3, 8), date(2026, 3, 14), 5),
-                          (date(2026, 3, 10), date(2026, 3, 10), 5), (date(2026, 3, 1), date(2026, 3, 7), 11)])
+@pytest.mark.parametrize(
+    ("first", "last", "min_cell"),
+    [
+        (date(2026, 3, 1), date(2026, 3, 31), 20),
+        (date(2026, 3, 8), date(2026, 3, 14), 5),
+        (date(2026, 3, 10), date(2026, 3, 10), 5),
+        (date(2026, 3, 1), date(2026, 3, 7), 11),
+    ],
+)
 async def test_no_withheld_count_is_recovered_by_subtraction_across_every_report(
     world: World, first: date, last: date, min_cell: int
 ) -> None:
@@ -259,8 +288,10 @@ async def test_no_withheld_count_is_recovered_by_subtraction_across_every_report
     for scope in world.scopes():
         summaries[scope] = await world.get("/reports/summary", scope, first, last, min_cell=min_cell)
         dailies[scope] = await world.get("/reports/daily", scope, first, last, min_cell=min_cell)
-        for path, into, read in (("/reports/summary", csv_summaries, adversary.csv_summary),
-                                 ("/reports/daily", csv_dailies, adversary.csv_daily)):
+        for path, into, read in (
+            ("/reports/summary", csv_summaries, adversary.csv_summary),
+            ("/reports/daily", csv_dailies, adversary.csv_daily),
+        ):
             async with world.client.http.get(
                 f"{world.client.urls['audit']}{path}?site={scope}&from={first}&to={last}&min_cell={min_cell}",
                 headers={"Authorization": f"Bearer {world.token_for(scope)}", "Accept": "text/csv"},
@@ -281,8 +312,13 @@ async def test_rebuild_replays_the_log_into_identical_reports(world: World) -> N
     before = await _check_all(world)
     env = {**os.environ, "RCC_DATABASE_URL": world.settings.database_url, "RCC_LOG_LEVEL": "WARNING"}
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "services.cli", "reports", "rebuild"], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=300,
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", "reports", "rebuild"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert '"skipped":0' in done.stdout and "replayed" in done.stderr

@@ -26,8 +26,9 @@ async def closed_month(center: Center) -> tuple[str, Volunteer, Volunteer, dict[
     "volunteer" token acts as the first of them."""
     role = await center.role()
     await center.policy(effective_from="2025-01-01", hourly_rate_cents=1_000, per_shift_cents=500)
-    [row] = await center.rows("SELECT member_id FROM access.tokens WHERE token_id = :t",
-                              t=center.site.token_ids["volunteer"])
+    [row] = await center.rows(
+        "SELECT member_id FROM access.tokens WHERE token_id = :t", t=center.site.token_ids["volunteer"]
+    )
     mine = Volunteer(row.member_id, center.site.tokens["volunteer"])
     await center.set_up_volunteer(mine.member_id, [role], {}, stipend_eligible=True)
     [theirs] = await center.stipend_volunteers(1, [role])
@@ -89,9 +90,7 @@ async def test_a_volunteer_reads_only_their_own_stipends(center: Center) -> None
     assert "reference" not in theirs_seen["periods"][0]
 
 
-async def test_another_sites_staff_cannot_see_or_touch_this_sites_stipends(
-    settings: Settings, center: Center
-) -> None:
+async def test_another_sites_staff_cannot_see_or_touch_this_sites_stipends(settings: Settings, center: Center) -> None:
     _, mine, _, _ = await closed_month(center)
     elsewhere = await make_site(settings)
     coordinator = elsewhere.tokens["coordinator"]
@@ -114,11 +113,18 @@ def _bad(entry_id: str) -> list[tuple[str, str, Any, int, str]]:
         ("POST", "/stipend-periods/2024-12/close", None, 409, "no_policy"),
         ("POST", "/stipend-periods/2025-03/close", None, 409, "earlier_period_open"),
         ("PUT", "/stipend-policy", {"effective_from": "2025-01-31", "monthly_cap_cents": 1}, 409, "period_closed"),
-        ("PUT", "/stipend-policy", {"effective_from": "2030-01-01", "monthly_cap_cents": 1,
-                                    "role_rates": [{"role_id": "no_such_role", "hourly_rate_cents": 1,
-                                                    "per_shift_cents": 1}]}, 422, "unknown_role"),
-        ("PUT", "/stipend-policy", {"effective_from": "2030-01-01", "monthly_cap_cents": 12.5}, 422,
-         "invalid_request"),
+        (
+            "PUT",
+            "/stipend-policy",
+            {
+                "effective_from": "2030-01-01",
+                "monthly_cap_cents": 1,
+                "role_rates": [{"role_id": "no_such_role", "hourly_rate_cents": 1, "per_shift_cents": 1}],
+            },
+            422,
+            "unknown_role",
+        ),
+        ("PUT", "/stipend-policy", {"effective_from": "2030-01-01", "monthly_cap_cents": 12.5}, 422, "invalid_request"),
         ("PUT", "/stipend-policy", {"effective_from": "2030-01-01"}, 422, "invalid_request"),
         ("POST", f"/payouts/{uuid.uuid4()}/paid", {"method": "venmo"}, 422, "invalid_request"),
         ("POST", f"/payouts/{uuid.uuid4()}/paid", {"method": "cash", "amount_cents": 5}, 422, "invalid_request"),
@@ -135,15 +141,15 @@ def _bad(entry_id: str) -> list[tuple[str, str, Any, int, str]]:
 async def test_bad_stipend_input_gets_a_problem_with_a_code_and_changes_nothing(center: Center) -> None:
     await closed_month(center)
     [entry] = (await center.ledger())[:1]
-    before = await center.rows("SELECT count(*) AS n FROM volunteering.outbox WHERE site_id = :s",
-                               s=center.site.site_id)
+    before = await center.rows(
+        "SELECT count(*) AS n FROM volunteering.outbox WHERE site_id = :s", s=center.site.site_id
+    )
     ledger_before = len(await center.ledger())
     for method, path, body, status, code in _bad(str(entry.entry_id)):
         reply = await center.call(method, path, token=center.admin, json=body)
         assert (reply.status, reply.body.get("code")) == (status, code), (method, path, body, reply.body)
         assert reply.headers["Content-Type"].startswith("application/problem+json")
-    after = await center.rows("SELECT count(*) AS n FROM volunteering.outbox WHERE site_id = :s",
-                              s=center.site.site_id)
+    after = await center.rows("SELECT count(*) AS n FROM volunteering.outbox WHERE site_id = :s", s=center.site.site_id)
     assert after[0].n == before[0].n
     assert len(await center.ledger()) == ledger_before
 
@@ -155,12 +161,19 @@ async def test_the_policy_has_versions_a_repeat_changes_nothing_and_closed_perio
     today = datetime.now(UTC).date()
     empty = await center.ok("GET", "/stipend-policy")
     assert empty == {"current": None, "upcoming": []}
-    current = await center.policy(effective_from=today - timedelta(days=40), hourly_rate_cents=1_000,
-                                  monthly_cap_cents=20_000)
-    future = {"effective_from": (today + timedelta(days=60)).isoformat(), "hourly_rate_cents": 1_200,
-              "per_shift_cents": 0, "monthly_cap_cents": 25_000, "yearly_cap_cents": 150_000,
-              "tax_threshold_cents": 60_000, "org_monthly_cap_cents": 500_000,
-              "role_rates": [{"role_id": role, "hourly_rate_cents": 1_500, "per_shift_cents": 250}]}
+    current = await center.policy(
+        effective_from=today - timedelta(days=40), hourly_rate_cents=1_000, monthly_cap_cents=20_000
+    )
+    future = {
+        "effective_from": (today + timedelta(days=60)).isoformat(),
+        "hourly_rate_cents": 1_200,
+        "per_shift_cents": 0,
+        "monthly_cap_cents": 25_000,
+        "yearly_cap_cents": 150_000,
+        "tax_threshold_cents": 60_000,
+        "org_monthly_cap_cents": 500_000,
+        "role_rates": [{"role_id": role, "hourly_rate_cents": 1_500, "per_shift_cents": 250}],
+    }
     made = await center.policy(**future)
     repeat = await center.call("PUT", "/stipend-policy", token=center.admin, json=future)
     assert (repeat.status, repeat.body) == (200, made)
@@ -196,16 +209,17 @@ async def test_the_csv_export_is_whole_valid_csv_with_the_documented_columns(cen
     assert len(rows) == 1 + 7 and all(len(r) == len(STIPEND_CSV_COLUMNS) for r in rows)
     records = [dict(zip(STIPEND_CSV_COLUMNS, r, strict=True)) for r in rows[1:]]
     assert [r["member_id"] for r in records] == sorted(str(p.member_id) for p in people)
-    assert {(r["accrued_cents"], r["tax_paperwork_needed"]) for r in records} == {("2000", "false"),
-                                                                                  ("4000", "true")}
+    assert {(r["accrued_cents"], r["tax_paperwork_needed"]) for r in records} == {("2000", "false"), ("4000", "true")}
     # JSON pages through the same rows; format=json wins over the Accept header.
     page = await center.ok("GET", "/stipend-periods/2025-04/payouts?limit=4", token=center.admin)
-    rest = await center.ok("GET", f"/stipend-periods/2025-04/payouts?limit=4&cursor={page['next_cursor']}",
-                           token=center.admin)
+    rest = await center.ok(
+        "GET", f"/stipend-periods/2025-04/payouts?limit=4&cursor={page['next_cursor']}", token=center.admin
+    )
     assert [i["member_id"] for i in page["items"] + rest["items"]] == [r["member_id"] for r in records]
     assert rest["next_cursor"] is None
-    status, body, headers = await center.text("/stipend-periods/2025-04/payouts?format=json",
-                                              headers={"Accept": "text/csv"})
+    status, body, headers = await center.text(
+        "/stipend-periods/2025-04/payouts?format=json", headers={"Accept": "text/csv"}
+    )
     assert headers["Content-Type"].startswith("application/json")
     # A period not closed exports the header alone.
     status, body, _ = await center.text("/stipend-periods/2025-05/payouts", headers={"Accept": "text/csv"})

@@ -37,33 +37,56 @@ class Scene:
 async def scene(center: Center) -> Scene:
     role = await center.role()
     volunteer_token = center.site.tokens["volunteer"]
-    [row] = await center.rows("SELECT member_id FROM access.tokens WHERE token_id = :t",
-                              t=center.site.token_ids["volunteer"])
+    [row] = await center.rows(
+        "SELECT member_id FROM access.tokens WHERE token_id = :t", t=center.site.token_ids["volunteer"]
+    )
     mine = Volunteer(row.member_id, volunteer_token)
     await center.set_up_volunteer(mine.member_id, [role], {})
     [theirs] = await center.volunteers(1, [role])
     shift_id = await center.shift(role, starts_in=timedelta(days=3), capacity=3)
     for person in (mine, theirs):
         assert (await center.sign_up(shift_id, person)).status == 201
-    hours = await center.ok("POST", "/hours", status=201, json={
-        "member_id": str(theirs.member_id), "shift_id": shift_id, "minutes": 60, "reason": "setup"})
+    hours = await center.ok(
+        "POST",
+        "/hours",
+        status=201,
+        json={"member_id": str(theirs.member_id), "shift_id": shift_id, "minutes": 60, "reason": "setup"},
+    )
     return Scene(center, role, shift_id, mine, theirs, hours["hours_id"])
 
 
 def _matrix(s: Scene) -> list[tuple[str, str, Any, set[str]]]:
     start = (datetime.now(UTC) + timedelta(days=6)).replace(microsecond=0)
-    shift_body = {"role_id": s.role, "starts_at": start.isoformat(),
-                  "ends_at": (start + timedelta(hours=2)).isoformat(), "capacity": 2}
+    shift_body = {
+        "role_id": s.role,
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "capacity": 2,
+    }
     return [
         ("GET", "/roles", None, PEOPLE),
         ("POST", "/roles", {"role_id": f"r_{uuid.uuid4().hex[:6]}", "title": "Greeter"}, STAFF),
         ("PUT", f"/roles/{s.role}", {"title": "Front desk"}, STAFF),
         ("PUT", f"/volunteers/{uuid.uuid4()}", {"roles": [s.role]}, STAFF),
-        ("POST", f"/volunteers/{s.theirs.member_id}/trainings",
-         {"training_id": "orientation", "completed_on": "2026-01-05"}, STAFF),
+        (
+            "POST",
+            f"/volunteers/{s.theirs.member_id}/trainings",
+            {"training_id": "orientation", "completed_on": "2026-01-05"},
+            STAFF,
+        ),
         ("POST", "/shifts", shift_body, STAFF),
-        ("POST", "/shift-series", {"role_id": s.role, "first_start": start.replace(tzinfo=None).isoformat(),
-                                   "duration_minutes": 60, "rrule": "FREQ=WEEKLY;COUNT=2", "capacity": 1}, STAFF),
+        (
+            "POST",
+            "/shift-series",
+            {
+                "role_id": s.role,
+                "first_start": start.replace(tzinfo=None).isoformat(),
+                "duration_minutes": 60,
+                "rrule": "FREQ=WEEKLY;COUNT=2",
+                "capacity": 1,
+            },
+            STAFF,
+        ),
         ("GET", "/shifts", None, PEOPLE),
         ("GET", f"/shifts/{s.shift_id}", None, PEOPLE),
         ("PATCH", f"/shifts/{s.shift_id}", {"needs_supervisor": True}, STAFF),
@@ -75,8 +98,12 @@ def _matrix(s: Scene) -> list[tuple[str, str, Any, set[str]]]:
         ("POST", "/me/calendar-feed", None, {"volunteer"}),
         ("GET", "/hours", None, STAFF),
         ("GET", f"/hours/{s.their_hours}", None, PEOPLE),
-        ("POST", "/hours", {"member_id": str(s.theirs.member_id), "shift_id": s.shift_id, "minutes": 15,
-                            "reason": "matrix"}, STAFF),
+        (
+            "POST",
+            "/hours",
+            {"member_id": str(s.theirs.member_id), "shift_id": s.shift_id, "minutes": 15, "reason": "matrix"},
+            STAFF,
+        ),
         ("POST", f"/hours/{s.their_hours}/correct", {"minutes": 45, "reason": "matrix"}, STAFF),
         ("POST", f"/hours/{s.their_hours}/approve", None, STAFF),
         ("POST", f"/hours/{s.their_hours}/reject", {"reason": "matrix"}, STAFF),
@@ -98,7 +125,10 @@ async def test_every_endpoint_needs_a_token_and_the_right_role(center: Center) -
             reply = await center.call(method, path, json=body, token=tokens[role])
             if role in allowed:
                 assert reply.status not in (401, 500) and (reply.body or {}).get("code") != "wrong_role", (
-                    method, path, role, reply.body
+                    method,
+                    path,
+                    role,
+                    reply.body,
                 )
             else:
                 assert (reply.status, reply.body["code"]) == (403, "wrong_role"), (method, path, role)
@@ -138,20 +168,29 @@ async def test_another_sites_staff_and_volunteers_cannot_touch_this_sites_shifts
         ("DELETE", f"/shifts/{s.shift_id}/signups/{s.mine.member_id}", None, "shift_not_found"),
         ("POST", f"/shifts/{s.shift_id}/signups", {"member_id": str(s.mine.member_id)}, "shift_not_found"),
         ("GET", f"/volunteers/{s.mine.member_id}", None, "volunteer_not_found"),
-        ("POST", f"/volunteers/{s.mine.member_id}/trainings", {"training_id": "x", "completed_on": "2026-01-01"},
-         "volunteer_not_found"),
+        (
+            "POST",
+            f"/volunteers/{s.mine.member_id}/trainings",
+            {"training_id": "x", "completed_on": "2026-01-01"},
+            "volunteer_not_found",
+        ),
         ("GET", f"/hours/{s.their_hours}", None, "hours_not_found"),
         ("POST", f"/hours/{s.their_hours}/approve", None, "hours_not_found"),
-        ("POST", "/hours", {"member_id": str(s.theirs.member_id), "shift_id": s.shift_id, "minutes": 5,
-                            "reason": "x"}, "shift_not_found"),
+        (
+            "POST",
+            "/hours",
+            {"member_id": str(s.theirs.member_id), "shift_id": s.shift_id, "minutes": 5, "reason": "x"},
+            "shift_not_found",
+        ),
     ]:
         reply = await center.call(method, path, token=coordinator, json=body)
         assert (reply.status, reply.body["code"]) == (404, code), (method, path, reply.body)
     taken = await center.call("PUT", f"/volunteers/{s.mine.member_id}", token=coordinator, json={"roles": []})
     assert (taken.status, taken.body["code"]) == (403, "wrong_site")
     assert (await center.ok("GET", "/shifts", token=coordinator))["items"] == []
-    their_volunteer = await center.call("POST", f"/shifts/{s.shift_id}/signups",
-                                        token=elsewhere.tokens["volunteer"], json={})
+    their_volunteer = await center.call(
+        "POST", f"/shifts/{s.shift_id}/signups", token=elsewhere.tokens["volunteer"], json={}
+    )
     assert (their_volunteer.status, their_volunteer.body["code"]) == (404, "shift_not_found")
     # An admin works on any site.
     assert (await center.call("GET", f"/shifts/{s.shift_id}", token=elsewhere.tokens["admin"])).status == 200
@@ -160,10 +199,19 @@ async def test_another_sites_staff_and_volunteers_cannot_touch_this_sites_shifts
 
 def _bad_inputs(role: str, shift_id: str) -> list[tuple[str, str, Any, int, str]]:
     start = datetime(2030, 3, 1, 18, 0, tzinfo=UTC)
-    shift = {"role_id": role, "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(),
-             "capacity": 2}
-    series = {"role_id": role, "first_start": "2030-03-05T18:00", "duration_minutes": 60,
-              "rrule": "FREQ=WEEKLY;COUNT=2", "capacity": 1}
+    shift = {
+        "role_id": role,
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=2)).isoformat(),
+        "capacity": 2,
+    }
+    series = {
+        "role_id": role,
+        "first_start": "2030-03-05T18:00",
+        "duration_minutes": 60,
+        "rrule": "FREQ=WEEKLY;COUNT=2",
+        "capacity": 1,
+    }
     return [
         ("POST", "/shifts", {**shift, "starts_at": "2030-03-01T18:00:00"}, 422, "invalid_request"),
         ("POST", "/shifts", {**shift, "capacity": 0}, 422, "invalid_request"),
@@ -187,10 +235,20 @@ def _bad_inputs(role: str, shift_id: str) -> list[tuple[str, str, Any, int, str]
         ("POST", f"/shifts/{shift_id}/signups", {"member_id": "nobody"}, 422, "invalid_request"),
         ("POST", f"/shifts/{shift_id}/signups", {}, 422, "member_required"),
         ("POST", f"/shifts/{uuid.uuid4()}/signups", {"member_id": str(uuid.uuid4())}, 404, "shift_not_found"),
-        ("POST", "/hours", {"member_id": str(uuid.uuid4()), "shift_id": shift_id, "minutes": -5, "reason": "x"},
-         422, "invalid_request"),
-        ("POST", "/hours", {"member_id": str(uuid.uuid4()), "shift_id": shift_id, "minutes": 5}, 422,
-         "invalid_request"),
+        (
+            "POST",
+            "/hours",
+            {"member_id": str(uuid.uuid4()), "shift_id": shift_id, "minutes": -5, "reason": "x"},
+            422,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/hours",
+            {"member_id": str(uuid.uuid4()), "shift_id": shift_id, "minutes": 5},
+            422,
+            "invalid_request",
+        ),
         ("POST", f"/hours/{uuid.uuid4()}/reject", {}, 422, "invalid_request"),
         ("POST", f"/hours/{uuid.uuid4()}/approve", None, 404, "hours_not_found"),
         ("GET", "/shifts?from=someday", None, 422, "invalid_request"),
@@ -208,20 +266,21 @@ def _bad_inputs(role: str, shift_id: str) -> list[tuple[str, str, Any, int, str]
 async def test_bad_input_gets_a_problem_with_a_code_and_changes_nothing(center: Center) -> None:
     role = await center.role()
     shift_id = await center.shift(role, starts_in=timedelta(days=2))
-    before = await center.rows("SELECT count(*) AS n FROM volunteering.outbox WHERE site_id = :s",
-                               s=center.site.site_id)
+    before = await center.rows(
+        "SELECT count(*) AS n FROM volunteering.outbox WHERE site_id = :s", s=center.site.site_id
+    )
     for method, path, body, status, code in _bad_inputs(role, shift_id):
         if isinstance(body, bytes):
             content_type = "application/json" if body.startswith(b"{") else "application/x-www-form-urlencoded"
-            reply = await center.call(method, path, token=center.coordinator, data=body,
-                                      headers={"Content-Type": content_type})
+            reply = await center.call(
+                method, path, token=center.coordinator, data=body, headers={"Content-Type": content_type}
+            )
         else:
             reply = await center.call(method, path, token=center.coordinator, json=body)
         assert (reply.status, reply.body.get("code")) == (status, code), (method, path, body, reply.body)
         assert reply.headers["Content-Type"].startswith("application/problem+json")
         assert reply.body["status"] == status
-    after = await center.rows("SELECT count(*) AS n FROM volunteering.outbox WHERE site_id = :s",
-                              s=center.site.site_id)
+    after = await center.rows("SELECT count(*) AS n FROM volunteering.outbox WHERE site_id = :s", s=center.site.site_id)
     assert after[0].n == before[0].n
 
 
@@ -233,12 +292,15 @@ async def test_the_calendar_feed_needs_its_secret_and_nothing_else(center: Cente
 
 async def test_the_migration_builds_the_schema_the_models_describe(engine: AsyncEngine) -> None:
     def differences(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={
-            "include_schemas": True,
-            "include_name": lambda name, kind, _parents: name == SCHEMA if kind == "schema" else True,
-            "compare_type": True,
-            "version_table_schema": SCHEMA,
-        })
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_schemas": True,
+                "include_name": lambda name, kind, _parents: name == SCHEMA if kind == "schema" else True,
+                "compare_type": True,
+                "version_table_schema": SCHEMA,
+            },
+        )
         return compare_metadata(context, Base.metadata)
 
     async with engine.connect() as conn:

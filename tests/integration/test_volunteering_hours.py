@@ -27,10 +27,17 @@ from tests.support.volunteering import Center
 pytestmark = pytest.mark.integration
 
 VOLUNTEERING_EVENTS = {
-    "volunteering.shift_scheduled", "volunteering.shift_changed", "volunteering.shift_cancelled",
-    "volunteering.signed_up", "volunteering.waitlisted", "volunteering.promoted_from_waitlist",
-    "volunteering.dropped", "volunteering.shift_worked", "volunteering.shift_missed",
-    "volunteering.hours_approved", "volunteering.hours_rejected",
+    "volunteering.shift_scheduled",
+    "volunteering.shift_changed",
+    "volunteering.shift_cancelled",
+    "volunteering.signed_up",
+    "volunteering.waitlisted",
+    "volunteering.promoted_from_waitlist",
+    "volunteering.dropped",
+    "volunteering.shift_worked",
+    "volunteering.shift_missed",
+    "volunteering.hours_approved",
+    "volunteering.hours_rejected",
 }
 
 
@@ -49,7 +56,7 @@ async def checkin_events_of(center: Center, visit_id: str) -> list[dict[str, Any
     """The check-in service's own CloudEvents for a visit, rebuilt from its outbox exactly as they were sent."""
     outbox = CheckinBase.metadata.tables["checkin.outbox"]
     async with center.engine.connect() as conn:
-        rows = (await conn.execute(select(outbox).where(outbox.c.subject == visit_id).order_by(outbox.c.sequence)))
+        rows = await conn.execute(select(outbox).where(outbox.c.subject == visit_id).order_by(outbox.c.sequence))
         return [cloudevent_from_row(row, "/rcc/checkin") for row in rows]
 
 
@@ -74,8 +81,13 @@ async def test_a_kiosk_visit_for_a_shift_yields_hours_once_a_coordinator_approve
     assert (await center.sign_up(spare, me)).body["status"] == "confirmed"
     assert (await center.drop(spare, me)).body["status"] == "dropped"
 
-    visit = await center.call("POST", "/visits", token=kiosk, service="checkin",
-                              json={"member_id": str(member_id), "purpose": "volunteer_shift", "ref": shift_id})
+    visit = await center.call(
+        "POST",
+        "/visits",
+        token=kiosk,
+        service="checkin",
+        json={"member_id": str(member_id), "purpose": "volunteer_shift", "ref": shift_id},
+    )
     assert visit.status == 201, visit.body
     visit_id = visit.body["visit_id"]
     out = await center.call("POST", f"/visits/{visit_id}/checkout", token=kiosk, service="checkin")
@@ -101,11 +113,13 @@ async def test_a_kiosk_visit_for_a_shift_yields_hours_once_a_coordinator_approve
     worked = [e for e in await center.outbox("volunteering.shift_worked") if e["visit_id"] == visit_id]
     assert len(worked) == 1
     assert (worked[0]["entry"], worked[0]["member_id"], worked[0]["shift_id"], worked[0]["signed_up"]) == (
-        "check_in", str(member_id), shift_id, True
+        "check_in",
+        str(member_id),
+        shift_id,
+        True,
     )
     assert (record.status, record.source, record.role_id, record.minutes) == ("pending", "check_in", role, 0)
-    [attendance] = await center.rows("SELECT * FROM volunteering.attendance WHERE visit_id = :v",
-                                     v=uuid.UUID(visit_id))
+    [attendance] = await center.rows("SELECT * FROM volunteering.attendance WHERE visit_id = :v", v=uuid.UUID(visit_id))
     assert attendance.checked_out_at is not None and attendance.signed_up
 
     pending = await center.ok("GET", "/hours?status=pending")
@@ -127,9 +141,14 @@ async def test_a_kiosk_visit_for_a_shift_yields_hours_once_a_coordinator_approve
     assert past_and_coming["upcoming"][0]["worked_minutes"] == 0
 
     steps = {
-        "checkin.member_registered", "checkin.visitor_checked_in", "checkin.visitor_checked_out",
-        "volunteering.shift_scheduled", "volunteering.signed_up", "volunteering.dropped",
-        "volunteering.shift_worked", "volunteering.hours_approved",
+        "checkin.member_registered",
+        "checkin.visitor_checked_in",
+        "checkin.visitor_checked_out",
+        "volunteering.shift_scheduled",
+        "volunteering.signed_up",
+        "volunteering.dropped",
+        "volunteering.shift_worked",
+        "volunteering.hours_approved",
     }
 
     async def all_steps_audited() -> bool:
@@ -140,41 +159,92 @@ async def test_a_kiosk_visit_for_a_shift_yields_hours_once_a_coordinator_approve
     assert verdict.body["ok"] is True
 
 
-def check_in_event(site_id: str, visit_id: uuid.UUID, member_id: uuid.UUID | None, at: datetime, *,
-                   purpose: str = "volunteer_shift", ref: str | None = None,
-                   event_id: uuid.UUID | None = None) -> ReceivedEvent:
-    return _received(site_id, "checkin.visitor_checked_in", visit_id, event_id, {
-        "visit_id": str(visit_id), "member_id": str(member_id) if member_id else None, "anonymous": member_id is None,
-        "purpose": purpose, "support_type": None, "ref": ref, "checked_in_at": at.isoformat(),
-    })
+def check_in_event(
+    site_id: str,
+    visit_id: uuid.UUID,
+    member_id: uuid.UUID | None,
+    at: datetime,
+    *,
+    purpose: str = "volunteer_shift",
+    ref: str | None = None,
+    event_id: uuid.UUID | None = None,
+) -> ReceivedEvent:
+    return _received(
+        site_id,
+        "checkin.visitor_checked_in",
+        visit_id,
+        event_id,
+        {
+            "visit_id": str(visit_id),
+            "member_id": str(member_id) if member_id else None,
+            "anonymous": member_id is None,
+            "purpose": purpose,
+            "support_type": None,
+            "ref": ref,
+            "checked_in_at": at.isoformat(),
+        },
+    )
 
 
-def check_out_event(site_id: str, visit_id: uuid.UUID, member_id: uuid.UUID | None, checked_in: datetime,
-                    checked_out: datetime, *, ref: str, closed_by: str = "kiosk", purpose: str = "volunteer_shift",
-                    event_id: uuid.UUID | None = None) -> ReceivedEvent:
-    return _received(site_id, "checkin.visitor_checked_out", visit_id, event_id, {
-        "visit_id": str(visit_id), "member_id": str(member_id) if member_id else None, "purpose": purpose,
-        "ref": ref, "checked_in_at": checked_in.isoformat(), "checked_out_at": checked_out.isoformat(),
-        "minutes": int((checked_out - checked_in).total_seconds() // 60), "closed_by": closed_by,
-    })
+def check_out_event(
+    site_id: str,
+    visit_id: uuid.UUID,
+    member_id: uuid.UUID | None,
+    checked_in: datetime,
+    checked_out: datetime,
+    *,
+    ref: str,
+    closed_by: str = "kiosk",
+    purpose: str = "volunteer_shift",
+    event_id: uuid.UUID | None = None,
+) -> ReceivedEvent:
+    return _received(
+        site_id,
+        "checkin.visitor_checked_out",
+        visit_id,
+        event_id,
+        {
+            "visit_id": str(visit_id),
+            "member_id": str(member_id) if member_id else None,
+            "purpose": purpose,
+            "ref": ref,
+            "checked_in_at": checked_in.isoformat(),
+            "checked_out_at": checked_out.isoformat(),
+            "minutes": int((checked_out - checked_in).total_seconds() // 60),
+            "closed_by": closed_by,
+        },
+    )
 
 
-def _received(site_id: str, type_: str, visit_id: uuid.UUID, event_id: uuid.UUID | None,
-              data: dict[str, Any]) -> ReceivedEvent:
+def _received(
+    site_id: str, type_: str, visit_id: uuid.UUID, event_id: uuid.UUID | None, data: dict[str, Any]
+) -> ReceivedEvent:
     ce = envelope(
-        event_id=event_id or uuid.uuid4(), source="/rcc/checkin", type_=type_, time=datetime.now(UTC),
-        subject=str(visit_id), site_id=site_id, data=data, dataschema=f"/rcc/schemas/{type_}/v1",
-        classification="sensitive", sequence=1,
+        event_id=event_id or uuid.uuid4(),
+        source="/rcc/checkin",
+        type_=type_,
+        time=datetime.now(UTC),
+        subject=str(visit_id),
+        site_id=site_id,
+        data=data,
+        dataschema=f"/rcc/schemas/{type_}/v1",
+        classification="sensitive",
+        sequence=1,
     )
     return ReceivedEvent.from_body(canonical_json(ce))
 
 
 def attendance_consumer(center: Center, clock: FixedClock) -> Any:
     """The service's own consumer logic (inbox + handlers), fed directly, so times can be exact."""
-    return inbox_consumer(f"it-{uuid.uuid4().hex[:6]}", center.uow, clock, {
-        "checkin.visitor_checked_in": handlers.record_check_in,
-        "checkin.visitor_checked_out": handlers.record_check_out,
-    })
+    return inbox_consumer(
+        f"it-{uuid.uuid4().hex[:6]}",
+        center.uow,
+        clock,
+        {
+            "checkin.visitor_checked_in": handlers.record_check_in,
+            "checkin.visitor_checked_out": handlers.record_check_out,
+        },
+    )
 
 
 async def test_check_in_events_become_clipped_rounded_hours_exactly_once(center: Center) -> None:
@@ -201,11 +271,12 @@ async def test_check_in_events_become_clipped_rounded_hours_exactly_once(center:
     # half an hour after the end → 3 h 15 min), flagged.
     visit = uuid.uuid4()
     came, left = start + timedelta(minutes=20), start + timedelta(hours=5)
-    await process([check_out_event(site, visit, walk_in.member_id, came, left, ref=shift_id,
-                                   closed_by="auto_close")])
+    await process([check_out_event(site, visit, walk_in.member_id, came, left, ref=shift_id, closed_by="auto_close")])
     [flagged] = await hours_of_visit(center, str(visit))
     assert (flagged.minutes, flagged.signed_up, list(flagged.review_codes)) == (
-        195, False, ["auto_closed", "no_signup"]
+        195,
+        False,
+        ["auto_closed", "no_signup"],
     )
 
     # Visits that are not a volunteer's shift here are ignored.
@@ -235,8 +306,12 @@ async def test_a_confirmed_volunteer_who_does_not_come_is_marked_missed_once_for
     process = attendance_consumer(center, FixedClock(start))
     await process([check_in_event(center.site.site_id, uuid.uuid4(), present.member_id, start, ref=shift_id)])
     # The kiosk was down for this one: a coordinator entered the hours.
-    await center.ok("POST", "/hours", status=201, json={
-        "member_id": str(covered.member_id), "shift_id": shift_id, "minutes": 120, "reason": "kiosk down"})
+    await center.ok(
+        "POST",
+        "/hours",
+        status=201,
+        json={"member_id": str(covered.member_id), "shift_id": shift_id, "minutes": 120, "reason": "kiosk down"},
+    )
 
     async def mark(at: datetime) -> int:
         cmd = MarkMissedShifts(site_id=center.site.site_id, grace=timedelta(minutes=15))
@@ -263,13 +338,22 @@ async def test_coordinators_add_correct_reject_and_approve_hours_and_reasons_sta
     role = await center.role()
     [me] = await center.volunteers(1, [role])
     shift_id = await center.shift(role, starts_in=timedelta(days=2))
-    added = await center.ok("POST", "/hours", status=201, json={
-        "member_id": str(me.member_id), "shift_id": shift_id, "minutes": 90, "reason": "Covered the phones for Sam",
-    })
+    added = await center.ok(
+        "POST",
+        "/hours",
+        status=201,
+        json={
+            "member_id": str(me.member_id),
+            "shift_id": shift_id,
+            "minutes": 90,
+            "reason": "Covered the phones for Sam",
+        },
+    )
     assert (added["status"], added["source"], added["review_codes"]) == ("pending", "coordinator", ["no_signup"])
     hours_id = added["hours_id"]
-    corrected = await center.ok("POST", f"/hours/{hours_id}/correct",
-                                json={"minutes": 120, "reason": "Stayed for the evening group"})
+    corrected = await center.ok(
+        "POST", f"/hours/{hours_id}/correct", json={"minutes": 120, "reason": "Stayed for the evening group"}
+    )
     assert (corrected["minutes"], corrected["status"]) == (120, "pending")
     rejected = await center.ok("POST", f"/hours/{hours_id}/reject", json={"reason": "Was a drop-in, not a shift"})
     assert (rejected["status"], rejected["decision_reason"]) == ("rejected", "Was a drop-in, not a shift")
@@ -280,11 +364,14 @@ async def test_coordinators_add_correct_reject_and_approve_hours_and_reasons_sta
 
     worked = await center.outbox("volunteering.shift_worked", hours_id)
     assert [(e["entry"], e["minutes"], e["previous_minutes"]) for e in worked] == [
-        ("added", 90, None), ("corrected", 120, 90), ("corrected", 60, 120)
+        ("added", 90, None),
+        ("corrected", 120, 90),
+        ("corrected", 60, 120),
     ]
     assert len(await center.outbox("volunteering.hours_rejected", hours_id)) == 1
-    everything = str(await center.rows("SELECT data FROM volunteering.outbox WHERE site_id = :s",
-                                       s=center.site.site_id))
+    everything = str(
+        await center.rows("SELECT data FROM volunteering.outbox WHERE site_id = :s", s=center.site.site_id)
+    )
     for words in ("phones", "Sam", "drop-in", "evening", "one hour"):
         assert words not in everything
 
@@ -295,12 +382,18 @@ async def test_coordinators_add_correct_reject_and_approve_hours_and_reasons_sta
     assert profile["this_month"]["approved_minutes"] in (0, 60)  # the shift may fall in next month
 
     [own_coordinator] = await center.tokens_for([me.member_id], role=access.Role.COORDINATOR)
-    for path, body in ((f"/hours/{hours_id}/correct", {"minutes": 600, "reason": "x"}),
-                       (f"/hours/{hours_id}/reject", {"reason": "x"})):
+    for path, body in (
+        (f"/hours/{hours_id}/correct", {"minutes": 600, "reason": "x"}),
+        (f"/hours/{hours_id}/reject", {"reason": "x"}),
+    ):
         own = await center.call("POST", path, token=own_coordinator, json=body)
         assert (own.status, own.body["code"]) == (403, "own_hours")
-    own_add = await center.call("POST", "/hours", token=own_coordinator, json={
-        "member_id": str(me.member_id), "shift_id": shift_id, "minutes": 600, "reason": "x"})
+    own_add = await center.call(
+        "POST",
+        "/hours",
+        token=own_coordinator,
+        json={"member_id": str(me.member_id), "shift_id": shift_id, "minutes": 600, "reason": "x"},
+    )
     assert (own_add.status, own_add.body["code"]) == (403, "own_hours")
 
 
@@ -317,8 +410,12 @@ async def test_every_volunteering_event_reaches_the_audit_log(center: Center) ->
     other = await center.shift(role, starts_in=timedelta(days=5))
     await center.ok("POST", f"/shifts/{other}/cancel")  # shift_cancelled
     for decision in ("approve", "reject"):  # shift_worked, hours_approved, hours_rejected
-        added = await center.ok("POST", "/hours", status=201, json={
-            "member_id": str(first.member_id), "shift_id": shift_id, "minutes": 30, "reason": "test"})
+        added = await center.ok(
+            "POST",
+            "/hours",
+            status=201,
+            json={"member_id": str(first.member_id), "shift_id": shift_id, "minutes": 30, "reason": "test"},
+        )
         body = {"reason": "test"} if decision == "reject" else None
         await center.ok("POST", f"/hours/{added['hours_id']}/{decision}", json=body)
     cmd = MarkMissedShifts(site_id=center.site.site_id, grace=timedelta(minutes=15))

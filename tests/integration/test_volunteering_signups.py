@@ -127,8 +127,7 @@ async def test_racing_drops_and_sign_ups_on_an_unqueued_shift_seat_the_earliest_
     rows = [r for r in await center.signups(shift_id) if r.status in ("confirmed", "waitlisted")]
     # First come, first served: the seats belong to the five earliest arrivals still signed up.
     assert [r.status for r in rows] == ["confirmed"] * 5 + ["waitlisted"] * 15
-    [shift] = await center.rows("SELECT confirmed FROM volunteering.shifts WHERE shift_id = :s",
-                                s=uuid.UUID(shift_id))
+    [shift] = await center.rows("SELECT confirmed FROM volunteering.shifts WHERE shift_id = :s", s=uuid.UUID(shift_id))
     assert shift.confirmed == 5
 
 
@@ -142,10 +141,16 @@ async def test_a_volunteer_cannot_sign_up_twice_or_for_overlapping_shifts(center
 
     taken = await center.sign_up(morning, me)
     [row] = await center.signups(morning)
-    assert (taken.status, taken.body) == (201, {
-        "signup_id": str(row.signup_id), "shift_id": morning, "member_id": str(me.member_id),
-        "status": "confirmed", "position": None,
-    })
+    assert (taken.status, taken.body) == (
+        201,
+        {
+            "signup_id": str(row.signup_id),
+            "shift_id": morning,
+            "member_id": str(me.member_id),
+            "status": "confirmed",
+            "position": None,
+        },
+    )
     again = await center.sign_up(morning, me)
     assert (again.status, again.body["code"], again.body["signup_status"]) == (409, "already_signed_up", "confirmed")
     clash = await center.sign_up(overlapping, me)
@@ -184,9 +189,11 @@ async def test_a_waitlisted_spot_holds_no_time_and_promotion_skips_who_is_busy_t
 async def test_qualification_is_checked_on_the_shift_date(center: Center) -> None:
     role = await center.role(required=["cprs", "orientation"])
     in_ten_days = date.today() + timedelta(days=10)
-    current, expiring, missing = await center.volunteers(1, [role], trainings={"cprs": None, "orientation": None}), \
-        await center.volunteers(1, [role], trainings={"cprs": in_ten_days, "orientation": None}), \
-        await center.volunteers(1, [role], trainings={"orientation": None})
+    current, expiring, missing = (
+        await center.volunteers(1, [role], trainings={"cprs": None, "orientation": None}),
+        await center.volunteers(1, [role], trainings={"cprs": in_ten_days, "orientation": None}),
+        await center.volunteers(1, [role], trainings={"orientation": None}),
+    )
     [other_role_only] = await center.volunteers(1, [await center.role()])
     soon = await center.shift(role, starts_in=timedelta(days=3))
     later = await center.shift(role, starts_in=timedelta(days=20))
@@ -198,7 +205,9 @@ async def test_qualification_is_checked_on_the_shift_date(center: Center) -> Non
     assert (expired.status, expired.body["code"], expired.body["missing_trainings"]) == (409, "not_qualified", ["cprs"])
     lacking = await center.sign_up(soon, missing[0])
     assert (lacking.status, lacking.body["code"], lacking.body["reason"]) == (
-        409, "not_qualified", "training_missing_or_expired"
+        409,
+        "not_qualified",
+        "training_missing_or_expired",
     )
     wrong_role = await center.sign_up(soon, other_role_only)
     assert (wrong_role.status, wrong_role.body["reason"]) == (409, "role_not_assigned")
@@ -210,7 +219,8 @@ async def test_qualification_is_checked_on_the_shift_date(center: Center) -> Non
     assert [i["shift_id"] for i in listed["items"]] == [soon]
     assert listed["items"][0]["my_signup"] == {"status": "confirmed", "position": None}
     assert [i["shift_id"] for i in (await center.ok("GET", "/shifts", token=current[0].token))["items"]] == [
-        soon, later
+        soon,
+        later,
     ]
 
 
@@ -264,11 +274,17 @@ async def test_only_a_coordinator_drops_a_confirmed_seat_within_the_cutoff(cente
     assert (await center.drop(shift_id, waiting)).body["previous_status"] == "waitlisted"
     assert (await center.sign_up(shift_id, waiting)).body["position"] == 1
     by_coordinator = await center.drop(shift_id, holder, by_coordinator=True)
-    assert by_coordinator.body == {"shift_id": shift_id, "member_id": str(holder.member_id), "status": "dropped",
-                                   "previous_status": "confirmed", "promoted": 1}
+    assert by_coordinator.body == {
+        "shift_id": shift_id,
+        "member_id": str(holder.member_id),
+        "status": "dropped",
+        "previous_status": "confirmed",
+        "promoted": 1,
+    }
     dropped = await center.outbox("volunteering.dropped", shift_id)
     assert [(d["dropped_by"], d["within_cutoff"], d["previous_status"]) for d in dropped] == [
-        ("self", True, "waitlisted"), ("coordinator", True, "confirmed")
+        ("self", True, "waitlisted"),
+        ("coordinator", True, "confirmed"),
     ]
     not_there = await center.drop(shift_id, holder, by_coordinator=True)
     assert (not_there.status, not_there.body["code"]) == (404, "not_signed_up")
@@ -282,11 +298,15 @@ async def test_capacity_changes_promote_in_order_and_never_go_below_the_confirme
         await center.sign_up(shift_id, person)
     too_small = await center.call("PATCH", f"/shifts/{shift_id}", token=center.coordinator, json={"capacity": 1})
     assert (too_small.status, too_small.body["code"], too_small.body["confirmed"]) == (
-        409, "capacity_below_confirmed", 2
+        409,
+        "capacity_below_confirmed",
+        2,
     )
     bigger = await center.ok("PATCH", f"/shifts/{shift_id}", json={"capacity": 4, "needs_supervisor": True})
     assert (bigger["promoted"], bigger["confirmed"], sorted(bigger["changed"])) == (
-        2, 4, ["capacity", "needs_supervisor"]
+        2,
+        4,
+        ["capacity", "needs_supervisor"],
     )
     rows = await center.signups(shift_id)
     assert [r.status for r in rows] == ["confirmed"] * 4 + ["waitlisted"] * 2
@@ -295,7 +315,8 @@ async def test_capacity_changes_promote_in_order_and_never_go_below_the_confirme
     assert changed["affected_member_ids"] == [str(p.member_id) for p in people]
     promoted = await center.outbox("volunteering.promoted_from_waitlist", shift_id)
     assert [(e["member_id"], e["trigger"]) for e in promoted] == [
-        (str(people[2].member_id), "capacity_increased"), (str(people[3].member_id), "capacity_increased")
+        (str(people[2].member_id), "capacity_increased"),
+        (str(people[3].member_id), "capacity_increased"),
     ]
 
 
@@ -307,9 +328,11 @@ async def test_moving_or_cancelling_a_shift_tells_everyone_signed_up(center: Cen
         await center.sign_up(shift_id, person)
     await center.drop(shift_id, people[2])
     new_start = (datetime.now(UTC) + timedelta(days=3, hours=1)).replace(microsecond=0)
-    moved = await center.ok("PATCH", f"/shifts/{shift_id}", json={
-        "starts_at": new_start.isoformat(), "ends_at": (new_start + timedelta(hours=4)).isoformat()
-    })
+    moved = await center.ok(
+        "PATCH",
+        f"/shifts/{shift_id}",
+        json={"starts_at": new_start.isoformat(), "ends_at": (new_start + timedelta(hours=4)).isoformat()},
+    )
     assert sorted(moved["changed"]) == ["ends_at", "starts_at"]
     [changed] = await center.outbox("volunteering.shift_changed", shift_id)
     assert changed["affected_member_ids"] == [str(people[0].member_id), str(people[1].member_id)]
@@ -352,32 +375,56 @@ async def test_a_weekly_series_stays_at_1800_local_across_the_next_daylight_savi
     now = datetime.now(UTC)
     change = _next_offset_change(zone, now + timedelta(days=15))
     first = datetime.combine(change.astimezone(zone).date() - timedelta(days=14), time(18, 0))
-    series = await center.ok("POST", "/shift-series", status=201, json={
-        "role_id": role, "first_start": first.isoformat(), "duration_minutes": 150,
-        "rrule": "FREQ=WEEKLY;COUNT=5", "exceptions": [(first + timedelta(weeks=3)).date().isoformat()],
-        "capacity": 4,
-    })
+    series = await center.ok(
+        "POST",
+        "/shift-series",
+        status=201,
+        json={
+            "role_id": role,
+            "first_start": first.isoformat(),
+            "duration_minutes": 150,
+            "rrule": "FREQ=WEEKLY;COUNT=5",
+            "exceptions": [(first + timedelta(weeks=3)).date().isoformat()],
+            "capacity": 4,
+        },
+    )
     # Occurrences beyond the horizon are made as it moves on: run that periodic step as of a later day.
     later = FixedClock(max(now, change + timedelta(weeks=3) - timedelta(weeks=26)))
     await execute(handlers.extend_series, ExtendSeries(timedelta(weeks=26)), uow=center.uow(), clock=later)
-    rows = await center.rows("SELECT shift_id FROM volunteering.shifts WHERE series_id = :s ORDER BY starts_at",
-                             s=uuid.UUID(series["series_id"]))
+    rows = await center.rows(
+        "SELECT shift_id FROM volunteering.shifts WHERE series_id = :s ORDER BY starts_at",
+        s=uuid.UUID(series["series_id"]),
+    )
     shifts = [await center.ok("GET", f"/shifts/{row.shift_id}") for row in rows]
-    assert [s["local_start"] for s in shifts] == [
-        (first + timedelta(weeks=week)).isoformat() for week in (0, 1, 2, 4)
-    ]
+    assert [s["local_start"] for s in shifts] == [(first + timedelta(weeks=week)).isoformat() for week in (0, 1, 2, 4)]
     assert len({s["starts_at"][11:13] for s in shifts}) == 2  # the UTC hour moves with daylight saving
     assert all(s["series_id"] == series["series_id"] and s["capacity"] == 4 for s in shifts)
     assert len(await center.outbox("volunteering.shift_scheduled")) == 4
-    bad = await center.call("POST", "/shift-series", token=center.coordinator, json={
-        "role_id": role, "first_start": first.isoformat(), "duration_minutes": 60, "rrule": "FREQ=HOURLY",
-        "capacity": 1,
-    })
+    bad = await center.call(
+        "POST",
+        "/shift-series",
+        token=center.coordinator,
+        json={
+            "role_id": role,
+            "first_start": first.isoformat(),
+            "duration_minutes": 60,
+            "rrule": "FREQ=HOURLY",
+            "capacity": 1,
+        },
+    )
     assert (bad.status, bad.body["code"]) == (422, "bad_rrule")
-    over = await center.call("POST", "/shift-series", token=center.coordinator, json={
-        "role_id": role, "first_start": "2020-01-07T18:00", "duration_minutes": 60, "rrule": "FREQ=WEEKLY;COUNT=3",
-        "capacity": 1,
-    })
+    over = await center.call(
+        "POST",
+        "/shift-series",
+        token=center.coordinator,
+        json={
+            "role_id": role,
+            "first_start": "2020-01-07T18:00",
+            "duration_minutes": 60,
+            "rrule": "FREQ=WEEKLY;COUNT=3",
+            "capacity": 1,
+        },
+    )
     assert (over.status, over.body["code"]) == (422, "no_occurrences")
 
 
@@ -391,7 +438,8 @@ async def test_my_shifts_and_a_private_calendar_feed(center: Center) -> None:
     await center.drop(other, me)
     mine = await center.ok("GET", "/me/shifts", token=me.token)
     assert [(s["shift_id"], s["status"], s["role_title"]) for s in mine["upcoming"]] == [
-        (upcoming, "confirmed", "Peer mentor"), (other, "dropped", "Peer mentor")
+        (upcoming, "confirmed", "Peer mentor"),
+        (other, "dropped", "Peer mentor"),
     ]
     assert mine["past"] == []
 

@@ -51,9 +51,7 @@ async def elsewhere(settings: Settings) -> SiteUnderTest:
 
 
 @contextlib.contextmanager
-def services_in_thread(
-    settings: Settings, names: Sequence[str]
-) -> Iterator[dict[str, str]]:
+def services_in_thread(settings: Settings, names: Sequence[str]) -> Iterator[dict[str, str]]:
     """The services on an event loop of their own in a background thread, for synchronous clients (Schemathesis
     sends its requests with ``requests``, which would block the test's own loop)."""
     started = threading.Event()
@@ -73,9 +71,7 @@ def services_in_thread(
             started.set()
             raise
 
-    thread = threading.Thread(
-        target=loop.run_until_complete, args=(serve(),), name="services", daemon=True
-    )
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), name="services", daemon=True)
     thread.start()
     started.wait(timeout=60)
     try:

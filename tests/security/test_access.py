@@ -64,9 +64,7 @@ async def world(settings: Settings, stack: Client, home: SiteUnderTest) -> World
             },
         )
         staff = home.tokens["coordinator"]
-        member = await stack.call(
-            "checkin", "POST", "/members", token=home.tokens["kiosk"], json={}
-        )
+        member = await stack.call("checkin", "POST", "/members", token=home.tokens["kiosk"], json={})
         visit = await stack.call(
             "checkin",
             "POST",
@@ -134,11 +132,7 @@ async def world(settings: Settings, stack: Client, home: SiteUnderTest) -> World
 
 
 def _with_ids() -> list[tuple[str, Operation]]:
-    return [
-        (service, op)
-        for service, op in operations()
-        if "{" in op.path and op.roles is not None
-    ]
+    return [(service, op) for service, op in operations() if "{" in op.path and op.roles is not None]
 
 
 def _label(item: tuple[str, Operation]) -> str:
@@ -220,9 +214,7 @@ async def test_fields_a_caller_may_not_set_are_refused(
 ) -> None:
     service, op = route
     path = path_for(op, world.ids)
-    token = home.tokens[
-        next(role for role in reversed(LADDER) if role in (op.roles or ()))
-    ]
+    token = home.tokens[next(role for role in reversed(LADDER) if role in (op.roles or ()))]
     declared = set(op.body.model_fields)  # type: ignore[union-attr]
     for field, value in EXTRA_FIELDS.items():
         if field in declared:
@@ -234,14 +226,10 @@ async def test_fields_a_caller_may_not_set_are_refused(
         reply = await stack.call(service, op.method, path, token=token, json=body)
         assert reply.status == 422, (field, reply.status, reply.body)
         assert reply.body["code"] == "invalid_request"
-        assert [e["type"] for e in reply.body["errors"]] == ["extra_forbidden"], (
-            reply.body
-        )
+        assert [e["type"] for e in reply.body["errors"]] == ["extra_forbidden"], reply.body
 
 
-async def test_a_refused_update_changes_nothing(
-    stack: Client, home: SiteUnderTest, world: World
-) -> None:
+async def test_a_refused_update_changes_nothing(stack: Client, home: SiteUnderTest, world: World) -> None:
     staff = home.tokens["coordinator"]
     shift = f"/shifts/{world.ids['shift_id']}"
     event = f"/events/{world.ids['event_id']}"
@@ -276,7 +264,5 @@ async def test_a_refused_update_changes_nothing(
         json={"status": "confirmed", "role": "admin"},
     )
     assert signup.status == 422
-    roster = await stack.call(
-        "volunteering", "GET", f"/shifts/{world.ids['shift_id']}/signups", token=staff
-    )
+    roster = await stack.call("volunteering", "GET", f"/shifts/{world.ids['shift_id']}/signups", token=staff)
     assert str(world.stranger.member_id) not in str(roster.body)

@@ -53,11 +53,7 @@ def _route_roles() -> dict[tuple[str, str], Role | None]:
         for op in api_of(service).operations:
             key = (op.method.upper(), op.path)
             assert key not in roles, f"{key} is declared by two services"
-            roles[key] = (
-                None
-                if op.roles is None
-                else next(role for role in PREFERENCE if role in op.roles)
-            )
+            roles[key] = None if op.roles is None else next(role for role in PREFERENCE if role in op.roles)
     return roles
 
 
@@ -82,8 +78,11 @@ async def registered(served: dict[str, str], home: SiteUnderTest, settings: Sett
     made = []
     async with aiohttp.ClientSession() as http:
         for _ in range(MEMBERS_NAMED):
-            async with http.post(served["checkin"] + "/members", json={},
-                                 headers={"Authorization": f"Bearer {home.tokens['coordinator']}"}) as reply:
+            async with http.post(
+                served["checkin"] + "/members",
+                json={},
+                headers={"Authorization": f"Bearer {home.tokens['coordinator']}"},
+            ) as reply:
                 assert reply.status == 201, await reply.text()
                 made.append(uuid.UUID((await reply.json())["member_id"]))
     await until_known(settings.database_url, made, NAMES_MEMBERS)
@@ -137,9 +136,7 @@ CURSOR = {"bad_cursor"}
 # From before to, a bounded span, and (reports) years 1900-2999: a pattern on a `format: date` string makes
 # generation filter out most candidates (hypothesis's filter_too_much health check), so that rule is named here.
 RANGE = CURSOR | {"range_reversed", "range_too_long", "date_out_of_range"}
-ORDER = {
-    "invalid_request:value_error"
-}  # a model validator: one field before another, no duplicates
+ORDER = {"invalid_request:value_error"}  # a model validator: one field before another, no duplicates
 RECURRENCE = ORDER | {
     "bad_rrule",
     "rrule_unknown_part",
@@ -156,9 +153,7 @@ RECURRENCE = ORDER | {
     "invalid_request:datetime_from_date_parsing",
     "invalid_request:date_from_datetime_parsing",
 }
-ROLE = {
-    "unknown_role"
-}  # a role id that names no role of the site (an unknown id in a body)
+ROLE = {"unknown_role"}  # a role id that names no role of the site (an unknown id in a body)
 SEMANTIC_REFUSALS: dict[tuple[str, str], set[str]] = {
     ("GET", "/visits"): RANGE,
     ("GET", "/shifts"): RANGE,
@@ -204,9 +199,7 @@ def _call(
     headers = {} if role is None else {"Authorization": f"Bearer {site.tokens[role]}"}
     response = case.call(base_url=served[service], headers=headers)
     reasons = _refusal_reasons(response)
-    allowed = EVERYWHERE | SEMANTIC_REFUSALS.get(
-        (case.method.upper(), case.operation.path), set()
-    )
+    allowed = EVERYWHERE | SEMANTIC_REFUSALS.get((case.method.upper(), case.operation.path), set())
     excluded = [positive_data_acceptance] if reasons and reasons <= allowed else []
     case.validate_response(
         response,
@@ -238,7 +231,5 @@ def test_audit(case: Case, served: dict[str, str], home: SiteUnderTest) -> None:
 
 def test_served_documents_are_the_ones_fuzzed(served: dict[str, str]) -> None:
     for service in SERVICES:
-        served_document = requests.get(
-            served[service] + "/openapi.json", timeout=10
-        ).json()
+        served_document = requests.get(served[service] + "/openapi.json", timeout=10).json()
         assert served_document == api_of(service).openapi(), service

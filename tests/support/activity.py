@@ -59,8 +59,13 @@ PURPOSE_SUPPORT = {
     "volunteer_shift": None,
 }
 PURPOSE_WEIGHTS = {
-    "drop_in": 40, "peer_mentoring": 15, "recovery_group": 12, "sober_event": 5, "resource_connecting": 10,
-    "education": 8, "volunteer_shift": 10,
+    "drop_in": 40,
+    "peer_mentoring": 15,
+    "recovery_group": 12,
+    "sober_event": 5,
+    "resource_connecting": 10,
+    "education": 8,
+    "volunteer_shift": 10,
 }
 SUPPORT_TYPES = ("emotional", "informational", "instrumental", "affiliational")
 
@@ -169,8 +174,11 @@ class Activity:
                 by_role[record.role_id] += minutes
                 volunteers.add(record.member_id)
 
-        accrued = sum(c if k == "accrued" else -c for s, t, k, c in self.stipends
-                      if k in ("accrued", "reversed") and in_range(s, t))
+        accrued = sum(
+            c if k == "accrued" else -c
+            for s, t, k, c in self.stipends
+            if k in ("accrued", "reversed") and in_range(s, t)
+        )
         paid = sum(c for s, t, k, c in self.stipends if k == "paid" and in_range(s, t))
 
         held = {"session": 0, "event": 0}
@@ -217,14 +225,16 @@ class Activity:
         day = first
         while day <= last:
             one = self.summary(site, day, day)
-            rows.append({
-                "date": day.isoformat(),
-                "visits": one["visits"],
-                "unduplicated_members": one["unduplicated_members"],
-                "new_members": one["new_members"],
-                "volunteer_hours": one["volunteer_hours_approved"],
-                "attendance": one["group_attendance"] + one["event_attendance"],
-            })
+            rows.append(
+                {
+                    "date": day.isoformat(),
+                    "visits": one["visits"],
+                    "unduplicated_members": one["unduplicated_members"],
+                    "new_members": one["new_members"],
+                    "volunteer_hours": one["volunteer_hours_approved"],
+                    "attendance": one["group_attendance"] + one["event_attendance"],
+                }
+            )
             day += timedelta(days=1)
         return rows
 
@@ -273,8 +283,16 @@ class _Builder:
     def new_id(self) -> uuid.UUID:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
 
-    def emit(self, service: str, data: BaseModel | tuple[str, dict[str, Any]], *, site: str, at: datetime,
-             subject: uuid.UUID, event_id: uuid.UUID | None = None) -> str:
+    def emit(
+        self,
+        service: str,
+        data: BaseModel | tuple[str, dict[str, Any]],
+        *,
+        site: str,
+        at: datetime,
+        subject: uuid.UUID,
+        event_id: uuid.UUID | None = None,
+    ) -> str:
         if isinstance(data, BaseModel):
             type_, payload = data.event_type, data.model_dump(mode="json")  # type: ignore[attr-defined]
             classification = data.classification  # type: ignore[attr-defined]
@@ -284,9 +302,17 @@ class _Builder:
         event_id = event_id or self.new_id()
         self.activity.events.append(
             envelope(
-                event_id=event_id, source=f"/rcc/{service}", type_=type_, time=at, subject=str(subject),
-                site_id=site, data=payload, dataschema=f"/rcc/schemas/{type_}/v1", classification=classification,
-                sequence=self.sequence[service], actor_id=f"token:{uuid.UUID(int=self.sequence[service])}",
+                event_id=event_id,
+                source=f"/rcc/{service}",
+                type_=type_,
+                time=at,
+                subject=str(subject),
+                site_id=site,
+                data=payload,
+                dataschema=f"/rcc/schemas/{type_}/v1",
+                classification=classification,
+                sequence=self.sequence[service],
+                actor_id=f"token:{uuid.UUID(int=self.sequence[service])}",
             )
         )
         return str(event_id)
@@ -352,21 +378,49 @@ class _Builder:
             if checked_out_at is not None:
                 outs_today.append(checked_out_at)
 
-    def _visit(self, site: SiteSpec, member: uuid.UUID | None, purpose: str, checked_in_at: datetime,
-               checked_out_at: datetime | None) -> None:
+    def _visit(
+        self,
+        site: SiteSpec,
+        member: uuid.UUID | None,
+        purpose: str,
+        checked_in_at: datetime,
+        checked_out_at: datetime | None,
+    ) -> None:
         visit_id = self.new_id()
         self.activity.visits.append(VisitRecord(visit_id, site.site_id, member, purpose, checked_in_at, checked_out_at))
-        self.emit("checkin", VisitorCheckedIn(
-            visit_id=visit_id, member_id=member, anonymous=member is None, purpose=purpose,
-            support_type=PURPOSE_SUPPORT[purpose], ref=None, checked_in_at=checked_in_at,
-        ), site=site.site_id, at=checked_in_at, subject=visit_id)
+        self.emit(
+            "checkin",
+            VisitorCheckedIn(
+                visit_id=visit_id,
+                member_id=member,
+                anonymous=member is None,
+                purpose=purpose,
+                support_type=PURPOSE_SUPPORT[purpose],
+                ref=None,
+                checked_in_at=checked_in_at,
+            ),
+            site=site.site_id,
+            at=checked_in_at,
+            subject=visit_id,
+        )
         if checked_out_at is not None:
             closes = datetime.combine(checked_in_at.astimezone(site.zone).date(), site.closes, tzinfo=site.zone)
-            self.emit("checkin", VisitorCheckedOut(
-                visit_id=visit_id, member_id=member, purpose=purpose, ref=None, checked_in_at=checked_in_at,
-                checked_out_at=checked_out_at, minutes=int((checked_out_at - checked_in_at).total_seconds() // 60),
-                closed_by="auto_close" if checked_out_at == closes else "kiosk",
-            ), site=site.site_id, at=checked_out_at, subject=visit_id)
+            self.emit(
+                "checkin",
+                VisitorCheckedOut(
+                    visit_id=visit_id,
+                    member_id=member,
+                    purpose=purpose,
+                    ref=None,
+                    checked_in_at=checked_in_at,
+                    checked_out_at=checked_out_at,
+                    minutes=int((checked_out_at - checked_in_at).total_seconds() // 60),
+                    closed_by="auto_close" if checked_out_at == closes else "kiosk",
+                ),
+                site=site.site_id,
+                at=checked_out_at,
+                subject=visit_id,
+            )
 
     # volunteering
 
@@ -381,39 +435,85 @@ class _Builder:
                     shifts.append(("phone_line", time(0, 30), 2))  # after local midnight: the previous UTC day
                 for role_id, starts, length in shifts:
                     starts_at = site.at(day, starts)
-                    self._shift(site, role_id, starts_at, starts_at + timedelta(hours=length),
-                                rng.sample(volunteers, rng.randint(1, 2)))
+                    self._shift(
+                        site,
+                        role_id,
+                        starts_at,
+                        starts_at + timedelta(hours=length),
+                        rng.sample(volunteers, rng.randint(1, 2)),
+                    )
                 day += timedelta(days=1)
 
-    def _shift(self, site: SiteSpec, role_id: str, starts_at: datetime, ends_at: datetime,
-               volunteers: list[uuid.UUID]) -> None:
+    def _shift(
+        self, site: SiteSpec, role_id: str, starts_at: datetime, ends_at: datetime, volunteers: list[uuid.UUID]
+    ) -> None:
         rng = self.rng
         shift_id = self.new_id()
         for member in volunteers:
             signup_id = self.new_id()
             signed = starts_at - timedelta(days=rng.randint(1, 6), minutes=rng.randint(0, 600))
-            self.emit("volunteering", SignedUp(
-                signup_id=signup_id, shift_id=shift_id, member_id=member, role_id=role_id, starts_at=starts_at,
-                ends_at=ends_at, signed_up_by="self",
-            ), site=site.site_id, at=signed, subject=signup_id)
+            self.emit(
+                "volunteering",
+                SignedUp(
+                    signup_id=signup_id,
+                    shift_id=shift_id,
+                    member_id=member,
+                    role_id=role_id,
+                    starts_at=starts_at,
+                    ends_at=ends_at,
+                    signed_up_by="self",
+                ),
+                site=site.site_id,
+                at=signed,
+                subject=signup_id,
+            )
             if rng.random() < 0.08:
                 promoted = signed + timedelta(hours=rng.randint(1, 20))
                 self.activity.promotions.append((site.site_id, promoted))
-                self.emit("volunteering", PromotedFromWaitlist(
-                    signup_id=signup_id, shift_id=shift_id, member_id=member, role_id=role_id, starts_at=starts_at,
-                    ends_at=ends_at, trigger="seat_freed",
-                ), site=site.site_id, at=promoted, subject=signup_id)
+                self.emit(
+                    "volunteering",
+                    PromotedFromWaitlist(
+                        signup_id=signup_id,
+                        shift_id=shift_id,
+                        member_id=member,
+                        role_id=role_id,
+                        starts_at=starts_at,
+                        ends_at=ends_at,
+                        trigger="seat_freed",
+                    ),
+                    site=site.site_id,
+                    at=promoted,
+                    subject=signup_id,
+                )
             if rng.random() < 0.14:
                 self.activity.missed[signup_id] = (site.site_id, starts_at)
-                self.emit("volunteering", ShiftMissed(
-                    signup_id=signup_id, shift_id=shift_id, member_id=member, role_id=role_id, starts_at=starts_at,
-                    ends_at=ends_at, follow_up=True,
-                ), site=site.site_id, at=ends_at, subject=signup_id)
+                self.emit(
+                    "volunteering",
+                    ShiftMissed(
+                        signup_id=signup_id,
+                        shift_id=shift_id,
+                        member_id=member,
+                        role_id=role_id,
+                        starts_at=starts_at,
+                        ends_at=ends_at,
+                        follow_up=True,
+                    ),
+                    site=site.site_id,
+                    at=ends_at,
+                    subject=signup_id,
+                )
                 continue
             self._hours(site, shift_id, member, role_id, starts_at, ends_at)
 
-    def _hours(self, site: SiteSpec, shift_id: uuid.UUID, member: uuid.UUID, role_id: str, starts_at: datetime,
-               ends_at: datetime) -> None:
+    def _hours(
+        self,
+        site: SiteSpec,
+        shift_id: uuid.UUID,
+        member: uuid.UUID,
+        role_id: str,
+        starts_at: datetime,
+        ends_at: datetime,
+    ) -> None:
         rng = self.rng
         hours_id = self.new_id()
         record = HoursRecord(hours_id, site.site_id, member, role_id, starts_at)
@@ -422,16 +522,36 @@ class _Builder:
         minutes = int((ends_at - starts_at).total_seconds() // 60) + rng.randint(-20, 15)
 
         def worked(at: datetime, minutes: int, entry: str, previous: int | None) -> None:
-            self.emit("volunteering", ShiftWorked(
-                hours_id=hours_id, shift_id=shift_id, member_id=member, role_id=role_id, shift_starts_at=starts_at,
-                minutes=minutes, entry=entry, previous_minutes=previous, visit_id=None, signed_up=True,
-                review_codes=[],
-            ), site=site.site_id, at=at, subject=hours_id)
+            self.emit(
+                "volunteering",
+                ShiftWorked(
+                    hours_id=hours_id,
+                    shift_id=shift_id,
+                    member_id=member,
+                    role_id=role_id,
+                    shift_starts_at=starts_at,
+                    minutes=minutes,
+                    entry=entry,
+                    previous_minutes=previous,
+                    visit_id=None,
+                    signed_up=True,
+                    review_codes=[],
+                ),
+                site=site.site_id,
+                at=at,
+                subject=hours_id,
+            )
 
         def decide(at: datetime, approved: bool, minutes: int) -> None:
-            common = {"hours_id": hours_id, "shift_id": shift_id, "member_id": member, "role_id": role_id,
-                      "shift_starts_at": starts_at, "minutes": minutes}
-            data = (HoursApproved(**common, approved_at=at) if approved else HoursRejected(**common, rejected_at=at))
+            common = {
+                "hours_id": hours_id,
+                "shift_id": shift_id,
+                "member_id": member,
+                "role_id": role_id,
+                "shift_starts_at": starts_at,
+                "minutes": minutes,
+            }
+            data = HoursApproved(**common, approved_at=at) if approved else HoursRejected(**common, rejected_at=at)
             event_id = self.emit("volunteering", data, site=site.site_id, at=at, subject=hours_id)
             record.decisions.append((at, event_id, approved, minutes))
 
@@ -466,26 +586,59 @@ class _Builder:
                     amount = rng.randint(20, 120) * 100
                     at = site.at(closed_on, time(23, 30))  # late local evening: the next day in UTC for some
                     entries.append((entry_id, member, period, amount))
-                    self._stipend(site, "accrued", at, {
-                        "entry_id": str(entry_id), "member_id": str(member), "period": period, "amount_cents": amount,
-                        "over_cap_cents": 0, "minutes": rng.randint(300, 1200), "rate_cents": 1000,
-                    }, amount, entry_id)
+                    self._stipend(
+                        site,
+                        "accrued",
+                        at,
+                        {
+                            "entry_id": str(entry_id),
+                            "member_id": str(member),
+                            "period": period,
+                            "amount_cents": amount,
+                            "over_cap_cents": 0,
+                            "minutes": rng.randint(300, 1200),
+                            "rate_cents": 1000,
+                        },
+                        amount,
+                        entry_id,
+                    )
             entry_id, member, period, amount = entries[0]
             reversal = self.new_id()
-            self._stipend(site, "reversed", site.at(date(2026, 3, 2), time(0, 15)), {
-                "entry_id": str(reversal), "reverses_entry_id": str(entry_id), "member_id": str(member),
-                "period": period, "amount_cents": amount,
-            }, amount, reversal)
+            self._stipend(
+                site,
+                "reversed",
+                site.at(date(2026, 3, 2), time(0, 15)),
+                {
+                    "entry_id": str(reversal),
+                    "reverses_entry_id": str(entry_id),
+                    "member_id": str(member),
+                    "period": period,
+                    "amount_cents": amount,
+                },
+                amount,
+                reversal,
+            )
             for _, member, period, amount in entries[1:]:
                 payout = self.new_id()
                 paid_at = site.at(date(2026, 3, 1) if period == "2026-02" else date(2026, 4, 1), time(0, 5))
-                self._stipend(site, "paid", paid_at, {
-                    "payout_id": str(payout), "member_id": str(member), "period": period, "amount_cents": amount,
-                    "paid_at": paid_at.isoformat(),
-                }, amount, payout)
+                self._stipend(
+                    site,
+                    "paid",
+                    paid_at,
+                    {
+                        "payout_id": str(payout),
+                        "member_id": str(member),
+                        "period": period,
+                        "amount_cents": amount,
+                        "paid_at": paid_at.isoformat(),
+                    },
+                    amount,
+                    payout,
+                )
 
-    def _stipend(self, site: SiteSpec, kind: str, at: datetime, data: dict[str, Any], cents: int,
-                 subject: uuid.UUID) -> None:
+    def _stipend(
+        self, site: SiteSpec, kind: str, at: datetime, data: dict[str, Any], cents: int, subject: uuid.UUID
+    ) -> None:
         self.activity.stipends.append((site.site_id, at, kind, cents))
         self.emit("volunteering", (f"volunteering.stipend_{kind}", data), site=site.site_id, at=at, subject=subject)
 
@@ -509,23 +662,35 @@ class _Builder:
                         special = "cancelled"
                     elif support == "informational" and index == 5:
                         special = "cancelled_after"
-                    self._gathering(site, "session", site.at(session_day, clock), support, members, special,
-                                    group_id=group_id)
+                    self._gathering(
+                        site, "session", site.at(session_day, clock), support, members, special, group_id=group_id
+                    )
             for event_day, clock, special in (
-                (date(2026, 3, 13), time(19), None), (date(2026, 3, 28), time(14), None),
+                (date(2026, 3, 13), time(19), None),
+                (date(2026, 3, 28), time(14), None),
                 (date(2026, 4, 2), time(18), "cancelled"),
             ):
                 self._gathering(site, "event", site.at(event_day, clock), "affiliational", members, special)
 
-    def _gathering(self, site: SiteSpec, kind: str, starts_at: datetime, support: str, members: list[uuid.UUID],
-                   special: str | None, group_id: uuid.UUID | None = None) -> None:
+    def _gathering(
+        self,
+        site: SiteSpec,
+        kind: str,
+        starts_at: datetime,
+        support: str,
+        members: list[uuid.UUID],
+        special: str | None,
+        group_id: uuid.UUID | None = None,
+    ) -> None:
         rng = self.rng
         gathering_id = self.new_id()
         record = GatheringRecord(gathering_id, kind, site.site_id)
         self.activity.gatherings[gathering_id] = record
-        ids = {"session_id": gathering_id if kind == "session" else None,
-               "group_id": group_id if kind == "session" else None,
-               "event_id": gathering_id if kind == "event" else None}
+        ids = {
+            "session_id": gathering_id if kind == "session" else None,
+            "group_id": group_id if kind == "session" else None,
+            "event_id": gathering_id if kind == "event" else None,
+        }
         capacity = 6 if kind == "session" else 10
 
         def note(event_id: str, at: datetime, when: datetime) -> None:
@@ -534,18 +699,35 @@ class _Builder:
         scheduled_at = starts_at - timedelta(days=14)
         if kind == "session":
             data: BaseModel = SessionScheduled(
-                session_id=gathering_id, group_id=group_id, support_type=support, starts_at=starts_at,
-                ends_at=starts_at + timedelta(minutes=90), capacity=capacity, child_care_seats=0, change="scheduled",
+                session_id=gathering_id,
+                group_id=group_id,
+                support_type=support,
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(minutes=90),
+                capacity=capacity,
+                child_care_seats=0,
+                change="scheduled",
                 previous_starts_at=None,
             )
         else:
             data = EventScheduled(
-                event_id=gathering_id, kind="payday", support_type=support, starts_at=starts_at,
-                ends_at=starts_at + timedelta(hours=3), capacity=capacity, child_care_seats=4, family_friendly=True,
-                registration_opens_at=None, registration_closes_at=starts_at, change="scheduled",
+                event_id=gathering_id,
+                kind="payday",
+                support_type=support,
+                starts_at=starts_at,
+                ends_at=starts_at + timedelta(hours=3),
+                capacity=capacity,
+                child_care_seats=4,
+                family_friendly=True,
+                registration_opens_at=None,
+                registration_closes_at=starts_at,
+                change="scheduled",
             )
-        note(self.emit("gatherings", data, site=site.site_id, at=scheduled_at, subject=gathering_id), scheduled_at,
-             starts_at)
+        note(
+            self.emit("gatherings", data, site=site.site_id, at=scheduled_at, subject=gathering_id),
+            scheduled_at,
+            starts_at,
+        )
 
         people = rng.sample(members, rng.randint(4, 11))
         confirmed: list[tuple[uuid.UUID, uuid.UUID]] = []
@@ -554,8 +736,15 @@ class _Builder:
         for member in people:
             at += timedelta(hours=rng.randint(2, 20))
             registration_id = self.new_id()
-            seat = dict(registration_id=registration_id, member_id=member, support_type=support, starts_at=starts_at,
-                        adults=1, children=rng.choice([0, 0, 1]), **ids)
+            seat = dict(
+                registration_id=registration_id,
+                member_id=member,
+                support_type=support,
+                starts_at=starts_at,
+                adults=1,
+                children=rng.choice([0, 0, 1]),
+                **ids,
+            )
             if len(confirmed) < capacity:
                 confirmed.append((member, registration_id))
                 record.registered += 1
@@ -570,37 +759,113 @@ class _Builder:
             member, registration_id = confirmed.pop(rng.randrange(len(confirmed)))
             at += timedelta(hours=3)
             record.cancelled_confirmed += 1
-            seat = dict(registration_id=registration_id, member_id=member, support_type=support, starts_at=starts_at,
-                        adults=1, children=0, **ids)
-            note(self.emit("gatherings", GatheringRegistrationCancelled(
-                **seat, previous_status="confirmed", cancelled_at=at, cancelled_by="volunteer",
-            ), site=site.site_id, at=at, subject=registration_id), at, starts_at)
+            seat = dict(
+                registration_id=registration_id,
+                member_id=member,
+                support_type=support,
+                starts_at=starts_at,
+                adults=1,
+                children=0,
+                **ids,
+            )
+            note(
+                self.emit(
+                    "gatherings",
+                    GatheringRegistrationCancelled(
+                        **seat,
+                        previous_status="confirmed",
+                        cancelled_at=at,
+                        cancelled_by="volunteer",
+                    ),
+                    site=site.site_id,
+                    at=at,
+                    subject=registration_id,
+                ),
+                at,
+                starts_at,
+            )
             if waiting:
                 member, registration_id, since = waiting.pop(0)
                 confirmed.append((member, registration_id))
                 record.promoted += 1
                 self.activity.promotions.append((site.site_id, at))
-                seat = dict(registration_id=registration_id, member_id=member, support_type=support,
-                            starts_at=starts_at, adults=1, children=0, **ids)
-                note(self.emit("gatherings", GatheringPromotedFromWaitlist(
-                    **seat, waiting_since=since, promoted_at=at, reason="cancellation",
-                ), site=site.site_id, at=at, subject=registration_id), at, starts_at)
+                seat = dict(
+                    registration_id=registration_id,
+                    member_id=member,
+                    support_type=support,
+                    starts_at=starts_at,
+                    adults=1,
+                    children=0,
+                    **ids,
+                )
+                note(
+                    self.emit(
+                        "gatherings",
+                        GatheringPromotedFromWaitlist(
+                            **seat,
+                            waiting_since=since,
+                            promoted_at=at,
+                            reason="cancellation",
+                        ),
+                        site=site.site_id,
+                        at=at,
+                        subject=registration_id,
+                    ),
+                    at,
+                    starts_at,
+                )
         for member, registration_id, _ in waiting[:1]:  # someone waiting gives up
             at += timedelta(hours=1)
-            seat = dict(registration_id=registration_id, member_id=member, support_type=support, starts_at=starts_at,
-                        adults=1, children=0, **ids)
-            note(self.emit("gatherings", GatheringRegistrationCancelled(
-                **seat, previous_status="waitlisted", cancelled_at=at, cancelled_by="kiosk",
-            ), site=site.site_id, at=at, subject=registration_id), at, starts_at)
+            seat = dict(
+                registration_id=registration_id,
+                member_id=member,
+                support_type=support,
+                starts_at=starts_at,
+                adults=1,
+                children=0,
+                **ids,
+            )
+            note(
+                self.emit(
+                    "gatherings",
+                    GatheringRegistrationCancelled(
+                        **seat,
+                        previous_status="waitlisted",
+                        cancelled_at=at,
+                        cancelled_by="kiosk",
+                    ),
+                    site=site.site_id,
+                    at=at,
+                    subject=registration_id,
+                ),
+                at,
+                starts_at,
+            )
 
         if special == "moved":
             moved_to = starts_at + timedelta(days=1, hours=1)
             at = starts_at - timedelta(days=2)
-            note(self.emit("gatherings", SessionScheduled(
-                session_id=gathering_id, group_id=group_id, support_type=support, starts_at=moved_to,
-                ends_at=moved_to + timedelta(minutes=90), capacity=capacity, child_care_seats=0, change="moved",
-                previous_starts_at=starts_at,
-            ), site=site.site_id, at=at, subject=gathering_id), at, moved_to)
+            note(
+                self.emit(
+                    "gatherings",
+                    SessionScheduled(
+                        session_id=gathering_id,
+                        group_id=group_id,
+                        support_type=support,
+                        starts_at=moved_to,
+                        ends_at=moved_to + timedelta(minutes=90),
+                        capacity=capacity,
+                        child_care_seats=0,
+                        change="moved",
+                        previous_starts_at=starts_at,
+                    ),
+                    site=site.site_id,
+                    at=at,
+                    subject=gathering_id,
+                ),
+                at,
+                moved_to,
+            )
             starts_at = moved_to
         if special == "cancelled":
             self._cancel(site, record, kind, support, starts_at, starts_at - timedelta(days=1), confirmed, ids)
@@ -614,9 +879,19 @@ class _Builder:
             attendance_id = self.new_id()
             at = starts_at + timedelta(minutes=rng.randint(-10, 20))
             data = GatheringAttended(
-                attendance_id=attendance_id, support_type=support, starts_at=starts_at, member_id=member,
-                anonymous=member is None, visit_id=None, registered=registered, registration_id=registration_id,
-                adults=1, children=0, source="roster" if registered else "checkin", attended_at=at, **ids,
+                attendance_id=attendance_id,
+                support_type=support,
+                starts_at=starts_at,
+                member_id=member,
+                anonymous=member is None,
+                visit_id=None,
+                registered=registered,
+                registration_id=registration_id,
+                adults=1,
+                children=0,
+                source="roster" if registered else "checkin",
+                attended_at=at,
+                **ids,
             )
             note(self.emit("gatherings", data, site=site.site_id, at=at, subject=attendance_id), at, starts_at)
             record.attendance_ids.add(attendance_id)
@@ -625,11 +900,25 @@ class _Builder:
         if special == "cancelled_after":
             self._cancel(site, record, kind, support, starts_at, starts_at + timedelta(hours=3), confirmed, ids)
 
-    def _cancel(self, site: SiteSpec, record: GatheringRecord, kind: str, support: str, starts_at: datetime,
-                at: datetime, confirmed: list[tuple[uuid.UUID, uuid.UUID]], ids: dict[str, Any]) -> None:
+    def _cancel(
+        self,
+        site: SiteSpec,
+        record: GatheringRecord,
+        kind: str,
+        support: str,
+        starts_at: datetime,
+        at: datetime,
+        confirmed: list[tuple[uuid.UUID, uuid.UUID]],
+        ids: dict[str, Any],
+    ) -> None:
         record.cancelled = True
-        common = {"support_type": support, "starts_at": starts_at, "cancelled_at": at,
-                  "confirmed_member_ids": [member for member, _ in confirmed], "waitlisted_member_ids": []}
+        common = {
+            "support_type": support,
+            "starts_at": starts_at,
+            "cancelled_at": at,
+            "confirmed_member_ids": [member for member, _ in confirmed],
+            "waitlisted_member_ids": [],
+        }
         if kind == "session":
             data: BaseModel = SessionCancelled(session_id=ids["session_id"], group_id=ids["group_id"], **common)
         else:

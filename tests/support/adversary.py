@@ -15,12 +15,33 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-PURPOSES = ("drop_in", "peer_mentoring", "recovery_group", "sober_event", "resource_connecting", "education",
-            "volunteer_shift")
-SUPPORT = {"emotional": ("peer_mentoring", "recovery_group"), "informational": ("education",),
-           "instrumental": ("resource_connecting",), "affiliational": ("drop_in", "sober_event")}
-ADDITIVE = ("visits", "anonymous_visits", "shifts_filled", "shifts_missed", "waitlist_promotions",
-            "group_sessions_held", "group_attendance", "events_held", "event_registrations", "event_attendance")
+PURPOSES = (
+    "drop_in",
+    "peer_mentoring",
+    "recovery_group",
+    "sober_event",
+    "resource_connecting",
+    "education",
+    "volunteer_shift",
+)
+SUPPORT = {
+    "emotional": ("peer_mentoring", "recovery_group"),
+    "informational": ("education",),
+    "instrumental": ("resource_connecting",),
+    "affiliational": ("drop_in", "sober_event"),
+}
+ADDITIVE = (
+    "visits",
+    "anonymous_visits",
+    "shifts_filled",
+    "shifts_missed",
+    "waitlist_promotions",
+    "group_sessions_held",
+    "group_attendance",
+    "events_held",
+    "event_registrations",
+    "event_attendance",
+)
 
 Cell = tuple[Any, ...]
 
@@ -38,14 +59,18 @@ def summary_cells(scope: str, body: Mapping[str, Any]) -> dict[Cell, int | None]
 
 
 def daily_cells(scope: str, body: Mapping[str, Any]) -> dict[Cell, int | None]:
-    return {("d", scope, key, str(row["date"])): row[key] for row in body["days"]
-            for key in ("visits", "new_members", "attendance")}
+    return {
+        ("d", scope, key, str(row["date"])): row[key]
+        for row in body["days"]
+        for key in ("visits", "new_members", "attendance")
+    }
 
 
 def identities(summaries: Mapping[str, Any], dailies: Mapping[str, Any]) -> list[tuple[list[Cell], list[Cell]]]:
     """(totals, parts) with sum(totals) = sum(parts)."""
     found: list[tuple[list[Cell], list[Cell]]] = []
     for scope in summaries:
+
         def s(key: str, scope: str = scope) -> Cell:
             return ("s", scope, key)
 
@@ -58,8 +83,9 @@ def identities(summaries: Mapping[str, Any], dailies: Mapping[str, Any]) -> list
             days = [str(row["date"]) for row in dailies[scope]["days"]]
             found.append(([s("visits")], [("d", scope, "visits", day) for day in days]))
             found.append(([s("new_members")], [("d", scope, "new_members", day) for day in days]))
-            found.append(([s("group_attendance"), s("event_attendance")],
-                          [("d", scope, "attendance", day) for day in days]))
+            found.append(
+                ([s("group_attendance"), s("event_attendance")], [("d", scope, "attendance", day) for day in days])
+            )
     sites = [scope for scope in summaries if scope != "all"]
     if "all" in summaries and sites:
         for key in (*ADDITIVE, *(f"purpose.{p}" for p in PURPOSES), *(f"support.{t}" for t in SUPPORT)):
@@ -68,8 +94,12 @@ def identities(summaries: Mapping[str, Any], dailies: Mapping[str, Any]) -> list
     if "all" in dailies and daily_sites:
         for row in dailies["all"]["days"]:
             for key in ("visits", "attendance"):
-                found.append(([("d", "all", key, str(row["date"]))],
-                              [("d", site, key, str(row["date"])) for site in daily_sites]))
+                found.append(
+                    (
+                        [("d", "all", key, str(row["date"]))],
+                        [("d", site, key, str(row["date"])) for site in daily_sites],
+                    )
+                )
     return found
 
 
@@ -118,8 +148,11 @@ def recovered(summaries: Mapping[str, Any], dailies: Mapping[str, Any]) -> dict[
                     other_row[cell] = other_row.get(cell, Fraction(0)) - factor * coef
                 pivots[other] = {cell: coef for cell, coef in other_row.items() if coef or cell == ()}
         pivots[pivot] = row
-    return {pivot: row.get((), Fraction(0)) for pivot, row in pivots.items()
-            if [cell for cell in row if cell != ()] == [pivot]}
+    return {
+        pivot: row.get((), Fraction(0))
+        for pivot, row in pivots.items()
+        if [cell for cell in row if cell != ()] == [pivot]
+    }
 
 
 def csv_summary(text: str) -> dict[str, Any]:
@@ -141,6 +174,10 @@ def csv_daily(text: str) -> dict[str, Any]:
     days = []
     for line in lines[1:]:
         row = dict(zip(header, line.split(","), strict=True))
-        days.append({key: (None if value == "" else value if key in ("date", "volunteer_hours") else int(value))
-                     for key, value in row.items()})
+        days.append(
+            {
+                key: (None if value == "" else value if key in ("date", "volunteer_hours") else int(value))
+                for key, value in row.items()
+            }
+        )
     return {"days": days}

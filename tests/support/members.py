@@ -49,6 +49,7 @@ async def until_known(database_url: str, member_ids: Sequence[uuid.UUID], servic
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         for schema in services:
+
             async def arrived(schema: str = schema) -> bool:
                 found = await conn.fetchval(
                     f'SELECT count(*) FROM "{schema}".known_members WHERE member_id = ANY($1::uuid[])',
@@ -79,9 +80,9 @@ async def make_known(
         )
 
 
-async def new_known(engine: AsyncEngine, site_id: str, count: int = 1, services: Iterable[str] = VIEWS) -> list[
-    uuid.UUID
-]:
+async def new_known(
+    engine: AsyncEngine, site_id: str, count: int = 1, services: Iterable[str] = VIEWS
+) -> list[uuid.UUID]:
     """Fresh member ids already in the services' views (``make_known``)."""
     made = [uuid.uuid4() for _ in range(count)]
     async with engine.begin() as conn:

@@ -59,9 +59,16 @@ class ServiceProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:  # noqa: ASYNC230 - a local file, opened once per start
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.cli", "serve", self.service,
-                cwd=ROOT, env=environment(self.settings, **self.overrides),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                sys.executable,
+                "-m",
+                "services.cli",
+                "serve",
+                self.service,
+                cwd=ROOT,
+                env=environment(self.settings, **self.overrides),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
             )
         process = self.process
 

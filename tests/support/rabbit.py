@@ -21,7 +21,10 @@ class BrokerConnection:
 
 async def rabbitmqctl(*args: str, timeout: float = 60.0) -> str:
     process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        "rabbitmqctl",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout)

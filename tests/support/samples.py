@@ -32,30 +32,57 @@ SAMPLES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "RoleUpdateBody": lambda ids: {"title": "Front desk", "required_trainings": []},
     "VolunteerBody": lambda ids: {"roles": [ids.get("role_id", "front_desk")], "monthly_hours_goal": 10},
     "TrainingBody": lambda ids: {"training_id": "orientation", "completed_on": "2025-01-15"},
-    "ShiftBody": lambda ids: {"role_id": ids.get("role_id", "front_desk"), "starts_at": _soon().isoformat(),
-                              "ends_at": (_soon() + timedelta(hours=3)).isoformat(), "capacity": 3},
-    "SeriesBody": lambda ids: {"role_id": ids.get("role_id", "front_desk"),
-                               "first_start": _soon().replace(tzinfo=None).isoformat(), "duration_minutes": 120,
-                               "rrule": "FREQ=WEEKLY;COUNT=3", "capacity": 2},
+    "ShiftBody": lambda ids: {
+        "role_id": ids.get("role_id", "front_desk"),
+        "starts_at": _soon().isoformat(),
+        "ends_at": (_soon() + timedelta(hours=3)).isoformat(),
+        "capacity": 3,
+    },
+    "SeriesBody": lambda ids: {
+        "role_id": ids.get("role_id", "front_desk"),
+        "first_start": _soon().replace(tzinfo=None).isoformat(),
+        "duration_minutes": 120,
+        "rrule": "FREQ=WEEKLY;COUNT=3",
+        "capacity": 2,
+    },
     "ShiftPatchBody": lambda ids: {"capacity": 4},
     "SignUpBody": lambda ids: {"member_id": _id(ids, "member_id")},
-    "AddHoursBody": lambda ids: {"member_id": _id(ids, "member_id"), "shift_id": _id(ids, "shift_id"),
-                                 "minutes": 60, "reason": "forgot to check in"},
+    "AddHoursBody": lambda ids: {
+        "member_id": _id(ids, "member_id"),
+        "shift_id": _id(ids, "shift_id"),
+        "minutes": 60,
+        "reason": "forgot to check in",
+    },
     "CorrectHoursBody": lambda ids: {"minutes": 90, "reason": "stayed longer"},
     "RejectHoursBody": lambda ids: {"reason": "not on the rota"},
-    "StipendPolicyBody": lambda ids: {"effective_from": (date.today() + timedelta(days=40)).isoformat(),
-                                      "hourly_rate_cents": 1000, "monthly_cap_cents": 20_000},
+    "StipendPolicyBody": lambda ids: {
+        "effective_from": (date.today() + timedelta(days=40)).isoformat(),
+        "hourly_rate_cents": 1000,
+        "monthly_cap_cents": 20_000,
+    },
     "PaidBody": lambda ids: {"method": "check", "reference": "1042"},
     "ReverseBody": lambda ids: {"reason": "booked twice"},
     # gatherings
-    "CreateGroupBody": lambda ids: {"name": "Tuesday peer support", "facilitator_member_id": _id(ids, "member_id"),
-                                    "capacity": 12, "first_start": _soon().replace(tzinfo=None).isoformat(),
-                                    "duration_minutes": 90, "rrule": "FREQ=WEEKLY;COUNT=4"},
-    "ScheduleEventBody": lambda ids: {"title": "Sober bowling", "kind": "sports", "starts_at": _soon().isoformat(),
-                                      "ends_at": (_soon() + timedelta(hours=2)).isoformat(), "capacity": 20},
+    "CreateGroupBody": lambda ids: {
+        "name": "Tuesday peer support",
+        "facilitator_member_id": _id(ids, "member_id"),
+        "capacity": 12,
+        "first_start": _soon().replace(tzinfo=None).isoformat(),
+        "duration_minutes": 90,
+        "rrule": "FREQ=WEEKLY;COUNT=4",
+    },
+    "ScheduleEventBody": lambda ids: {
+        "title": "Sober bowling",
+        "kind": "sports",
+        "starts_at": _soon().isoformat(),
+        "ends_at": (_soon() + timedelta(hours=2)).isoformat(),
+        "capacity": 20,
+    },
     "ChangeCapacityBody": lambda ids: {"capacity": 30},
-    "MoveSessionBody": lambda ids: {"starts_at": _soon(5).isoformat(),
-                                    "ends_at": (_soon(5) + timedelta(hours=1)).isoformat()},
+    "MoveSessionBody": lambda ids: {
+        "starts_at": _soon(5).isoformat(),
+        "ends_at": (_soon(5) + timedelta(hours=1)).isoformat(),
+    },
     "RegisterBody": lambda ids: {"member_id": _id(ids, "member_id"), "adults": 1, "children": 0},
     "AttendanceBody": lambda ids: {"member_id": _id(ids, "member_id")},
 }
@@ -81,8 +108,13 @@ def path_for(op: Operation, ids: dict[str, str] | None = None) -> str:
         if part.startswith("{") and part.endswith("}"):
             name = part[1:-1]
             value = ids.get(name) or (
-                "2026-01" if name == "period" else f"{uuid.uuid4().hex}{uuid.uuid4().hex}.ics" if name == "feed"
-                else "front_desk" if name == "role_id" else str(uuid.uuid4())
+                "2026-01"
+                if name == "period"
+                else f"{uuid.uuid4().hex}{uuid.uuid4().hex}.ics"
+                if name == "feed"
+                else "front_desk"
+                if name == "role_id"
+                else str(uuid.uuid4())
             )
             path = path.replace(part, value)
     return path

@@ -33,7 +33,11 @@ async def make_site(settings: Settings, *, capacity: int = 30, timezone: str = "
     try:
         async with engine.begin() as conn:
             await access.create_site(
-                conn, site.site_id, name="Test center", capacity=capacity, timezone=timezone,
+                conn,
+                site.site_id,
+                name="Test center",
+                capacity=capacity,
+                timezone=timezone,
                 closes_at=access.parse_closes_at("21:00"),
             )
             for role in ("kiosk", "coordinator", "admin"):
@@ -102,9 +106,7 @@ async def services(settings: Settings, names: list[str]) -> AsyncIterator[Client
         yield Client(http, urls, settings.database_url)
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, interval: float = 0.05
-) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, interval: float = 0.05) -> None:
     """Wait until ``check`` holds (for asynchronous effects: events crossing the broker)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():

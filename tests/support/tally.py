@@ -23,8 +23,11 @@ class Tally:
     unexpected: int
 
     def counts(self, prefix: str = "") -> dict[str, int]:
-        return {f"{prefix}lost": self.lost, f"{prefix}duplicated": self.duplicated,
-                f"{prefix}unexpected": self.unexpected}
+        return {
+            f"{prefix}lost": self.lost,
+            f"{prefix}duplicated": self.duplicated,
+            f"{prefix}unexpected": self.unexpected,
+        }
 
 
 def tally(expected: Iterable[Any], seen: Counter[Any]) -> Tally:
@@ -41,7 +44,8 @@ async def audit_entries(db: asyncpg.Pool, site_id: str, types: Iterable[str] | N
     return await db.fetch(
         "SELECT event_id, type, subject FROM audit.audit_log WHERE site_id = $1 "
         "AND ($2::text[] IS NULL OR type = ANY($2::text[])) ORDER BY sequence",
-        site_id, list(types) if types is not None else None,
+        site_id,
+        list(types) if types is not None else None,
     )
 
 
@@ -53,7 +57,8 @@ async def outbox(
     return await db.fetch(
         f"SELECT event_id, type, subject, published_at FROM {schema}.outbox WHERE site_id = $1 "
         "AND ($2::text[] IS NULL OR type = ANY($2::text[])) ORDER BY sequence",
-        site_id, list(types) if types is not None else None,
+        site_id,
+        list(types) if types is not None else None,
     )
 
 

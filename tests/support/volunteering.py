@@ -25,8 +25,20 @@ SERVICES = ["checkin", "volunteering", "audit"]
 CENTER_ZONE = zoneinfo.ZoneInfo("America/New_York")  # the zone of the `center` fixture's site
 # The columns of the bookkeeper's payout export, as documented.
 STIPEND_CSV_COLUMNS = [
-    "period", "payout_id", "member_id", "minutes", "shifts", "accrued_cents", "over_cap_cents", "reversed_cents",
-    "payable_cents", "paid_cents", "paid_at", "method", "year_total_cents", "tax_paperwork_needed",
+    "period",
+    "payout_id",
+    "member_id",
+    "minutes",
+    "shifts",
+    "accrued_cents",
+    "over_cap_cents",
+    "reversed_cents",
+    "payable_cents",
+    "paid_cents",
+    "paid_at",
+    "method",
+    "year_total_cents",
+    "tax_paperwork_needed",
 ]
 
 
@@ -50,12 +62,21 @@ class Center:
     def coordinator(self) -> str:
         return self.site.tokens["coordinator"]
 
-    async def call(self, method: str, path: str, *, token: str | None = None, json: Any = None,
-                   service: str = "volunteering", **kwargs: Any) -> Reply:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: Any = None,
+        service: str = "volunteering",
+        **kwargs: Any,
+    ) -> Reply:
         return await self.client.call(service, method, path, token=token, json=json, **kwargs)
 
-    async def ok(self, method: str, path: str, *, token: str | None = None, json: Any = None,
-                 status: int | None = None) -> Any:
+    async def ok(
+        self, method: str, path: str, *, token: str | None = None, json: Any = None, status: int | None = None
+    ) -> Any:
         reply = await self.call(method, path, token=token or self.coordinator, json=json)
         expected = status if status is not None else 200
         assert reply.status == expected, (method, path, reply.status, reply.body)
@@ -63,9 +84,12 @@ class Center:
 
     async def role(self, *, required: Iterable[str] = (), supervisor: bool = False, title: str = "Front desk") -> str:
         role_id = f"role_{uuid.uuid4().hex[:8]}"
-        await self.ok("POST", "/roles", json={"role_id": role_id, "title": title,
-                                              "required_trainings": list(required), "supervisor": supervisor},
-                      status=201)
+        await self.ok(
+            "POST",
+            "/roles",
+            json={"role_id": role_id, "title": title, "required_trainings": list(required), "supervisor": supervisor},
+            status=201,
+        )
         return role_id
 
     async def members(self, count: int = 1) -> list[uuid.UUID]:
@@ -111,30 +135,64 @@ class Center:
         await asyncio.gather(*(set_up(m) for m in members))
         return [Volunteer(m, t) for m, t in zip(members, tokens, strict=True)]
 
-    async def set_up_volunteer(self, member_id: uuid.UUID, roles: list[str], trainings: dict[str, date | None], *,
-                               stipend_eligible: bool = False) -> None:
-        await self.ok("PUT", f"/volunteers/{member_id}",
-                      json={"roles": roles, "monthly_hours_goal": 20, "stipend_eligible": stipend_eligible})
+    async def set_up_volunteer(
+        self,
+        member_id: uuid.UUID,
+        roles: list[str],
+        trainings: dict[str, date | None],
+        *,
+        stipend_eligible: bool = False,
+    ) -> None:
+        await self.ok(
+            "PUT",
+            f"/volunteers/{member_id}",
+            json={"roles": roles, "monthly_hours_goal": 20, "stipend_eligible": stipend_eligible},
+        )
         for training_id, expires in trainings.items():
             await self.ok(
-                "POST", f"/volunteers/{member_id}/trainings", status=201,
-                json={"training_id": training_id, "completed_on": "2025-01-15",
-                      "expires_on": expires.isoformat() if expires else None},
+                "POST",
+                f"/volunteers/{member_id}/trainings",
+                status=201,
+                json={
+                    "training_id": training_id,
+                    "completed_on": "2025-01-15",
+                    "expires_on": expires.isoformat() if expires else None,
+                },
             )
 
-    async def shift(self, role_id: str, *, starts_in: timedelta, hours: float = 3, capacity: int = 5,
-                    needs_supervisor: bool = False, starts_at: datetime | None = None) -> str:
+    async def shift(
+        self,
+        role_id: str,
+        *,
+        starts_in: timedelta,
+        hours: float = 3,
+        capacity: int = 5,
+        needs_supervisor: bool = False,
+        starts_at: datetime | None = None,
+    ) -> str:
         start = starts_at or (datetime.now(UTC) + starts_in).replace(microsecond=0)
-        body = await self.ok("POST", "/shifts", status=201, json={
-            "role_id": role_id, "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=hours)).isoformat(),
-            "capacity": capacity, "needs_supervisor": needs_supervisor,
-        })
+        body = await self.ok(
+            "POST",
+            "/shifts",
+            status=201,
+            json={
+                "role_id": role_id,
+                "starts_at": start.isoformat(),
+                "ends_at": (start + timedelta(hours=hours)).isoformat(),
+                "capacity": capacity,
+                "needs_supervisor": needs_supervisor,
+            },
+        )
         return body["shift_id"]
 
     async def sign_up(self, shift_id: str, volunteer: Volunteer, *, by_coordinator: bool = False) -> Reply:
         if by_coordinator:
-            return await self.call("POST", f"/shifts/{shift_id}/signups", token=self.coordinator,
-                                   json={"member_id": str(volunteer.member_id)})
+            return await self.call(
+                "POST",
+                f"/shifts/{shift_id}/signups",
+                token=self.coordinator,
+                json={"member_id": str(volunteer.member_id)},
+            )
         return await self.call("POST", f"/shifts/{shift_id}/signups", token=volunteer.token, json={})
 
     async def drop(self, shift_id: str, volunteer: Volunteer, *, by_coordinator: bool = False) -> Reply:
@@ -153,14 +211,17 @@ class Center:
         """The shift's sign-ups in arrival order."""
         return await self.rows(
             "SELECT signup_id, member_id, status, seq, promoted FROM volunteering.signups "
-            "WHERE shift_id = :shift ORDER BY seq", shift=uuid.UUID(shift_id),
+            "WHERE shift_id = :shift ORDER BY seq",
+            shift=uuid.UUID(shift_id),
         )
 
     async def outbox(self, type_: str, subject: str | None = None) -> list[dict[str, Any]]:
         rows = await self.rows(
             "SELECT data FROM volunteering.outbox WHERE type = :type AND site_id = :site "
             "AND (CAST(:subject AS text) IS NULL OR subject = :subject) ORDER BY sequence",
-            type=type_, site=self.site.site_id, subject=subject,
+            type=type_,
+            site=self.site.site_id,
+            subject=subject,
         )
         return [r.data for r in rows]
 
@@ -181,27 +242,41 @@ class Center:
             body["effective_from"] = body["effective_from"].isoformat()
         return await self.ok("PUT", "/stipend-policy", token=self.admin, json=body)
 
-    async def shift_on(self, role_id: str, day: date, *, hour: int = 17, minute: int = 0, hours: float = 3,
-                       zone: zoneinfo.ZoneInfo = CENTER_ZONE) -> str:
+    async def shift_on(
+        self,
+        role_id: str,
+        day: date,
+        *,
+        hour: int = 17,
+        minute: int = 0,
+        hours: float = 3,
+        zone: zoneinfo.ZoneInfo = CENTER_ZONE,
+    ) -> str:
         """A shift starting at a wall-clock time of the site on ``day`` (past days too)."""
         start = datetime.combine(day, time(hour, minute), tzinfo=zone)
         return await self.shift(role_id, starts_in=timedelta(0), starts_at=start, hours=hours, capacity=20)
 
     async def worked(self, member_id: uuid.UUID, shift_id: str, minutes: int, *, approve: bool = True) -> str:
         """Hours a coordinator enters for a volunteer on a shift, approved unless told otherwise; the hours id."""
-        added = await self.ok("POST", "/hours", status=201, json={
-            "member_id": str(member_id), "shift_id": shift_id, "minutes": minutes, "reason": "stipend test"})
+        added = await self.ok(
+            "POST",
+            "/hours",
+            status=201,
+            json={"member_id": str(member_id), "shift_id": shift_id, "minutes": minutes, "reason": "stipend test"},
+        )
         if approve:
             await self.ok("POST", f"/hours/{added['hours_id']}/approve")
         return str(added["hours_id"])
 
     async def close(self, period: str, *, key: str | None = None, token: str | None = None) -> Reply:
         headers = {"Idempotency-Key": key} if key else None
-        return await self.client.call("volunteering", "POST", f"/stipend-periods/{period}/close",
-                                      token=token or self.admin, headers=headers)
+        return await self.client.call(
+            "volunteering", "POST", f"/stipend-periods/{period}/close", token=token or self.admin, headers=headers
+        )
 
-    async def text(self, path: str, *, token: str | None = None,
-                   headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
+    async def text(
+        self, path: str, *, token: str | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, str, dict[str, str]]:
         """A GET whose answer is not JSON (CSV): status, text, headers."""
         async with self.client.http.get(
             self.client.urls["volunteering"] + path,
@@ -217,8 +292,8 @@ class Center:
     async def booked(self) -> list[Any]:
         """The hours records the site's ledger holds (not released)."""
         return await self.rows(
-            "SELECT * FROM volunteering.stipend_hours WHERE site_id = :site AND released_by IS NULL "
-            "ORDER BY claim_id", site=self.site.site_id,
+            "SELECT * FROM volunteering.stipend_hours WHERE site_id = :site AND released_by IS NULL ORDER BY claim_id",
+            site=self.site.site_id,
         )
 
     async def audited(self, type_: str) -> list[dict[str, Any]]:
@@ -227,7 +302,9 @@ class Center:
         after = 0
         while True:
             reply = await self.client.call(
-                "audit", "GET", f"/audit?site={self.site.site_id}&type={type_}&limit=500&after={after}",
+                "audit",
+                "GET",
+                f"/audit?site={self.site.site_id}&type={type_}&limit=500&after={after}",
                 token=self.admin,
             )
             assert reply.status == 200, reply.body
@@ -241,7 +318,9 @@ class Center:
         after = 0
         while True:
             reply = await self.client.call(
-                "audit", "GET", f"/audit?site={self.site.site_id}&limit=500&after={after}",
+                "audit",
+                "GET",
+                f"/audit?site={self.site.site_id}&limit=500&after={after}",
                 token=self.site.tokens["admin"],
             )
             assert reply.status == 200, reply.body

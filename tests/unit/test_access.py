@@ -193,8 +193,12 @@ class Tokens:
         (token_hash,) = statement.compile().params.values()
         self.lookups.append(token_hash)
         found = self.rows.get(token_hash)
-        row = None if found is None else SimpleNamespace(
-            token_id=found.token_id, role=found.role.value, site_id=found.site_id, member_id=found.member_id
+        row = (
+            None
+            if found is None
+            else SimpleNamespace(
+                token_id=found.token_id, role=found.role.value, site_id=found.site_id, member_id=found.member_id
+            )
         )
         return SimpleNamespace(first=lambda: row)
 

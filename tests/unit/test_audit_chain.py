@@ -305,11 +305,14 @@ async def test_append_projects_exactly_the_events_it_appended_as_parsed_on_arriv
     await append(uow, [received(3)], clock)  # nothing appended: nothing projected
 
     assert [[event.event_id for event in events] for events in uow.projector.batches] == [
-        [uuid.UUID(int=1)], [uuid.UUID(int=2), uuid.UUID(int=3)]
+        [uuid.UUID(int=1)],
+        [uuid.UUID(int=2), uuid.UUID(int=3)],
     ]
     projected = uow.projector.batches[1]
-    assert [(e.type, e.site_id, e.time) for e in projected] == [(batch[1].type, batch[1].site_id, batch[1].time),
-                                                                (batch[3].type, batch[3].site_id, batch[3].time)]
+    assert [(e.type, e.site_id, e.time) for e in projected] == [
+        (batch[1].type, batch[1].site_id, batch[1].time),
+        (batch[3].type, batch[3].site_id, batch[3].time),
+    ]
     # The data the consumer parsed, not a parse of the stored body again.
     assert projected[0].data is batch[1].data and projected[1].data is batch[3].data
 

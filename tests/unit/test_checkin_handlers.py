@@ -53,7 +53,12 @@ class StoredVisit:
 
     def record(self) -> VisitRecord:
         return VisitRecord(
-            self.visit_id, self.site_id, self.member_id, self.purpose, self.ref, self.checked_in_at,
+            self.visit_id,
+            self.site_id,
+            self.member_id,
+            self.purpose,
+            self.ref,
+            self.checked_in_at,
             self.checked_out_at,
         )
 
@@ -91,7 +96,12 @@ class FakeCheckinRepository:
                 return False, None
             resolved = member.member_id
         self.visits[visit.visit_id] = StoredVisit(
-            visit.visit_id, visit.site_id, resolved, visit.purpose, visit.support_type, visit.ref,
+            visit.visit_id,
+            visit.site_id,
+            resolved,
+            visit.purpose,
+            visit.support_type,
+            visit.ref,
             visit.checked_in_at,
         )
         # The real statement writes the event's outbox row with the member id it resolved.
@@ -176,7 +186,9 @@ async def register(uow: FakeUnitOfWork, clock: FixedClock, *, site: str = SITE, 
 
 async def check_in(uow: FakeUnitOfWork, clock: FixedClock, *, site: str = SITE, purpose: str = "drop_in", **who):
     return await handlers.check_in_visitor(
-        CheckInVisitor(site_id=site, actor_id=KIOSK, purpose=purpose, **who), uow=uow, clock=clock  # type: ignore[arg-type]
+        CheckInVisitor(site_id=site, actor_id=KIOSK, purpose=purpose, **who),
+        uow=uow,
+        clock=clock,  # type: ignore[arg-type]
     )
 
 
@@ -604,4 +616,3 @@ async def test_an_admin_erases_on_any_site(uow: FakeUnitOfWork, clock: FixedCloc
 
     assert uow.checkin.members[member.member_id].erased_at == clock.now()
     assert uow.events[-1].site_id == OTHER_SITE
-

@@ -24,11 +24,17 @@ class HangingMessage:
 
     def __init__(self) -> None:
         self.message_id = str(uuid.uuid4())
-        self.body = json.dumps({
-            "specversion": "1.0", "id": self.message_id, "source": "/rcc/checkin",
-            "type": "checkin.visitor_checked_in", "time": "2026-03-07T22:30:00Z",
-            "siteid": "main", "data": {},
-        }).encode()
+        self.body = json.dumps(
+            {
+                "specversion": "1.0",
+                "id": self.message_id,
+                "source": "/rcc/checkin",
+                "type": "checkin.visitor_checked_in",
+                "time": "2026-03-07T22:30:00Z",
+                "siteid": "main",
+                "data": {},
+            }
+        ).encode()
         self.settle_attempts = 0
 
     async def ack(self, multiple: bool = False) -> None:

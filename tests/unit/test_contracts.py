@@ -125,8 +125,14 @@ def sample_value(annotation: Any) -> Any:
 
 def sample_event(cls: type[EventData]) -> Event:
     data = cls.model_validate({name: sample_value(f.annotation) for name, f in cls.model_fields.items()})
-    return Event(data=data, subject=str(uuid.UUID(int=9)), site_id="downtown", actor_id="token:abc",
-                 correlation_id="req-1", time=datetime(2026, 3, 7, 22, 30, 0, 123456, tzinfo=UTC))
+    return Event(
+        data=data,
+        subject=str(uuid.UUID(int=9)),
+        site_id="downtown",
+        actor_id="token:abc",
+        correlation_id="req-1",
+        time=datetime(2026, 3, 7, 22, 30, 0, 123456, tzinfo=UTC),
+    )
 
 
 # RFC 3986 absolute-URI, its characters spelled out: scheme ":" hier-part [ "?" query ], no fragment.

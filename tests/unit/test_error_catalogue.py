@@ -24,7 +24,7 @@ from shared.settings import Settings
 from shared.web import TOKENS, Api, Call, make_app
 from tests.unit.test_http_conventions import GOOD_TOKEN, OneToken
 
-ERRORS = '''
+ERRORS = """
 class DomainError(Exception):
     status = 400
     code = "bad_request"
@@ -40,7 +40,7 @@ class InvalidInput(DomainError):
 
 class NotFound(DomainError):
     status, code, title = 404, "not_found", "Not found"
-'''
+"""
 
 
 def scanned(**modules: str) -> list[Raise]:
@@ -57,7 +57,8 @@ def codes(found: list[Raise]) -> list[tuple[str, int | str, str]]:
 
 
 def test_a_class_s_own_code_status_and_title_count_where_it_is_called_without_a_code() -> None:
-    found = scanned(views='''
+    found = scanned(
+        views="""
 from shared.errors import InvalidInput, NotFound
 
 class Gone(NotFound):
@@ -75,7 +76,8 @@ def other(kind):
 
 def third():
     raise InvalidInput
-''')
+"""
+    )
     assert codes(found) == [
         ("gone", 410, "Long gone"),
         ("gone", 410, "No … … any more."),
@@ -84,7 +86,8 @@ def third():
 
 
 def test_a_call_with_code_takes_the_class_status_and_its_first_argument_as_meaning() -> None:
-    found = scanned(handlers='''
+    found = scanned(
+        handlers="""
 from shared import errors
 
 def handle(cmd):
@@ -92,13 +95,15 @@ def handle(cmd):
 
 def other():
     raise errors.InvalidInput(detail="Give one.", code="duration_or_end")
-''')
+"""
+    )
     assert codes(found) == [("shift_not_found", 404, "No such … here."), ("duration_or_end", 422, "Give one.")]
     assert [(r.module, r.line) for r in found] == [("services/handlers.py", 5), ("services/handlers.py", 8)]
 
 
 def test_an_error_class_defined_outside_shared_errors_with_its_own_init_is_read_too() -> None:
-    found = scanned(ratelimit='''
+    found = scanned(
+        ratelimit="""
 from shared.errors import DomainError
 
 class RateLimited(DomainError):
@@ -109,12 +114,14 @@ class RateLimited(DomainError):
 
 def check(bucket):
     raise RateLimited(bucket.wait)
-''')
+"""
+    )
     assert codes(found) == [("rate_limited", 429, "Try again in … s.")]
 
 
 def test_problem_calls_with_literals_are_read_where_problem_is_shared_web_s() -> None:
-    found = scanned(proxy='''
+    found = scanned(
+        proxy="""
 from shared.web import problem
 
 def forward(service):
@@ -122,12 +129,14 @@ def forward(service):
 
 def titled():
     return problem(status=503, code="not_ready", title="Not ready")
-''', unrelated='''
+""",
+        unrelated="""
 def problem(a, b, c):
     return a
 
 problem(1, "not_an_answer", "x")
-''')
+""",
+    )
     assert codes(found) == [
         ("upstream_timeout", 504, "The service did not answer in time — … is slow."),
         ("not_ready", 503, "Not ready"),
@@ -135,7 +144,8 @@ problem(1, "not_an_answer", "x")
 
 
 def test_a_status_table_and_its_fallback_are_read() -> None:
-    found = scanned(web='''
+    found = scanned(
+        web="""
 from shared.web import problem
 
 _CODES = {
@@ -149,7 +159,8 @@ def answer(exc):
 
 def forward(exc):
     return problem(exc.status, exc.code, exc.title, exc.detail)
-''')
+"""
+    )
     assert codes(found) == [
         ("not_found", 404, "Not found"),
         ("body_too_large", 413, "The request body is too large"),
@@ -158,12 +169,14 @@ def forward(exc):
 
 
 def test_another_literal_code_keyword_is_listed_with_an_unknown_status_and_a_passed_on_one_is_not() -> None:
-    found = scanned(audit='''
+    found = scanned(
+        audit="""
 def refuse(cmd, refused):
     record(Refusal(code=cmd.code))
     record(RefuseReport(code=refused.code))
     return Answer("Nope.", code="nope")
-''')
+"""
+    )
     assert codes(found) == [("nope", UNKNOWN_STATUS, "Nope.")]
 
 
@@ -238,8 +251,11 @@ CRUDE_SHAPES = [
 
 
 def sources() -> dict[Path, str]:
-    return {path: path.read_text(encoding="utf-8") for folder in ("shared", "services")
-            for path in sorted((ROOT / folder).rglob("*.py"))}
+    return {
+        path: path.read_text(encoding="utf-8")
+        for folder in ("shared", "services")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+    }
 
 
 def call_texts(text: str, name: str) -> list[str]:
@@ -251,7 +267,7 @@ def call_texts(text: str, name: str) -> list[str]:
             depth += {"(": 1, ")": -1}.get(text[end], 0)
             if depth == 0:
                 break
-        calls.append(text[match.start():end + 1])
+        calls.append(text[match.start() : end + 1])
     return calls
 
 
@@ -269,8 +285,11 @@ def test_a_cruder_reading_of_the_tree_finds_the_same_codes() -> None:
 
 
 def test_a_cruder_reading_finds_the_same_error_classes() -> None:
-    bases = {name: base for text in sources().values()
-             for name, base in re.findall(r"^class (\w+)\((?:\w+\.)?(\w+)\)", text, flags=re.MULTILINE)}
+    bases = {
+        name: base
+        for text in sources().values()
+        for name, base in re.findall(r"^class (\w+)\((?:\w+\.)?(\w+)\)", text, flags=re.MULTILINE)
+    }
     errors = {"DomainError"}
     while grown := {name for name, base in bases.items() if base in errors} - errors:
         errors |= grown
@@ -279,8 +298,12 @@ def test_a_cruder_reading_finds_the_same_error_classes() -> None:
 
 
 def test_no_module_builds_a_code_with_an_f_string() -> None:
-    hits = [f"{path.relative_to(ROOT)}: {line.strip()}" for path, text in sources().items()
-            for line in text.splitlines() if re.search(r"\bcode\s*=\s*f[\"']", line)]
+    hits = [
+        f"{path.relative_to(ROOT)}: {line.strip()}"
+        for path, text in sources().items()
+        for line in text.splitlines()
+        if re.search(r"\bcode\s*=\s*f[\"']", line)
+    ]
     assert hits == []
 
 
@@ -341,8 +364,13 @@ JSON = {**KIOSK, "Content-Type": "application/json"}
         ("GET", "/report?from=2026-01-01&to=2026-03-01", KIOSK, None, "range_too_long"),
         ("GET", "/report?from=2026-03-01", KIOSK, None, "invalid_request"),
         ("GET", "/report?from=2026-03-01&to=2026-03-02", {}, None, "missing_token"),
-        ("GET", "/report?from=2026-03-01&to=2026-03-02", {"Authorization": "Bearer rcc_not_ours"}, None,
-         "invalid_token"),
+        (
+            "GET",
+            "/report?from=2026-03-01&to=2026-03-02",
+            {"Authorization": "Bearer rcc_not_ours"},
+            None,
+            "invalid_token",
+        ),
         ("GET", "/staff", KIOSK, None, "wrong_role"),
         ("POST", "/things", JSON, '{"name": "' + "x" * 100 + '"}', "body_too_large"),
         ("POST", "/things", JSON, '{"name": ', "malformed_json"),

@@ -235,8 +235,17 @@ def test_outbox_envelope_round_trips_through_from_body() -> None:
 
 @pytest.mark.parametrize(
     ("sent", "number"),
-    [("42", 42), ("9007199254740993", 9_007_199_254_740_993), (7, 7), ("", None), ("-1", None), ("4.2", None),
-     ("٣", None), (True, None), (None, None)],
+    [
+        ("42", 42),
+        ("9007199254740993", 9_007_199_254_740_993),
+        (7, 7),
+        ("", None),
+        ("-1", None),
+        ("4.2", None),
+        ("٣", None),
+        (True, None),
+        (None, None),
+    ],
 )
 def test_the_sequence_extension_is_read_as_a_number(sent: Any, number: int | None) -> None:
     ce = make_envelope()

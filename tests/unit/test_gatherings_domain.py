@@ -37,7 +37,10 @@ def test_weekly_tuesday_6pm_stays_6pm_local_across_the_march_change() -> None:
     # Chicago springs forward on Sunday 2027-03-14.
     sessions = plan("FREQ=WEEKLY;BYDAY=TU;COUNT=4", datetime(2027, 3, 2, 18, 0))
     assert [local(s).replace(tzinfo=None) for s in sessions] == [
-        datetime(2027, 3, 2, 18), datetime(2027, 3, 9, 18), datetime(2027, 3, 16, 18), datetime(2027, 3, 23, 18)
+        datetime(2027, 3, 2, 18),
+        datetime(2027, 3, 9, 18),
+        datetime(2027, 3, 16, 18),
+        datetime(2027, 3, 23, 18),
     ]
     # The instants move by an hour: 00:00Z under CST (UTC-6), 23:00Z under CDT (UTC-5).
     assert [s.starts_at.astimezone(UTC).hour for s in sessions] == [0, 0, 23, 23]
@@ -49,7 +52,10 @@ def test_weekly_tuesday_6pm_stays_6pm_local_across_the_november_change() -> None
     # Chicago falls back on Sunday 2027-11-07.
     sessions = plan("FREQ=WEEKLY;BYDAY=TU", datetime(2027, 10, 26, 18, 0), until=datetime(2027, 11, 17, tzinfo=UTC))
     assert [(local(s).date(), local(s).hour, local(s).minute) for s in sessions] == [
-        (date(2027, 10, 26), 18, 0), (date(2027, 11, 2), 18, 0), (date(2027, 11, 9), 18, 0), (date(2027, 11, 16), 18, 0)
+        (date(2027, 10, 26), 18, 0),
+        (date(2027, 11, 2), 18, 0),
+        (date(2027, 11, 9), 18, 0),
+        (date(2027, 11, 16), 18, 0),
     ]
     assert [s.starts_at.astimezone(UTC).hour for s in sessions] == [23, 23, 0, 0]
 
@@ -64,7 +70,12 @@ def test_a_session_that_spans_the_change_lasts_its_length_in_exact_time() -> Non
 def test_monthly_on_the_second_tuesday() -> None:
     sessions = plan("FREQ=MONTHLY;BYDAY=2TU;COUNT=6", datetime(2027, 1, 12, 18, 30))
     assert [local(s).date() for s in sessions] == [
-        date(2027, 1, 12), date(2027, 2, 9), date(2027, 3, 9), date(2027, 4, 13), date(2027, 5, 11), date(2027, 6, 8)
+        date(2027, 1, 12),
+        date(2027, 2, 9),
+        date(2027, 3, 9),
+        date(2027, 4, 13),
+        date(2027, 5, 11),
+        date(2027, 6, 8),
     ]
     assert {(local(s).hour, local(s).minute) for s in sessions} == {(18, 30)}
     assert all(local(s).weekday() == 1 and 8 <= local(s).day <= 14 for s in sessions)
@@ -100,8 +111,12 @@ def test_only_sessions_after_what_exists_and_not_yet_over_are_planned() -> None:
     first = datetime(2026, 12, 1, 18, 0)
     now = datetime(2026, 12, 9, 0, 45, tzinfo=UTC)  # the 8th's session (00:00-01:30Z on the 9th) is under way
     sessions = plan("FREQ=WEEKLY;BYDAY=TU", first, now=now, until=datetime(2026, 12, 31, tzinfo=UTC))
-    assert [local(s).date() for s in sessions] == [date(2026, 12, 8), date(2026, 12, 15), date(2026, 12, 22),
-                                                    date(2026, 12, 29)]
+    assert [local(s).date() for s in sessions] == [
+        date(2026, 12, 8),
+        date(2026, 12, 15),
+        date(2026, 12, 22),
+        date(2026, 12, 29),
+    ]
     later = plan(
         "FREQ=WEEKLY;BYDAY=TU", first, now=now, after=sessions[-1].starts_at, until=datetime(2027, 1, 14, tzinfo=UTC)
     )
@@ -116,8 +131,11 @@ def test_until_and_count_in_the_rule_end_the_group() -> None:
 
 def test_a_rule_that_fills_the_calendar_is_refused() -> None:
     with pytest.raises(domain.TooManySessions):
-        plan("FREQ=DAILY;BYHOUR=8,9,10,11,12,13,14,15,16,17", datetime(2026, 12, 1, 8), until=datetime(2027, 6, 1,
-                                                                                                        tzinfo=UTC))
+        plan(
+            "FREQ=DAILY;BYHOUR=8,9,10,11,12,13,14,15,16,17",
+            datetime(2026, 12, 1, 8),
+            until=datetime(2027, 6, 1, tzinfo=UTC),
+        )
 
 
 @pytest.mark.parametrize("rule", ["FREQ=HOURLY", "FREQ=WEEKLY;BYDAY=XX", "DTSTART:20261201T180000\nFREQ=WEEKLY", ""])
@@ -255,8 +273,14 @@ def test_window_state() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "expected"),
-    [("sober_social", "affiliational"), ("payday", "affiliational"), ("holiday", "affiliational"),
-     ("sports", "affiliational"), ("education", "informational"), ("other", None)],
+    [
+        ("sober_social", "affiliational"),
+        ("payday", "affiliational"),
+        ("holiday", "affiliational"),
+        ("sports", "affiliational"),
+        ("education", "informational"),
+        ("other", None),
+    ],
 )
 def test_events_count_as_a_support_type_by_kind_unless_given(kind: str, expected: str | None) -> None:
     assert domain.sober_event_support_type(kind, None) == expected  # type: ignore[arg-type]
@@ -270,9 +294,15 @@ def test_calendar_has_one_vevent_per_entry_in_the_site_zone() -> None:
     sessions = plan("FREQ=WEEKLY;BYDAY=TU;COUNT=4", datetime(2027, 3, 2, 18, 0))
     entries = [
         CalendarEntry(
-            uid=f"{uuid.uuid4()}@test", summary="Tuesday re-entry group; all welcome", starts_at=s.starts_at,
-            ends_at=s.ends_at, location="Room 2", categories=("recovery group", "emotional"), revision=i,
-            updated_at=datetime(2027, 1, 4, 12, 30, tzinfo=CHICAGO), cancelled=i == 3,
+            uid=f"{uuid.uuid4()}@test",
+            summary="Tuesday re-entry group; all welcome",
+            starts_at=s.starts_at,
+            ends_at=s.ends_at,
+            location="Room 2",
+            categories=("recovery group", "emotional"),
+            revision=i,
+            updated_at=datetime(2027, 1, 4, 12, 30, tzinfo=CHICAGO),
+            cancelled=i == 3,
         )
         for i, s in enumerate(sessions)
     ]
@@ -281,7 +311,10 @@ def test_calendar_has_one_vevent_per_entry_in_the_site_zone() -> None:
     events = list(parsed.walk("VEVENT"))
     assert len(events) == 4
     assert [e.decoded("dtstart").replace(tzinfo=None) for e in events] == [
-        datetime(2027, 3, 2, 18), datetime(2027, 3, 9, 18), datetime(2027, 3, 16, 18), datetime(2027, 3, 23, 18)
+        datetime(2027, 3, 2, 18),
+        datetime(2027, 3, 9, 18),
+        datetime(2027, 3, 16, 18),
+        datetime(2027, 3, 23, 18),
     ]
     assert all(e["dtstart"].params["TZID"] == "America/Chicago" for e in events)
     assert [e.decoded("dtstart").astimezone(UTC) for e in events] == [s.starts_at for s in sessions]

@@ -71,9 +71,21 @@ class StoredGathering:
 
     def row(self) -> GatheringRow:
         return GatheringRow(
-            self.gathering_id, self.site_id, self.gathering_type, self.group_id, self.kind, self.support_type,
-            self.family_friendly, self.starts_at, self.ends_at, self.capacity, self.child_care_seats,
-            self.taken_adults, self.taken_children, self.registration_opens_at, self.registration_closes_at,
+            self.gathering_id,
+            self.site_id,
+            self.gathering_type,
+            self.group_id,
+            self.kind,
+            self.support_type,
+            self.family_friendly,
+            self.starts_at,
+            self.ends_at,
+            self.capacity,
+            self.child_care_seats,
+            self.taken_adults,
+            self.taken_children,
+            self.registration_opens_at,
+            self.registration_closes_at,
             self.cancelled_at,
         )
 
@@ -97,8 +109,15 @@ class StoredRegistration:
 
     def row(self) -> RegistrationRow:
         return RegistrationRow(
-            self.registration_id, self.seq, self.gathering_id, self.site_id, self.member_id, self.adults,
-            self.children, self.status, self.registered_at,
+            self.registration_id,
+            self.seq,
+            self.gathering_id,
+            self.site_id,
+            self.member_id,
+            self.adults,
+            self.children,
+            self.status,
+            self.registered_at,
         )
 
 
@@ -123,13 +142,27 @@ class FakeGatheringsRepository:
         added = []
         for s in sessions:
             if any(
-                g.group_id == s.group_id and g.occurrence_start == s.occurrence_start
-                for g in self.gatherings.values()
+                g.group_id == s.group_id and g.occurrence_start == s.occurrence_start for g in self.gatherings.values()
             ):
                 continue
             self.gatherings[s.session_id] = StoredGathering(
-                s.session_id, s.site_id, "session", s.group_id, s.occurrence_start, None, None, s.support_type,
-                False, s.room, s.starts_at, s.ends_at, s.capacity, s.child_care_seats, None, None, s.created_at,
+                s.session_id,
+                s.site_id,
+                "session",
+                s.group_id,
+                s.occurrence_start,
+                None,
+                None,
+                s.support_type,
+                False,
+                s.room,
+                s.starts_at,
+                s.ends_at,
+                s.capacity,
+                s.child_care_seats,
+                None,
+                None,
+                s.created_at,
             )
             added.append(s.session_id)
         return added
@@ -144,9 +177,23 @@ class FakeGatheringsRepository:
 
     async def add_sober_event(self, e: NewSoberEvent) -> None:
         self.gatherings[e.sober_event_id] = StoredGathering(
-            e.sober_event_id, e.site_id, "event", None, None, e.title, e.kind, e.support_type, e.family_friendly,
-            e.room, e.starts_at, e.ends_at, e.capacity, e.child_care_seats, e.registration_opens_at,
-            e.registration_closes_at, e.created_at,
+            e.sober_event_id,
+            e.site_id,
+            "event",
+            None,
+            None,
+            e.title,
+            e.kind,
+            e.support_type,
+            e.family_friendly,
+            e.room,
+            e.starts_at,
+            e.ends_at,
+            e.capacity,
+            e.child_care_seats,
+            e.registration_opens_at,
+            e.registration_closes_at,
+            e.created_at,
         )
 
     # Both kinds of gathering
@@ -216,8 +263,16 @@ class FakeGatheringsRepository:
         self._seq += 1
         r = registration
         self.registrations[r.registration_id] = StoredRegistration(
-            r.registration_id, self._seq, r.gathering_id, r.site_id, r.member_id, r.party.adults, r.party.children,
-            "confirmed" if confirmed else "waitlisted", r.registered_by, r.registered_at,
+            r.registration_id,
+            self._seq,
+            r.gathering_id,
+            r.site_id,
+            r.member_id,
+            r.party.adults,
+            r.party.children,
+            "confirmed" if confirmed else "waitlisted",
+            r.registered_by,
+            r.registered_at,
             confirmed_at=r.registered_at if confirmed else None,
         )
         position = None
@@ -249,7 +304,8 @@ class FakeGatheringsRepository:
 
     async def waiting(self, gathering_id: uuid.UUID) -> list[RegistrationRow]:
         return [
-            r.row() for r in sorted(self.registrations.values(), key=lambda r: r.seq)
+            r.row()
+            for r in sorted(self.registrations.values(), key=lambda r: r.seq)
             if r.gathering_id == gathering_id and r.status == "waitlisted"
         ]
 
@@ -263,7 +319,8 @@ class FakeGatheringsRepository:
     async def add_attendance(self, mark: NewAttendance) -> bool:
         for a in self.attendance:
             same_member = mark.member_id is not None and (a.gathering_id, a.member_id) == (
-                mark.gathering_id, mark.member_id
+                mark.gathering_id,
+                mark.member_id,
             )
             if same_member or (mark.visit_id is not None and a.visit_id == mark.visit_id):
                 return False
@@ -331,10 +388,20 @@ async def sober_event(
 ) -> uuid.UUID:
     starts_at = given.pop("starts_at", NOW + timedelta(days=5))
     values: dict[str, Any] = {
-        "site_id": SITE, "actor_id": COORDINATOR, "timezone": ZONE, "title": "Payday cookout", "kind": "payday",
-        "support_type": None, "starts_at": starts_at, "ends_at": starts_at + timedelta(hours=3),
-        "capacity": capacity, "child_care_seats": child_care_seats, "family_friendly": True, "room": "Yard",
-        "registration_opens_at": None, "registration_closes_at": None,
+        "site_id": SITE,
+        "actor_id": COORDINATOR,
+        "timezone": ZONE,
+        "title": "Payday cookout",
+        "kind": "payday",
+        "support_type": None,
+        "starts_at": starts_at,
+        "ends_at": starts_at + timedelta(hours=3),
+        "capacity": capacity,
+        "child_care_seats": child_care_seats,
+        "family_friendly": True,
+        "room": "Yard",
+        "registration_opens_at": None,
+        "registration_closes_at": None,
     }
     result = await handlers.schedule_sober_event(ScheduleSoberEvent(**{**values, **given}), uow=uow, clock=clock)
     return result.event_id
@@ -354,8 +421,14 @@ async def register(
     site_id: str | None = SITE,
 ):
     cmd = Register(
-        site_id=site_id, actor_id=COORDINATOR, role=role, acting_member_id=acting_member_id,
-        gathering_type=gathering_type, gathering_id=gathering_id, member_id=member_id, adults=adults,
+        site_id=site_id,
+        actor_id=COORDINATOR,
+        role=role,
+        acting_member_id=acting_member_id,
+        gathering_type=gathering_type,
+        gathering_id=gathering_id,
+        member_id=member_id,
+        adults=adults,
         children=children,
     )
     return await handlers.register(cmd, uow=uow, clock=clock)
@@ -365,18 +438,32 @@ async def cancel_registration(
     uow: FakeUnitOfWork, clock: FixedClock, registration_id: uuid.UUID, *, acting_member_id: uuid.UUID | None = None
 ):
     cmd = CancelRegistration(
-        site_id=SITE, actor_id=COORDINATOR, role="volunteer" if acting_member_id else "coordinator",
-        acting_member_id=acting_member_id, registration_id=registration_id,
+        site_id=SITE,
+        actor_id=COORDINATOR,
+        role="volunteer" if acting_member_id else "coordinator",
+        acting_member_id=acting_member_id,
+        registration_id=registration_id,
     )
     return await handlers.cancel_registration(cmd, uow=uow, clock=clock)
 
 
 async def create_group(uow: FakeUnitOfWork, clock: FixedClock, facilitator: uuid.UUID, **given: Any):
     values: dict[str, Any] = {
-        "site_id": SITE, "actor_id": COORDINATOR, "timezone": ZONE, "name": "Tuesday re-entry group",
-        "focus_tags": ("re-entry",), "support_type": "emotional", "facilitator_member_id": facilitator,
-        "capacity": 8, "child_care_seats": 0, "room": "Room 2", "first_start": datetime(2026, 6, 2, 18, 0),
-        "duration_minutes": 90, "rrule": "FREQ=WEEKLY;BYDAY=TU", "exceptions": (), "horizon_weeks": 4,
+        "site_id": SITE,
+        "actor_id": COORDINATOR,
+        "timezone": ZONE,
+        "name": "Tuesday re-entry group",
+        "focus_tags": ("re-entry",),
+        "support_type": "emotional",
+        "facilitator_member_id": facilitator,
+        "capacity": 8,
+        "child_care_seats": 0,
+        "room": "Room 2",
+        "first_start": datetime(2026, 6, 2, 18, 0),
+        "duration_minutes": 90,
+        "rrule": "FREQ=WEEKLY;BYDAY=TU",
+        "exceptions": (),
+        "horizon_weeks": 4,
     }
     return await handlers.create_group(CreateGroup(**{**values, **given}), uow=uow, clock=clock)
 
@@ -388,17 +475,31 @@ def sessions_of(uow: FakeUnitOfWork, group_id: uuid.UUID) -> list[StoredGatherin
 
 def received(event_type: str, data: dict[str, Any], site_id: str = SITE) -> ReceivedEvent:
     return ReceivedEvent(
-        id=uuid.uuid4(), type=event_type, source="/rcc/checkin", subject=None, site_id=site_id, time=NOW,
-        data=data, attributes={},
+        id=uuid.uuid4(),
+        type=event_type,
+        source="/rcc/checkin",
+        subject=None,
+        site_id=site_id,
+        time=NOW,
+        data=data,
+        attributes={},
     )
 
 
 def check_in(member_id: uuid.UUID | None, ref: str, *, purpose: str = "sober_event", **extra: Any) -> ReceivedEvent:
-    return received("checkin.visitor_checked_in", {
-        "visit_id": str(uuid.uuid4()), "member_id": str(member_id) if member_id else None,
-        "anonymous": member_id is None, "purpose": purpose, "support_type": "affiliational", "ref": ref,
-        "checked_in_at": "2026-06-06T14:05:00Z", **extra,
-    })
+    return received(
+        "checkin.visitor_checked_in",
+        {
+            "visit_id": str(uuid.uuid4()),
+            "member_id": str(member_id) if member_id else None,
+            "anonymous": member_id is None,
+            "purpose": purpose,
+            "support_type": "affiliational",
+            "ref": ref,
+            "checked_in_at": "2026-06-06T14:05:00Z",
+            **extra,
+        },
+    )
 
 
 # Groups and sessions
@@ -468,9 +569,15 @@ async def test_moving_a_session_keeps_its_registrations_and_says_from_when(
     later = previous + timedelta(hours=1)
 
     result = await handlers.move_session(
-        MoveSession(site_id=SITE, actor_id=COORDINATOR, session_id=session.gathering_id, starts_at=later,
-                    ends_at=later + timedelta(minutes=90)),
-        uow=uow, clock=clock,
+        MoveSession(
+            site_id=SITE,
+            actor_id=COORDINATOR,
+            session_id=session.gathering_id,
+            starts_at=later,
+            ends_at=later + timedelta(minutes=90),
+        ),
+        uow=uow,
+        clock=clock,
     )
 
     assert (result.starts_at, result.seats_left) == (later, 7)
@@ -517,7 +624,10 @@ async def test_registrations_confirm_until_full_then_wait_in_order(uow: FakeUnit
     results = [await register(uow, clock, event_id, m) for m in people]
 
     assert [(r.status, r.position) for r in results] == [
-        ("confirmed", None), ("confirmed", None), ("waitlisted", 1), ("waitlisted", 2),
+        ("confirmed", None),
+        ("confirmed", None),
+        ("waitlisted", 1),
+        ("waitlisted", 2),
     ]
     assert uow.gatherings.gatherings[event_id].taken_adults == 2
     assert uow.types()[1:] == ["gatherings.registered"] * 2 + ["gatherings.waitlisted"] * 2
@@ -619,7 +729,9 @@ async def test_cancel_registration_refusals_carry_their_codes(uow: FakeUnitOfWor
         await cancel_registration(uow, clock, registration.registration_id)
 
     assert (not_yours.value.code, missing.value.code, again.value.code) == (
-        "not_yours", "registration_not_found", "already_cancelled",
+        "not_yours",
+        "registration_not_found",
+        "already_cancelled",
     )
 
 
@@ -635,8 +747,14 @@ async def test_capacity_changes_promote_at_once_or_are_refused_with_their_codes(
     before = len(uow.events)
 
     async def change(capacity: int | None = None, child_care_seats: int | None = None):
-        cmd = ChangeCapacity(site_id=SITE, actor_id=COORDINATOR, gathering_type="event", gathering_id=event_id,
-                             capacity=capacity, child_care_seats=child_care_seats)
+        cmd = ChangeCapacity(
+            site_id=SITE,
+            actor_id=COORDINATOR,
+            gathering_type="event",
+            gathering_id=event_id,
+            capacity=capacity,
+            child_care_seats=child_care_seats,
+        )
         return await handlers.change_capacity(cmd, uow=uow, clock=clock)
 
     with pytest.raises(Conflict) as below_confirmed:
@@ -702,13 +820,20 @@ async def test_a_check_in_for_a_sober_event_is_attendance_with_the_registered_pa
 
     [mark] = uow.gatherings.attendance
     assert (mark.member_id, mark.registration_id, mark.party.adults, mark.party.children, mark.source) == (
-        someone, registration.registration_id, 2, 1, "checkin",
+        someone,
+        registration.registration_id,
+        2,
+        1,
+        "checkin",
     )
     assert uow.types()[-1] == "gatherings.attended"
     assert uow.events[-1].correlation_id == str(arrival.id)
     data = uow.data()
     assert (data["registered"], data["anonymous"], data["event_id"], data["session_id"]) == (
-        True, False, str(event_id), None,
+        True,
+        False,
+        str(event_id),
+        None,
     )
     assert data["attended_at"] == "2026-06-06T14:05:00Z"
 
@@ -732,7 +857,8 @@ async def test_check_ins_that_name_no_gathering_of_this_site_are_ignored(
     cancelled = await sober_event(uow, clock)
     await handlers.cancel_gathering(
         CancelGathering(site_id=SITE, actor_id=COORDINATOR, gathering_type="event", gathering_id=cancelled),
-        uow=uow, clock=clock,
+        uow=uow,
+        clock=clock,
     )
     someone = member(uow)
 
@@ -757,8 +883,15 @@ async def test_a_roster_mark_records_once_and_an_erased_member_can_still_be_mark
     await uow.gatherings.mark_member_erased(erased, SITE, NOW)
 
     def mark(member_id: uuid.UUID, **given: Any) -> MarkAttendance:
-        return MarkAttendance(site_id=SITE, actor_id=COORDINATOR, gathering_type="event", gathering_id=event_id,
-                              member_id=member_id, adults=given.get("adults"), children=given.get("children"))
+        return MarkAttendance(
+            site_id=SITE,
+            actor_id=COORDINATOR,
+            gathering_type="event",
+            gathering_id=event_id,
+            member_id=member_id,
+            adults=given.get("adults"),
+            children=given.get("children"),
+        )
 
     first = await handlers.mark_attendance(mark(someone, adults=2), uow=uow, clock=clock)
     second = await handlers.mark_attendance(mark(someone), uow=uow, clock=clock)
@@ -781,9 +914,14 @@ async def test_members_check_in_registers_and_erases_can_be_named_and_then_not(
     uow: FakeUnitOfWork, clock: FixedClock
 ) -> None:
     member_id = uuid.uuid4()
-    registered = received("checkin.member_registered", {
-        "member_id": str(member_id), "registered_at": "2026-06-01T13:00:00Z", "registered_by": "kiosk",
-    })
+    registered = received(
+        "checkin.member_registered",
+        {
+            "member_id": str(member_id),
+            "registered_at": "2026-06-01T13:00:00Z",
+            "registered_by": "kiosk",
+        },
+    )
     event_id = await sober_event(uow, clock)
 
     await handlers.record_member_registered(registered, uow=uow, clock=clock)

@@ -34,8 +34,11 @@ ALWAYS_UP = {"/healthz", "/metrics", "/openapi.json"}  # answered from memory: n
 
 
 def declared_operations() -> list[tuple[str, Operation]]:
-    return [(name, op) for name, service in SERVICES.items()
-            for op in importlib.import_module(f"{service.package}.views").api.operations]
+    return [
+        (name, op)
+        for name, service in SERVICES.items()
+        for op in importlib.import_module(f"{service.package}.views").api.operations
+    ]
 
 
 @pytest.mark.parametrize("relative", sorted(OPENAPI))
@@ -101,8 +104,10 @@ def test_every_status_a_route_can_answer_is_documented(relative: str) -> None:
 def test_asyncapi_names_the_broker() -> None:
     servers = api_documents()["asyncapi.json"]["servers"]
     assert servers["broker"]["protocol"] == "amqp"
-    assert servers["broker"]["host"].format(**{k: v["default"] for k, v in servers["broker"]["variables"].items()}) \
+    assert (
+        servers["broker"]["host"].format(**{k: v["default"] for k, v in servers["broker"]["variables"].items()})
         == "127.0.0.1:5672"
+    )
 
 
 def test_asyncapi_says_what_each_service_receives() -> None:
@@ -128,8 +133,11 @@ def test_asyncapi_says_what_each_service_receives() -> None:
 def test_asyncapi_envelope_has_an_absolute_dataschema_and_a_string_sequence() -> None:
     message = api_documents()["asyncapi.json"]["components"]["messages"]["checkin.visitor_checked_in"]
     properties = message["payload"]["properties"]
-    assert properties["dataschema"] == {"type": "string", "format": "uri",
-                                        "const": "urn:rcc:schema:checkin.visitor_checked_in:v1"}
+    assert properties["dataschema"] == {
+        "type": "string",
+        "format": "uri",
+        "const": "urn:rcc:schema:checkin.visitor_checked_in:v1",
+    }
     assert properties["sequence"]["type"] == "string"
 
 

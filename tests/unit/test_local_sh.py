@@ -25,8 +25,25 @@ LOCAL_SH = ROOT / "deploy" / "local.sh"
 
 # Real programs the script runs; everything else on PATH is a stand-in.
 REAL_TOOLS = [
-    "bash", "cat", "sha256sum", "cut", "awk", "sed", "seq", "sort", "tail", "basename", "dirname", "grep", "rm",
-    "env", "mkdir", "touch", "cp", "chmod", "head",
+    "bash",
+    "cat",
+    "sha256sum",
+    "cut",
+    "awk",
+    "sed",
+    "seq",
+    "sort",
+    "tail",
+    "basename",
+    "dirname",
+    "grep",
+    "rm",
+    "env",
+    "mkdir",
+    "touch",
+    "cp",
+    "chmod",
+    "head",
 ]
 
 LOG = 'printf "%s\\n" "$(basename "$0") $*" >>"$STATE/calls"\n'
@@ -61,7 +78,7 @@ PACKAGES = {
         "psql": LOG
         + 'for conf in "$PG_ETC"/*/*/pg_hba.conf; do\n'
         + '    grep -v "^#" "$conf" 2>/dev/null | head -n 1 | grep -q "^host *all *all *127.0.0.1/32 *trust" && exit\n'
-        + 'done\n'
+        + "done\n"
         + '[ -e "$STATE/psql-logs-in" ]\n',
     },
     "rabbitmq-server": {
@@ -121,8 +138,14 @@ class Machine:
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
-            "PATH": str(self.bin), "STATE": str(self.state), "BIN": str(self.bin), "PG_ETC": str(self.pg_etc),
-            "FAKE_PG_ETC": str(self.pg_etc), "HOME": str(self.path), "LC_ALL": "C", **extra,
+            "PATH": str(self.bin),
+            "STATE": str(self.state),
+            "BIN": str(self.bin),
+            "PG_ETC": str(self.pg_etc),
+            "FAKE_PG_ETC": str(self.pg_etc),
+            "HOME": str(self.path),
+            "LC_ALL": "C",
+            **extra,
         }
 
     def run(self, call: str, *, cwd: Path = ROOT, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -135,7 +158,11 @@ class Machine:
             f"{call}\n"
         )
         return subprocess.run(
-            [self.bin / "bash", "-c", harness], cwd=cwd, env=self.env(**extra), capture_output=True, text=True,
+            [self.bin / "bash", "-c", harness],
+            cwd=cwd,
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
             timeout=60,
         )
 
@@ -161,7 +188,8 @@ def machine(tmp_path: Path) -> Machine:
             machine.script(machine.state / "packages" / package, name, body)
     # Debian's postgresql package makes and starts cluster 'main' as it installs (where an init system lets it).
     machine.script(
-        machine.state / "postinst", "postgresql",
+        machine.state / "postinst",
+        "postgresql",
         'mkdir -p "$STATE/../usr-lib-postgresql/15/bin"\n"$STATE/make-cluster" 15 main 5432\n'
         'touch "$STATE/pg-running"\n',
     )
@@ -313,7 +341,8 @@ def test_when_apt_cannot_install_the_error_says_to_install_once_with_sudo(machin
     assert result.returncode == 1
     assert "run 'sudo apt-get install postgresql rabbitmq-server' once" in result.stderr
     assert [call for call in machine.calls() if call.startswith("apt-get")] == [
-        "apt-get install -y -q postgresql", "apt-get update -q",
+        "apt-get install -y -q postgresql",
+        "apt-get update -q",
     ]
 
 
@@ -498,7 +527,8 @@ async def test_the_image_health_check_passes_while_a_service_answers_healthz_and
 
     async def check() -> int:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "deploy" / "healthcheck.py"),
+            sys.executable,
+            str(ROOT / "deploy" / "healthcheck.py"),
             env={**unused, "RCC_GATHERINGS_PORT": str(port), "PATH": os.environ["PATH"]},
         )
         return await process.wait()

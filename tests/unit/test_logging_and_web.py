@@ -247,8 +247,15 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
 
 @pytest.mark.parametrize(
-    "name", ["aio_pika.robust_connection", "aiormq.connection", "asyncpg", "alembic.runtime.migration",
-             "sqlalchemy.engine.Engine", "aiohttp.server"]
+    "name",
+    [
+        "aio_pika.robust_connection",
+        "aiormq.connection",
+        "asyncpg",
+        "alembic.runtime.migration",
+        "sqlalchemy.engine.Engine",
+        "aiohttp.server",
+    ],
 )
 def test_a_library_log_line_is_json_with_our_context_and_redaction(
     log_lines: Callable[[], list[dict[str, Any]]], name: str

@@ -67,8 +67,14 @@ def test_a_reversed_range_of_local_dates_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "bound",
-    [date(1, 1, 1), date(9999, 12, 31), date(1899, 12, 31), date(3000, 1, 1),
-     datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5))), datetime(1, 1, 1, tzinfo=UTC)],
+    [
+        date(1, 1, 1),
+        date(9999, 12, 31),
+        date(1899, 12, 31),
+        date(3000, 1, 1),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1, 1, 1, tzinfo=UTC),
+    ],
 )
 def test_bounds_outside_the_years_are_refused(bound: date) -> None:
     assert code_of(instant_range, bound, None, NEW_YORK) == "date_out_of_range"

@@ -25,17 +25,41 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def summary_body(**changes: Any) -> dict[str, Any]:
     body = {
-        "site": "downtown", "timezone": "America/Chicago", "from": "2026-03-01", "to": "2026-03-31", "min_cell": None,
-        "suppressed": False, "unduplicated_members": 42, "visits": 310, "anonymous_visits": 55, "new_members": 7,
+        "site": "downtown",
+        "timezone": "America/Chicago",
+        "from": "2026-03-01",
+        "to": "2026-03-31",
+        "min_cell": None,
+        "suppressed": False,
+        "unduplicated_members": 42,
+        "visits": 310,
+        "anonymous_visits": 55,
+        "new_members": 7,
         "returning_members": 35,
-        "visits_by_purpose": {"drop_in": 120, "peer_mentoring": 40, "recovery_group": 50, "sober_event": 10,
-                              "resource_connecting": 30, "education": 20, "volunteer_shift": 40},
+        "visits_by_purpose": {
+            "drop_in": 120,
+            "peer_mentoring": 40,
+            "recovery_group": 50,
+            "sober_event": 10,
+            "resource_connecting": 30,
+            "education": 20,
+            "volunteer_shift": 40,
+        },
         "visits_by_support_type": {"emotional": 90, "informational": 20, "instrumental": 30, "affiliational": 130},
-        "peak_occupancy": 17, "volunteer_hours_approved": "123.50",
+        "peak_occupancy": 17,
+        "volunteer_hours_approved": "123.50",
         "volunteer_hours_by_role": {"front_desk": "100.00", "peer_mentor": "23.50"},
-        "volunteers_active": 9, "shifts_filled": 60, "shifts_missed": 4, "stipends_accrued_cents": 45000,
-        "stipends_paid_cents": 30000, "group_sessions_held": 8, "group_attendance": 64, "events_held": 2,
-        "event_registrations": 30, "event_attendance": 41, "waitlist_promotions": 3,
+        "volunteers_active": 9,
+        "shifts_filled": 60,
+        "shifts_missed": 4,
+        "stipends_accrued_cents": 45000,
+        "stipends_paid_cents": 30000,
+        "group_sessions_held": 8,
+        "group_attendance": 64,
+        "events_held": 2,
+        "event_registrations": 30,
+        "event_attendance": 41,
+        "waitlist_promotions": 3,
     }
     body.update(changes)
     return body
@@ -43,13 +67,25 @@ def summary_body(**changes: Any) -> dict[str, Any]:
 
 def daily_body(days: int = 31, **changes: Any) -> dict[str, Any]:
     rows = [
-        {"date": (date(2026, 3, 1) + timedelta(days=n)).isoformat(), "visits": 10 + n % 7,
-         "unduplicated_members": 8 + n % 5, "new_members": n % 3, "volunteer_hours": f"{n % 4}.25",
-         "attendance": n % 6}
+        {
+            "date": (date(2026, 3, 1) + timedelta(days=n)).isoformat(),
+            "visits": 10 + n % 7,
+            "unduplicated_members": 8 + n % 5,
+            "new_members": n % 3,
+            "volunteer_hours": f"{n % 4}.25",
+            "attendance": n % 6,
+        }
         for n in range(days)
     ]
-    body = {"site": "downtown", "timezone": "America/Chicago", "from": rows[0]["date"], "to": rows[-1]["date"],
-            "min_cell": None, "suppressed": False, "days": rows}
+    body = {
+        "site": "downtown",
+        "timezone": "America/Chicago",
+        "from": rows[0]["date"],
+        "to": rows[-1]["date"],
+        "min_cell": None,
+        "suppressed": False,
+        "days": rows,
+    }
     body.update(changes)
     return body
 
@@ -57,8 +93,14 @@ def daily_body(days: int = 31, **changes: Any) -> dict[str, Any]:
 def test_summary_csv_is_one_metric_per_row_with_nested_keys_flattened() -> None:
     rows = list(csv.reader(io.StringIO(summary_csv(summary_body()))))
     assert rows[0] == ["metric", "value"]
-    assert rows[1:7] == [["site", "downtown"], ["timezone", "America/Chicago"], ["from", "2026-03-01"],
-                         ["to", "2026-03-31"], ["min_cell", ""], ["suppressed", "false"]]
+    assert rows[1:7] == [
+        ["site", "downtown"],
+        ["timezone", "America/Chicago"],
+        ["from", "2026-03-01"],
+        ["to", "2026-03-31"],
+        ["min_cell", ""],
+        ["suppressed", "false"],
+    ]
     values = dict(rows[1:])
     assert values["visits_by_purpose.drop_in"] == "120"
     assert values["visits_by_support_type.affiliational"] == "130"
@@ -69,8 +111,13 @@ def test_summary_csv_is_one_metric_per_row_with_nested_keys_flattened() -> None:
 
 
 def test_a_withheld_count_is_an_empty_cell() -> None:
-    body = summary_body(min_cell=10, suppressed=True, new_members=None, returning_members=None,
-                        visits_by_purpose={**summary_body()["visits_by_purpose"], "sober_event": None})
+    body = summary_body(
+        min_cell=10,
+        suppressed=True,
+        new_members=None,
+        returning_members=None,
+        visits_by_purpose={**summary_body()["visits_by_purpose"], "sober_event": None},
+    )
     values = dict(list(csv.reader(io.StringIO(summary_csv(body))))[1:])
     assert values["min_cell"] == "10" and values["suppressed"] == "true"
     assert values["new_members"] == "" and values["returning_members"] == ""

@@ -97,7 +97,8 @@ def test_hours_overlapping_an_interval() -> None:
     assert hours_overlapping(utc(2026, 3, 1, 9), utc(2026, 3, 1, 9)) == []
     assert hours_overlapping(utc(2026, 3, 1, 9), None) == []
     assert contiguous_runs([utc(2026, 3, 1, 10), utc(2026, 3, 1, 9), utc(2026, 3, 1, 12), utc(2026, 3, 1, 9)]) == [
-        (utc(2026, 3, 1, 9), utc(2026, 3, 1, 11)), (utc(2026, 3, 1, 12), utc(2026, 3, 1, 13)),
+        (utc(2026, 3, 1, 9), utc(2026, 3, 1, 11)),
+        (utc(2026, 3, 1, 12), utc(2026, 3, 1, 13)),
     ]
 
 
@@ -186,8 +187,9 @@ def test_no_visits_no_peak() -> None:
 # --- numbers as reported -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("minutes", "text"), [(0, "0.00"), (30, "0.50"), (61, "1.02"), (1, "0.02"), (125, "2.08"),
-                                               (-45, "-0.75")])
+@pytest.mark.parametrize(
+    ("minutes", "text"), [(0, "0.00"), (30, "0.50"), (61, "1.02"), (1, "0.02"), (125, "2.08"), (-45, "-0.75")]
+)
 def test_hours_are_two_decimals_half_up_from_the_exact_minutes(minutes: int, text: str) -> None:
     assert hours_text(minutes) == text
 
@@ -211,13 +213,22 @@ def logged(type_: str, **data: object) -> LoggedEvent:
 
 def test_each_known_type_becomes_a_fact_and_others_are_ignored() -> None:
     visit = str(uuid.uuid4())
-    batch = extract([
-        logged("checkin.visitor_checked_in", visit_id=visit, member_id=None, anonymous=True, purpose="drop_in",
-               support_type="affiliational", checked_in_at=T.isoformat()),
-        logged("volunteering.stipend_paid", payout_id=str(uuid.uuid4()), amount_cents=2500),
-        logged("audit.report_requested", report="summary"),
-        logged("checkin.member_registered", member_id=str(uuid.uuid4())),
-    ])
+    batch = extract(
+        [
+            logged(
+                "checkin.visitor_checked_in",
+                visit_id=visit,
+                member_id=None,
+                anonymous=True,
+                purpose="drop_in",
+                support_type="affiliational",
+                checked_in_at=T.isoformat(),
+            ),
+            logged("volunteering.stipend_paid", payout_id=str(uuid.uuid4()), amount_cents=2500),
+            logged("audit.report_requested", report="summary"),
+            logged("checkin.member_registered", member_id=str(uuid.uuid4())),
+        ]
+    )
     assert batch.projected == 2 and batch.skipped == 0
     assert batch.visits[0].anonymous and batch.visits[0].checked_in
     assert batch.counters[0].column == "stipends_paid_cents" and batch.counters[0].amount == 2500
@@ -233,13 +244,28 @@ def test_a_stipend_reversal_takes_its_positive_amount_off_the_accrued_sum() -> N
     [
         logged("checkin.visitor_checked_in", visit_id="not-a-uuid", checked_in_at=T.isoformat()),
         logged("checkin.visitor_checked_in", visit_id=str(uuid.uuid4())),  # no checked_in_at
-        logged("checkin.visitor_checked_in", visit_id=str(uuid.uuid4()), member_id=None,
-               checked_in_at="2026-03-01T10:00:00"),  # no offset
-        logged("volunteering.hours_approved", hours_id=str(uuid.uuid4()), member_id=str(uuid.uuid4()),
-               role_id="front_desk", shift_starts_at=T.isoformat(), minutes="90"),
+        logged(
+            "checkin.visitor_checked_in",
+            visit_id=str(uuid.uuid4()),
+            member_id=None,
+            checked_in_at="2026-03-01T10:00:00",
+        ),  # no offset
+        logged(
+            "volunteering.hours_approved",
+            hours_id=str(uuid.uuid4()),
+            member_id=str(uuid.uuid4()),
+            role_id="front_desk",
+            shift_starts_at=T.isoformat(),
+            minutes="90",
+        ),
         logged("volunteering.stipend_accrued", amount_cents=True),
-        logged("gatherings.attended", attendance_id=str(uuid.uuid4()), session_id=None, event_id=None,
-               starts_at=T.isoformat()),
+        logged(
+            "gatherings.attended",
+            attendance_id=str(uuid.uuid4()),
+            session_id=None,
+            event_id=None,
+            starts_at=T.isoformat(),
+        ),
     ],
 )
 def test_malformed_event_data_is_skipped_not_fatal(event: LoggedEvent) -> None:
@@ -248,8 +274,10 @@ def test_malformed_event_data_is_skipped_not_fatal(event: LoggedEvent) -> None:
 
 
 def test_a_logged_event_reads_the_canonical_body() -> None:
-    body = ('{"data":{"x":1},"id":"6f1c2a52-8d4e-4c1a-9a57-2b0d7e1f3c11","siteid":"s","source":"/rcc/x",'
-            '"specversion":"1.0","time":"2026-03-01T15:00:00.000000Z","type":"t"}')
+    body = (
+        '{"data":{"x":1},"id":"6f1c2a52-8d4e-4c1a-9a57-2b0d7e1f3c11","siteid":"s","source":"/rcc/x",'
+        '"specversion":"1.0","time":"2026-03-01T15:00:00.000000Z","type":"t"}'
+    )
     event = LoggedEvent.from_body(body)
     assert event.event_id == uuid.UUID("6f1c2a52-8d4e-4c1a-9a57-2b0d7e1f3c11")
     assert (event.type, event.site_id, event.time, dict(event.data)) == ("t", "s", T, {"x": 1})

@@ -33,9 +33,13 @@ from tests.support.adversary import recovered
 
 FIRST = date(2026, 12, 7)
 GATHERING = ("session_held", "session_attendance", "event_held", "event_registrations", "event_attendance")
-SHOWN_KEYS = {"group_sessions_held": "session_held", "group_attendance": "session_attendance",
-              "events_held": "event_held", "event_registrations": "event_registrations",
-              "event_attendance": "event_attendance"}
+SHOWN_KEYS = {
+    "group_sessions_held": "session_held",
+    "group_attendance": "session_attendance",
+    "events_held": "event_held",
+    "event_registrations": "event_registrations",
+    "event_attendance": "event_attendance",
+}
 
 small = st.integers(0, 12)
 
@@ -49,8 +53,12 @@ def centers(draw: st.DrawFn) -> dict[str, Any]:
     for n in range(sites):
         site = f"s{n + 1}"
         data[site] = [
-            {"purposes": {p: draw(small) for p in PURPOSES}, "new": draw(small), "attendance": draw(small),
-             "gathering": {name: draw(small) for name in GATHERING}}
+            {
+                "purposes": {p: draw(small) for p in PURPOSES},
+                "new": draw(small),
+                "attendance": draw(small),
+                "gathering": {name: draw(small) for name in GATHERING},
+            }
             for _ in range(days)
         ]
     return data
@@ -63,11 +71,19 @@ def _figures(data: dict[str, Any]) -> tuple[dict[str, dict[str, int]], dict[str,
         for offset, day in enumerate(days):
             when = FIRST + timedelta(days=offset)
             visits = sum(day["purposes"].values())
-            counts = {"visits": visits, "anonymous_visits": 0, "shifts_filled": 0, "shifts_missed": 0,
-                      "waitlist_promotions": 0, **{f"purpose_{p}": v for p, v in day["purposes"].items()},
-                      **{f"support_{t}": sum(v for p, v in day["purposes"].items() if SUPPORT_TYPE_OF_PURPOSE[p] == t)
-                         for t in SUPPORT_TYPES},
-                      **day["gathering"]}
+            counts = {
+                "visits": visits,
+                "anonymous_visits": 0,
+                "shifts_filled": 0,
+                "shifts_missed": 0,
+                "waitlist_promotions": 0,
+                **{f"purpose_{p}": v for p, v in day["purposes"].items()},
+                **{
+                    f"support_{t}": sum(v for p, v in day["purposes"].items() if SUPPORT_TYPE_OF_PURPOSE[p] == t)
+                    for t in SUPPORT_TYPES
+                },
+                **day["gathering"],
+            }
             attendance = day["gathering"]["session_attendance"] + day["gathering"]["event_attendance"]
             for scope in (site, NETWORK):
                 totals = summaries.setdefault(scope, {})
@@ -89,8 +105,9 @@ def _reports(data: dict[str, Any], min_cell: int) -> tuple[dict[str, Any], dict[
     for scope in [*data, NETWORK]:
         new = sum(row["new_members"] for row in daily[scope].values())
         unduplicated = new + sum(site[0]["new"] for site in data.values())  # some returning members too
-        values, identities = report_family(summaries, daily, {"unduplicated_members": unduplicated,
-                                                              "new_members": new}, days, scope)
+        values, identities = report_family(
+            summaries, daily, {"unduplicated_members": unduplicated, "new_members": new}, days, scope
+        )
         count = Suppressor(min_cell, withheld_cells(values, identities, min_cell))
         totals = summaries[scope]
         label = "all" if scope == NETWORK else scope
@@ -100,18 +117,26 @@ def _reports(data: dict[str, Any], min_cell: int) -> tuple[dict[str, Any], dict[
             "unduplicated_members": count(unduplicated, summary_cell(scope, "unduplicated_members")),
             "new_members": count(new, summary_cell(scope, "new_members")),
             "returning_members": count(unduplicated - new, summary_cell(scope, "returning_members")),
-            "visits_by_purpose": {p: count(totals[f"purpose_{p}"], summary_cell(scope, f"purpose_{p}"))
-                                  for p in PURPOSES},
-            "visits_by_support_type": {t: count(totals[f"support_{t}"], summary_cell(scope, f"support_{t}"))
-                                       for t in SUPPORT_TYPES},
+            "visits_by_purpose": {
+                p: count(totals[f"purpose_{p}"], summary_cell(scope, f"purpose_{p}")) for p in PURPOSES
+            },
+            "visits_by_support_type": {
+                t: count(totals[f"support_{t}"], summary_cell(scope, f"support_{t}")) for t in SUPPORT_TYPES
+            },
             **{key: count(totals[name], summary_cell(scope, name)) for key, name in SHOWN_KEYS.items()},
         }
-        daily_bodies[label] = {"days": [
-            {"date": day.isoformat(),
-             **{key: count(daily[scope][day][key], daily_cell(scope, key, day))
-                for key in ("visits", "new_members", "attendance")}}
-            for day in days
-        ]}
+        daily_bodies[label] = {
+            "days": [
+                {
+                    "date": day.isoformat(),
+                    **{
+                        key: count(daily[scope][day][key], daily_cell(scope, key, day))
+                        for key in ("visits", "new_members", "attendance")
+                    },
+                }
+                for day in days
+            ]
+        }
     return summary_bodies, daily_bodies
 
 
@@ -128,21 +153,42 @@ def test_no_withheld_cell_is_recovered_by_any_subtraction(data: dict[str, Any], 
 
 def test_the_issue_s_example_leaks_without_complements_and_not_with_them() -> None:
     # s2 on one day: education 2 (withheld at min_cell 5) beside a shown total and every other purpose.
-    data = {"s2": [{"purposes": {"drop_in": 20, "peer_mentoring": 7, "recovery_group": 9, "sober_event": 0,
-                                 "resource_connecting": 6, "education": 2, "volunteer_shift": 5},
-                    "new": 5, "attendance": 0, "gathering": dict.fromkeys(GATHERING, 0)}]}
+    data = {
+        "s2": [
+            {
+                "purposes": {
+                    "drop_in": 20,
+                    "peer_mentoring": 7,
+                    "recovery_group": 9,
+                    "sober_event": 0,
+                    "resource_connecting": 6,
+                    "education": 2,
+                    "volunteer_shift": 5,
+                },
+                "new": 5,
+                "attendance": 0,
+                "gathering": dict.fromkeys(GATHERING, 0),
+            }
+        ]
+    }
     summaries, dailies = _reports(data, 5)
     assert summaries["s2"]["visits_by_purpose"]["education"] is None
     assert summaries["s2"]["visits_by_support_type"]["informational"] is None
     assert recovered(summaries, dailies) == {}
 
-    primary_only = {scope: {**body, "visits_by_purpose": dict(body["visits_by_purpose"])}
-                    for scope, body in summaries.items()}
-    primary_only["s2"]["visits_by_purpose"] = {p: (None if 0 < v < 5 else v)
-                                               for p, v in data["s2"][0]["purposes"].items()}
+    primary_only = {
+        scope: {**body, "visits_by_purpose": dict(body["visits_by_purpose"])} for scope, body in summaries.items()
+    }
+    primary_only["s2"]["visits_by_purpose"] = {
+        p: (None if 0 < v < 5 else v) for p, v in data["s2"][0]["purposes"].items()
+    }
     primary_only["s2"]["visits"] = 49
-    primary_only["s2"]["visits_by_support_type"] = {"emotional": 16, "informational": None, "instrumental": 6,
-                                                    "affiliational": 20}
+    primary_only["s2"]["visits_by_support_type"] = {
+        "emotional": 16,
+        "informational": None,
+        "instrumental": 6,
+        "affiliational": 20,
+    }
     leaked = recovered({"s2": primary_only["s2"]}, {})
     assert leaked[("s", "s2", "purpose.education")] == 2
     assert leaked[("s", "s2", "support.informational")] == 2
@@ -213,14 +259,24 @@ def test_the_exact_check_agrees_with_rational_elimination(system: tuple[list[Ide
 def test_a_year_of_ten_sites_is_solved_part_by_part_and_leaves_nothing_determined() -> None:
     # Small counts everywhere: most daily cells withheld, a system of thousands of unknowns to check exactly.
     rng = random.Random(11)
-    data = {f"s{n}": [{"purposes": {p: rng.randint(0, 9) for p in PURPOSES}, "new": rng.randint(0, 6),
-                       "attendance": 0, "gathering": {name: rng.randint(0, 9) for name in GATHERING}}
-                      for _ in range(366)] for n in range(10)}
+    data = {
+        f"s{n}": [
+            {
+                "purposes": {p: rng.randint(0, 9) for p in PURPOSES},
+                "new": rng.randint(0, 6),
+                "attendance": 0,
+                "gathering": {name: rng.randint(0, 9) for name in GATHERING},
+            }
+            for _ in range(366)
+        ]
+        for n in range(10)
+    }
     summaries, daily = _figures(data)
     days = [FIRST + timedelta(days=n) for n in range(366)]
     new = sum(row["new_members"] for row in daily["s3"].values())
-    values, identities = report_family(summaries, daily, {"unduplicated_members": new + 30, "new_members": new},
-                                       days, "s3")
+    values, identities = report_family(
+        summaries, daily, {"unduplicated_members": new + 30, "new_members": new}, days, "s3"
+    )
     hidden = withheld_cells(values, identities, 20)
     assert {cell for cell, value in values.items() if 0 < value < 20} <= hidden
     assert len(hidden) > 3_000
@@ -230,8 +286,19 @@ def test_a_year_of_ten_sites_is_solved_part_by_part_and_leaves_nothing_determine
 async def test_the_choice_runs_in_the_app_s_thread_and_a_too_large_one_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    summaries, daily = _figures({"s1": [{"purposes": dict.fromkeys(PURPOSES, 3), "new": 2, "attendance": 0,
-                                         "gathering": dict.fromkeys(GATHERING, 1)}] * 3})
+    summaries, daily = _figures(
+        {
+            "s1": [
+                {
+                    "purposes": dict.fromkeys(PURPOSES, 3),
+                    "new": 2,
+                    "attendance": 0,
+                    "gathering": dict.fromkeys(GATHERING, 1),
+                }
+            ]
+            * 3
+        }
+    )
     days = [FIRST + timedelta(days=n) for n in range(3)]
     members = {"unduplicated_members": 6, "new_members": 6}
     threads: list[str] = []

@@ -25,13 +25,29 @@ BOB = uuid.UUID("00000000-0000-4000-8000-00000000000b")
 CARA = uuid.UUID("00000000-0000-4000-8000-00000000000c")
 
 
-def policy(effective_from: date = date(2026, 1, 1), *, hourly: int = 0, per_shift: int = 0, monthly_cap: int = 10**7,
-           yearly_cap: int | None = None, org_cap: int | None = None, threshold: int = 60_000,
-           role_rates: tuple[RoleRate, ...] = (), version: int = 1) -> Policy:
+def policy(
+    effective_from: date = date(2026, 1, 1),
+    *,
+    hourly: int = 0,
+    per_shift: int = 0,
+    monthly_cap: int = 10**7,
+    yearly_cap: int | None = None,
+    org_cap: int | None = None,
+    threshold: int = 60_000,
+    role_rates: tuple[RoleRate, ...] = (),
+    version: int = 1,
+) -> Policy:
     return Policy(
-        policy_id=uuid.uuid4(), version=version, effective_from=effective_from, hourly_rate_cents=hourly,
-        per_shift_cents=per_shift, monthly_cap_cents=monthly_cap, yearly_cap_cents=yearly_cap,
-        tax_threshold_cents=threshold, org_monthly_cap_cents=org_cap, role_rates=role_rates,
+        policy_id=uuid.uuid4(),
+        version=version,
+        effective_from=effective_from,
+        hourly_rate_cents=hourly,
+        per_shift_cents=per_shift,
+        monthly_cap_cents=monthly_cap,
+        yearly_cap_cents=yearly_cap,
+        tax_threshold_cents=threshold,
+        org_monthly_cap_cents=org_cap,
+        role_rates=role_rates,
     )
 
 
@@ -39,8 +55,13 @@ def worked(member: uuid.UUID, day: date, minutes: int, role: str = "front_desk")
     return ApprovedHours(uuid.uuid4(), member, uuid.uuid4(), role, day, minutes)
 
 
-def close(hours: list[ApprovedHours], policies: list[Policy], *, period: Period = MARCH,
-          booked: dict[uuid.UUID, int] | None = None) -> stipends.Closing:
+def close(
+    hours: list[ApprovedHours],
+    policies: list[Policy],
+    *,
+    period: Period = MARCH,
+    booked: dict[uuid.UUID, int] | None = None,
+) -> stipends.Closing:
     return stipends.close_period(period, hours, policies, booked_this_year=booked or {})
 
 
@@ -51,8 +72,9 @@ def close(hours: list[ApprovedHours], policies: list[Policy], *, period: Period 
     ("numerator", "denominator", "expected"),
     [(0, 60, 0), (29, 60, 0), (30, 60, 1), (31, 60, 1), (90, 60, 2), (89, 60, 1), (150, 60, 3), (7, 2, 4), (5, 2, 3)],
 )
-def test_round_half_up_rounds_halves_up_and_the_rest_to_the_nearest(numerator: int, denominator: int,
-                                                                    expected: int) -> None:
+def test_round_half_up_rounds_halves_up_and_the_rest_to_the_nearest(
+    numerator: int, denominator: int, expected: int
+) -> None:
     assert stipends.round_half_up(numerator, denominator) == expected
 
 
@@ -79,8 +101,9 @@ def test_round_half_up_refuses_what_it_is_not_for() -> None:
         (1440, 1_000_000, 1_000_000, 25_000_000),  # the largest record and rates stay exact
     ],
 )
-def test_one_hours_record_earns_its_rounded_hourly_part_plus_the_shift_rate(minutes: int, hourly: int,
-                                                                             per_shift: int, expected: int) -> None:
+def test_one_hours_record_earns_its_rounded_hourly_part_plus_the_shift_rate(
+    minutes: int, hourly: int, per_shift: int, expected: int
+) -> None:
     assert stipends.hours_cents(minutes, hourly, per_shift) == expected
     if minutes:
         exact = Fraction(minutes * hourly, 60)
@@ -158,11 +181,19 @@ def test_the_policy_in_effect_is_the_latest_started_then_the_latest_made() -> No
 
 def test_a_repeated_version_is_recognised_as_the_same_terms() -> None:
     a = policy(hourly=1_000, role_rates=(RoleRate("a", 1, 2), RoleRate("b", 3, 4)))
-    same = Policy(uuid.uuid4(), 9, a.effective_from, 1_000, 0, a.monthly_cap_cents,
-                  role_rates=(RoleRate("b", 3, 4), RoleRate("a", 1, 2)))
+    same = Policy(
+        uuid.uuid4(),
+        9,
+        a.effective_from,
+        1_000,
+        0,
+        a.monthly_cap_cents,
+        role_rates=(RoleRate("b", 3, 4), RoleRate("a", 1, 2)),
+    )
     assert a.same_terms(same)
-    assert not a.same_terms(Policy(uuid.uuid4(), 9, a.effective_from, 1_001, 0, a.monthly_cap_cents,
-                                   role_rates=a.role_rates))
+    assert not a.same_terms(
+        Policy(uuid.uuid4(), 9, a.effective_from, 1_001, 0, a.monthly_cap_cents, role_rates=a.role_rates)
+    )
     assert not a.same_terms(Policy(uuid.uuid4(), 9, a.effective_from, 1_000, 0, a.monthly_cap_cents))
 
 
@@ -174,7 +205,8 @@ def test_a_policy_change_in_the_middle_of_a_month_splits_it_by_shift_date() -> N
     [entry] = closing.entries
     assert entry.amount_cents == 2_000 + 1_700
     assert {(line.policy_id, line.minutes, line.shifts, line.cents) for line in entry.lines} == {
-        (before.policy_id, 120, 1, 2_000), (after.policy_id, 60, 1, 1_700)
+        (before.policy_id, 120, 1, 2_000),
+        (after.policy_id, 60, 1, 1_700),
     }
     assert entry.policy_ids == [before.policy_id, after.policy_id]
     assert closing.cap_policy is after
@@ -200,8 +232,12 @@ def test_the_monthly_cap_keeps_what_is_over_it_on_the_entry() -> None:
     hours += [worked(BOB, date(2026, 3, 2), 60)]
     closing = close(hours, [p])
     alice, bob = closing.entries
-    assert (alice.member_id, alice.amount_cents, alice.over_cap_cents, alice.raw_cents) == (ALICE, 15_000, 23_500,
-                                                                                          38_500)
+    assert (alice.member_id, alice.amount_cents, alice.over_cap_cents, alice.raw_cents) == (
+        ALICE,
+        15_000,
+        23_500,
+        38_500,
+    )
     assert (alice.minutes, alice.shifts) == (1_260, 7)
     assert (bob.amount_cents, bob.over_cap_cents, bob.capped_by) == (2_500, 0, ())
     assert (closing.volunteers, closing.accrued_cents, closing.over_cap_cents) == (2, 17_500, 23_500)
@@ -209,8 +245,11 @@ def test_the_monthly_cap_keeps_what_is_over_it_on_the_entry() -> None:
 
 def test_the_yearly_cap_counts_what_the_ledger_already_holds_this_year() -> None:
     p = policy(hourly=1_000, monthly_cap=20_000, yearly_cap=50_000)
-    hours = [worked(ALICE, date(2026, 3, 2), 600), worked(BOB, date(2026, 3, 2), 600), worked(CARA, date(2026, 3, 2),
-                                                                                                600)]
+    hours = [
+        worked(ALICE, date(2026, 3, 2), 600),
+        worked(BOB, date(2026, 3, 2), 600),
+        worked(CARA, date(2026, 3, 2), 600),
+    ]
     closing = close(hours, [p], booked={ALICE: 45_000, BOB: 50_000, CARA: 60_000})
     alice, bob, cara = closing.entries
     assert (alice.amount_cents, alice.over_cap_cents, alice.capped_by) == (5_000, 5_000, ("yearly_cap",))
@@ -226,11 +265,16 @@ def test_monthly_then_yearly_caps_both_show_when_both_bite() -> None:
 
 def test_the_org_cap_shares_its_budget_pro_rata_to_the_cent() -> None:
     p = policy(hourly=1_000, monthly_cap=100_000, org_cap=10_000)
-    hours = [worked(ALICE, date(2026, 3, 2), 600), worked(BOB, date(2026, 3, 2), 300),
-             worked(CARA, date(2026, 3, 2), 300)]  # $100 + $50 + $50 = $200 against $100
+    hours = [
+        worked(ALICE, date(2026, 3, 2), 600),
+        worked(BOB, date(2026, 3, 2), 300),
+        worked(CARA, date(2026, 3, 2), 300),
+    ]  # $100 + $50 + $50 = $200 against $100
     closing = close(hours, [p])
     assert [(e.amount_cents, e.over_cap_cents, e.capped_by) for e in closing.entries] == [
-        (5_000, 5_000, ("org_cap",)), (2_500, 2_500, ("org_cap",)), (2_500, 2_500, ("org_cap",))
+        (5_000, 5_000, ("org_cap",)),
+        (2_500, 2_500, ("org_cap",)),
+        (2_500, 2_500, ("org_cap",)),
     ]
     assert closing.accrued_cents == 10_000
 
@@ -264,15 +308,21 @@ def test_late_hours_of_closed_periods_become_adjustments_naming_their_shift_afte
     january = worked(ALICE, date(2026, 1, 5), 90)
     closing = close([march, february, january], [p])
     accrual, first_late, second_late = closing.entries
-    assert (accrual.kind, accrual.shift_id, accrual.original_period, accrual.amount_cents) == ("accrual", None,
-                                                                                               MARCH, 2_000)
+    assert (accrual.kind, accrual.shift_id, accrual.original_period, accrual.amount_cents) == (
+        "accrual",
+        None,
+        MARCH,
+        2_000,
+    )
     # Oldest first; the cap left $20 for them: January's $15 fits, February's $10 gets $5.
-    assert (first_late.kind, first_late.shift_id, first_late.original_period) == ("adjustment", january.shift_id,
-                                                                                  Period(2026, 1))
+    assert (first_late.kind, first_late.shift_id, first_late.original_period) == (
+        "adjustment",
+        january.shift_id,
+        Period(2026, 1),
+    )
     assert (first_late.amount_cents, first_late.over_cap_cents) == (1_500, 0)
     assert (second_late.shift_id, second_late.original_period) == (february.shift_id, Period(2026, 2))
-    assert (second_late.amount_cents, second_late.over_cap_cents, second_late.capped_by) == (500, 500,
-                                                                                             ("monthly_cap",))
+    assert (second_late.amount_cents, second_late.over_cap_cents, second_late.capped_by) == (500, 500, ("monthly_cap",))
     assert closing.adjustments == 2
 
 
@@ -301,8 +351,7 @@ def test_hours_from_before_any_policy_are_left_alone_and_hours_after_the_period_
 
 def test_zero_minute_records_make_a_zero_entry_that_still_books_them() -> None:
     [entry] = close([worked(ALICE, date(2026, 3, 3), 0)], [policy(hourly=1_000, per_shift=500)]).entries
-    assert (entry.amount_cents, entry.over_cap_cents, entry.minutes, entry.shifts, len(entry.priced)) == (0, 0, 0, 0,
-                                                                                                         1)
+    assert (entry.amount_cents, entry.over_cap_cents, entry.minutes, entry.shifts, len(entry.priced)) == (0, 0, 0, 0, 1)
 
 
 def test_closing_without_a_policy_for_the_period_is_refused() -> None:
@@ -316,18 +365,32 @@ def test_a_generated_month_adds_up_to_the_cent_against_a_plain_fraction_computat
     roles = ["front_desk", "peer_mentor", "facilitator"]
     for _ in range(25):
         policies = [
-            policy(date(2026, 1, 1), hourly=rng.randrange(0, 3_000), per_shift=rng.randrange(0, 3_000),
-                   monthly_cap=rng.randrange(0, 60_000), version=1,
-                   role_rates=(RoleRate("peer_mentor", rng.randrange(0, 4_000), rng.randrange(0, 1_000)),)),
-            policy(date(2026, 3, rng.randrange(2, 31)), hourly=rng.randrange(0, 3_000),
-                   per_shift=rng.randrange(0, 3_000), monthly_cap=rng.randrange(0, 60_000),
-                   yearly_cap=rng.choice([None, rng.randrange(0, 200_000)]),
-                   org_cap=rng.choice([None, rng.randrange(0, 300_000)]), version=2),
+            policy(
+                date(2026, 1, 1),
+                hourly=rng.randrange(0, 3_000),
+                per_shift=rng.randrange(0, 3_000),
+                monthly_cap=rng.randrange(0, 60_000),
+                version=1,
+                role_rates=(RoleRate("peer_mentor", rng.randrange(0, 4_000), rng.randrange(0, 1_000)),),
+            ),
+            policy(
+                date(2026, 3, rng.randrange(2, 31)),
+                hourly=rng.randrange(0, 3_000),
+                per_shift=rng.randrange(0, 3_000),
+                monthly_cap=rng.randrange(0, 60_000),
+                yearly_cap=rng.choice([None, rng.randrange(0, 200_000)]),
+                org_cap=rng.choice([None, rng.randrange(0, 300_000)]),
+                version=2,
+            ),
         ]
         members = [uuid.UUID(int=rng.randrange(2**64)) for _ in range(rng.randrange(1, 12))]
         hours = [
-            worked(rng.choice(members), date(2026, rng.choice([2, 3, 3, 3]), rng.randrange(1, 29)),
-                   rng.choice([0, 15, 30, 45, 60, 90, 135, 180, 240, 7, 59]), rng.choice(roles))
+            worked(
+                rng.choice(members),
+                date(2026, rng.choice([2, 3, 3, 3]), rng.randrange(1, 29)),
+                rng.choice([0, 15, 30, 45, 60, 90, 135, 180, 240, 7, 59]),
+                rng.choice(roles),
+            )
             for _ in range(rng.randrange(0, 80))
         ]
         booked = {m: rng.randrange(0, 100_000) for m in members}
@@ -356,8 +419,9 @@ def test_a_generated_month_adds_up_to_the_cent_against_a_plain_fraction_computat
         if cap.org_monthly_cap_cents is not None:
             assert closing.accrued_cents <= cap.org_monthly_cap_cents
         # One accrual per volunteer with hours this month; one adjustment per late record.
-        assert sum(1 for e in closing.entries if e.kind == "adjustment") == sum(1 for h in hours if h.local_date.month
-                                                                                 == 2)
+        assert sum(1 for e in closing.entries if e.kind == "adjustment") == sum(
+            1 for h in hours if h.local_date.month == 2
+        )
 
 
 # Which period may close, and from when a policy may change
@@ -408,8 +472,10 @@ def test_tax_paperwork_is_needed_from_the_threshold_of_the_policy_on_the_years_l
     assert not stipends.tax_paperwork_needed(59_999, 60_000)
     assert stipends.tax_paperwork_needed(60_000, 60_000)
     assert stipends.tax_paperwork_needed(60_001, 60_000)
-    policies = [policy(date(2026, 1, 1), threshold=60_000, version=1),
-                policy(date(2026, 12, 31), threshold=200_000, version=2)]
+    policies = [
+        policy(date(2026, 1, 1), threshold=60_000, version=1),
+        policy(date(2026, 12, 31), threshold=200_000, version=2),
+    ]
     assert stipends.tax_threshold(policies, 2026) == 200_000
     assert stipends.tax_threshold(policies, 2025) == stipends.DEFAULT_TAX_THRESHOLD_CENTS
     assert stipends.tax_threshold(policies, 2027) == 200_000
@@ -421,8 +487,12 @@ def test_tax_paperwork_is_needed_from_the_threshold_of_the_policy_on_the_years_l
 def test_policy_bodies_take_integer_cents_only() -> None:
     valid = {"effective_from": "2026-04-01", "hourly_rate_cents": 1_200, "monthly_cap_cents": 20_000}
     body = StipendPolicyBody.model_validate(valid)
-    assert (body.per_shift_cents, body.tax_threshold_cents, body.yearly_cap_cents, body.role_rates) == (0, 60_000,
-                                                                                                       None, [])
+    assert (body.per_shift_cents, body.tax_threshold_cents, body.yearly_cap_cents, body.role_rates) == (
+        0,
+        60_000,
+        None,
+        [],
+    )
     for bad in (
         {**valid, "hourly_rate_cents": 12.5},
         {**valid, "hourly_rate_cents": "1200"},
@@ -441,8 +511,12 @@ def test_policy_bodies_take_integer_cents_only() -> None:
 def test_payment_and_reversal_bodies() -> None:
     assert PaidBody.model_validate({"method": "check", "reference": "Check 1042"}).reference == "Check 1042"
     assert PaidBody.model_validate({"method": "cash"}).reference is None
-    for bad in ({"method": "crypto"}, {"method": "cash", "reference": "x" * 101}, {"method": "cash", "amount": 5},
-                {"method": "cash", "reference": ""}):
+    for bad in (
+        {"method": "crypto"},
+        {"method": "cash", "reference": "x" * 101},
+        {"method": "cash", "amount": 5},
+        {"method": "cash", "reference": ""},
+    ):
         with pytest.raises(ValidationError):
             PaidBody.model_validate(bad)
     with pytest.raises(ValidationError):

@@ -78,12 +78,21 @@ class FakeStipendRepository:
 
     async def close_period(self, site_id: str, period: str, totals: PeriodTotals, at: datetime, by: str) -> None:
         self.periods[site_id, period] = PeriodRecord(
-            site_id, period, "closed", totals.cap_policy_id, totals.volunteers, totals.entries, totals.adjustments,
-            totals.accrued_cents, totals.over_cap_cents, at,
+            site_id,
+            period,
+            "closed",
+            totals.cap_policy_id,
+            totals.volunteers,
+            totals.entries,
+            totals.adjustments,
+            totals.accrued_cents,
+            totals.over_cap_cents,
+            at,
         )
 
-    async def booked_in_year(self, site_id: str, member_ids: list[uuid.UUID], first: str,
-                             before: str) -> dict[uuid.UUID, int]:
+    async def booked_in_year(
+        self, site_id: str, member_ids: list[uuid.UUID], first: str, before: str
+    ) -> dict[uuid.UUID, int]:
         totals: dict[uuid.UUID, int] = {}
         for e in self.entries:
             if e.site_id == site_id and e.member_id in member_ids and first <= e.period < before:
@@ -113,19 +122,35 @@ class FakeStipendRepository:
         payout = self.payouts.get(payout_id)
         if payout is None or (site_id is not None and payout.site_id != site_id):
             return None
-        reversed_cents = sum(e.amount_cents for e in self.entries
-                             if e.payout_id == payout_id and e.entry_type == "reversed")
+        reversed_cents = sum(
+            e.amount_cents for e in self.entries if e.payout_id == payout_id and e.entry_type == "reversed"
+        )
         payment = next((e for e in self.entries if e.payout_id == payout_id and e.entry_type == "paid"), None)
         return PayoutRecord(
-            payout.payout_id, payout.site_id, payout.member_id, payout.period, payout.accrued_cents, reversed_cents,
-            payment.entry_id if payment else None, payment.created_at if payment else None,
+            payout.payout_id,
+            payout.site_id,
+            payout.member_id,
+            payout.period,
+            payout.accrued_cents,
+            reversed_cents,
+            payment.entry_id if payment else None,
+            payment.created_at if payment else None,
         )
 
     async def entry(self, entry_id: uuid.UUID, site_id: str | None) -> EntryRecord | None:
         for e in self.entries:
             if e.entry_id == entry_id and (site_id is None or e.site_id == site_id):
-                return EntryRecord(e.entry_id, e.site_id, e.member_id, e.period, e.entry_type, e.payout_id,
-                                   e.amount_cents, e.minutes, e.shifts)
+                return EntryRecord(
+                    e.entry_id,
+                    e.site_id,
+                    e.member_id,
+                    e.period,
+                    e.entry_type,
+                    e.payout_id,
+                    e.amount_cents,
+                    e.minutes,
+                    e.shifts,
+                )
         return None
 
     async def reversal_of(self, entry_id: uuid.UUID) -> uuid.UUID | None:
@@ -153,8 +178,11 @@ class FakeHoursRepository:
 
     async def unbooked_approved(self, site_id: str, *, since: datetime, before: datetime) -> list[PayableHours]:
         found = [
-            h.record for h in self.records
-            if h.site_id == site_id and h.status == "approved" and since <= h.record.shift_starts_at < before
+            h.record
+            for h in self.records
+            if h.site_id == site_id
+            and h.status == "approved"
+            and since <= h.record.shift_starts_at < before
             and not self.stipends.holds(h.record.hours_id)
         ]
         return sorted(found, key=lambda r: (r.member_id, r.shift_starts_at, r.hours_id))
@@ -195,18 +223,41 @@ def clock() -> FixedClock:
 # Builders
 
 
-async def set_policy(uow: FakeUnitOfWork, clock: FixedClock, *, effective_from: date = date(2026, 3, 1),
-                     hourly: int = 1_500, per_shift: int = 500, monthly_cap: int = 50_000, **more: object):
+async def set_policy(
+    uow: FakeUnitOfWork,
+    clock: FixedClock,
+    *,
+    effective_from: date = date(2026, 3, 1),
+    hourly: int = 1_500,
+    per_shift: int = 500,
+    monthly_cap: int = 50_000,
+    **more: object,
+):
     cmd = SetStipendPolicy(
-        ADMIN, ZONE, effective_from, hourly, per_shift, more.pop("role_rates", ()),  # type: ignore[arg-type]
-        monthly_cap, more.pop("yearly_cap", None), more.pop("tax_threshold", 60_000),  # type: ignore[arg-type]
+        ADMIN,
+        ZONE,
+        effective_from,
+        hourly,
+        per_shift,
+        more.pop("role_rates", ()),  # type: ignore[arg-type]
+        monthly_cap,
+        more.pop("yearly_cap", None),
+        more.pop("tax_threshold", 60_000),  # type: ignore[arg-type]
         more.pop("org_cap", None),  # type: ignore[arg-type]
     )
     return await handlers.set_stipend_policy(cmd, uow=uow, clock=clock)  # type: ignore[arg-type]
 
 
-def approved(uow: FakeUnitOfWork, member_id: uuid.UUID, starts_at: datetime, minutes: int, *,
-             role_id: str = "front_desk", eligible: bool = True, site_id: str = SITE) -> PayableHours:
+def approved(
+    uow: FakeUnitOfWork,
+    member_id: uuid.UUID,
+    starts_at: datetime,
+    minutes: int,
+    *,
+    role_id: str = "front_desk",
+    eligible: bool = True,
+    site_id: str = SITE,
+) -> PayableHours:
     record = PayableHours(uuid.uuid4(), member_id, uuid.uuid4(), role_id, starts_at, minutes, eligible)
     uow.hours.records.append(StoredHours(site_id, record))
     return record
@@ -306,9 +357,7 @@ async def test_closing_books_an_accrual_a_payout_and_the_hours(uow: FakeUnitOfWo
     assert uow.stipends.periods[SITE, "2026-03"].status == "closed"
 
 
-async def test_closing_again_answers_the_same_totals_and_books_nothing(
-    uow: FakeUnitOfWork, clock: FixedClock
-) -> None:
+async def test_closing_again_answers_the_same_totals_and_books_nothing(uow: FakeUnitOfWork, clock: FixedClock) -> None:
     await set_policy(uow, clock)
     approved(uow, ANA, march(3), 60)
     first = await close(uow, clock)
@@ -349,7 +398,10 @@ async def test_hours_approved_after_a_close_accrue_as_an_adjustment_of_the_next(
     assert (result.entries, result.adjustments, result.accrued_cents) == (1, 1, 2_000)
     [entry] = uow.stipends.entries
     assert (entry.kind, entry.period, entry.original_period, entry.shift_id) == (
-        "adjustment", "2026-04", "2026-03", late.shift_id,
+        "adjustment",
+        "2026-04",
+        "2026-03",
+        late.shift_id,
     )
 
 
@@ -436,8 +488,7 @@ async def test_paying_a_payout_writes_a_payment_entry(uow: FakeUnitOfWork, clock
 
     result = await pay(uow, clock, payout.payout_id)
 
-    assert (result.amount_cents, result.member_id, result.method, result.reference) == (2_000, ANA, "check",
-                                                                                         "No. 1041")
+    assert (result.amount_cents, result.member_id, result.method, result.reference) == (2_000, ANA, "check", "No. 1041")
     payment = uow.stipends.entries[-1]
     assert (payment.entry_type, payment.payout_id, payment.amount_cents) == ("paid", payout.payout_id, 2_000)
     assert payment.method == "check" and payment.entry_id == result.entry_id
@@ -475,9 +526,7 @@ async def test_a_payout_of_another_site_is_not_found(uow: FakeUnitOfWork, clock:
 # Reversal
 
 
-async def test_reversing_an_entry_takes_it_back_and_releases_its_hours(
-    uow: FakeUnitOfWork, clock: FixedClock
-) -> None:
+async def test_reversing_an_entry_takes_it_back_and_releases_its_hours(uow: FakeUnitOfWork, clock: FixedClock) -> None:
     await set_policy(uow, clock)
     hours = approved(uow, ANA, march(3), 60)
     await close(uow, clock)
@@ -488,7 +537,9 @@ async def test_reversing_an_entry_takes_it_back_and_releases_its_hours(
     assert (result.reverses_entry_id, result.amount_cents, result.released_hours) == (accrual.entry_id, 2_000, 1)
     reversal = uow.stipends.entries[-1]
     assert (reversal.entry_type, reversal.payout_id, reversal.reason) == (
-        "reversed", accrual.payout_id, "Logged on the wrong shift",
+        "reversed",
+        accrual.payout_id,
+        "Logged on the wrong shift",
     )
     assert not uow.stipends.holds(hours.hours_id)
     [event] = uow.of_type("volunteering.stipend_reversed")

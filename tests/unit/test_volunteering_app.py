@@ -24,13 +24,26 @@ def test_the_app_takes_the_settings_it_is_given() -> None:
 def test_every_route_of_the_issue_is_served() -> None:
     routes = {(route.method, route.resource.canonical) for route in create_app().router.routes()}
     assert {
-        ("GET", "/shifts"), ("POST", "/shifts"), ("POST", "/shift-series"), ("PATCH", "/shifts/{shift_id}"),
-        ("POST", "/shifts/{shift_id}/cancel"), ("POST", "/shifts/{shift_id}/signups"),
-        ("DELETE", "/shifts/{shift_id}/signups/{member_id}"), ("GET", "/me/shifts"), ("GET", "/me/hours"),
-        ("POST", "/me/calendar-feed"), ("GET", "/calendar/{feed}"), ("POST", "/roles"), ("GET", "/roles"),
-        ("PUT", "/volunteers/{member_id}"), ("GET", "/volunteers/{member_id}"),
-        ("POST", "/volunteers/{member_id}/trainings"), ("GET", "/hours"), ("POST", "/hours"),
-        ("POST", "/hours/{hours_id}/correct"), ("POST", "/hours/{hours_id}/approve"),
+        ("GET", "/shifts"),
+        ("POST", "/shifts"),
+        ("POST", "/shift-series"),
+        ("PATCH", "/shifts/{shift_id}"),
+        ("POST", "/shifts/{shift_id}/cancel"),
+        ("POST", "/shifts/{shift_id}/signups"),
+        ("DELETE", "/shifts/{shift_id}/signups/{member_id}"),
+        ("GET", "/me/shifts"),
+        ("GET", "/me/hours"),
+        ("POST", "/me/calendar-feed"),
+        ("GET", "/calendar/{feed}"),
+        ("POST", "/roles"),
+        ("GET", "/roles"),
+        ("PUT", "/volunteers/{member_id}"),
+        ("GET", "/volunteers/{member_id}"),
+        ("POST", "/volunteers/{member_id}/trainings"),
+        ("GET", "/hours"),
+        ("POST", "/hours"),
+        ("POST", "/hours/{hours_id}/correct"),
+        ("POST", "/hours/{hours_id}/approve"),
         ("POST", "/hours/{hours_id}/reject"),
     } <= routes
 
@@ -38,7 +51,9 @@ def test_every_route_of_the_issue_is_served() -> None:
 def test_the_consumer_takes_check_ins_check_outs_and_members_registered_or_erased() -> None:
     assert consumers.QUEUE == "volunteering"
     assert set(consumers.BINDINGS) == {
-        "checkin.visitor_checked_in", "checkin.visitor_checked_out", "checkin.member_registered",
+        "checkin.visitor_checked_in",
+        "checkin.visitor_checked_out",
+        "checkin.member_registered",
         "checkin.member_erased",
     }
 

@@ -28,8 +28,14 @@ def trained(training_id: str, completed: date, expires: date | None) -> domain.T
     return domain.TrainingRecord(training_id, completed, expires)
 
 
-def qualify(p: domain.Profile | None, trainings: list[domain.TrainingRecord], *, required: tuple[str, ...] = ("cprs",),
-            role: str = "peer_mentor", on: date = SHIFT_DAY) -> domain.Qualification:
+def qualify(
+    p: domain.Profile | None,
+    trainings: list[domain.TrainingRecord],
+    *,
+    required: tuple[str, ...] = ("cprs",),
+    role: str = "peer_mentor",
+    on: date = SHIFT_DAY,
+) -> domain.Qualification:
     return domain.qualification(p, site_id=SITE, role_id=role, required_trainings=required, trainings=trainings, on=on)
 
 
@@ -45,7 +51,9 @@ def test_a_volunteer_with_the_role_and_a_current_certification_is_qualified() ->
 def test_a_missing_training_blocks_the_role() -> None:
     verdict = qualify(profile("peer_mentor"), [trained("first_aid", date(2025, 1, 1), None)])
     assert (verdict.code, verdict.reason, verdict.missing_trainings) == (
-        "not_qualified", "training_missing_or_expired", ("cprs",)
+        "not_qualified",
+        "training_missing_or_expired",
+        ("cprs",),
     )
 
 
@@ -76,8 +84,9 @@ def test_a_renewal_counts_even_when_an_older_record_expired() -> None:
 
 
 def test_every_required_training_is_needed() -> None:
-    verdict = qualify(profile("peer_mentor"), [trained("cprs", date(2024, 1, 1), None)],
-                      required=("cprs", "naloxone", "orientation"))
+    verdict = qualify(
+        profile("peer_mentor"), [trained("cprs", date(2024, 1, 1), None)], required=("cprs", "naloxone", "orientation")
+    )
     assert verdict.missing_trainings == ("naloxone", "orientation")
 
 
@@ -186,8 +195,15 @@ def test_half_a_quarter_hour_rounds_up() -> None:
 def test_review_codes_flag_auto_close_walk_ins_and_visits_outside_the_shift() -> None:
     def codes(closed_by: str = "kiosk", signed_up: bool = True, span: tuple = (at(18), at(21))) -> list[str]:
         minutes = domain.worked_minutes(*span, at(18), at(21))
-        return domain.review_codes(closed_by=closed_by, signed_up=signed_up, minutes=minutes, checked_in_at=span[0],
-                                   checked_out_at=span[1], shift_starts_at=at(18), shift_ends_at=at(21))
+        return domain.review_codes(
+            closed_by=closed_by,
+            signed_up=signed_up,
+            minutes=minutes,
+            checked_in_at=span[0],
+            checked_out_at=span[1],
+            shift_starts_at=at(18),
+            shift_ends_at=at(21),
+        )
 
     assert codes() == []
     assert codes(closed_by="auto_close") == ["auto_closed"]
@@ -201,8 +217,13 @@ def test_review_codes_flag_auto_close_walk_ins_and_visits_outside_the_shift() ->
 
 def weekly_at_six(first: datetime, weeks: int) -> list:
     return domain.occurrences_between(
-        "FREQ=WEEKLY", first_local_start=first, duration=timedelta(hours=2), zone=NEW_YORK, exceptions=[],
-        after=datetime(2000, 1, 1, tzinfo=UTC), until=first.replace(tzinfo=UTC) + timedelta(weeks=weeks),
+        "FREQ=WEEKLY",
+        first_local_start=first,
+        duration=timedelta(hours=2),
+        zone=NEW_YORK,
+        exceptions=[],
+        after=datetime(2000, 1, 1, tzinfo=UTC),
+        until=first.replace(tzinfo=UTC) + timedelta(weeks=weeks),
     )
 
 
@@ -228,8 +249,13 @@ def test_a_weekly_1800_shift_stays_at_1800_local_across_the_november_change() ->
 def test_a_shift_spanning_the_night_of_the_change_lasts_its_length_in_exact_time() -> None:
     # 22:00 Saturday for 8 hours across the spring-forward night: 8 hours in fact, so 07:00 by the wall.
     [night] = domain.occurrences_between(
-        "FREQ=WEEKLY;COUNT=1", first_local_start=datetime(2026, 3, 7, 22, 0), duration=timedelta(hours=8),
-        zone=NEW_YORK, exceptions=[], after=datetime(2000, 1, 1, tzinfo=UTC), until=datetime(2027, 1, 1, tzinfo=UTC),
+        "FREQ=WEEKLY;COUNT=1",
+        first_local_start=datetime(2026, 3, 7, 22, 0),
+        duration=timedelta(hours=8),
+        zone=NEW_YORK,
+        exceptions=[],
+        after=datetime(2000, 1, 1, tzinfo=UTC),
+        until=datetime(2027, 1, 1, tzinfo=UTC),
     )
     assert night.ends_at.astimezone(NEW_YORK).hour == 7
     assert night.ends_at - night.starts_at == timedelta(hours=8)
@@ -238,16 +264,21 @@ def test_a_shift_spanning_the_night_of_the_change_lasts_its_length_in_exact_time
 def test_exceptions_skip_a_day_or_one_start_and_only_occurrences_after_now_are_kept() -> None:
     first = datetime(2026, 12, 1, 18, 0)
     occurrences = domain.occurrences_between(
-        "FREQ=DAILY;COUNT=6", first_local_start=first, duration=timedelta(hours=2), zone=NEW_YORK,
+        "FREQ=DAILY;COUNT=6",
+        first_local_start=first,
+        duration=timedelta(hours=2),
+        zone=NEW_YORK,
         exceptions=[date(2026, 12, 3), datetime(2026, 12, 5, 18, 0)],
-        after=datetime(2026, 12, 1, 23, 30, tzinfo=UTC), until=datetime(2027, 1, 1, tzinfo=UTC),
+        after=datetime(2026, 12, 1, 23, 30, tzinfo=UTC),
+        until=datetime(2027, 1, 1, tzinfo=UTC),
     )
     assert [o.local_start.day for o in occurrences] == [2, 4, 6]
 
 
 def test_aware_exceptions_are_read_on_the_sites_wall_clock() -> None:
     assert domain.local_exceptions([datetime(2026, 12, 24, 23, 0, tzinfo=UTC), date(2026, 12, 25)], NEW_YORK) == [
-        datetime(2026, 12, 24, 18, 0), date(2026, 12, 25)
+        datetime(2026, 12, 24, 18, 0),
+        date(2026, 12, 25),
     ]
 
 
@@ -257,8 +288,13 @@ def test_a_new_series_needs_occurrences_and_not_too_many() -> None:
     assert raised.value.code == "no_occurrences"
     domain.check_new_series([], occurs_later=True)  # starts beyond the horizon: materialized later
     daily = domain.occurrences_between(
-        "FREQ=DAILY;BYHOUR=9,13,17", first_local_start=datetime(2026, 1, 1, 9, 0), duration=timedelta(hours=1),
-        zone=NEW_YORK, exceptions=[], after=datetime(2000, 1, 1, tzinfo=UTC), until=datetime(2026, 7, 1, tzinfo=UTC),
+        "FREQ=DAILY;BYHOUR=9,13,17",
+        first_local_start=datetime(2026, 1, 1, 9, 0),
+        duration=timedelta(hours=1),
+        zone=NEW_YORK,
+        exceptions=[],
+        after=datetime(2000, 1, 1, tzinfo=UTC),
+        until=datetime(2026, 7, 1, tzinfo=UTC),
     )
     assert len(daily) > 400
     domain.check_new_series(daily[:400], occurs_later=True)
@@ -272,7 +308,8 @@ def test_a_rule_that_never_occurs_again_is_told_apart_from_one_that_starts_later
     assert domain.occurs_after("FREQ=WEEKLY;COUNT=3", after=datetime(2026, 12, 1, tzinfo=UTC), **kwargs)
     assert not domain.occurs_after("FREQ=WEEKLY;COUNT=3", after=datetime(2026, 12, 20, tzinfo=UTC), **kwargs)
     assert not domain.occurs_after(
-        "FREQ=WEEKLY;COUNT=3", after=datetime(2026, 12, 10, tzinfo=UTC),
+        "FREQ=WEEKLY;COUNT=3",
+        after=datetime(2026, 12, 10, tzinfo=UTC),
         **{**kwargs, "exceptions": [date(2026, 12, 15)]},
     )
     assert domain.occurs_after("FREQ=YEARLY", after=datetime(2030, 1, 1, tzinfo=UTC), **kwargs)
@@ -336,8 +373,12 @@ def test_feed_secrets_are_long_and_kept_only_as_a_hash() -> None:
 
 
 def test_a_single_shift_needs_times_with_an_offset() -> None:
-    good = {"role_id": "front_desk", "starts_at": "2026-12-01T18:00:00-05:00", "ends_at": "2026-12-01T20:00:00Z",
-            "capacity": 3}
+    good = {
+        "role_id": "front_desk",
+        "starts_at": "2026-12-01T18:00:00-05:00",
+        "ends_at": "2026-12-01T20:00:00Z",
+        "capacity": 3,
+    }
     assert ShiftBody.model_validate(good).capacity == 3
     with pytest.raises(ValidationError):
         ShiftBody.model_validate({**good, "starts_at": "2026-12-01T18:00:00"})
@@ -349,9 +390,14 @@ def test_a_single_shift_needs_times_with_an_offset() -> None:
 
 def test_a_series_reads_exceptions_as_local_days_or_local_start_times() -> None:
     body = SeriesBody.model_validate(
-        {"role_id": "front_desk", "first_start": "2026-12-01T18:00", "duration_minutes": 120,
-         "rrule": "FREQ=WEEKLY;BYDAY=TU", "capacity": 2,
-         "exceptions": ["2026-12-22", "2026-12-29T00:00:00", "2026-12-15T18:00"]}
+        {
+            "role_id": "front_desk",
+            "first_start": "2026-12-01T18:00",
+            "duration_minutes": 120,
+            "rrule": "FREQ=WEEKLY;BYDAY=TU",
+            "capacity": 2,
+            "exceptions": ["2026-12-22", "2026-12-29T00:00:00", "2026-12-15T18:00"],
+        }
     )
     assert body.exceptions == [date(2026, 12, 22), datetime(2026, 12, 29, 0, 0), datetime(2026, 12, 15, 18, 0)]
     with pytest.raises(ValidationError):  # the first start is a wall-clock time

@@ -114,8 +114,9 @@ def daily_svg(report: dict[str, Any]) -> str:
     title = f"Visits and unduplicated members per day, {site}, {report['from']} to {report['to']}"
     withheld = sum(1 for row in days if row["visits"] is None or row["unduplicated_members"] is None)
     total_visits = sum(value for value in visits if value is not None)
-    busiest = max(((value, row["date"]) for value, row in zip(visits, days, strict=True) if value is not None),
-                  default=None)
+    busiest = max(
+        ((value, row["date"]) for value, row in zip(visits, days, strict=True) if value is not None), default=None
+    )
     desc = [f"Bar chart of visits per day with a line of unduplicated members per day over {count} days."]
     desc.append(f"Visits shown total {total_visits}.")
     if busiest is not None:
@@ -189,10 +190,13 @@ def daily_svg(report: dict[str, Any]) -> str:
         if count <= 62 and index % every and index != count - 1:
             continue
         lx, ly = x_mid(index), TOP + plot_h + 14
-        parts.append(f'<line x1="{lx:.1f}" y1="{TOP + plot_h}" x2="{lx:.1f}" y2="{TOP + plot_h + 4}" '
-                     f'stroke="{AXIS_COLOUR}"/>')
-        parts.append(f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="end" '
-                     f'transform="rotate(-45 {lx:.1f} {ly:.1f})">{escape(row["date"])}</text>')
+        parts.append(
+            f'<line x1="{lx:.1f}" y1="{TOP + plot_h}" x2="{lx:.1f}" y2="{TOP + plot_h + 4}" stroke="{AXIS_COLOUR}"/>'
+        )
+        parts.append(
+            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="end" '
+            f'transform="rotate(-45 {lx:.1f} {ly:.1f})">{escape(row["date"])}</text>'
+        )
     # legend
     legend_y = HEIGHT - 14
     parts.append(

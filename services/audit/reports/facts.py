@@ -352,9 +352,12 @@ def extract(events: Iterable[LoggedEvent]) -> Batch:
             extractor(event, batch)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             batch.skipped += 1
-            log.warning("projection_skipped_event", event_id=str(event.event_id), event_type=event.type,
-                        reason=type(exc).__name__)
+            log.warning(
+                "projection_skipped_event",
+                event_id=str(event.event_id),
+                event_type=event.type,
+                reason=type(exc).__name__,
+            )
             continue
         batch.projected += 1
     return batch
-

@@ -183,7 +183,7 @@ class Projector:
 
         changes = await self._store(
             rp_visit,
-            {(visit_id, ): fold(None, visit_facts) for visit_id, visit_facts in by_visit.items()},
+            {(visit_id,): fold(None, visit_facts) for visit_id, visit_facts in by_visit.items()},
             lambda old: fold(old, by_visit[old.visit_id]),
         )
         added_days: list[tuple[str, uuid.UUID, date]] = []
@@ -244,8 +244,10 @@ class Projector:
                 masks[(scope, day, block)] |= 1 << position
         await self.session.execute(
             set_statement(rp_member_days, "or"),
-            column_arrays(rp_member_days, [{"scope": s, "local_date": d, "block": b, "members": m}
-                                     for (s, d, b), m in masks.items()]),
+            column_arrays(
+                rp_member_days,
+                [{"scope": s, "local_date": d, "block": b, "members": m} for (s, d, b), m in masks.items()],
+            ),
         )
 
     async def _recount_members(self, members: set[uuid.UUID], deltas: Deltas) -> None:
@@ -253,27 +255,35 @@ class Projector:
         already counted changed member, site or date)."""
         member_ids = list(members)
         wanted: dict[tuple[str, uuid.UUID], set[date]] = defaultdict(set)
-        visits = (await self.session.execute(
-            select(rp_visit.c.site_id, rp_visit.c.member_id, rp_visit.c.local_date).where(
-                rp_visit.c.member_id == any_(uuid_array("member_ids", member_ids)), rp_visit.c.checked_in
+        visits = (
+            await self.session.execute(
+                select(rp_visit.c.site_id, rp_visit.c.member_id, rp_visit.c.local_date).where(
+                    rp_visit.c.member_id == any_(uuid_array("member_ids", member_ids)), rp_visit.c.checked_in
+                )
             )
-        )).all()
+        ).all()
         for site_id, member_id, day in visits:
             for scope in (site_id, NETWORK):
                 wanted[(scope, member_id)].add(day)
         if visits:
             await self._add_member_days(visits, deltas)  # every visit day set, first visits moved earlier
-        stored = (await self.session.execute(
-            select(rp_member_first).where(rp_member_first.c.member_id == any_(uuid_array("member_ids", member_ids)))
-        )).all()
+        stored = (
+            await self.session.execute(
+                select(rp_member_first).where(rp_member_first.c.member_id == any_(uuid_array("member_ids", member_ids)))
+            )
+        ).all()
         for scope, member_id, first_date, ordinal in stored:
             days = wanted.get((scope, member_id), set())
             block, position = divmod(ordinal, MEMBER_BLOCK)
             m = rp_member_days.c
             await self.session.execute(
                 update(rp_member_days)
-                .where(m.scope == scope, m.block == block, func.get_bit(m.members, position) == 1,
-                       not_(m.local_date == any_(bindparam("days", list(days), type_=ARRAY(Date)))))
+                .where(
+                    m.scope == scope,
+                    m.block == block,
+                    func.get_bit(m.members, position) == 1,
+                    not_(m.local_date == any_(bindparam("days", list(days), type_=ARRAY(Date)))),
+                )
                 .values(members=func.set_bit(m.members, position, 0))
             )
             first = min(days) if days else None
@@ -302,8 +312,9 @@ class Projector:
         rows, empty = [], []
         for scope, hours in targets.items():
             ordered = sorted(hours)
-            peaks = open_peaks(everyone if scope == NETWORK else by_site.get(scope, []),
-                               [(hour, hour + HOUR) for hour in ordered])
+            peaks = open_peaks(
+                everyone if scope == NETWORK else by_site.get(scope, []), [(hour, hour + HOUR) for hour in ordered]
+            )
             for hour, peak in zip(ordered, peaks, strict=True):
                 if peak:
                     rows.append({"scope": scope, "hour": hour, "peak": peak})
@@ -334,9 +345,14 @@ class Projector:
             for fact in record_facts:  # the latest decision wins
                 if row is None or fact.key > (row.fact_time, str(row.fact_id)):
                     row = HoursRow(
-                        hours_id=fact.hours_id, site_id=fact.site_id, member_id=fact.member_id,
-                        role_id=fact.role_id, shift_date=local_date(fact.shift_starts_at, zones[fact.site_id]),
-                        minutes=fact.minutes, approved=fact.approved, fact_time=fact.key[0],
+                        hours_id=fact.hours_id,
+                        site_id=fact.site_id,
+                        member_id=fact.member_id,
+                        role_id=fact.role_id,
+                        shift_date=local_date(fact.shift_starts_at, zones[fact.site_id]),
+                        minutes=fact.minutes,
+                        approved=fact.approved,
+                        fact_time=fact.key[0],
                         fact_id=uuid.UUID(fact.key[1]),
                     )
             assert row is not None
@@ -385,8 +401,14 @@ class Projector:
         def fold(row: ShiftRow | None, shift_facts: list[ShiftFact]) -> ShiftRow:
             for fact in shift_facts:  # the latest fact says when the shift is
                 if row is None or fact.key > (row.fact_time, str(row.fact_id)):
-                    row = ShiftRow(fact.kind, fact.fact_key, fact.site_id,
-                                   local_date(fact.starts_at, zones[fact.site_id]), fact.key[0], uuid.UUID(fact.key[1]))
+                    row = ShiftRow(
+                        fact.kind,
+                        fact.fact_key,
+                        fact.site_id,
+                        local_date(fact.starts_at, zones[fact.site_id]),
+                        fact.key[0],
+                        uuid.UUID(fact.key[1]),
+                    )
             assert row is not None
             return row
 
@@ -422,8 +444,16 @@ class Projector:
             for fact in gathering_facts:
                 if row is None:
                     row = GatheringRow(
-                        fact.gathering_id, fact.kind, fact.site_id, fact.starts_at, date.min, fact.key[0],
-                        uuid.UUID(fact.key[1]), cancelled=False, attendance=0, registrations=0,
+                        fact.gathering_id,
+                        fact.kind,
+                        fact.site_id,
+                        fact.starts_at,
+                        date.min,
+                        fact.key[0],
+                        uuid.UUID(fact.key[1]),
+                        cancelled=False,
+                        attendance=0,
+                        registrations=0,
                     )
                 elif fact.key > (row.fact_time, str(row.fact_id)):  # the latest fact says when it is
                     row.kind, row.site_id, row.starts_at = fact.kind, fact.site_id, fact.starts_at
@@ -479,8 +509,9 @@ class Projector:
         await self._upsert(table, upserts)
         if removed:
             await self.session.execute(
-                delete_keys(table, ("scope", Text), ("year", SmallInteger), ("member_id", UUID(as_uuid=True)),
-                             rows=removed)
+                delete_keys(
+                    table, ("scope", Text), ("year", SmallInteger), ("member_id", UUID(as_uuid=True)), rows=removed
+                )
             )
 
     async def _upsert(self, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -502,4 +533,3 @@ class Projector:
         ]
         if role_rows:
             await self.session.execute(set_statement(rp_daily_role, "add"), column_arrays(rp_daily_role, role_rows))
-

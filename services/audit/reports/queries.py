@@ -149,10 +149,18 @@ async def summary_figures(conn: Any, scope: ReportScope, first: date, last: date
                 _unduplicated(scope.key, first, last).label("members"),
                 _volunteers(scope.key, first, last).label("volunteers"),
                 select(func.json_object_agg(by_role.c.role_id, by_role.c.minutes, type_=JSON))
-                .scalar_subquery().label("roles"),
-                select(func.json_agg(func.json_build_array(by_kind.c.kind, by_kind.c.held, by_kind.c.attendance,
-                                                           by_kind.c.registrations), type_=JSON))
-                .scalar_subquery().label("gatherings"),
+                .scalar_subquery()
+                .label("roles"),
+                select(
+                    func.json_agg(
+                        func.json_build_array(
+                            by_kind.c.kind, by_kind.c.held, by_kind.c.attendance, by_kind.c.registrations
+                        ),
+                        type_=JSON,
+                    )
+                )
+                .scalar_subquery()
+                .label("gatherings"),
             )
         )
     ).one()
@@ -185,8 +193,7 @@ def _volunteers(scope_key: str, first: date, last: date) -> Any:
     """Volunteers with approved hours on a day in [first, last] (one day bitmap per volunteer and year)."""
     t = rp_volunteer_year.c
     matches = [
-        and_(t.year == year,
-             func.bit_count(t.days.op("&")(bindparam(f"days_{year}", mask, type_=Bits(DAY_BITS)))) > 0)
+        and_(t.year == year, func.bit_count(t.days.op("&")(bindparam(f"days_{year}", mask, type_=Bits(DAY_BITS)))) > 0)
         for year, mask in range_masks(first, last).items()
     ]
     counted = func.count(distinct(t.member_id)) if len(matches) > 1 else func.count()
@@ -217,7 +224,11 @@ async def peak_occupancy(conn: Any, scope: ReportScope, first: date, last: date)
     # Long visits that matter: from before the range and still open in it (they cross its first midnight), and
     # the range's own that never closed.
     crossing = select(literal(True).label("crossing"), v.site_id, v.checked_out_at.label("at")).where(
-        v.spills, v.checked_in, v.checked_out_at > min_start, v.checked_in_at < max_end, v.local_date < first,
+        v.spills,
+        v.checked_in,
+        v.checked_out_at > min_start,
+        v.checked_in_at < max_end,
+        v.local_date < first,
         *of_scope,
     )
     unclosed = select(literal(False), v.site_id, v.checked_in_at).where(
@@ -273,10 +284,10 @@ async def _dirty_hours_peak(conn: Any, of_scope: list[Any], first: date, last: d
     of_range = and_(v.checked_in, v.local_date.between(first, last), *of_scope)
     columns = (v.checked_in_at.label("i"), v.checked_out_at.label("o"))
     candidates = union_all(
-        select(*columns).where(overlapping(v.checked_in_at, v.checked_out_at, runs, short=True), of_range,
-                               not_(v.spills)),
-        select(*columns).where(v.spills, overlapping(v.checked_in_at, v.checked_out_at, runs, short=False),
-                               of_range),
+        select(*columns).where(
+            overlapping(v.checked_in_at, v.checked_out_at, runs, short=True), of_range, not_(v.spills)
+        ),
+        select(*columns).where(v.spills, overlapping(v.checked_in_at, v.checked_out_at, runs, short=False), of_range),
         select(*columns).where(v.spills, v.checked_out_at.is_(None), v.checked_in_at < runs[-1][1], of_range),
     ).cte("candidates")
     i, o = candidates.c.i, candidates.c.o
@@ -318,12 +329,16 @@ async def family_counts(
         totals = summaries.setdefault(row.scope, {})
         for column in columns:
             totals[column] = totals.get(column, 0) + int(row._mapping[column])
-        daily.setdefault(row.scope, {})[row.local_date] = {"visits": int(row.visits),
-                                                           "new_members": int(row.new_members)}
+        daily.setdefault(row.scope, {})[row.local_date] = {
+            "visits": int(row.visits),
+            "new_members": int(row.new_members),
+        }
     g = rp_gathering.c
     gatherings = await conn.execute(
         select(
-            g.site_id, g.kind, g.local_date,
+            g.site_id,
+            g.kind,
+            g.local_date,
             func.count().filter(and_(g.attendance > 0, not_(g.cancelled))).label("held"),
             func.sum(g.attendance).label("attendance"),
             func.coalesce(func.sum(g.registrations).filter(not_(g.cancelled)), 0).label("registrations"),

@@ -72,9 +72,19 @@ class VisitRow:
     @classmethod
     def of(cls, fact: VisitFact) -> VisitRow:
         row = cls(
-            visit_id=fact.visit_id, site_id=fact.site_id, member_id=fact.member_id, anonymous=fact.anonymous,
-            purpose=fact.purpose, support_type=None, checked_in=False, checked_in_at=fact.checked_in_at,
-            checked_out_at=None, local_date=date.min, spills=False, in_fact_time=None, in_fact_id=None,
+            visit_id=fact.visit_id,
+            site_id=fact.site_id,
+            member_id=fact.member_id,
+            anonymous=fact.anonymous,
+            purpose=fact.purpose,
+            support_type=None,
+            checked_in=False,
+            checked_in_at=fact.checked_in_at,
+            checked_out_at=None,
+            local_date=date.min,
+            spills=False,
+            in_fact_time=None,
+            in_fact_id=None,
         )
         row.merge(fact)
         return row
@@ -170,4 +180,3 @@ def field_names(row_type: type) -> tuple[str, ...]:
 def as_row(row: Any) -> dict[str, Any]:
     """A dataclass as the column values to write (shallow: ``dataclasses.asdict`` deep-copies every value)."""
     return {name: getattr(row, name) for name in field_names(type(row))}
-

@@ -86,15 +86,17 @@ def merged(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime,
     return result
 
 
-def overlapping(checked_in_at: Any, checked_out_at: Any, runs: Sequence[tuple[datetime, datetime]], *,
-                short: bool) -> Any:
+def overlapping(
+    checked_in_at: Any, checked_out_at: Any, runs: Sequence[tuple[datetime, datetime]], *, short: bool
+) -> Any:
     """SQL: a visit is open at some instant of one of the runs of hours [lo, hi). Spelled out as OR'd ranges (not
     a join with an array) so the planner sees every bound. A short visit checked in at most LONG_VISIT before the
     run began, which bounds the index range on check-in; the long ones have an index of their own (check-out,
     check-in)."""
     if short:
-        return or_(*(and_(checked_in_at >= lo - LONG_VISIT, checked_in_at < hi, checked_out_at > lo)
-                     for lo, hi in runs))
+        return or_(
+            *(and_(checked_in_at >= lo - LONG_VISIT, checked_in_at < hi, checked_out_at > lo) for lo, hi in runs)
+        )
     return or_(*(and_(checked_out_at > lo, checked_in_at < hi) for lo, hi in runs))
 
 

@@ -142,10 +142,10 @@ def closed_visits_statement(runs: list[tuple[datetime, datetime]]) -> Any:
     v = rp_visit.c
     closed = and_(v.checked_in, v.checked_out_at > v.checked_in_at)
     columns = (v.visit_id, v.site_id, v.checked_in_at, v.checked_out_at)
-    short = select(*columns).where(overlapping(v.checked_in_at, v.checked_out_at, runs, short=True), closed,
-                                   not_(v.spills))
-    long = select(*columns).where(v.spills, overlapping(v.checked_in_at, v.checked_out_at, runs, short=False),
-                                  closed)
+    short = select(*columns).where(
+        overlapping(v.checked_in_at, v.checked_out_at, runs, short=True), closed, not_(v.spills)
+    )
+    long = select(*columns).where(v.spills, overlapping(v.checked_in_at, v.checked_out_at, runs, short=False), closed)
     return union_all(short, long)
 
 
@@ -156,8 +156,7 @@ def uuid_array(name: str, values: list[uuid.UUID]) -> Any:
 def _keyset(*columns: tuple[str, Any], rows: Sequence[tuple[Any, ...]]) -> Any:
     """A set of composite keys as a table ``k`` (unnest of one array per column)."""
     arrays = [
-        bindparam(f"k_{name}", [row[i] for row in rows], type_=ARRAY(type_))
-        for i, (name, type_) in enumerate(columns)
+        bindparam(f"k_{name}", [row[i] for row in rows], type_=ARRAY(type_)) for i, (name, type_) in enumerate(columns)
     ]
     return func.unnest(*arrays).table_valued(*(name for name, _ in columns)).render_derived(name="k")
 

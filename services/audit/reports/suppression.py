@@ -297,9 +297,18 @@ class Suppressor:
 
 # Counts that add up from sites to the network (distinct people, peaks and active volunteers do not).
 ADDITIVE = (
-    "visits", "anonymous_visits", *(f"purpose_{p}" for p in PURPOSES), *(f"support_{t}" for t in SUPPORT_TYPES),
-    "shifts_filled", "shifts_missed", "waitlist_promotions",
-    "session_held", "session_attendance", "event_held", "event_registrations", "event_attendance",
+    "visits",
+    "anonymous_visits",
+    *(f"purpose_{p}" for p in PURPOSES),
+    *(f"support_{t}" for t in SUPPORT_TYPES),
+    "shifts_filled",
+    "shifts_missed",
+    "waitlist_promotions",
+    "session_held",
+    "session_attendance",
+    "event_held",
+    "event_registrations",
+    "event_attendance",
 )
 DAILY_ADDITIVE = ("visits", "attendance")
 
@@ -348,24 +357,34 @@ def report_family(
         unsupported = tuple(cell(f"purpose_{p}") for p in PURPOSES if SUPPORT_TYPE_OF_PURPOSE[p] is None)
         identities.append(Identity((cell("visits"),), (*(cell(f"support_{t}") for t in SUPPORT_TYPES), *unsupported)))
         identities.append(Identity((cell("visits"),), tuple(daily_cell(scope, "visits", day) for day in days)))
-        identities.append(Identity((cell("session_attendance"), cell("event_attendance")),
-                                   tuple(daily_cell(scope, "attendance", day) for day in days)))
+        identities.append(
+            Identity(
+                (cell("session_attendance"), cell("event_attendance")),
+                tuple(daily_cell(scope, "attendance", day) for day in days),
+            )
+        )
     for name in ADDITIVE:
         identities.append(Identity((summary_cell(NETWORK, name),), tuple(summary_cell(site, name) for site in sites)))
     for day in days:
         for name in DAILY_ADDITIVE:
-            identities.append(Identity((daily_cell(NETWORK, name, day),),
-                                       tuple(daily_cell(site, name, day) for site in sites)))
+            identities.append(
+                Identity((daily_cell(NETWORK, name, day),), tuple(daily_cell(site, name, day) for site in sites))
+            )
     # New and returning members split the distinct members of the requested scope, and its new members are the
     # sum of its days' (neither adds up across sites).
     unduplicated, new = members["unduplicated_members"], members["new_members"]
     values[summary_cell(own, "unduplicated_members")] = unduplicated
     values[summary_cell(own, "new_members")] = new
     values[summary_cell(own, "returning_members")] = unduplicated - new
-    identities.append(Identity((summary_cell(own, "unduplicated_members"),),
-                               (summary_cell(own, "new_members"), summary_cell(own, "returning_members"))))
+    identities.append(
+        Identity(
+            (summary_cell(own, "unduplicated_members"),),
+            (summary_cell(own, "new_members"), summary_cell(own, "returning_members")),
+        )
+    )
     for day in days:
         values[daily_cell(own, "new_members", day)] = daily.get(own, {}).get(day, {}).get("new_members", 0)
-    identities.append(Identity((summary_cell(own, "new_members"),),
-                               tuple(daily_cell(own, "new_members", day) for day in days)))
+    identities.append(
+        Identity((summary_cell(own, "new_members"),), tuple(daily_cell(own, "new_members", day) for day in days))
+    )
     return values, identities

@@ -93,7 +93,10 @@ rp_visit = Table(
     Column("in_fact_id", UUID(as_uuid=True)),
     Index("ix_rp_visit_checked_in_at", "checked_in_at"),
     Index(
-        "ix_rp_visit_spills", "checked_out_at", "checked_in_at", postgresql_where=text("spills"),
+        "ix_rp_visit_spills",
+        "checked_out_at",
+        "checked_in_at",
+        postgresql_where=text("spills"),
         postgresql_include=["visit_id", "site_id", "local_date", "checked_in"],
     ),
 )

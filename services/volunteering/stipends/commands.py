@@ -33,12 +33,12 @@ class StipendPolicyBody(Body):
     effective_from: date = Field(description="The local date the version takes effect; after the last closed period")
     hourly_rate_cents: Rate = Field(default=0, description="Per approved hour, by default")
     per_shift_cents: Rate = Field(default=0, description="Per completed shift, by default")
-    role_rates: list[RoleRateBody] = Field(default_factory=list, max_length=50,
-                                           description="A role's rates replace both default rates for that role")
+    role_rates: list[RoleRateBody] = Field(
+        default_factory=list, max_length=50, description="A role's rates replace both default rates for that role"
+    )
     monthly_cap_cents: Cents = Field(description="Most a volunteer is booked in one period")
     yearly_cap_cents: Cents | None = Field(default=None, description="Most a volunteer is booked in a calendar year")
-    tax_threshold_cents: Cents = Field(default=60_000,
-                                       description="A year total at or above this needs tax paperwork")
+    tax_threshold_cents: Cents = Field(default=60_000, description="A year total at or above this needs tax paperwork")
     org_monthly_cap_cents: Cents | None = Field(
         default=None, description="Most the site books in one period, all volunteers together (shared pro rata)"
     )
@@ -53,8 +53,12 @@ class StipendPolicyBody(Body):
 
 class PaidBody(Body):
     method: PaymentMethod
-    reference: str | None = Field(default=None, min_length=1, max_length=100,
-                                  description="A check number or transfer reference; stays in this service")
+    reference: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="A check number or transfer reference; stays in this service",
+    )
 
 
 class ReverseBody(Body):
@@ -134,12 +138,18 @@ class StipendPolicyOut(BaseModel):
     @classmethod
     def of(cls, policy: Policy) -> StipendPolicyOut:
         return cls(
-            policy_id=policy.policy_id, effective_from=policy.effective_from,
-            hourly_rate_cents=policy.hourly_rate_cents, per_shift_cents=policy.per_shift_cents,
-            role_rates=[RoleRateOut(role_id=r.role_id, hourly_rate_cents=r.hourly_rate_cents,
-                                    per_shift_cents=r.per_shift_cents) for r in policy.role_rates],
-            monthly_cap_cents=policy.monthly_cap_cents, yearly_cap_cents=policy.yearly_cap_cents,
-            tax_threshold_cents=policy.tax_threshold_cents, org_monthly_cap_cents=policy.org_monthly_cap_cents,
+            policy_id=policy.policy_id,
+            effective_from=policy.effective_from,
+            hourly_rate_cents=policy.hourly_rate_cents,
+            per_shift_cents=policy.per_shift_cents,
+            role_rates=[
+                RoleRateOut(role_id=r.role_id, hourly_rate_cents=r.hourly_rate_cents, per_shift_cents=r.per_shift_cents)
+                for r in policy.role_rates
+            ],
+            monthly_cap_cents=policy.monthly_cap_cents,
+            yearly_cap_cents=policy.yearly_cap_cents,
+            tax_threshold_cents=policy.tax_threshold_cents,
+            org_monthly_cap_cents=policy.org_monthly_cap_cents,
         )
 
 

@@ -159,12 +159,22 @@ class Policy:
     def same_terms(self, other: Policy) -> bool:
         """Whether two versions say the same thing (ids and creation order aside)."""
         return (
-            self.effective_from, self.hourly_rate_cents, self.per_shift_cents, self.monthly_cap_cents,
-            self.yearly_cap_cents, self.tax_threshold_cents, self.org_monthly_cap_cents,
+            self.effective_from,
+            self.hourly_rate_cents,
+            self.per_shift_cents,
+            self.monthly_cap_cents,
+            self.yearly_cap_cents,
+            self.tax_threshold_cents,
+            self.org_monthly_cap_cents,
             sorted(self.role_rates, key=lambda r: r.role_id),
         ) == (
-            other.effective_from, other.hourly_rate_cents, other.per_shift_cents, other.monthly_cap_cents,
-            other.yearly_cap_cents, other.tax_threshold_cents, other.org_monthly_cap_cents,
+            other.effective_from,
+            other.hourly_rate_cents,
+            other.per_shift_cents,
+            other.monthly_cap_cents,
+            other.yearly_cap_cents,
+            other.tax_threshold_cents,
+            other.org_monthly_cap_cents,
             sorted(other.role_rates, key=lambda r: r.role_id),
         )
 
@@ -196,29 +206,38 @@ def check_effective_from(effective_from: date, last_closed: Period | None) -> No
     if last_closed is not None and effective_from <= last_closed.last_day:
         raise Conflict(
             f"{last_closed} is closed: a new policy can start on {last_closed.next().first_day} at the earliest.",
-            code="period_closed", last_closed_period=str(last_closed),
+            code="period_closed",
+            last_closed_period=str(last_closed),
             earliest=last_closed.next().first_day.isoformat(),
         )
 
 
-def check_can_close(period: Period, *, now_local: date, policies: Sequence[Policy],
-                    last_closed: Period | None) -> None:
+def check_can_close(period: Period, *, now_local: date, policies: Sequence[Policy], last_closed: Period | None) -> None:
     """Whether ``period`` (not closed yet) may be closed now: it is over, a policy covers it, and every earlier
     period since the first policy is closed."""
     if now_local <= period.last_day:
-        raise Conflict(f"{period} is not over yet on the site's clock.", code="period_not_over",
-                       closes_from=period.next().first_day.isoformat())
+        raise Conflict(
+            f"{period} is not over yet on the site's clock.",
+            code="period_not_over",
+            closes_from=period.next().first_day.isoformat(),
+        )
     start = first_period(policies)
     if start is None or policy_on(policies, period.last_day) is None:
         raise Conflict(f"No stipend policy covers {period}.", code="no_policy")
     if last_closed is not None and period < last_closed:
         # Its hours were booked as adjustments of a later period: closing it now would book them twice over.
-        raise Conflict(f"{last_closed} is closed already; periods are closed in order.", code="period_out_of_order",
-                       last_closed_period=str(last_closed))
+        raise Conflict(
+            f"{last_closed} is closed already; periods are closed in order.",
+            code="period_out_of_order",
+            last_closed_period=str(last_closed),
+        )
     expected = last_closed.next() if last_closed is not None else start
     if period > expected:
-        raise Conflict(f"Close {expected} first: periods are closed in order.", code="earlier_period_open",
-                       open_period=str(expected))
+        raise Conflict(
+            f"Close {expected} first: periods are closed in order.",
+            code="earlier_period_open",
+            open_period=str(expected),
+        )
 
 
 # Amounts
@@ -266,8 +285,12 @@ class PricedHours:
 def price(hours: ApprovedHours, policy: Policy) -> PricedHours:
     hourly, per_shift = policy.rates(hours.role_id)
     return PricedHours(
-        hours=hours, policy_id=policy.policy_id, hourly_rate_cents=hourly, per_shift_cents=per_shift,
-        shifts=1 if hours.minutes > 0 else 0, cents=hours_cents(hours.minutes, hourly, per_shift),
+        hours=hours,
+        policy_id=policy.policy_id,
+        hourly_rate_cents=hourly,
+        per_shift_cents=per_shift,
+        shifts=1 if hours.minutes > 0 else 0,
+        cents=hours_cents(hours.minutes, hourly, per_shift),
     )
 
 
@@ -290,8 +313,15 @@ def lines_of(priced: Iterable[PricedHours]) -> list[Line]:
     for p in priced:
         grouped.setdefault((p.policy_id, p.hours.role_id, p.hourly_rate_cents, p.per_shift_cents), []).append(p)
     return [
-        Line(policy_id, role_id, hourly, per_shift, sum(p.hours.minutes for p in group),
-             sum(p.shifts for p in group), sum(p.cents for p in group))
+        Line(
+            policy_id,
+            role_id,
+            hourly,
+            per_shift,
+            sum(p.hours.minutes for p in group),
+            sum(p.shifts for p in group),
+            sum(p.cents for p in group),
+        )
         for (policy_id, role_id, hourly, per_shift), group in grouped.items()
     ]
 
@@ -380,14 +410,17 @@ def close_period(
     for member_id in sorted(by_member, key=str):
         priced = by_member[member_id]
         own = tuple(p for p in priced if period.contains(p.hours.local_date))
-        late = sorted((p for p in priced if not period.contains(p.hours.local_date)),
-                      key=lambda p: (p.hours.local_date, str(p.hours.shift_id), str(p.hours.hours_id)))
+        late = sorted(
+            (p for p in priced if not period.contains(p.hours.local_date)),
+            key=lambda p: (p.hours.local_date, str(p.hours.shift_id), str(p.hours.hours_id)),
+        )
         member_entries: list[Accrual] = []
         if own:
             member_entries.append(Accrual(member_id, "accrual", period, None, own))
         for p in late:
-            member_entries.append(Accrual(member_id, "adjustment", Period.of(p.hours.local_date), p.hours.shift_id,
-                                          (p,)))
+            member_entries.append(
+                Accrual(member_id, "adjustment", Period.of(p.hours.local_date), p.hours.shift_id, (p,))
+            )
         entries[member_id] = member_entries
 
     allowed: dict[uuid.UUID, int] = {}

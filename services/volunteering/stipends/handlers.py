@@ -45,10 +45,15 @@ async def set_stipend_policy(cmd: SetStipendPolicy, *, uow: VolunteeringUnitOfWo
     if unknown:
         raise InvalidInput("Create these roles first.", code="unknown_role", roles=sorted(unknown))
     proposed = domain.Policy(
-        policy_id=uuid.uuid4(), version=0, effective_from=cmd.effective_from,
-        hourly_rate_cents=cmd.hourly_rate_cents, per_shift_cents=cmd.per_shift_cents,
-        monthly_cap_cents=cmd.monthly_cap_cents, yearly_cap_cents=cmd.yearly_cap_cents,
-        tax_threshold_cents=cmd.tax_threshold_cents, org_monthly_cap_cents=cmd.org_monthly_cap_cents,
+        policy_id=uuid.uuid4(),
+        version=0,
+        effective_from=cmd.effective_from,
+        hourly_rate_cents=cmd.hourly_rate_cents,
+        per_shift_cents=cmd.per_shift_cents,
+        monthly_cap_cents=cmd.monthly_cap_cents,
+        yearly_cap_cents=cmd.yearly_cap_cents,
+        tax_threshold_cents=cmd.tax_threshold_cents,
+        org_monthly_cap_cents=cmd.org_monthly_cap_cents,
         role_rates=tuple(domain.RoleRate(*rate) for rate in cmd.role_rates),
     )
     same_day = [p for p in await uow.stipends.policies(site_id) if p.effective_from == cmd.effective_from]
@@ -60,17 +65,27 @@ async def set_stipend_policy(cmd: SetStipendPolicy, *, uow: VolunteeringUnitOfWo
     uow.emit(
         Event(
             StipendPolicyChanged(
-                policy_id=proposed.policy_id, effective_from=cmd.effective_from,
-                hourly_rate_cents=cmd.hourly_rate_cents, per_shift_cents=cmd.per_shift_cents,
+                policy_id=proposed.policy_id,
+                effective_from=cmd.effective_from,
+                hourly_rate_cents=cmd.hourly_rate_cents,
+                per_shift_cents=cmd.per_shift_cents,
                 role_rates=[
-                    {"role_id": r.role_id, "hourly_rate_cents": r.hourly_rate_cents,
-                     "per_shift_cents": r.per_shift_cents}
+                    {
+                        "role_id": r.role_id,
+                        "hourly_rate_cents": r.hourly_rate_cents,
+                        "per_shift_cents": r.per_shift_cents,
+                    }
                     for r in proposed.role_rates
                 ],  # type: ignore[arg-type]
-                monthly_cap_cents=cmd.monthly_cap_cents, yearly_cap_cents=cmd.yearly_cap_cents,
-                tax_threshold_cents=cmd.tax_threshold_cents, org_monthly_cap_cents=cmd.org_monthly_cap_cents,
+                monthly_cap_cents=cmd.monthly_cap_cents,
+                yearly_cap_cents=cmd.yearly_cap_cents,
+                tax_threshold_cents=cmd.tax_threshold_cents,
+                org_monthly_cap_cents=cmd.org_monthly_cap_cents,
             ),
-            subject=str(proposed.policy_id), site_id=site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(proposed.policy_id),
+            site_id=site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
     return StipendPolicyOut.of(proposed)
@@ -91,13 +106,18 @@ async def close_stipend_period(
     if row.status == "closed":
         return PeriodClosedOut.model_validate(row, from_attributes=True)
     policies = await uow.stipends.policies(site_id)
-    domain.check_can_close(period, now_local=now.astimezone(zone).date(), policies=policies,
-                           last_closed=await uow.stipends.last_closed(site_id))
+    domain.check_can_close(
+        period,
+        now_local=now.astimezone(zone).date(),
+        policies=policies,
+        last_closed=await uow.stipends.last_closed(site_id),
+    )
     since = domain.local_midnight(min(p.effective_from for p in policies), zone)
     found = await uow.hours.unbooked_approved(site_id, since=since, before=period.end(zone))
     approved = [
-        domain.ApprovedHours(r.hours_id, r.member_id, r.shift_id, r.role_id, local_date(r.shift_starts_at, zone),
-                             r.minutes)
+        domain.ApprovedHours(
+            r.hours_id, r.member_id, r.shift_id, r.role_id, local_date(r.shift_starts_at, zone), r.minutes
+        )
         for r in found
     ]
     eligible = [a for a, r in zip(approved, found, strict=True) if r.eligible]
@@ -112,9 +132,14 @@ async def close_stipend_period(
         by_member.setdefault(entry.member_id, []).append(entry)
     payouts = [
         NewPayout(
-            payout_id=uuid.uuid4(), site_id=site_id, member_id=member_id, period=str(period),
-            minutes=sum(e.minutes for e in entries), shifts=sum(e.shifts for e in entries),
-            accrued_cents=sum(e.amount_cents for e in entries), over_cap_cents=sum(e.over_cap_cents for e in entries),
+            payout_id=uuid.uuid4(),
+            site_id=site_id,
+            member_id=member_id,
+            period=str(period),
+            minutes=sum(e.minutes for e in entries),
+            shifts=sum(e.shifts for e in entries),
+            accrued_cents=sum(e.amount_cents for e in entries),
+            over_cap_cents=sum(e.over_cap_cents for e in entries),
             created_at=now,
         )
         for member_id, entries in by_member.items()
@@ -125,59 +150,114 @@ async def close_stipend_period(
     for entry in closing.entries:
         entry_id = uuid.uuid4()
         payout_id = payout_of[entry.member_id]
-        new_entries.append(NewEntry(
-            entry_id=entry_id, site_id=site_id, member_id=entry.member_id, period=str(period),
-            entry_type="accrued", kind=entry.kind, payout_id=payout_id, amount_cents=entry.amount_cents,
-            over_cap_cents=entry.over_cap_cents, capped_by=entry.capped_by, minutes=entry.minutes,
-            shifts=entry.shifts, lines=tuple(entry.lines), rate_policy_ids=tuple(entry.policy_ids),
-            cap_policy_id=closing.cap_policy.policy_id, shift_id=entry.shift_id,
-            original_period=str(entry.original_period), created_at=now, created_by=cmd.actor.actor_id,
-        ))
+        new_entries.append(
+            NewEntry(
+                entry_id=entry_id,
+                site_id=site_id,
+                member_id=entry.member_id,
+                period=str(period),
+                entry_type="accrued",
+                kind=entry.kind,
+                payout_id=payout_id,
+                amount_cents=entry.amount_cents,
+                over_cap_cents=entry.over_cap_cents,
+                capped_by=entry.capped_by,
+                minutes=entry.minutes,
+                shifts=entry.shifts,
+                lines=tuple(entry.lines),
+                rate_policy_ids=tuple(entry.policy_ids),
+                cap_policy_id=closing.cap_policy.policy_id,
+                shift_id=entry.shift_id,
+                original_period=str(entry.original_period),
+                created_at=now,
+                created_by=cmd.actor.actor_id,
+            )
+        )
         booked_hours.extend(
-            BookedHours(p.hours, site_id, str(period), now, entry_id=entry_id, shifts=p.shifts, cents=p.cents,
-                        policy_id=p.policy_id)
+            BookedHours(
+                p.hours,
+                site_id,
+                str(period),
+                now,
+                entry_id=entry_id,
+                shifts=p.shifts,
+                cents=p.cents,
+                policy_id=p.policy_id,
+            )
             for p in entry.priced
         )
         uow.emit(
             Event(
                 StipendAccrued(
-                    entry_id=entry_id, payout_id=payout_id, member_id=entry.member_id, period=str(period),
-                    kind=entry.kind, amount_cents=entry.amount_cents, over_cap_cents=entry.over_cap_cents,
-                    capped_by=list(entry.capped_by), minutes=entry.minutes, shifts=entry.shifts,
-                    policy_id=closing.cap_policy.policy_id, rate_policy_ids=entry.policy_ids,
-                    shift_id=entry.shift_id, original_period=str(entry.original_period),
+                    entry_id=entry_id,
+                    payout_id=payout_id,
+                    member_id=entry.member_id,
+                    period=str(period),
+                    kind=entry.kind,
+                    amount_cents=entry.amount_cents,
+                    over_cap_cents=entry.over_cap_cents,
+                    capped_by=list(entry.capped_by),
+                    minutes=entry.minutes,
+                    shifts=entry.shifts,
+                    policy_id=closing.cap_policy.policy_id,
+                    rate_policy_ids=entry.policy_ids,
+                    shift_id=entry.shift_id,
+                    original_period=str(entry.original_period),
                 ),
-                subject=str(entry_id), site_id=site_id, actor_id=cmd.actor.actor_id, time=now,
+                subject=str(entry_id),
+                site_id=site_id,
+                actor_id=cmd.actor.actor_id,
+                time=now,
             )
         )
     # Hours of volunteers who are not eligible now are settled without an entry: they never accrue later.
     booked_hours.extend(
-        BookedHours(a, site_id, str(period), now, entry_id=None, shifts=1 if a.minutes > 0 else 0, cents=0,
-                    policy_id=None)
-        for a, r in zip(approved, found, strict=True) if not r.eligible
+        BookedHours(
+            a, site_id, str(period), now, entry_id=None, shifts=1 if a.minutes > 0 else 0, cents=0, policy_id=None
+        )
+        for a, r in zip(approved, found, strict=True)
+        if not r.eligible
     )
     await uow.stipends.add_payouts(payouts)
     await uow.stipends.add_entries(new_entries)
     await uow.stipends.book_hours(booked_hours)
     totals = PeriodTotals(
-        cap_policy_id=closing.cap_policy.policy_id, volunteers=closing.volunteers, entries=len(closing.entries),
-        adjustments=closing.adjustments, accrued_cents=closing.accrued_cents, over_cap_cents=closing.over_cap_cents,
+        cap_policy_id=closing.cap_policy.policy_id,
+        volunteers=closing.volunteers,
+        entries=len(closing.entries),
+        adjustments=closing.adjustments,
+        accrued_cents=closing.accrued_cents,
+        over_cap_cents=closing.over_cap_cents,
     )
     await uow.stipends.close_period(site_id, str(period), totals, now, cmd.actor.actor_id)
     uow.emit(
         Event(
             StipendPeriodClosed(
-                period=str(period), closed_at=now, cap_policy_id=totals.cap_policy_id, volunteers=totals.volunteers,
-                entries=totals.entries, adjustments=totals.adjustments, accrued_cents=totals.accrued_cents,
+                period=str(period),
+                closed_at=now,
+                cap_policy_id=totals.cap_policy_id,
+                volunteers=totals.volunteers,
+                entries=totals.entries,
+                adjustments=totals.adjustments,
+                accrued_cents=totals.accrued_cents,
                 over_cap_cents=totals.over_cap_cents,
             ),
-            subject=str(period), site_id=site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(period),
+            site_id=site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
     return PeriodClosedOut(
-        period=str(period), status="closed", closed_at=now, cap_policy_id=totals.cap_policy_id,
-        volunteers=totals.volunteers, entries=totals.entries, adjustments=totals.adjustments,
-        accrued_cents=totals.accrued_cents, over_cap_cents=totals.over_cap_cents,
+        period=str(period),
+        status="closed",
+        closed_at=now,
+        cap_policy_id=totals.cap_policy_id,
+        volunteers=totals.volunteers,
+        entries=totals.entries,
+        adjustments=totals.adjustments,
+        accrued_cents=totals.accrued_cents,
+        over_cap_cents=totals.over_cap_cents,
     )
 
 
@@ -188,34 +268,63 @@ async def mark_payout_paid(cmd: MarkPayoutPaid, *, uow: VolunteeringUnitOfWork, 
         raise NotFound("No such payout here.", code="payout_not_found")
     if payout.payment_entry_id is not None:
         assert payout.paid_at is not None
-        raise Conflict("This payout was paid already.", code="already_paid", entry_id=str(payout.payment_entry_id),
-                       paid_at=payout.paid_at.isoformat())
+        raise Conflict(
+            "This payout was paid already.",
+            code="already_paid",
+            entry_id=str(payout.payment_entry_id),
+            paid_at=payout.paid_at.isoformat(),
+        )
     amount = domain.payable_cents(payout.accrued_cents, payout.reversed_cents)
     if amount <= 0:
         raise Conflict("Nothing is payable on this payout.", code="nothing_to_pay")
     entry_id = uuid.uuid4()
-    await uow.stipends.add_entries([NewEntry(
-        entry_id=entry_id, site_id=payout.site_id, member_id=payout.member_id, period=payout.period,
-        entry_type="paid", payout_id=payout.payout_id, amount_cents=amount, method=cmd.method,
-        reference=cmd.reference, created_at=now, created_by=cmd.actor.actor_id,
-    )])
+    await uow.stipends.add_entries(
+        [
+            NewEntry(
+                entry_id=entry_id,
+                site_id=payout.site_id,
+                member_id=payout.member_id,
+                period=payout.period,
+                entry_type="paid",
+                payout_id=payout.payout_id,
+                amount_cents=amount,
+                method=cmd.method,
+                reference=cmd.reference,
+                created_at=now,
+                created_by=cmd.actor.actor_id,
+            )
+        ]
+    )
     uow.emit(
         Event(
             StipendPaid(
-                payout_id=payout.payout_id, entry_id=entry_id, member_id=payout.member_id, period=payout.period,
-                amount_cents=amount, paid_at=now, method=cmd.method,  # type: ignore[arg-type]
+                payout_id=payout.payout_id,
+                entry_id=entry_id,
+                member_id=payout.member_id,
+                period=payout.period,
+                amount_cents=amount,
+                paid_at=now,
+                method=cmd.method,  # type: ignore[arg-type]
             ),
-            subject=str(entry_id), site_id=payout.site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(entry_id),
+            site_id=payout.site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
-    return PaymentOut(payout_id=payout.payout_id, entry_id=entry_id, member_id=payout.member_id,
-                      period=payout.period, amount_cents=amount, paid_at=now,
-                      method=cmd.method, reference=cmd.reference)  # type: ignore[arg-type]
+    return PaymentOut(
+        payout_id=payout.payout_id,
+        entry_id=entry_id,
+        member_id=payout.member_id,
+        period=payout.period,
+        amount_cents=amount,
+        paid_at=now,
+        method=cmd.method,
+        reference=cmd.reference,
+    )  # type: ignore[arg-type]
 
 
-async def reverse_stipend_entry(
-    cmd: ReverseStipendEntry, *, uow: VolunteeringUnitOfWork, clock: Clock
-) -> ReversalOut:
+async def reverse_stipend_entry(cmd: ReverseStipendEntry, *, uow: VolunteeringUnitOfWork, clock: Clock) -> ReversalOut:
     """Take an accrued entry back with a reversing entry of the same amount (in the same period and payout). Its
     hours are released: when the next period closes, those still approved are booked again as adjustments with
     their current minutes (correct or reject them first if they were wrong)."""
@@ -230,23 +339,49 @@ async def reverse_stipend_entry(
     if existing is not None:
         raise Conflict("This entry was reversed already.", code="already_reversed", reversed_by=str(existing))
     reversal_id = uuid.uuid4()
-    await uow.stipends.add_entries([NewEntry(
-        entry_id=reversal_id, site_id=entry.site_id, member_id=entry.member_id, period=entry.period,
-        entry_type="reversed", payout_id=entry.payout_id, amount_cents=entry.amount_cents, minutes=entry.minutes,
-        shifts=entry.shifts, reverses_entry_id=entry.entry_id, reason=cmd.reason, created_at=now,
-        created_by=cmd.actor.actor_id,
-    )])
+    await uow.stipends.add_entries(
+        [
+            NewEntry(
+                entry_id=reversal_id,
+                site_id=entry.site_id,
+                member_id=entry.member_id,
+                period=entry.period,
+                entry_type="reversed",
+                payout_id=entry.payout_id,
+                amount_cents=entry.amount_cents,
+                minutes=entry.minutes,
+                shifts=entry.shifts,
+                reverses_entry_id=entry.entry_id,
+                reason=cmd.reason,
+                created_at=now,
+                created_by=cmd.actor.actor_id,
+            )
+        ]
+    )
     released = await uow.stipends.release_hours(entry.entry_id, reversal_id)
     uow.emit(
         Event(
             StipendReversed(
-                entry_id=reversal_id, reverses_entry_id=entry.entry_id, payout_id=entry.payout_id,
-                member_id=entry.member_id, period=entry.period, amount_cents=entry.amount_cents,
+                entry_id=reversal_id,
+                reverses_entry_id=entry.entry_id,
+                payout_id=entry.payout_id,
+                member_id=entry.member_id,
+                period=entry.period,
+                amount_cents=entry.amount_cents,
                 released_hours=released,
             ),
-            subject=str(reversal_id), site_id=entry.site_id, actor_id=cmd.actor.actor_id, time=now,
+            subject=str(reversal_id),
+            site_id=entry.site_id,
+            actor_id=cmd.actor.actor_id,
+            time=now,
         )
     )
-    return ReversalOut(entry_id=reversal_id, reverses_entry_id=entry.entry_id, payout_id=entry.payout_id,
-                       member_id=entry.member_id, period=entry.period, amount_cents=entry.amount_cents,
-                       released_hours=released)
+    return ReversalOut(
+        entry_id=reversal_id,
+        reverses_entry_id=entry.entry_id,
+        payout_id=entry.payout_id,
+        member_id=entry.member_id,
+        period=entry.period,
+        amount_cents=entry.amount_cents,
+        released_hours=released,
+    )

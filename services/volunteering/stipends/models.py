@@ -83,8 +83,9 @@ class StipendPeriod(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'closed')", name="status_known"),
         CheckConstraint("period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'", name="period_format"),
-        CheckConstraint("status = 'open' OR (closed_at IS NOT NULL AND cap_policy_id IS NOT NULL)",
-                        name="closed_has_totals"),
+        CheckConstraint(
+            "status = 'open' OR (closed_at IS NOT NULL AND cap_policy_id IS NOT NULL)", name="closed_has_totals"
+        ),
     )
 
     site_id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -109,8 +110,9 @@ class StipendPayout(Base):
     __table_args__ = (
         UniqueConstraint("site_id", "period", "member_id"),
         Index("ix_stipend_payouts_member_id_period", "member_id", "period"),
-        CheckConstraint("accrued_cents >= 0 AND over_cap_cents >= 0 AND minutes >= 0 AND shifts >= 0",
-                        name="amounts_not_negative"),
+        CheckConstraint(
+            "accrued_cents >= 0 AND over_cap_cents >= 0 AND minutes >= 0 AND shifts >= 0", name="amounts_not_negative"
+        ),
     )
 
     payout_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -138,13 +140,20 @@ class StipendEntry(Base):
         CheckConstraint("(entry_type = 'reversed') = (reverses_entry_id IS NOT NULL)", name="reversal_names_entry"),
         CheckConstraint("(entry_type = 'paid') = (method IS NOT NULL)", name="payment_has_method"),
         CheckConstraint("(kind = 'adjustment') = (shift_id IS NOT NULL)", name="adjustment_names_shift"),
-        CheckConstraint("amount_cents >= 0 AND over_cap_cents >= 0 AND minutes >= 0 AND shifts >= 0",
-                        name="amounts_not_negative"),
+        CheckConstraint(
+            "amount_cents >= 0 AND over_cap_cents >= 0 AND minutes >= 0 AND shifts >= 0", name="amounts_not_negative"
+        ),
         CheckConstraint("period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'", name="period_format"),
         UniqueConstraint("reverses_entry_id"),
         # One accrual per volunteer and period, and one payment per payout, whatever the concurrency.
-        Index("uq_stipend_ledger_accrual", "site_id", "member_id", "period", unique=True,
-              postgresql_where=text("kind = 'accrual'")),
+        Index(
+            "uq_stipend_ledger_accrual",
+            "site_id",
+            "member_id",
+            "period",
+            unique=True,
+            postgresql_where=text("kind = 'accrual'"),
+        ),
         Index("uq_stipend_ledger_payment", "payout_id", unique=True, postgresql_where=text("entry_type = 'paid'")),
         Index("ix_stipend_ledger_payout_id", "payout_id"),
         Index("ix_stipend_ledger_site_id_period", "site_id", "period"),
@@ -212,8 +221,6 @@ class StipendHours(Base):
     policy_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     released_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey(StipendEntry.entry_id))
-
-
 
 
 stipend_policies = StipendPolicy.__table__
@@ -351,8 +358,9 @@ def held(hours_id: Any) -> Any:
     """Whether a ledger entry holds the hours record now (booked and not released): then it is never booked again.
     For volunteering proper's query of payable hours (``hours_id`` is its column)."""
     return exists(
-        select(stipend_hours.c.claim_id)
-        .where(stipend_hours.c.hours_id == hours_id, stipend_hours.c.released_by.is_(None))
+        select(stipend_hours.c.claim_id).where(
+            stipend_hours.c.hours_id == hours_id, stipend_hours.c.released_by.is_(None)
+        )
     )
 
 
@@ -367,17 +375,23 @@ STIPEND_LOCK_SPACE = zlib.crc32(b"rcc-volunteering-stipends") - 2**31
 
 def _policy(row: Any) -> Policy:
     return Policy(
-        policy_id=row.policy_id, version=row.version, effective_from=row.effective_from,
-        hourly_rate_cents=row.hourly_rate_cents, per_shift_cents=row.per_shift_cents,
-        monthly_cap_cents=row.monthly_cap_cents, yearly_cap_cents=row.yearly_cap_cents,
-        tax_threshold_cents=row.tax_threshold_cents, org_monthly_cap_cents=row.org_monthly_cap_cents,
+        policy_id=row.policy_id,
+        version=row.version,
+        effective_from=row.effective_from,
+        hourly_rate_cents=row.hourly_rate_cents,
+        per_shift_cents=row.per_shift_cents,
+        monthly_cap_cents=row.monthly_cap_cents,
+        yearly_cap_cents=row.yearly_cap_cents,
+        tax_threshold_cents=row.tax_threshold_cents,
+        org_monthly_cap_cents=row.org_monthly_cap_cents,
         role_rates=tuple(RoleRate(r["role_id"], r["hourly_rate_cents"], r["per_shift_cents"]) for r in row.role_rates),
     )
 
 
 async def policies_of(session: AsyncConnection, site_id: str) -> list[Policy]:
     rows = await session.execute(
-        select(stipend_policies).where(stipend_policies.c.site_id == site_id)
+        select(stipend_policies)
+        .where(stipend_policies.c.site_id == site_id)
         .order_by(stipend_policies.c.effective_from, stipend_policies.c.version)
     )
     return [_policy(row) for row in rows]
@@ -412,38 +426,73 @@ class StipendRepository:
             {"role_id": r.role_id, "hourly_rate_cents": r.hourly_rate_cents, "per_shift_cents": r.per_shift_cents}
             for r in policy.role_rates
         ]
-        return int((await self.session.execute(
-            insert(stipend_policies).values(
-                policy_id=policy.policy_id, site_id=site_id, effective_from=policy.effective_from,
-                hourly_rate_cents=policy.hourly_rate_cents, per_shift_cents=policy.per_shift_cents,
-                role_rates=role_rates, monthly_cap_cents=policy.monthly_cap_cents,
-                yearly_cap_cents=policy.yearly_cap_cents, tax_threshold_cents=policy.tax_threshold_cents,
-                org_monthly_cap_cents=policy.org_monthly_cap_cents, created_at=at, created_by=by,
-            ).returning(stipend_policies.c.version)
-        )).scalar_one())
+        return int(
+            (
+                await self.session.execute(
+                    insert(stipend_policies)
+                    .values(
+                        policy_id=policy.policy_id,
+                        site_id=site_id,
+                        effective_from=policy.effective_from,
+                        hourly_rate_cents=policy.hourly_rate_cents,
+                        per_shift_cents=policy.per_shift_cents,
+                        role_rates=role_rates,
+                        monthly_cap_cents=policy.monthly_cap_cents,
+                        yearly_cap_cents=policy.yearly_cap_cents,
+                        tax_threshold_cents=policy.tax_threshold_cents,
+                        org_monthly_cap_cents=policy.org_monthly_cap_cents,
+                        created_at=at,
+                        created_by=by,
+                    )
+                    .returning(stipend_policies.c.version)
+                )
+            ).scalar_one()
+        )
 
     async def last_closed(self, site_id: str) -> Period | None:
         latest = await self.session.scalar(
-            select(func.max(stipend_periods.c.period))
-            .where(stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed")
+            select(func.max(stipend_periods.c.period)).where(
+                stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed"
+            )
         )
         return None if latest is None else Period.parse(latest)
 
     async def lock_period(self, site_id: str, period: str, at: datetime) -> PeriodRecord:
         """The period's row (made open on first use), locked until the transaction ends."""
         await self.session.execute(
-            insert(stipend_periods).values(
-                site_id=site_id, period=period, status="open", volunteers=0, entries=0, adjustments=0,
-                accrued_cents=0, over_cap_cents=0, created_at=at,
-            ).on_conflict_do_nothing()
+            insert(stipend_periods)
+            .values(
+                site_id=site_id,
+                period=period,
+                status="open",
+                volunteers=0,
+                entries=0,
+                adjustments=0,
+                accrued_cents=0,
+                over_cap_cents=0,
+                created_at=at,
+            )
+            .on_conflict_do_nothing()
         )
         c = stipend_periods.c
-        row = (await self.session.execute(
-            select(c.site_id, c.period, c.status, c.cap_policy_id, c.volunteers, c.entries, c.adjustments,
-                   c.accrued_cents, c.over_cap_cents, c.closed_at)
-            .where(c.site_id == site_id, c.period == period)
-            .with_for_update()
-        )).one()
+        row = (
+            await self.session.execute(
+                select(
+                    c.site_id,
+                    c.period,
+                    c.status,
+                    c.cap_policy_id,
+                    c.volunteers,
+                    c.entries,
+                    c.adjustments,
+                    c.accrued_cents,
+                    c.over_cap_cents,
+                    c.closed_at,
+                )
+                .where(c.site_id == site_id, c.period == period)
+                .with_for_update()
+            )
+        ).one()
         return PeriodRecord(*row)
 
     async def close_period(self, site_id: str, period: str, totals: PeriodTotals, at: datetime, by: str) -> None:
@@ -451,21 +500,32 @@ class StipendRepository:
             update(stipend_periods)
             .where(stipend_periods.c.site_id == site_id, stipend_periods.c.period == period)
             .values(
-                status="closed", closed_at=at, closed_by=by, cap_policy_id=totals.cap_policy_id,
-                volunteers=totals.volunteers, entries=totals.entries, adjustments=totals.adjustments,
-                accrued_cents=totals.accrued_cents, over_cap_cents=totals.over_cap_cents,
+                status="closed",
+                closed_at=at,
+                closed_by=by,
+                cap_policy_id=totals.cap_policy_id,
+                volunteers=totals.volunteers,
+                entries=totals.entries,
+                adjustments=totals.adjustments,
+                accrued_cents=totals.accrued_cents,
+                over_cap_cents=totals.over_cap_cents,
             )
         )
 
-    async def booked_in_year(self, site_id: str, member_ids: Sequence[uuid.UUID], first: str,
-                             before: str) -> dict[uuid.UUID, int]:
+    async def booked_in_year(
+        self, site_id: str, member_ids: Sequence[uuid.UUID], first: str, before: str
+    ) -> dict[uuid.UUID, int]:
         """Per volunteer: what the ledger books for them in the periods ``[first, before)`` (accrued − reversed)."""
         if not member_ids:
             return {}
         rows = await self.session.execute(
             select(ledger.c.member_id, func.sum(net_booked()))
-            .where(ledger.c.site_id == site_id, ledger.c.member_id.in_(list(member_ids)),
-                   ledger.c.period >= first, ledger.c.period < before)
+            .where(
+                ledger.c.site_id == site_id,
+                ledger.c.member_id.in_(list(member_ids)),
+                ledger.c.period >= first,
+                ledger.c.period < before,
+            )
             .group_by(ledger.c.member_id)
         )
         return {member_id: int(total) for member_id, total in rows}
@@ -486,7 +546,8 @@ class StipendRepository:
         """The ledger entry that holds an hours record, if one does."""
         return await self.session.scalar(
             select(stipend_hours.c.entry_id).where(
-                stipend_hours.c.hours_id == hours_id, stipend_hours.c.released_by.is_(None),
+                stipend_hours.c.hours_id == hours_id,
+                stipend_hours.c.released_by.is_(None),
                 stipend_hours.c.entry_id.is_not(None),
             )
         )
@@ -494,28 +555,44 @@ class StipendRepository:
     async def lock_payout(self, payout_id: uuid.UUID, site_id: str | None) -> PayoutRecord | None:
         """The payout, locked (payment and reversals of its entries go one at a time), with what was paid and
         reversed of it so far."""
-        row = (await self.session.execute(
-            select(stipend_payouts.c.payout_id)
-            .where(stipend_payouts.c.payout_id == payout_id, site_filter(stipend_payouts.c.site_id, site_id))
-            .with_for_update()
-        )).first()
+        row = (
+            await self.session.execute(
+                select(stipend_payouts.c.payout_id)
+                .where(stipend_payouts.c.payout_id == payout_id, site_filter(stipend_payouts.c.site_id, site_id))
+                .with_for_update()
+            )
+        ).first()
         if row is None:
             return None
-        summary = (
-            await self.session.execute(payout_summary().where(stipend_payouts.c.payout_id == payout_id))
-        ).one()
+        summary = (await self.session.execute(payout_summary().where(stipend_payouts.c.payout_id == payout_id))).one()
         return PayoutRecord(
-            summary.payout_id, summary.site_id, summary.member_id, summary.period, summary.accrued_cents,
-            summary.reversed_cents, summary.payment_entry_id, summary.paid_at,
+            summary.payout_id,
+            summary.site_id,
+            summary.member_id,
+            summary.period,
+            summary.accrued_cents,
+            summary.reversed_cents,
+            summary.payment_entry_id,
+            summary.paid_at,
         )
 
     async def entry(self, entry_id: uuid.UUID, site_id: str | None) -> EntryRecord | None:
         c = ledger.c
-        row = (await self.session.execute(
-            select(c.entry_id, c.site_id, c.member_id, c.period, c.entry_type, c.payout_id, c.amount_cents,
-                   c.minutes, c.shifts)
-            .where(c.entry_id == entry_id, site_filter(c.site_id, site_id))
-        )).first()
+        row = (
+            await self.session.execute(
+                select(
+                    c.entry_id,
+                    c.site_id,
+                    c.member_id,
+                    c.period,
+                    c.entry_type,
+                    c.payout_id,
+                    c.amount_cents,
+                    c.minutes,
+                    c.shifts,
+                ).where(c.entry_id == entry_id, site_filter(c.site_id, site_id))
+            )
+        ).first()
         return None if row is None else EntryRecord(*row)
 
     async def reversal_of(self, entry_id: uuid.UUID) -> uuid.UUID | None:
@@ -542,8 +619,12 @@ def _entry_row(entry: NewEntry) -> dict[str, Any]:
     row["rate_policy_ids"] = list(entry.rate_policy_ids)
     row["lines"] = [
         {
-            "policy_id": str(line.policy_id), "role_id": line.role_id, "hourly_rate_cents": line.hourly_rate_cents,
-            "per_shift_cents": line.per_shift_cents, "minutes": line.minutes, "shifts": line.shifts,
+            "policy_id": str(line.policy_id),
+            "role_id": line.role_id,
+            "hourly_rate_cents": line.hourly_rate_cents,
+            "per_shift_cents": line.per_shift_cents,
+            "minutes": line.minutes,
+            "shifts": line.shifts,
             "cents": line.cents,
         }
         for line in entry.lines
@@ -554,11 +635,21 @@ def _entry_row(entry: NewEntry) -> dict[str, Any]:
 def _booked_row(booked: BookedHours) -> dict[str, Any]:
     hours = booked.hours
     return {
-        "hours_id": hours.hours_id, "entry_id": booked.entry_id, "site_id": booked.site_id,
-        "member_id": hours.member_id, "period": booked.period,
-        "outcome": "accrued" if booked.entry_id is not None else "ineligible", "shift_id": hours.shift_id,
-        "role_id": hours.role_id, "local_date": hours.local_date, "minutes": hours.minutes, "shifts": booked.shifts,
-        "cents": booked.cents, "policy_id": booked.policy_id, "booked_at": booked.booked_at, "released_by": None,
+        "hours_id": hours.hours_id,
+        "entry_id": booked.entry_id,
+        "site_id": booked.site_id,
+        "member_id": hours.member_id,
+        "period": booked.period,
+        "outcome": "accrued" if booked.entry_id is not None else "ineligible",
+        "shift_id": hours.shift_id,
+        "role_id": hours.role_id,
+        "local_date": hours.local_date,
+        "minutes": hours.minutes,
+        "shifts": booked.shifts,
+        "cents": booked.cents,
+        "policy_id": booked.policy_id,
+        "booked_at": booked.booked_at,
+        "released_by": None,
     }
 
 
@@ -571,14 +662,19 @@ def payout_summary() -> Any:
         .scalar_subquery()
     )
     paid = ledger.alias("paid")
-    return (
-        select(
-            stipend_payouts.c.payout_id, stipend_payouts.c.site_id, stipend_payouts.c.member_id,
-            stipend_payouts.c.period, stipend_payouts.c.minutes, stipend_payouts.c.shifts,
-            stipend_payouts.c.accrued_cents, stipend_payouts.c.over_cap_cents,
-            reversed_cents.label("reversed_cents"), paid.c.entry_id.label("payment_entry_id"),
-            paid.c.amount_cents.label("paid_cents"), paid.c.created_at.label("paid_at"), paid.c.method,
-            paid.c.reference,
-        )
-        .outerjoin(paid, and_(paid.c.payout_id == stipend_payouts.c.payout_id, paid.c.entry_type == "paid"))
-    )
+    return select(
+        stipend_payouts.c.payout_id,
+        stipend_payouts.c.site_id,
+        stipend_payouts.c.member_id,
+        stipend_payouts.c.period,
+        stipend_payouts.c.minutes,
+        stipend_payouts.c.shifts,
+        stipend_payouts.c.accrued_cents,
+        stipend_payouts.c.over_cap_cents,
+        reversed_cents.label("reversed_cents"),
+        paid.c.entry_id.label("payment_entry_id"),
+        paid.c.amount_cents.label("paid_cents"),
+        paid.c.created_at.label("paid_at"),
+        paid.c.method,
+        paid.c.reference,
+    ).outerjoin(paid, and_(paid.c.payout_id == stipend_payouts.c.payout_id, paid.c.entry_type == "paid"))

@@ -30,23 +30,30 @@ class StipendQueries:
 
     async def closed_periods(self, site_id: str, first: str, last: str) -> list[Any]:
         rows = await self.session.execute(
-            select(stipend_periods).where(
-                stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed",
-                stipend_periods.c.period >= first, stipend_periods.c.period <= last,
-            ).order_by(stipend_periods.c.period)
+            select(stipend_periods)
+            .where(
+                stipend_periods.c.site_id == site_id,
+                stipend_periods.c.status == "closed",
+                stipend_periods.c.period >= first,
+                stipend_periods.c.period <= last,
+            )
+            .order_by(stipend_periods.c.period)
         )
         return list(rows)
 
     async def last_closed_period(self, site_id: str) -> str | None:
         return await self.session.scalar(
-            select(func.max(stipend_periods.c.period))
-            .where(stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed")
+            select(func.max(stipend_periods.c.period)).where(
+                stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed"
+            )
         )
 
     async def stipend_period(self, site_id: str, period: str) -> Any:
-        return (await self.session.execute(
-            select(stipend_periods).where(stipend_periods.c.site_id == site_id, stipend_periods.c.period == period)
-        )).first()
+        return (
+            await self.session.execute(
+                select(stipend_periods).where(stipend_periods.c.site_id == site_id, stipend_periods.c.period == period)
+            )
+        ).first()
 
     async def payouts(
         self,
@@ -79,7 +86,8 @@ class StipendQueries:
 
     async def stipend_entries(self, member_id: uuid.UUID, first: str, last: str) -> list[Any]:
         rows = await self.session.execute(
-            select(ledger).where(ledger.c.member_id == member_id, ledger.c.period >= first, ledger.c.period <= last)
+            select(ledger)
+            .where(ledger.c.member_id == member_id, ledger.c.period >= first, ledger.c.period <= last)
             .order_by(ledger.c.period, ledger.c.seq)
         )
         return list(rows)
@@ -89,7 +97,8 @@ class StipendQueries:
         if not entry_ids:
             return []
         rows = await self.session.execute(
-            select(stipend_hours).where(stipend_hours.c.entry_id.in_(list(entry_ids)))
+            select(stipend_hours)
+            .where(stipend_hours.c.entry_id.in_(list(entry_ids)))
             .order_by(stipend_hours.c.local_date, stipend_hours.c.shift_id, stipend_hours.c.hours_id)
         )
         return list(rows)
@@ -107,11 +116,18 @@ class StipendQueries:
         first, last = year_periods(year)
         stmt = (
             select(
-                ledger.c.site_id, ledger.c.member_id, func.sum(net_booked()).label("total_cents"),
+                ledger.c.site_id,
+                ledger.c.member_id,
+                func.sum(net_booked()).label("total_cents"),
                 func.sum(case((ledger.c.entry_type == "paid", ledger.c.amount_cents), else_=0)).label("paid_cents"),
                 func.sum(ledger.c.over_cap_cents).label("over_cap_cents"),
-                func.sum(case((ledger.c.entry_type == "accrued", ledger.c.minutes),
-                              (ledger.c.entry_type == "reversed", -ledger.c.minutes), else_=0)).label("minutes"),
+                func.sum(
+                    case(
+                        (ledger.c.entry_type == "accrued", ledger.c.minutes),
+                        (ledger.c.entry_type == "reversed", -ledger.c.minutes),
+                        else_=0,
+                    )
+                ).label("minutes"),
             )
             .where(ledger.c.period >= first, ledger.c.period <= last)
             .group_by(ledger.c.site_id, ledger.c.member_id)

@@ -34,12 +34,8 @@ def upgrade() -> None:
         sa.Column("label", sa.Text),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("revoked_at", sa.DateTime(timezone=True)),
-        sa.CheckConstraint(
-            "role IN ('kiosk', 'volunteer', 'coordinator', 'admin')", name="ck_tokens_role_known"
-        ),
-        sa.CheckConstraint(
-            "role <> 'volunteer' OR member_id IS NOT NULL", name="ck_tokens_volunteer_has_member"
-        ),
+        sa.CheckConstraint("role IN ('kiosk', 'volunteer', 'coordinator', 'admin')", name="ck_tokens_role_known"),
+        sa.CheckConstraint("role <> 'volunteer' OR member_id IS NOT NULL", name="ck_tokens_volunteer_has_member"),
         schema=SCHEMA,
     )
 

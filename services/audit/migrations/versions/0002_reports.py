@@ -81,7 +81,10 @@ def upgrade() -> None:
     op.create_index("ix_rp_visit_checked_in_at", "rp_visit", ["checked_in_at"], schema=SCHEMA)
     # The few visits that are not short same-day ones, with what the report queries filter on (index-only scans).
     op.create_index(
-        "ix_rp_visit_spills", "rp_visit", ["checked_out_at", "checked_in_at"], schema=SCHEMA,
+        "ix_rp_visit_spills",
+        "rp_visit",
+        ["checked_out_at", "checked_in_at"],
+        schema=SCHEMA,
         postgresql_where=sa.text("spills"),
         postgresql_include=["visit_id", "site_id", "local_date", "checked_in"],
     )
@@ -91,8 +94,7 @@ def upgrade() -> None:
         sa.Column("scope", sa.Text, nullable=False),
         sa.Column("local_date", sa.Date, nullable=False),
         *(
-            sa.Column(name, sa.BigInteger if name in BIG_COUNTERS else sa.Integer, nullable=False,
-                      server_default="0")
+            sa.Column(name, sa.BigInteger if name in BIG_COUNTERS else sa.Integer, nullable=False, server_default="0")
             for name in DAILY_COUNTERS
         ),
         sa.PrimaryKeyConstraint("scope", "local_date", name="pk_rp_daily"),
@@ -196,9 +198,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scope", "hour", name="pk_rp_peak_hour"),
         schema=SCHEMA,
     )
-    op.execute(
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(f'{SCHEMA}.{t}' for t in TABLES)} TO {ROLE}"
-    )
+    op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(f'{SCHEMA}.{t}' for t in TABLES)} TO {ROLE}")
 
 
 def downgrade() -> None:

@@ -40,11 +40,18 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        "uq_visits_open_member", "visits", ["member_id"], unique=True, schema=SCHEMA,
+        "uq_visits_open_member",
+        "visits",
+        ["member_id"],
+        unique=True,
+        schema=SCHEMA,
         postgresql_where=sa.text("checked_out_at IS NULL"),
     )
     op.create_index(
-        "ix_visits_open_site", "visits", ["site_id"], schema=SCHEMA,
+        "ix_visits_open_site",
+        "visits",
+        ["site_id"],
+        schema=SCHEMA,
         postgresql_where=sa.text("checked_out_at IS NULL"),
     )
     op.create_index("ix_visits_site_checked_in", "visits", ["site_id", "checked_in_at", "visit_id"], schema=SCHEMA)

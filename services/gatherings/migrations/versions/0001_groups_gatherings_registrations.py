@@ -65,9 +65,7 @@ def upgrade() -> None:
         sa.Column("cancelled_at", sa.DateTime(timezone=True)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("gathering_id", name="pk_gatherings"),
-        sa.ForeignKeyConstraint(
-            ["group_id"], [f"{SCHEMA}.groups.group_id"], name="fk_gatherings_group_id_groups"
-        ),
+        sa.ForeignKeyConstraint(["group_id"], [f"{SCHEMA}.groups.group_id"], name="fk_gatherings_group_id_groups"),
         sa.UniqueConstraint("group_id", "occurrence_start", name="uq_gatherings_group_id_occurrence_start"),
         sa.CheckConstraint("gathering_type IN ('session', 'event')", name="ck_gatherings_gathering_type_known"),
         sa.CheckConstraint(
@@ -114,18 +112,22 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["gathering_id"], [f"{SCHEMA}.gatherings.gathering_id"], name="fk_registrations_gathering_id_gatherings"
         ),
-        sa.CheckConstraint(
-            "status IN ('confirmed', 'waitlisted', 'cancelled')", name="ck_registrations_status_known"
-        ),
+        sa.CheckConstraint("status IN ('confirmed', 'waitlisted', 'cancelled')", name="ck_registrations_status_known"),
         sa.CheckConstraint("adults >= 1 AND children >= 0", name="ck_registrations_party_size"),
         schema=SCHEMA,
     )
     op.create_index(
-        "uq_registrations_active_member", "registrations", ["gathering_id", "member_id"], unique=True,
-        schema=SCHEMA, postgresql_where=sa.text("status <> 'cancelled'"),
+        "uq_registrations_active_member",
+        "registrations",
+        ["gathering_id", "member_id"],
+        unique=True,
+        schema=SCHEMA,
+        postgresql_where=sa.text("status <> 'cancelled'"),
     )
     op.create_index(
-        "ix_registrations_gathering_id_status_seq", "registrations", ["gathering_id", "status", "seq"],
+        "ix_registrations_gathering_id_status_seq",
+        "registrations",
+        ["gathering_id", "status", "seq"],
         schema=SCHEMA,
     )
     op.create_index("ix_registrations_member_id", "registrations", ["member_id"], schema=SCHEMA)
@@ -154,11 +156,19 @@ def upgrade() -> None:
     )
     # A member attends a gathering once; an anonymous walk-in once per visit: a redelivered check-in adds nothing.
     op.create_index(
-        "uq_attendance_member", "attendance", ["gathering_id", "member_id"], unique=True, schema=SCHEMA,
+        "uq_attendance_member",
+        "attendance",
+        ["gathering_id", "member_id"],
+        unique=True,
+        schema=SCHEMA,
         postgresql_where=sa.text("member_id IS NOT NULL"),
     )
     op.create_index(
-        "uq_attendance_visit", "attendance", ["visit_id"], unique=True, schema=SCHEMA,
+        "uq_attendance_visit",
+        "attendance",
+        ["visit_id"],
+        unique=True,
+        schema=SCHEMA,
         postgresql_where=sa.text("visit_id IS NOT NULL"),
     )
     op.create_index("ix_attendance_gathering_id", "attendance", ["gathering_id"], schema=SCHEMA)

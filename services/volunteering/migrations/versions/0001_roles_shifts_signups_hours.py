@@ -66,9 +66,7 @@ def upgrade() -> None:
         ),
         schema=SCHEMA,
     )
-    op.create_index(
-        "ix_trainings_member_id_training_id", "trainings", ["member_id", "training_id"], schema=SCHEMA
-    )
+    op.create_index("ix_trainings_member_id_training_id", "trainings", ["member_id", "training_id"], schema=SCHEMA)
     op.create_table(
         "calendar_feeds",
         sa.Column("member_id", UUID(as_uuid=True), nullable=False),
@@ -96,7 +94,8 @@ def upgrade() -> None:
         sa.Column("created_by", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("series_id", name="pk_series"),
         sa.ForeignKeyConstraint(
-            ["site_id", "role_id"], [f"{SCHEMA}.roles.site_id", f"{SCHEMA}.roles.role_id"],
+            ["site_id", "role_id"],
+            [f"{SCHEMA}.roles.site_id", f"{SCHEMA}.roles.role_id"],
             name="fk_series_site_id_roles",
         ),
         schema=SCHEMA,
@@ -121,7 +120,8 @@ def upgrade() -> None:
         _ts("cancelled_at", nullable=True),
         sa.PrimaryKeyConstraint("shift_id", name="pk_shifts"),
         sa.ForeignKeyConstraint(
-            ["site_id", "role_id"], [f"{SCHEMA}.roles.site_id", f"{SCHEMA}.roles.role_id"],
+            ["site_id", "role_id"],
+            [f"{SCHEMA}.roles.site_id", f"{SCHEMA}.roles.role_id"],
             name="fk_shifts_site_id_roles",
         ),
         sa.ForeignKeyConstraint(["series_id"], [f"{SCHEMA}.series.series_id"], name="fk_shifts_series_id_series"),
@@ -136,7 +136,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_shifts_site_id_starts_at", "shifts", ["site_id", "starts_at"], schema=SCHEMA)
     op.create_index(
-        "ix_shifts_ends_at_scheduled", "shifts", ["ends_at"], schema=SCHEMA,
+        "ix_shifts_ends_at_scheduled",
+        "shifts",
+        ["ends_at"],
+        schema=SCHEMA,
         postgresql_where=sa.text("status = 'scheduled'"),
     )
     op.create_table(
@@ -163,7 +166,11 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        "uq_signups_active_shift_member", "signups", ["shift_id", "member_id"], unique=True, schema=SCHEMA,
+        "uq_signups_active_shift_member",
+        "signups",
+        ["shift_id", "member_id"],
+        unique=True,
+        schema=SCHEMA,
         postgresql_where=sa.text("status IN ('confirmed', 'waitlisted')"),
     )
     op.create_index("ix_signups_shift_id_status_seq", "signups", ["shift_id", "status", "seq"], schema=SCHEMA)
@@ -213,9 +220,7 @@ def upgrade() -> None:
         sa.CheckConstraint("source IN ('check_in', 'coordinator')", name="ck_hours_source_known"),
         schema=SCHEMA,
     )
-    op.create_index(
-        "ix_hours_site_id_status_created_at", "hours", ["site_id", "status", "created_at"], schema=SCHEMA
-    )
+    op.create_index("ix_hours_site_id_status_created_at", "hours", ["site_id", "status", "created_at"], schema=SCHEMA)
     op.create_index("ix_hours_member_id_shift_starts_at", "hours", ["member_id", "shift_starts_at"], schema=SCHEMA)
     op.create_index("ix_hours_shift_id", "hours", ["shift_id"], schema=SCHEMA)
     create_messaging_tables(SCHEMA)

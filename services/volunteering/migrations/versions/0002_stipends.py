@@ -60,7 +60,8 @@ def upgrade() -> None:
         sa.Column("closed_by", sa.Text),
         sa.PrimaryKeyConstraint("site_id", "period", name="pk_stipend_periods"),
         sa.ForeignKeyConstraint(
-            ["cap_policy_id"], [f"{SCHEMA}.stipend_policies.policy_id"],
+            ["cap_policy_id"],
+            [f"{SCHEMA}.stipend_policies.policy_id"],
             name="fk_stipend_periods_cap_policy_id_stipend_policies",
         ),
         sa.CheckConstraint("status IN ('open', 'closed')", name="ck_stipend_periods_status_known"),
@@ -90,9 +91,7 @@ def upgrade() -> None:
         ),
         schema=SCHEMA,
     )
-    op.create_index(
-        "ix_stipend_payouts_member_id_period", "stipend_payouts", ["member_id", "period"], schema=SCHEMA
-    )
+    op.create_index("ix_stipend_payouts_member_id_period", "stipend_payouts", ["member_id", "period"], schema=SCHEMA)
     op.create_table(
         "stipend_ledger",
         sa.Column("entry_id", UUID(as_uuid=True), nullable=False),
@@ -125,12 +124,14 @@ def upgrade() -> None:
             ["payout_id"], [f"{SCHEMA}.stipend_payouts.payout_id"], name="fk_stipend_ledger_payout_id_stipend_payouts"
         ),
         sa.ForeignKeyConstraint(
-            ["cap_policy_id"], [f"{SCHEMA}.stipend_policies.policy_id"],
+            ["cap_policy_id"],
+            [f"{SCHEMA}.stipend_policies.policy_id"],
             name="fk_stipend_ledger_cap_policy_id_stipend_policies",
         ),
         sa.ForeignKeyConstraint(["shift_id"], [f"{SCHEMA}.shifts.shift_id"], name="fk_stipend_ledger_shift_id_shifts"),
         sa.ForeignKeyConstraint(
-            ["reverses_entry_id"], [f"{SCHEMA}.stipend_ledger.entry_id"],
+            ["reverses_entry_id"],
+            [f"{SCHEMA}.stipend_ledger.entry_id"],
             name="fk_stipend_ledger_reverses_entry_id_stipend_ledger",
         ),
         sa.CheckConstraint("entry_type IN ('accrued', 'paid', 'reversed')", name="ck_stipend_ledger_entry_type_known"),
@@ -151,11 +152,19 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        "uq_stipend_ledger_accrual", "stipend_ledger", ["site_id", "member_id", "period"], unique=True, schema=SCHEMA,
+        "uq_stipend_ledger_accrual",
+        "stipend_ledger",
+        ["site_id", "member_id", "period"],
+        unique=True,
+        schema=SCHEMA,
         postgresql_where=sa.text("kind = 'accrual'"),
     )
     op.create_index(
-        "uq_stipend_ledger_payment", "stipend_ledger", ["payout_id"], unique=True, schema=SCHEMA,
+        "uq_stipend_ledger_payment",
+        "stipend_ledger",
+        ["payout_id"],
+        unique=True,
+        schema=SCHEMA,
         postgresql_where=sa.text("entry_type = 'paid'"),
     )
     op.create_index("ix_stipend_ledger_payout_id", "stipend_ledger", ["payout_id"], schema=SCHEMA)
@@ -188,13 +197,15 @@ def upgrade() -> None:
             ["released_by"], [f"{SCHEMA}.stipend_ledger.entry_id"], name="fk_stipend_hours_released_by_stipend_ledger"
         ),
         sa.CheckConstraint("outcome IN ('accrued', 'ineligible')", name="ck_stipend_hours_outcome_known"),
-        sa.CheckConstraint(
-            "(outcome = 'accrued') = (entry_id IS NOT NULL)", name="ck_stipend_hours_accrued_has_entry"
-        ),
+        sa.CheckConstraint("(outcome = 'accrued') = (entry_id IS NOT NULL)", name="ck_stipend_hours_accrued_has_entry"),
         schema=SCHEMA,
     )
     op.create_index(
-        "uq_stipend_hours_booked", "stipend_hours", ["hours_id"], unique=True, schema=SCHEMA,
+        "uq_stipend_hours_booked",
+        "stipend_hours",
+        ["hours_id"],
+        unique=True,
+        schema=SCHEMA,
         postgresql_where=sa.text("released_by IS NULL"),
     )
     op.create_index("ix_stipend_hours_entry_id", "stipend_hours", ["entry_id"], schema=SCHEMA)
