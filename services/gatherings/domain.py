@@ -19,6 +19,7 @@ import icalendar
 from shared.contracts import SupportType
 from shared.contracts.gatherings import EventKind
 from shared.errors import Conflict, InvalidInput, NotFound
+from shared.members import MemberStanding
 from shared.recurrence import Occurrence, Rule, expand
 
 # The kinds of gathering: a recovery group's session, or a sober event ("event" in the tables and the API, as the
@@ -27,9 +28,6 @@ GatheringType = Literal["session", "event"]
 
 # Which check-in purpose names which kind of gathering in its ``ref``.
 PURPOSE_GATHERING: dict[str, GatheringType] = {"recovery_group": "session", "sober_event": "event"}
-
-# A member of the site as this service knows it: None when check-in never registered them there.
-MemberStanding = Literal["known", "erased"] | None
 
 # SAMHSA's four types of social support (DOMAIN.md): what a sober event of each kind counts as unless the coordinator
 # says otherwise. "other" has no sensible default: the coordinator must say.

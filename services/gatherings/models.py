@@ -36,11 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.gatherings import SCHEMA
-from services.gatherings.domain import GatheringType, MemberStanding, Party, Room, room_left
+from services.gatherings.domain import GatheringType, Party, Room, room_left
 from shared.contracts import SupportType
 from shared.contracts.gatherings import AttendanceSource, EventKind, RegisteredBy
 from shared.db import service_metadata
 from shared.events import Event
+from shared.members import KnownMembersRepository, MemberStanding
 from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
 
 
@@ -417,9 +418,11 @@ class NewAttendance:
     attended_at: datetime
 
 
-class GatheringsRepository:
+class GatheringsRepository(KnownMembersRepository):
     """The write side handlers use: typed rows in and out, Core statements, prepared statements on the
     registration path. The list and calendar reads of the views are in ``queries.py``."""
+
+    known_members = known_members
 
     def __init__(self, session: AsyncConnection, driver: asyncpg.Connection) -> None:
         self.session = session
@@ -673,36 +676,6 @@ class GatheringsRepository:
                 attendance.c.gathering_id == gathering_id, attendance.c.member_id == member_id
             )
         )
-
-    # Members check-in registered
-
-    async def know_member(self, member_id: uuid.UUID, site_id: str, registered_at: datetime) -> None:
-        """A registration delivered again (or after an erasure) changes nothing."""
-        await self.session.execute(
-            insert(known_members)
-            .values(member_id=member_id, site_id=site_id, registered_at=registered_at)
-            .on_conflict_do_nothing(index_elements=[known_members.c.member_id])
-        )
-
-    async def mark_member_erased(self, member_id: uuid.UUID, site_id: str, erased_at: datetime) -> None:
-        """Also for an erasure that overtook the registration: the member is known, and known to be erased."""
-        await self.session.execute(
-            insert(known_members)
-            .values(member_id=member_id, site_id=site_id, registered_at=erased_at, erased_at=erased_at)
-            .on_conflict_do_update(
-                index_elements=[known_members.c.member_id],
-                set_={"erased_at": func.coalesce(known_members.c.erased_at, erased_at)},
-            )
-        )
-
-    async def member_standing(self, member_id: uuid.UUID, site_id: str) -> MemberStanding:
-        erased_at = await self.session.execute(
-            select(known_members.c.erased_at).where(
-                known_members.c.member_id == member_id, known_members.c.site_id == site_id
-            )
-        )
-        row = erased_at.first()
-        return None if row is None else ("known" if row[0] is None else "erased")
 
 
 def group_columns() -> tuple:

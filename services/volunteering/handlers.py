@@ -46,7 +46,7 @@ from services.volunteering.commands import (
     UpdateRole,
     VolunteerOut,
 )
-from services.volunteering.models import HoursRow, MemberStanding, ShiftRecord, VolunteeringUnitOfWork
+from services.volunteering.models import HoursRow, ShiftRecord, VolunteeringUnitOfWork
 from shared.clock import Clock
 from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
 from shared.contracts.volunteering import (
@@ -64,6 +64,7 @@ from shared.contracts.volunteering import (
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, ReceivedEvent
+from shared.members import MemberStanding
 from shared.recurrence import MAX_OCCURRENCES, off_loop, require_occurrence
 
 # Roles and profiles

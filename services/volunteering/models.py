@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 from sqlalchemy import (
@@ -49,6 +49,7 @@ from services.volunteering.domain import ACTIVE_SIGNUP, Profile, TrainingRecord
 from services.volunteering.stipends.models import PayableHours, StipendRepository, held
 from services.volunteering.stipends.queries import StipendQueries
 from shared.events import Event
+from shared.members import KnownMembersRepository, MemberStanding
 from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
 
 # Advisory lock namespace (first key of the two-key form) for "one member's sign-ups".
@@ -291,10 +292,6 @@ hours = HoursRecord.__table__
 # What repositories hand back
 
 
-# A member of the site as this service knows it: None when check-in never registered them there.
-MemberStanding = Literal["known", "erased"] | None
-
-
 @dataclass(frozen=True, slots=True)
 class RoleRecord:
     site_id: str
@@ -368,40 +365,13 @@ def _site_filter(column: Any, site_id: str | None) -> Any:
     return literal(True) if site_id is None else column == site_id
 
 
-class PeopleRepository:
-    """Roles, volunteer profiles, trainings and calendar feeds."""
+class PeopleRepository(KnownMembersRepository):
+    """Roles, volunteer profiles, trainings and calendar feeds, and the members check-in registered."""
+
+    known_members = known_members
 
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
-
-    async def know_member(self, member_id: uuid.UUID, site_id: str, registered_at: datetime) -> None:
-        """A registration delivered again (or after an erasure) changes nothing."""
-        await self.session.execute(
-            insert(known_members)
-            .values(member_id=member_id, site_id=site_id, registered_at=registered_at)
-            .on_conflict_do_nothing(index_elements=[known_members.c.member_id])
-        )
-
-    async def mark_member_erased(self, member_id: uuid.UUID, site_id: str, erased_at: datetime) -> None:
-        """Also for an erasure that overtook the registration: the member is known, and known to be erased."""
-        await self.session.execute(
-            insert(known_members)
-            .values(member_id=member_id, site_id=site_id, registered_at=erased_at, erased_at=erased_at)
-            .on_conflict_do_update(
-                index_elements=[known_members.c.member_id],
-                set_={"erased_at": func.coalesce(known_members.c.erased_at, erased_at)},
-            )
-        )
-
-    async def member_standing(self, member_id: uuid.UUID, site_id: str) -> MemberStanding:
-        row = (
-            await self.session.execute(
-                select(known_members.c.erased_at).where(
-                    known_members.c.member_id == member_id, known_members.c.site_id == site_id
-                )
-            )
-        ).first()
-        return None if row is None else ("known" if row[0] is None else "erased")
 
     async def add_role(self, values: dict[str, Any]) -> bool:
         result = await self.session.execute(

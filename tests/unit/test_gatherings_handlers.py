@@ -21,7 +21,7 @@ from services.gatherings.commands import (
     Register,
     ScheduleSoberEvent,
 )
-from services.gatherings.domain import GatheringType, MemberStanding
+from services.gatherings.domain import GatheringType
 from services.gatherings.models import (
     CancelledRegistration,
     GatheringRow,
@@ -36,6 +36,7 @@ from services.gatherings.models import (
 from shared.clock import FixedClock
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, ReceivedEvent
+from shared.members import MemberStanding
 
 SITE = "downtown"
 OTHER_SITE = "uptown"
