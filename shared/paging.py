@@ -10,12 +10,18 @@ and a machine code:
 - ``range_reversed``: ``to`` before ``from``;
 - ``range_too_long``: more than the route's ``max_days`` (where the route bounds its span).
 
+It also holds the one cursor of keyset pagination (:func:`encode_cursor`, :func:`decode_cursor`): the sort value of
+the last row given and its id, opaque to clients; anything we did not hand out is ``bad_cursor``.
+
 Views keep their pydantic query models (``from_: date | datetime | None = Field(alias="from")``, or
 :data:`Bound`) and hand the two fields to :func:`instant_range` (lists: instants to compare with) or
 :func:`local_dates` (reports: inclusive local dates)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import uuid
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -126,3 +132,34 @@ __all__ = [
     "local_dates",
     "start_of",
 ]
+
+
+def encode_cursor(position: datetime | str, key: uuid.UUID) -> str:
+    """The next page starts after the row sorted at ``position`` (a time, or a text such as a name) with id ``key``."""
+    value = position.isoformat() if isinstance(position, datetime) else position
+    return base64.urlsafe_b64encode(f"{value}|{key}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, uuid.UUID]:
+    """The text position and the id of a cursor from :func:`encode_cursor` (the text may itself hold ``|``)."""
+    try:
+        value, key = base64.urlsafe_b64decode(cursor.encode("ascii")).decode().rsplit("|", 1)
+        return value, uuid.UUID(key)
+    except (ValueError, binascii.Error) as exc:  # UnicodeError is a ValueError
+        raise _bad_cursor() from exc
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """A cursor whose position is an instant (it must carry an offset, as every one we give out does)."""
+    value, key = decode_cursor(cursor)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _bad_cursor() from exc
+    if at.tzinfo is None:
+        raise _bad_cursor()
+    return at, key
+
+
+def _bad_cursor() -> InvalidInput:
+    return InvalidInput("The cursor is not one we gave out.", code="bad_cursor")

@@ -11,10 +11,10 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
-import structlog
 from pydantic import BaseModel
 from sqlalchemy import MetaData, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -22,11 +22,43 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import Clock
+from shared.contracts import EventData
 from shared.errors import Conflict, InvalidInput
 from shared.events import Event
 
 
-class UnitOfWork:
+class Recorder:
+    """Recording an event, the one way (DESIGN: the transactional outbox): ``uow.emit(contract, ...)`` takes the
+    typed payload and its envelope and queues the outbox row, written in the transaction at commit. Real and fake
+    units of work share it, so a handler's unit test sees the events exactly as they would reach the outbox."""
+
+    events: list[Event]
+
+    def emit(
+        self,
+        data: EventData,
+        *,
+        subject: uuid.UUID | str,
+        site_id: str,
+        at: datetime,
+        actor_id: str | None = None,
+        correlation_id: str | None = None,
+        by_statement: bool = False,
+    ) -> Event:
+        """Queue ``data`` as a CloudEvent about ``subject`` at ``site_id`` that happened ``at``.
+
+        ``by_statement``: the caller's one statement writes the outbox row itself, in the same statement as the
+        state it records (:func:`outbox_insert`, for the single-statement hot paths); the event is only returned,
+        for the statement's parameters (:func:`outbox_args`), and is not written again at commit."""
+        event = Event(
+            data, subject=str(subject), site_id=site_id, actor_id=actor_id, correlation_id=correlation_id, time=at
+        )
+        if not by_statement:
+            self.events.append(event)
+        return event
+
+
+class UnitOfWork(Recorder):
     """One database transaction; events emitted in it reach the outbox in the same transaction."""
 
     source: str = "/rcc/unknown"
@@ -86,9 +118,6 @@ class UnitOfWork:
             await self.session.invalidate()
         finally:
             await self.session.close()
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
 
     async def commit(self) -> None:
         """Write the emitted events to the outbox and commit; the unit of work is done after this."""
@@ -186,6 +215,19 @@ def outbox_args(event: Event) -> tuple[Any, ...]:
         event.data.dataschema(),  # type: ignore[attr-defined]
         event.data.classification,  # type: ignore[attr-defined]
     )
+
+
+def outbox_insert(schema: str, *, first_param: int, rows: str, merge_into_data: str | None = None) -> str:
+    """The outbox insert of a single-statement hot path, as a data-modifying CTE body: ``INSERT INTO outbox (…)
+    SELECT $first_param, … FROM <rows>``. The event row is written once per row ``rows`` yields, so only when the
+    state change it records happened (``rows`` is a CTE of that change, with a ``WHERE`` where needed). Its
+    parameters are :func:`outbox_args` of the event ``uow.emit(…, by_statement=True)`` returned, from
+    ``$first_param`` on. ``merge_into_data``: a jsonb expression over ``rows`` merged into the payload, for a value
+    only the statement knows (the member a code resolved to, a waitlist position)."""
+    params = [f"${i}" for i in range(first_param, first_param + len(OUTBOX_COLUMNS))]
+    if merge_into_data is not None:
+        params[OUTBOX_COLUMNS.index("data")] += f"::jsonb || {merge_into_data}"
+    return f'INSERT INTO "{schema}".outbox ({", ".join(OUTBOX_COLUMNS)}) SELECT {", ".join(params)} FROM {rows}'
 
 
 def outbox_row(event: Event) -> dict[str, Any]:
@@ -321,29 +363,3 @@ async def decide(
     if idempotency is not None:
         await uow.store_idempotent_response(idempotency, status, body)
     return Outcome(status=status, body=body, replayed=False)
-
-
-EventHandler = Callable[..., Awaitable[None]]
-
-
-def inbox_consumer(
-    consumer: str,
-    uow_factory: Callable[[], UnitOfWork],
-    clock: Clock,
-    handlers: dict[str, EventHandler],
-) -> Callable[[list[Any]], Awaitable[None]]:
-    """A consumer's ``process``: one transaction per batch that records each event id in the service's inbox and
-    applies each event not seen before exactly once (``handlers[event.type](event, uow=…, clock=…)``)."""
-
-    async def process(events: list[Any]) -> None:
-        wanted = [event for event in events if event.type in handlers]
-        async with uow_factory() as uow:
-            fresh = await uow.claim_new_events(consumer, [event.id for event in wanted])
-            for event in wanted:
-                if event.id in fresh:
-                    fresh.discard(event.id)  # the same id twice in one batch is still one effect
-                    with structlog.contextvars.bound_contextvars(event_id=str(event.id), event_type=event.type):
-                        await handlers[event.type](event, uow=uow, clock=clock)
-            await uow.commit()
-
-    return process

@@ -42,7 +42,6 @@ from services.audit.reports.tables import PROJECTION_TABLES
 from shared.clock import Clock
 from shared.contracts.audit import ReportRefused, ReportRequested
 from shared.errors import InvalidInput
-from shared.events import Event
 
 
 async def append_to_audit_log(cmd: AppendToAuditLog, *, uow: AuditUnitOfWork, clock: Clock) -> AppendResult:
@@ -247,21 +246,19 @@ def _record_request(cmd: RequestReport, uow: AuditUnitOfWork, clock: Clock) -> N
     """A report is a disclosure: who read which figures, when, goes into the log like any other fact."""
     now = clock.now()
     uow.emit(
-        Event(
-            ReportRequested(
-                report=cmd.report,
-                site_id=cmd.scope.label,
-                from_=cmd.first,
-                to=cmd.last,
-                format=cmd.format,
-                min_cell=cmd.min_cell,
-                requested_at=now,
-            ),
-            subject=f"report:{cmd.report}",
-            site_id=cmd.actor_site_id if cmd.scope.is_network else cmd.scope.label,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
+        ReportRequested(
+            report=cmd.report,
+            site_id=cmd.scope.label,
+            from_=cmd.first,
+            to=cmd.last,
+            format=cmd.format,
+            min_cell=cmd.min_cell,
+            requested_at=now,
+        ),
+        subject=f"report:{cmd.report}",
+        site_id=cmd.actor_site_id if cmd.scope.is_network else cmd.scope.label,
+        actor_id=cmd.actor_id,
+        at=now,
     )
 
 
@@ -272,15 +269,7 @@ async def record_refused_report(cmd: RefuseReport, *, uow: AuditUnitOfWork, cloc
     refusal = ReportRefused(
         report=cmd.report, site_id=cmd.site_id, route=cmd.route, code=cmd.code, status=cmd.status, refused_at=now
     )
-    uow.emit(
-        Event(
-            refusal,
-            subject=f"report:{cmd.report}",
-            site_id=cmd.actor_site_id,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
-    )
+    uow.emit(refusal, subject=f"report:{cmd.report}", site_id=cmd.actor_site_id, actor_id=cmd.actor_id, at=now)
     return refusal
 
 

@@ -21,7 +21,6 @@ from services.checkin.models import CheckinUnitOfWork, NewVisit, VisitRecord
 from shared.clock import Clock
 from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
 from shared.errors import Conflict, NotFound
-from shared.events import Event
 from shared.uow import single_statement
 
 KIOSK_CODE_ATTEMPTS = 20
@@ -37,13 +36,11 @@ async def register_member(cmd: RegisterMember, *, uow: CheckinUnitOfWork, clock:
     else:
         raise Conflict("Could not draw a free kiosk code; try again.", code="kiosk_codes_exhausted")
     uow.emit(
-        Event(
-            MemberRegistered(member_id=member_id, registered_at=now, registered_by=cmd.registered_by),
-            subject=str(member_id),
-            site_id=cmd.site_id,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
+        MemberRegistered(member_id=member_id, registered_at=now, registered_by=cmd.registered_by),
+        subject=member_id,
+        site_id=cmd.site_id,
+        actor_id=cmd.actor_id,
+        at=now,
     )
     return MemberRegisteredResult(member_id=member_id, kiosk_code=code)
 
@@ -65,7 +62,7 @@ async def check_in_visitor(cmd: CheckInVisitor, *, uow: CheckinUnitOfWork, clock
         checked_in_at=now,
     )
     # Written by the same statement as the visit (one round trip), with the member id it resolves.
-    event = Event(
+    event = uow.emit(
         VisitorCheckedIn(
             visit_id=visit.visit_id,
             member_id=cmd.member_id,
@@ -75,10 +72,11 @@ async def check_in_visitor(cmd: CheckInVisitor, *, uow: CheckinUnitOfWork, clock
             ref=cmd.ref,
             checked_in_at=now,
         ),
-        subject=str(visit.visit_id),
+        subject=visit.visit_id,
         site_id=cmd.site_id,
         actor_id=cmd.actor_id,
-        time=now,
+        at=now,
+        by_statement=True,
     )
     if cmd.anonymous:
         await uow.checkin.start_visit(visit, event)
@@ -150,22 +148,20 @@ async def close_visits_at_closing_time(
 def _emit_checked_out(uow: CheckinUnitOfWork, visit: VisitRecord, closed_by: str, actor_id: str | None) -> None:
     assert visit.checked_out_at is not None
     uow.emit(
-        Event(
-            VisitorCheckedOut(
-                visit_id=visit.visit_id,
-                member_id=visit.member_id,
-                purpose=visit.purpose,  # type: ignore[arg-type]
-                ref=visit.ref,
-                checked_in_at=visit.checked_in_at,
-                checked_out_at=visit.checked_out_at,
-                minutes=domain.minutes_between(visit.checked_in_at, visit.checked_out_at),
-                closed_by=closed_by,  # type: ignore[arg-type]
-            ),
-            subject=str(visit.visit_id),
-            site_id=visit.site_id,
-            actor_id=actor_id,
-            time=visit.checked_out_at,
-        )
+        VisitorCheckedOut(
+            visit_id=visit.visit_id,
+            member_id=visit.member_id,
+            purpose=visit.purpose,  # type: ignore[arg-type]
+            ref=visit.ref,
+            checked_in_at=visit.checked_in_at,
+            checked_out_at=visit.checked_out_at,
+            minutes=domain.minutes_between(visit.checked_in_at, visit.checked_out_at),
+            closed_by=closed_by,  # type: ignore[arg-type]
+        ),
+        subject=visit.visit_id,
+        site_id=visit.site_id,
+        actor_id=actor_id,
+        at=visit.checked_out_at,
     )
 
 
@@ -177,12 +173,10 @@ async def erase_member(cmd: EraseMember, *, uow: CheckinUnitOfWork, clock: Clock
     if not await uow.checkin.erase_member(cmd.member_id, now):
         raise Conflict("This member was already erased.", code="already_erased")
     uow.emit(
-        Event(
-            MemberErased(member_id=cmd.member_id, erased_at=now),
-            subject=str(cmd.member_id),
-            site_id=site_id,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
+        MemberErased(member_id=cmd.member_id, erased_at=now),
+        subject=cmd.member_id,
+        site_id=site_id,
+        actor_id=cmd.actor_id,
+        at=now,
     )
     return MemberErasedResult(member_id=cmd.member_id, erased_at=now)

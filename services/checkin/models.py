@@ -25,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.checkin import SCHEMA
 from shared.db import service_metadata
 from shared.events import Event
-from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
+from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
 
 
 class Base(DeclarativeBase):
@@ -194,8 +194,9 @@ def _start_visit_sql(member: str) -> str:
     open visit into no row instead of an error; the outbox row is written only with a visit. Being one statement,
     it needs no BEGIN and COMMIT of its own."""
     who = 7 + len(OUTBOX_COLUMNS)
-    event = [f"${i}" for i in range(7, who)]
-    event[OUTBOX_COLUMNS.index("data")] += "::jsonb || jsonb_build_object('member_id', visit.member_id)"
+    event = outbox_insert(
+        SCHEMA, first_param=7, rows="visit", merge_into_data="jsonb_build_object('member_id', visit.member_id)"
+    )
     return f"""
         WITH member AS ({member.format(who=f"${who}")}),
         visit AS (
@@ -204,9 +205,7 @@ def _start_visit_sql(member: str) -> str:
             ON CONFLICT (member_id) WHERE checked_out_at IS NULL DO NOTHING
             RETURNING member_id
         ),
-        event AS (
-            INSERT INTO "{SCHEMA}".outbox ({", ".join(OUTBOX_COLUMNS)}) SELECT {", ".join(event)} FROM visit
-        )
+        event AS ({event})
         SELECT member_id FROM visit
     """
 

@@ -8,21 +8,20 @@ from aiohttp import web
 
 from services.gatherings import handlers
 from services.gatherings.views import CLOCK, UOW
+from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn
+from shared.inbox import Subscriptions, inbox_consumer
 from shared.messaging import ProcessBatch
-from shared.uow import inbox_consumer
 
 QUEUE = "gatherings"
-BINDINGS = ("checkin.visitor_checked_in", "checkin.member_registered", "checkin.member_erased")
+SUBSCRIPTIONS = Subscriptions(
+    {
+        VisitorCheckedIn: handlers.record_check_in_attendance,
+        MemberRegistered: handlers.record_member_registered,
+        MemberErased: handlers.record_member_erased,
+    }
+)
+BINDINGS = SUBSCRIPTIONS.bindings
 
 
 def process(app: web.Application) -> ProcessBatch:
-    return inbox_consumer(
-        QUEUE,
-        app[UOW],
-        app[CLOCK],
-        {
-            "checkin.visitor_checked_in": handlers.record_check_in_attendance,
-            "checkin.member_registered": handlers.record_member_registered,
-            "checkin.member_erased": handlers.record_member_erased,
-        },
-    )
+    return inbox_consumer(QUEUE, app[UOW], app[CLOCK], SUBSCRIPTIONS)

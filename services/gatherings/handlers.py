@@ -58,7 +58,7 @@ from shared.contracts.gatherings import (
     SessionScheduled,
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.events import Event, ReceivedEvent
+from shared.inbox import Delivered
 from shared.recurrence import Occurrence, localize, off_loop, require_occurrence
 
 # Groups and sessions
@@ -113,26 +113,24 @@ async def create_group(cmd: CreateGroup, *, uow: GatheringsUnitOfWork, clock: Cl
         )
     )
     uow.emit(
-        Event(
-            GroupCreated(
-                group_id=group_id,
-                support_type=cmd.support_type,
-                focus_tags=list(cmd.focus_tags),
-                facilitator_member_id=cmd.facilitator_member_id,
-                capacity=cmd.capacity,
-                child_care_seats=cmd.child_care_seats,
-                rrule=rule,
-                first_start_local=cmd.first_start,
-                duration_minutes=cmd.duration_minutes,
-                timezone=cmd.timezone,
-                sessions_scheduled=len(planned),
-                created_at=now,
-            ),
-            subject=str(group_id),
-            site_id=cmd.site_id,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
+        GroupCreated(
+            group_id=group_id,
+            support_type=cmd.support_type,
+            focus_tags=list(cmd.focus_tags),
+            facilitator_member_id=cmd.facilitator_member_id,
+            capacity=cmd.capacity,
+            child_care_seats=cmd.child_care_seats,
+            rrule=rule,
+            first_start_local=cmd.first_start,
+            duration_minutes=cmd.duration_minutes,
+            timezone=cmd.timezone,
+            sessions_scheduled=len(planned),
+            created_at=now,
+        ),
+        subject=group_id,
+        site_id=cmd.site_id,
+        actor_id=cmd.actor_id,
+        at=now,
     )
     await _add_sessions(
         uow,
@@ -226,23 +224,21 @@ async def _add_sessions(
     for session_id in sorted(added, key=lambda s: rows[s].starts_at):
         occurrence = rows[session_id]
         uow.emit(
-            Event(
-                SessionScheduled(
-                    session_id=session_id,
-                    group_id=group_id,
-                    support_type=support_type,
-                    starts_at=occurrence.starts_at,
-                    ends_at=occurrence.ends_at,
-                    capacity=capacity,
-                    child_care_seats=child_care_seats,
-                    change="scheduled",
-                    previous_starts_at=None,
-                ),
-                subject=str(session_id),
-                site_id=site_id,
-                actor_id=actor_id,
-                time=now,
-            )
+            SessionScheduled(
+                session_id=session_id,
+                group_id=group_id,
+                support_type=support_type,
+                starts_at=occurrence.starts_at,
+                ends_at=occurrence.ends_at,
+                capacity=capacity,
+                child_care_seats=child_care_seats,
+                change="scheduled",
+                previous_starts_at=None,
+            ),
+            subject=session_id,
+            site_id=site_id,
+            actor_id=actor_id,
+            at=now,
         )
     return len(added)
 
@@ -254,23 +250,21 @@ async def move_session(cmd: MoveSession, *, uow: GatheringsUnitOfWork, clock: Cl
     await uow.gatherings.move(session.gathering_id, cmd.starts_at, cmd.ends_at, now)
     assert session.group_id is not None
     uow.emit(
-        Event(
-            SessionScheduled(
-                session_id=session.gathering_id,
-                group_id=session.group_id,
-                support_type=session.support_type,  # type: ignore[arg-type]
-                starts_at=cmd.starts_at,
-                ends_at=cmd.ends_at,
-                capacity=session.capacity,
-                child_care_seats=session.child_care_seats,
-                change="moved",
-                previous_starts_at=session.starts_at,
-            ),
-            subject=str(session.gathering_id),
-            site_id=session.site_id,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
+        SessionScheduled(
+            session_id=session.gathering_id,
+            group_id=session.group_id,
+            support_type=session.support_type,  # type: ignore[arg-type]
+            starts_at=cmd.starts_at,
+            ends_at=cmd.ends_at,
+            capacity=session.capacity,
+            child_care_seats=session.child_care_seats,
+            change="moved",
+            previous_starts_at=session.starts_at,
+        ),
+        subject=session.gathering_id,
+        site_id=session.site_id,
+        actor_id=cmd.actor_id,
+        at=now,
     )
     room = session.room_left
     return GatheringChanged(
@@ -318,25 +312,23 @@ async def schedule_sober_event(
     )
     closes_at = domain.registration_closes_at(cmd.starts_at, cmd.registration_closes_at)
     uow.emit(
-        Event(
-            EventScheduled(
-                event_id=sober_event_id,
-                kind=cmd.kind,
-                support_type=support_type,
-                starts_at=cmd.starts_at,
-                ends_at=cmd.ends_at,
-                capacity=cmd.capacity,
-                child_care_seats=cmd.child_care_seats,
-                family_friendly=cmd.family_friendly,
-                registration_opens_at=cmd.registration_opens_at,
-                registration_closes_at=closes_at,
-                change="scheduled",
-            ),
-            subject=str(sober_event_id),
-            site_id=cmd.site_id,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
+        EventScheduled(
+            event_id=sober_event_id,
+            kind=cmd.kind,
+            support_type=support_type,
+            starts_at=cmd.starts_at,
+            ends_at=cmd.ends_at,
+            capacity=cmd.capacity,
+            child_care_seats=cmd.child_care_seats,
+            family_friendly=cmd.family_friendly,
+            registration_opens_at=cmd.registration_opens_at,
+            registration_closes_at=closes_at,
+            change="scheduled",
+        ),
+        subject=sober_event_id,
+        site_id=cmd.site_id,
+        actor_id=cmd.actor_id,
+        at=now,
     )
     zone = zoneinfo.ZoneInfo(cmd.timezone)
     return EventScheduledResult(
@@ -449,7 +441,7 @@ def _emit_rescheduled(
             registration_closes_at=domain.registration_closes_at(gathering.starts_at, gathering.registration_closes_at),
             change="capacity_changed",
         )
-    uow.emit(Event(data, subject=str(gathering.gathering_id), site_id=gathering.site_id, actor_id=actor_id, time=now))
+    uow.emit(data, subject=gathering.gathering_id, site_id=gathering.site_id, actor_id=actor_id, at=now)
 
 
 async def cancel_gathering(cmd: CancelGathering, *, uow: GatheringsUnitOfWork, clock: Clock) -> Cancelled:
@@ -484,9 +476,7 @@ async def cancel_gathering(cmd: CancelGathering, *, uow: GatheringsUnitOfWork, c
             confirmed_member_ids=confirmed,
             waitlisted_member_ids=waitlisted,
         )
-    uow.emit(
-        Event(data, subject=str(gathering.gathering_id), site_id=gathering.site_id, actor_id=cmd.actor_id, time=now)
-    )
+    uow.emit(data, subject=gathering.gathering_id, site_id=gathering.site_id, actor_id=cmd.actor_id, at=now)
     return Cancelled(gathering_id=gathering.gathering_id, cancelled_at=now, registrations_cancelled=len(affected))
 
 
@@ -537,7 +527,9 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
     registration = NewRegistration(
         registration_id, gathering.gathering_id, gathering.site_id, cmd.member_id, party, cmd.role, now
     )
-    event = Event(data, subject=str(registration_id), site_id=gathering.site_id, actor_id=cmd.actor_id, time=now)
+    event = uow.emit(
+        data, subject=registration_id, site_id=gathering.site_id, actor_id=cmd.actor_id, at=now, by_statement=True
+    )
     placed = await uow.gatherings.place(registration, confirmed=confirmed, event=event)
     if placed is None:
         existing = await uow.gatherings.active_registration_of(gathering.gathering_id, cmd.member_id)
@@ -571,18 +563,16 @@ async def cancel_registration(
         raise Conflict("This registration was cancelled already.", code="already_cancelled")
     await uow.gatherings.mark_cancelled(registration.registration_id, now, cmd.actor_id)
     uow.emit(
-        Event(
-            GatheringRegistrationCancelled(
-                **_seat_fields(gathering, registration.registration_id, registration.member_id, registration.party),
-                previous_status=registration.status,  # type: ignore[arg-type]
-                cancelled_at=now,
-                cancelled_by=cmd.role,
-            ),
-            subject=str(registration.registration_id),
-            site_id=gathering.site_id,
-            actor_id=cmd.actor_id,
-            time=now,
-        )
+        GatheringRegistrationCancelled(
+            **_seat_fields(gathering, registration.registration_id, registration.member_id, registration.party),
+            previous_status=registration.status,  # type: ignore[arg-type]
+            cancelled_at=now,
+            cancelled_by=cmd.role,
+        ),
+        subject=registration.registration_id,
+        site_id=gathering.site_id,
+        actor_id=cmd.actor_id,
+        at=now,
     )
     promoted: list[RegistrationRow] = []
     if registration.status == "confirmed":
@@ -620,18 +610,16 @@ async def _promote(
     await uow.gatherings.confirm([r.registration_id for r in promoted], now)
     for registration in promoted:
         uow.emit(
-            Event(
-                GatheringPromotedFromWaitlist(
-                    **_seat_fields(gathering, registration.registration_id, registration.member_id, registration.party),
-                    waiting_since=registration.registered_at,
-                    promoted_at=now,
-                    reason=reason,  # type: ignore[arg-type]
-                ),
-                subject=str(registration.registration_id),
-                site_id=gathering.site_id,
-                actor_id=actor_id,
-                time=now,
-            )
+            GatheringPromotedFromWaitlist(
+                **_seat_fields(gathering, registration.registration_id, registration.member_id, registration.party),
+                waiting_since=registration.registered_at,
+                promoted_at=now,
+                reason=reason,  # type: ignore[arg-type]
+            ),
+            subject=registration.registration_id,
+            site_id=gathering.site_id,
+            actor_id=actor_id,
+            at=now,
         )
     return promoted
 
@@ -673,14 +661,14 @@ async def mark_attendance(cmd: MarkAttendance, *, uow: GatheringsUnitOfWork, clo
     return AttendanceResult(attendance_id=attendance_id, recorded=True, registered=registration is not None)
 
 
-async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
+async def record_check_in_attendance(
+    event: Delivered[VisitorCheckedIn], *, uow: GatheringsUnitOfWork, clock: Clock
+) -> None:
     """A kiosk check-in for a recovery group or a sober event is attendance at the session or sober event in its ref.
 
     Other purposes, refs that are not one of this site's gatherings, and cancelled gatherings are ignored. A
     member is recorded once per gathering, an anonymous walk-in once per visit: a redelivery adds nothing."""
-    # A tolerant reader: fields the check-in service may add later are not our business.
-    known = VisitorCheckedIn.model_fields
-    visit = VisitorCheckedIn.model_validate({k: v for k, v in event.data.items() if k in known})
+    visit = event.data
     gathering_type = domain.PURPOSE_GATHERING.get(visit.purpose)
     if gathering_type is None or visit.ref is None:
         return
@@ -708,16 +696,16 @@ async def record_check_in_attendance(event: ReceivedEvent, *, uow: GatheringsUni
     )
 
 
-async def record_member_registered(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
+async def record_member_registered(
+    event: Delivered[MemberRegistered], *, uow: GatheringsUnitOfWork, clock: Clock
+) -> None:
     """Check-in registered a member at the site the event came from: from now on they can be named here."""
-    known = MemberRegistered.model_fields
-    registered = MemberRegistered.model_validate({k: v for k, v in event.data.items() if k in known})
+    registered = event.data
     await uow.gatherings.know_member(registered.member_id, event.site_id, registered.registered_at)
 
 
-async def record_member_erased(event: ReceivedEvent, *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
-    known = MemberErased.model_fields
-    erased = MemberErased.model_validate({k: v for k, v in event.data.items() if k in known})
+async def record_member_erased(event: Delivered[MemberErased], *, uow: GatheringsUnitOfWork, clock: Clock) -> None:
+    erased = event.data
     await uow.gatherings.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
 
 
@@ -758,30 +746,28 @@ async def _record_attendance(
     if not recorded:
         return None
     uow.emit(
-        Event(
-            GatheringAttended(
-                attendance_id=attendance_id,
-                session_id=gathering.session_id,
-                group_id=gathering.group_id,
-                event_id=gathering.sober_event_id,
-                support_type=gathering.support_type,
-                starts_at=gathering.starts_at,
-                member_id=member_id,
-                anonymous=member_id is None,
-                visit_id=visit_id,
-                registered=registration is not None,
-                registration_id=registration.registration_id if registration else None,
-                adults=party.adults,
-                children=party.children,
-                source=source,
-                attended_at=at,
-            ),
-            subject=str(attendance_id),
-            site_id=gathering.site_id,
-            actor_id=actor_id,
-            correlation_id=correlation_id,
-            time=at,
-        )
+        GatheringAttended(
+            attendance_id=attendance_id,
+            session_id=gathering.session_id,
+            group_id=gathering.group_id,
+            event_id=gathering.sober_event_id,
+            support_type=gathering.support_type,
+            starts_at=gathering.starts_at,
+            member_id=member_id,
+            anonymous=member_id is None,
+            visit_id=visit_id,
+            registered=registration is not None,
+            registration_id=registration.registration_id if registration else None,
+            adults=party.adults,
+            children=party.children,
+            source=source,
+            attended_at=at,
+        ),
+        subject=attendance_id,
+        site_id=gathering.site_id,
+        actor_id=actor_id,
+        correlation_id=correlation_id,
+        at=at,
     )
     return attendance_id
 

@@ -42,7 +42,7 @@ from shared.contracts.gatherings import AttendanceSource, EventKind, RegisteredB
 from shared.db import service_metadata
 from shared.events import Event
 from shared.members import KnownMembersRepository, MemberStanding
-from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
+from shared.uow import UnitOfWork, outbox_args, outbox_insert
 
 
 class Base(DeclarativeBase):
@@ -704,9 +704,12 @@ def _place_sql(confirmed: bool) -> str:
     Runs after the gathering's row was locked by an earlier statement of the transaction, so its snapshot sees
     every registration decided before: the position counts the waiting parties ahead, plus one. The outbox row
     is written only with a registration (a duplicate inserts nothing)."""
-    event = [f"${i}" for i in range(9, 9 + len(OUTBOX_COLUMNS))]
-    if not confirmed:
-        event[OUTBOX_COLUMNS.index("data")] += "::jsonb || jsonb_build_object('position', placed.position)"
+    event = outbox_insert(
+        SCHEMA,
+        first_param=9,
+        rows="placed",
+        merge_into_data=None if confirmed else "jsonb_build_object('position', placed.position)",
+    )
     if confirmed:
         placed = f"""
         seated AS (
@@ -734,9 +737,7 @@ def _place_sql(confirmed: bool) -> str:
             ON CONFLICT (gathering_id, member_id) WHERE status <> 'cancelled' DO NOTHING
             RETURNING seq
         ),{placed},
-        event AS (
-            INSERT INTO "{SCHEMA}".outbox ({", ".join(OUTBOX_COLUMNS)}) SELECT {", ".join(event)} FROM placed
-        )
+        event AS ({event})
         SELECT position FROM placed
     """
 

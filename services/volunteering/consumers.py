@@ -12,27 +12,21 @@ from aiohttp import web
 
 from services.volunteering import handlers
 from services.volunteering.views import CLOCK, UOW
+from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
+from shared.inbox import Subscriptions, inbox_consumer
 from shared.messaging import ProcessBatch
-from shared.uow import inbox_consumer
 
 QUEUE = "volunteering"
-BINDINGS = (
-    "checkin.visitor_checked_in",
-    "checkin.visitor_checked_out",
-    "checkin.member_registered",
-    "checkin.member_erased",
+SUBSCRIPTIONS = Subscriptions(
+    {
+        VisitorCheckedIn: handlers.record_check_in,
+        VisitorCheckedOut: handlers.record_check_out,
+        MemberRegistered: handlers.record_member_registered,
+        MemberErased: handlers.record_member_erased,
+    }
 )
+BINDINGS = SUBSCRIPTIONS.bindings
 
 
 def attendance(app: web.Application) -> ProcessBatch:
-    return inbox_consumer(
-        QUEUE,
-        app[UOW],
-        app[CLOCK],
-        {
-            "checkin.visitor_checked_in": handlers.record_check_in,
-            "checkin.visitor_checked_out": handlers.record_check_out,
-            "checkin.member_registered": handlers.record_member_registered,
-            "checkin.member_erased": handlers.record_member_erased,
-        },
-    )
+    return inbox_consumer(QUEUE, app[UOW], app[CLOCK], SUBSCRIPTIONS)

@@ -63,7 +63,8 @@ from shared.contracts.volunteering import (
     Waitlisted,
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.events import Event, ReceivedEvent
+from shared.events import Event
+from shared.inbox import Delivered
 from shared.members import MemberStanding
 from shared.recurrence import MAX_OCCURRENCES, off_loop, require_occurrence
 
@@ -340,32 +341,28 @@ async def change_shift(cmd: ChangeShift, *, uow: VolunteeringUnitOfWork, clock: 
             shift, starts_at=starts_at, ends_at=ends_at, capacity=capacity, needs_supervisor=needs_supervisor
         )
         if capacity > shift.capacity:
-            promotions = await _promote(
-                uow, moved, capacity - shift.confirmed, now, "capacity_increased", cmd.actor.actor_id
-            )
+            promotions = await _promote(uow, moved, capacity - shift.confirmed, now, "capacity_increased")
         members, confirmed, waitlisted = await uow.shifts.active_members(shift.shift_id)
         uow.emit(
-            Event(
-                ShiftChanged(
-                    shift_id=shift.shift_id,
-                    role_id=shift.role_id,
-                    changed=changed,  # type: ignore[arg-type]
-                    starts_at=starts_at,
-                    ends_at=ends_at,
-                    capacity=capacity,
-                    needs_supervisor=needs_supervisor,
-                    confirmed=confirmed,
-                    waitlisted=waitlisted,
-                    affected_member_ids=members,
-                ),
-                subject=str(shift.shift_id),
-                site_id=shift.site_id,
-                actor_id=cmd.actor.actor_id,
-                time=now,
-            )
+            ShiftChanged(
+                shift_id=shift.shift_id,
+                role_id=shift.role_id,
+                changed=changed,  # type: ignore[arg-type]
+                starts_at=starts_at,
+                ends_at=ends_at,
+                capacity=capacity,
+                needs_supervisor=needs_supervisor,
+                confirmed=confirmed,
+                waitlisted=waitlisted,
+                affected_member_ids=members,
+            ),
+            subject=shift.shift_id,
+            site_id=shift.site_id,
+            actor_id=cmd.actor.actor_id,
+            at=now,
         )
-        for event in promotions:
-            uow.emit(event)
+        for promotion in promotions:
+            uow.emit(promotion, subject=shift.shift_id, site_id=shift.site_id, actor_id=cmd.actor.actor_id, at=now)
     return ShiftChangedResult(
         shift_id=shift.shift_id,
         series_id=shift.series_id,
@@ -394,21 +391,19 @@ async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: 
         shift.shift_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now, "confirmed": 0}, revised=True
     )
     uow.emit(
-        Event(
-            ShiftCancelled(
-                shift_id=shift.shift_id,
-                series_id=shift.series_id,
-                role_id=shift.role_id,
-                starts_at=shift.starts_at,
-                ends_at=shift.ends_at,
-                cancelled_at=now,
-                affected_member_ids=members,
-            ),
-            subject=str(shift.shift_id),
-            site_id=shift.site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        ShiftCancelled(
+            shift_id=shift.shift_id,
+            series_id=shift.series_id,
+            role_id=shift.role_id,
+            starts_at=shift.starts_at,
+            ends_at=shift.ends_at,
+            cancelled_at=now,
+            affected_member_ids=members,
+        ),
+        subject=shift.shift_id,
+        site_id=shift.site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return ShiftCancelledResult(shift_id=shift.shift_id, status="cancelled", affected=len(members))
 
@@ -477,13 +472,14 @@ async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> 
         "ends_at": shift.ends_at,
         "signed_up_by": by,
     }
-    envelope = {"subject": str(shift.shift_id), "site_id": shift.site_id, "actor_id": actor.actor_id, "time": now}
+    # Both are written by the sign-up's own statement, which keeps the one that happened (with its position).
+    envelope = {"subject": shift.shift_id, "site_id": shift.site_id, "actor_id": actor.actor_id, "at": now}
     outcome = await uow.shifts.sign_up(
         values,
         shift.starts_at,
         shift.ends_at,
-        seated=Event(SignedUp(**about), **envelope),  # type: ignore[arg-type]
-        waiting=Event(Waitlisted(**about, position=1), **envelope),  # type: ignore[arg-type]
+        seated=uow.emit(SignedUp(**about), **envelope, by_statement=True),  # type: ignore[arg-type]
+        waiting=uow.emit(Waitlisted(**about, position=1), **envelope, by_statement=True),  # type: ignore[arg-type]
     )
     if outcome.existing is not None:
         raise Conflict("Already signed up for this shift.", code="already_signed_up", signup_status=outcome.existing)
@@ -517,31 +513,29 @@ async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Cl
     by = "coordinator" if actor.is_staff else "self"
     await uow.shifts.leave(existing.signup_id, status="dropped", at=now, by=by)
     uow.emit(
-        Event(
-            Dropped(
-                signup_id=existing.signup_id,
-                shift_id=shift.shift_id,
-                member_id=member_id,
-                role_id=shift.role_id,
-                starts_at=shift.starts_at,
-                previous_status=existing.status,  # type: ignore[arg-type]
-                dropped_by=by,
-                within_cutoff=late,  # type: ignore[arg-type]
-            ),
-            subject=str(shift.shift_id),
-            site_id=shift.site_id,
-            actor_id=actor.actor_id,
-            time=now,
-        )
+        Dropped(
+            signup_id=existing.signup_id,
+            shift_id=shift.shift_id,
+            member_id=member_id,
+            role_id=shift.role_id,
+            starts_at=shift.starts_at,
+            previous_status=existing.status,  # type: ignore[arg-type]
+            dropped_by=by,
+            within_cutoff=late,  # type: ignore[arg-type]
+        ),
+        subject=shift.shift_id,
+        site_id=shift.site_id,
+        actor_id=actor.actor_id,
+        at=now,
     )
-    promotions: list[Event] = []
+    promotions: list[PromotedFromWaitlist] = []
     if existing.status == "confirmed":
         await uow.shifts.release_seat(shift.shift_id)
         if now < shift.ends_at:
             seats = shift.capacity - (shift.confirmed - 1)
-            promotions = await _promote(uow, shift, seats, now, "seat_freed", actor.actor_id)
-    for event in promotions:
-        uow.emit(event)
+            promotions = await _promote(uow, shift, seats, now, "seat_freed")
+    for promotion in promotions:
+        uow.emit(promotion, subject=shift.shift_id, site_id=shift.site_id, actor_id=actor.actor_id, at=now)
     return DropResult(
         shift_id=shift.shift_id,
         member_id=member_id,
@@ -552,12 +546,12 @@ async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Cl
 
 
 async def _promote(
-    uow: VolunteeringUnitOfWork, shift: ShiftRecord, seats: int, now: datetime, trigger: str, actor_id: str | None
-) -> list[Event]:
+    uow: VolunteeringUnitOfWork, shift: ShiftRecord, seats: int, now: datetime, trigger: str
+) -> list[PromotedFromWaitlist]:
     """Hand up to ``seats`` free seats to the waitlist, first come, first served. Someone who now holds an
     overlapping confirmed shift, or is no longer qualified (paused, training expired), is skipped and keeps their
-    place. The caller holds the shift's lock."""
-    events: list[Event] = []
+    place. The caller holds the shift's lock and emits the promotions (after its own event: that is their order)."""
+    promoted: list[PromotedFromWaitlist] = []
     shift_day = domain.local_date(shift.starts_at, zoneinfo.ZoneInfo(shift.timezone))
     after_seq = 0
     while seats > 0:
@@ -583,28 +577,22 @@ async def _promote(
             ):
                 continue
             if not await uow.shifts.promote(shift.shift_id, candidate.signup_id, now):
-                return events
-            events.append(
-                Event(
-                    PromotedFromWaitlist(
-                        signup_id=candidate.signup_id,
-                        shift_id=shift.shift_id,
-                        member_id=candidate.member_id,
-                        role_id=shift.role_id,
-                        starts_at=shift.starts_at,
-                        ends_at=shift.ends_at,
-                        trigger=trigger,  # type: ignore[arg-type]
-                    ),
-                    subject=str(shift.shift_id),
-                    site_id=shift.site_id,
-                    actor_id=actor_id,
-                    time=now,
+                return promoted
+            promoted.append(
+                PromotedFromWaitlist(
+                    signup_id=candidate.signup_id,
+                    shift_id=shift.shift_id,
+                    member_id=candidate.member_id,
+                    role_id=shift.role_id,
+                    starts_at=shift.starts_at,
+                    ends_at=shift.ends_at,
+                    trigger=trigger,  # type: ignore[arg-type]
                 )
             )
             seats -= 1
             if seats == 0:
                 break
-    return events
+    return promoted
 
 
 async def mark_missed_shifts(cmd: MarkMissedShifts, *, uow: VolunteeringUnitOfWork, clock: Clock) -> MarkedMissed:
@@ -615,20 +603,18 @@ async def mark_missed_shifts(cmd: MarkMissedShifts, *, uow: VolunteeringUnitOfWo
     missed = await uow.shifts.mark_missed(cmd.site_id, now - cmd.grace, now, cmd.batch)
     for m in missed:
         uow.emit(
-            Event(
-                ShiftMissed(
-                    signup_id=m.signup_id,
-                    shift_id=m.shift_id,
-                    member_id=m.member_id,
-                    role_id=m.role_id,
-                    starts_at=m.starts_at,
-                    ends_at=m.ends_at,
-                    follow_up=True,
-                ),
-                subject=str(m.shift_id),
-                site_id=m.site_id,
-                time=now,
-            )
+            ShiftMissed(
+                signup_id=m.signup_id,
+                shift_id=m.shift_id,
+                member_id=m.member_id,
+                role_id=m.role_id,
+                starts_at=m.starts_at,
+                ends_at=m.ends_at,
+                follow_up=True,
+            ),
+            subject=m.shift_id,
+            site_id=m.site_id,
+            at=now,
         )
     return MarkedMissed(marked=len(missed))
 
@@ -636,21 +622,21 @@ async def mark_missed_shifts(cmd: MarkMissedShifts, *, uow: VolunteeringUnitOfWo
 # Attendance, from the check-in service's events
 
 
-async def record_member_registered(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+async def record_member_registered(
+    event: Delivered[MemberRegistered], *, uow: VolunteeringUnitOfWork, clock: Clock
+) -> None:
     """Check-in registered a member at the event's site: from now on they can be named here."""
-    known = MemberRegistered.model_fields
-    registered = MemberRegistered.model_validate({k: v for k, v in event.data.items() if k in known})
+    registered = event.data
     await uow.people.know_member(registered.member_id, event.site_id, registered.registered_at)
 
 
-async def record_member_erased(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
-    known = MemberErased.model_fields
-    erased = MemberErased.model_validate({k: v for k, v in event.data.items() if k in known})
+async def record_member_erased(event: Delivered[MemberErased], *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+    erased = event.data
     await uow.people.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
 
 
-async def record_check_in(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
-    visit = VisitorCheckedIn.model_validate(event.data)
+async def record_check_in(event: Delivered[VisitorCheckedIn], *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+    visit = event.data
     shift = await _shift_of_visit(uow, event.site_id, visit.purpose, visit.member_id, visit.ref)
     if shift is None or visit.member_id is None:
         return
@@ -669,8 +655,8 @@ async def record_check_in(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, 
     await uow.shifts.clear_missed(shift.shift_id, visit.member_id)
 
 
-async def record_check_out(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
-    visit = VisitorCheckedOut.model_validate(event.data)
+async def record_check_out(event: Delivered[VisitorCheckedOut], *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+    visit = event.data
     shift = await _shift_of_visit(uow, event.site_id, visit.purpose, visit.member_id, visit.ref)
     if shift is None or visit.member_id is None:
         return
@@ -721,25 +707,23 @@ async def record_check_out(event: ReceivedEvent, *, uow: VolunteeringUnitOfWork,
     )
     await uow.shifts.clear_missed(shift.shift_id, visit.member_id)
     uow.emit(
-        Event(
-            ShiftWorked(
-                hours_id=hours_id,
-                shift_id=shift.shift_id,
-                member_id=visit.member_id,
-                role_id=shift.role_id,
-                shift_starts_at=shift.starts_at,
-                minutes=minutes,
-                entry="check_in",
-                previous_minutes=None,
-                visit_id=visit.visit_id,
-                signed_up=signed_up,
-                review_codes=codes,
-            ),
-            subject=str(hours_id),
-            site_id=shift.site_id,
-            correlation_id=str(event.id),
-            time=now,
-        )
+        ShiftWorked(
+            hours_id=hours_id,
+            shift_id=shift.shift_id,
+            member_id=visit.member_id,
+            role_id=shift.role_id,
+            shift_starts_at=shift.starts_at,
+            minutes=minutes,
+            entry="check_in",
+            previous_minutes=None,
+            visit_id=visit.visit_id,
+            signed_up=signed_up,
+            review_codes=codes,
+        ),
+        subject=hours_id,
+        site_id=shift.site_id,
+        correlation_id=str(event.id),
+        at=now,
     )
 
 
@@ -798,25 +782,23 @@ async def add_hours(cmd: AddHours, *, uow: VolunteeringUnitOfWork, clock: Clock)
     )
     await uow.shifts.clear_missed(shift.shift_id, cmd.member_id)
     uow.emit(
-        Event(
-            ShiftWorked(
-                hours_id=hours_id,
-                shift_id=shift.shift_id,
-                member_id=cmd.member_id,
-                role_id=shift.role_id,
-                shift_starts_at=shift.starts_at,
-                minutes=cmd.minutes,
-                entry="added",
-                previous_minutes=None,
-                visit_id=None,
-                signed_up=signed_up,
-                review_codes=codes,
-            ),
-            subject=str(hours_id),
-            site_id=shift.site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        ShiftWorked(
+            hours_id=hours_id,
+            shift_id=shift.shift_id,
+            member_id=cmd.member_id,
+            role_id=shift.role_id,
+            shift_starts_at=shift.starts_at,
+            minutes=cmd.minutes,
+            entry="added",
+            previous_minutes=None,
+            visit_id=None,
+            signed_up=signed_up,
+            review_codes=codes,
+        ),
+        subject=hours_id,
+        site_id=shift.site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return HoursOut(
         hours_id=hours_id,
@@ -862,25 +844,23 @@ async def correct_hours(cmd: CorrectHours, *, uow: VolunteeringUnitOfWork, clock
         },
     )
     uow.emit(
-        Event(
-            ShiftWorked(
-                hours_id=row.hours_id,
-                shift_id=row.shift_id,
-                member_id=row.member_id,
-                role_id=row.role_id,
-                shift_starts_at=row.shift_starts_at,
-                minutes=cmd.minutes,
-                entry="corrected",
-                previous_minutes=row.minutes,
-                visit_id=row.visit_id,
-                signed_up=row.signed_up,
-                review_codes=codes,  # type: ignore[arg-type]
-            ),
-            subject=str(row.hours_id),
-            site_id=row.site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        ShiftWorked(
+            hours_id=row.hours_id,
+            shift_id=row.shift_id,
+            member_id=row.member_id,
+            role_id=row.role_id,
+            shift_starts_at=row.shift_starts_at,
+            minutes=cmd.minutes,
+            entry="corrected",
+            previous_minutes=row.minutes,
+            visit_id=row.visit_id,
+            signed_up=row.signed_up,
+            review_codes=codes,  # type: ignore[arg-type]
+        ),
+        subject=row.hours_id,
+        site_id=row.site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return _hours_out(
         row, minutes=cmd.minutes, status="pending", review_codes=codes, reason=cmd.reason, corrected_at=now
@@ -892,21 +872,19 @@ async def approve_hours(cmd: ApproveHours, *, uow: VolunteeringUnitOfWork, clock
     row = await _lock_hours(uow, cmd.hours_id, cmd.actor, pending=True)
     await uow.hours.update(row.hours_id, {"status": "approved", "decided_at": now, "decided_by": cmd.actor.actor_id})
     uow.emit(
-        Event(
-            HoursApproved(
-                hours_id=row.hours_id,
-                shift_id=row.shift_id,
-                member_id=row.member_id,
-                role_id=row.role_id,
-                shift_starts_at=row.shift_starts_at,
-                minutes=row.minutes,
-                approved_at=now,
-            ),
-            subject=str(row.hours_id),
-            site_id=row.site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        HoursApproved(
+            hours_id=row.hours_id,
+            shift_id=row.shift_id,
+            member_id=row.member_id,
+            role_id=row.role_id,
+            shift_starts_at=row.shift_starts_at,
+            minutes=row.minutes,
+            approved_at=now,
+        ),
+        subject=row.hours_id,
+        site_id=row.site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return _hours_out(row, status="approved", decided_at=now)
 
@@ -919,21 +897,19 @@ async def reject_hours(cmd: RejectHours, *, uow: VolunteeringUnitOfWork, clock: 
         {"status": "rejected", "decided_at": now, "decided_by": cmd.actor.actor_id, "decision_reason": cmd.reason},
     )
     uow.emit(
-        Event(
-            HoursRejected(
-                hours_id=row.hours_id,
-                shift_id=row.shift_id,
-                member_id=row.member_id,
-                role_id=row.role_id,
-                shift_starts_at=row.shift_starts_at,
-                minutes=row.minutes,
-                rejected_at=now,
-            ),
-            subject=str(row.hours_id),
-            site_id=row.site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        HoursRejected(
+            hours_id=row.hours_id,
+            shift_id=row.shift_id,
+            member_id=row.member_id,
+            role_id=row.role_id,
+            shift_starts_at=row.shift_starts_at,
+            minutes=row.minutes,
+            rejected_at=now,
+        ),
+        subject=row.hours_id,
+        site_id=row.site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return _hours_out(row, status="rejected", decided_at=now, decision_reason=cmd.reason)
 
@@ -1042,21 +1018,19 @@ def _new_shift(
 
 def _emit_scheduled(uow: VolunteeringUnitOfWork, row: dict[str, object], actor_id: str | None, now: datetime) -> None:
     uow.emit(
-        Event(
-            ShiftScheduled(
-                shift_id=row["shift_id"],
-                series_id=row["series_id"],
-                role_id=row["role_id"],
-                starts_at=row["starts_at"],
-                ends_at=row["ends_at"],
-                capacity=row["capacity"],
-                needs_supervisor=row["needs_supervisor"],
-            ),
-            subject=str(row["shift_id"]),
-            site_id=str(row["site_id"]),
-            actor_id=actor_id,
-            time=now,
-        )
+        ShiftScheduled(
+            shift_id=row["shift_id"],
+            series_id=row["series_id"],
+            role_id=row["role_id"],
+            starts_at=row["starts_at"],
+            ends_at=row["ends_at"],
+            capacity=row["capacity"],
+            needs_supervisor=row["needs_supervisor"],
+        ),
+        subject=row["shift_id"],
+        site_id=str(row["site_id"]),
+        actor_id=actor_id,
+        at=now,
     )
 
 

@@ -50,7 +50,7 @@ from services.volunteering.stipends.models import PayableHours, StipendRepositor
 from services.volunteering.stipends.queries import StipendQueries
 from shared.events import Event
 from shared.members import KnownMembersRepository, MemberStanding
-from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args
+from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
 
 # Advisory lock namespace (first key of the two-key form) for "one member's sign-ups".
 MEMBER_LOCK_SPACE = zlib.crc32(b"rcc-volunteering-member") - 2**31
@@ -1111,10 +1111,13 @@ def _sign_up_sql() -> str:
     """Runs after ``_LOCK_FOR_SIGN_UP`` in the same transaction: its snapshot then sees every sign-up committed
     before the locks were granted. Rows inserted here are invisible to the statement's own reads, so the waitlist
     count is of those already waiting."""
-    columns = ", ".join(OUTBOX_COLUMNS)
-    seated = ", ".join(f"${i}" for i in range(10, 10 + len(OUTBOX_COLUMNS)))
-    waiting = [f"${i}" for i in range(10 + len(OUTBOX_COLUMNS), 10 + 2 * len(OUTBOX_COLUMNS))]
-    waiting[OUTBOX_COLUMNS.index("data")] += "::jsonb || jsonb_build_object('position', line.position)"
+    seated = outbox_insert(SCHEMA, first_param=10, rows="signup WHERE status = 'confirmed'")
+    waiting = outbox_insert(
+        SCHEMA,
+        first_param=10 + len(OUTBOX_COLUMNS),
+        rows="signup CROSS JOIN line WHERE signup.status = 'waitlisted'",
+        merge_into_data="jsonb_build_object('position', line.position)",
+    )
     return f"""
         WITH standing AS (
             SELECT
@@ -1143,13 +1146,8 @@ def _sign_up_sql() -> str:
         line AS (
             SELECT count(*) + 1 AS position FROM "{SCHEMA}".signups WHERE shift_id = $1 AND status = 'waitlisted'
         ),
-        seated_event AS (
-            INSERT INTO "{SCHEMA}".outbox ({columns}) SELECT {seated} FROM signup WHERE status = 'confirmed'
-        ),
-        waiting_event AS (
-            INSERT INTO "{SCHEMA}".outbox ({columns})
-            SELECT {", ".join(waiting)} FROM signup CROSS JOIN line WHERE signup.status = 'waitlisted'
-        )
+        seated_event AS ({seated}),
+        waiting_event AS ({waiting})
         SELECT standing.existing, standing.clash, signup.status, line.position
         FROM standing CROSS JOIN line LEFT JOIN signup ON true
     """

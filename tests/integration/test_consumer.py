@@ -12,13 +12,16 @@ from typing import Any
 import aio_pika
 import asyncpg
 import pytest
+from pydantic import create_model
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.checkin.models import Base, CheckinUnitOfWork
 from shared.clock import SystemClock
+from shared.contracts import EventData
 from shared.db import asyncpg_dsn, create_engine, make_connector
 from shared.events import ReceivedEvent
+from shared.inbox import Delivered, Subscriptions, inbox_consumer
 from shared.messaging import (
     DEAD_REASON_HEADER,
     Broker,
@@ -28,7 +31,6 @@ from shared.messaging import (
 )
 from shared.outbox import amqp_message
 from shared.settings import Settings
-from shared.uow import inbox_consumer
 from tests.integration.helpers import (
     cloud_event,
     header_text,
@@ -67,8 +69,15 @@ async def scratch(engine: AsyncEngine) -> AsyncIterator[str]:
         await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
+def probe_contract(event_type: str) -> type[EventData]:
+    """A contract of this test's own, for its own routing key (the payload is whatever the test sends)."""
+    probe = create_model("Probe", __base__=EventData, n=(int | None, None))
+    probe.event_type = event_type
+    return probe
+
+
 class Recorder:
-    """A consumer's ``process`` built the way services build it (``shared.uow.inbox_consumer``): one transaction
+    """A consumer's ``process`` built the way services build it (``shared.inbox.inbox_consumer``): one transaction
     per batch, the inbox claims and the effects together. Each effect is a row in the scratch schema; ``fail``
     may raise from the handler, inside that transaction, after the effect was written."""
 
@@ -78,27 +87,30 @@ class Recorder:
         schema: str,
         consumer: str,
         routing_key: str,
-        fail: Callable[[ReceivedEvent, int], None] | None = None,
+        fail: Callable[[Delivered[EventData], int], None] | None = None,
     ) -> None:
         self.schema = schema
         self.consumer = consumer
         self.fail = fail
         self.calls: list[list[uuid.UUID]] = []
         self._process = inbox_consumer(
-            consumer, lambda: CheckinUnitOfWork(sessionmaker, Base.metadata), SystemClock(), {routing_key: self.apply}
+            consumer,
+            lambda: CheckinUnitOfWork(sessionmaker, Base.metadata),
+            SystemClock(),
+            Subscriptions({probe_contract(routing_key): self.apply}),
         )
 
     async def __call__(self, events: list[ReceivedEvent]) -> None:
         self.calls.append([e.id for e in events])
         await self._process(events)
 
-    async def apply(self, event: ReceivedEvent, *, uow: CheckinUnitOfWork, clock: object) -> None:
+    async def apply(self, event: Delivered[EventData], *, uow: CheckinUnitOfWork, clock: object) -> None:
         await uow.session.execute(
             text(
                 f'INSERT INTO "{self.schema}".effects (consumer, event_id, routing_type) '
                 "VALUES (:consumer, :event_id, :type)"
             ),
-            {"consumer": self.consumer, "event_id": event.id, "type": event.type},
+            {"consumer": self.consumer, "event_id": event.id, "type": event.data.event_type},
         )
         if self.fail is not None:
             self.fail(event, len(self.calls))
@@ -283,7 +295,7 @@ async def test_a_message_failing_on_its_own_is_dead_lettered_and_the_rest_of_its
         events = [cloud_event(key, n=i) for i in range(10)]
         bad = uuid.UUID(events[4]["id"])
 
-        def fail(event: ReceivedEvent, _call: int) -> None:
+        def fail(event: Delivered[EventData], _call: int) -> None:
             if event.id == bad:
                 raise ValueError(f"cannot apply {bad}")
 
@@ -318,7 +330,7 @@ async def test_a_transient_failure_is_retried_then_applied_once(
     async with harness(settings, "transient") as (isolated, name, key, connection):
         event = cloud_event(key)
 
-        def fail(_event: ReceivedEvent, call: int) -> None:
+        def fail(_event: Delivered[EventData], call: int) -> None:
             if call <= 2:
                 raise OSError("database restarting")
 

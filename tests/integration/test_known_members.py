@@ -24,10 +24,11 @@ from services.volunteering.models import Base as VolunteeringBase
 from services.volunteering.models import VolunteeringUnitOfWork
 from shared import access
 from shared.clock import SystemClock
+from shared.contracts.checkin import MemberRegistered
 from shared.db import make_connector
 from shared.events import ReceivedEvent
+from shared.inbox import Subscriptions, inbox_consumer
 from shared.settings import Settings
-from shared.uow import inbox_consumer
 from tests.support import members
 from tests.support.stack import Client, Reply, SiteUnderTest, eventually, services
 
@@ -263,13 +264,13 @@ async def test_redelivered_and_repeated_member_events_are_harmless(
             "test-known-members",
             lambda: GatheringsUnitOfWork(make_connector(engine), GatheringsBase.metadata),
             SystemClock(),
-            {"checkin.member_registered": gatherings_handlers.record_member_registered},
+            Subscriptions({MemberRegistered: gatherings_handlers.record_member_registered}),
         ),
         "volunteering": inbox_consumer(
             "test-known-members",
             lambda: VolunteeringUnitOfWork(make_connector(engine), VolunteeringBase.metadata),
             SystemClock(),
-            {"checkin.member_registered": volunteering_handlers.record_member_registered},
+            Subscriptions({MemberRegistered: volunteering_handlers.record_member_registered}),
         ),
     }
     for process in consumers.values():

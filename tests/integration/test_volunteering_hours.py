@@ -17,10 +17,12 @@ from services.volunteering import handlers
 from services.volunteering.commands import MarkMissedShifts
 from shared import access
 from shared.clock import FixedClock
+from shared.contracts.checkin import VisitorCheckedIn, VisitorCheckedOut
 from shared.events import ReceivedEvent, canonical_json, envelope
+from shared.inbox import Subscriptions, inbox_consumer
 from shared.outbox import amqp_message, cloudevent_from_row
 from shared.settings import Settings
-from shared.uow import execute, inbox_consumer
+from shared.uow import execute
 from tests.support.stack import eventually
 from tests.support.volunteering import Center
 
@@ -240,10 +242,7 @@ def attendance_consumer(center: Center, clock: FixedClock) -> Any:
         f"it-{uuid.uuid4().hex[:6]}",
         center.uow,
         clock,
-        {
-            "checkin.visitor_checked_in": handlers.record_check_in,
-            "checkin.visitor_checked_out": handlers.record_check_out,
-        },
+        Subscriptions({VisitorCheckedIn: handlers.record_check_in, VisitorCheckedOut: handlers.record_check_out}),
     )
 
 

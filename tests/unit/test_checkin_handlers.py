@@ -21,6 +21,7 @@ from shared.access import Site
 from shared.clock import FixedClock
 from shared.errors import Conflict, NotFound
 from shared.events import Event
+from shared.uow import Recorder
 
 SITE = "downtown"
 OTHER_SITE = "uptown"
@@ -153,13 +154,10 @@ class FakeCheckinRepository:
         return None if member is None else member.site_id
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(Recorder):
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.checkin = FakeCheckinRepository(self.events)
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
 
     def event_data(self, index: int = -1) -> dict:
         return self.events[index].data.model_dump(mode="json")

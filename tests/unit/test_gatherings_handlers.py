@@ -21,6 +21,7 @@ from services.gatherings.commands import (
     Register,
     ScheduleSoberEvent,
 )
+from services.gatherings.consumers import SUBSCRIPTIONS
 from services.gatherings.domain import GatheringType
 from services.gatherings.models import (
     CancelledRegistration,
@@ -37,6 +38,7 @@ from shared.clock import FixedClock
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, ReceivedEvent
 from shared.members import MemberStanding
+from shared.uow import Recorder
 
 SITE = "downtown"
 OTHER_SITE = "uptown"
@@ -350,13 +352,10 @@ class FakeGatheringsRepository:
         return "known" if known[1] is None else "erased"
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(Recorder):
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.gatherings = FakeGatheringsRepository(self.events)
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
 
     def types(self) -> list[str]:
         return [e.type for e in self.events]
@@ -816,8 +815,8 @@ async def test_a_check_in_for_a_sober_event_is_attendance_with_the_registered_pa
     registration = await register(uow, clock, event_id, someone, adults=2, children=1)
     arrival = check_in(someone, str(event_id), added_later="a field check-in may add")
 
-    await handlers.record_check_in_attendance(arrival, uow=uow, clock=clock)
-    await handlers.record_check_in_attendance(arrival, uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(arrival, uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(arrival, uow=uow, clock=clock)
 
     [mark] = uow.gatherings.attendance
     assert (mark.member_id, mark.registration_id, mark.party.adults, mark.party.children, mark.source) == (
@@ -843,9 +842,9 @@ async def test_anonymous_walk_ins_count_once_per_visit(uow: FakeUnitOfWork, cloc
     event_id = await sober_event(uow, clock)
     walk_in = check_in(None, str(event_id))
 
-    await handlers.record_check_in_attendance(walk_in, uow=uow, clock=clock)
-    await handlers.record_check_in_attendance(walk_in, uow=uow, clock=clock)
-    await handlers.record_check_in_attendance(check_in(None, str(event_id)), uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(walk_in, uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(walk_in, uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(check_in(None, str(event_id)), uow=uow, clock=clock)
 
     assert [(a.member_id, a.registration_id) for a in uow.gatherings.attendance] == [(None, None)] * 2
     assert uow.data()["anonymous"] is True and uow.data()["registered"] is False
@@ -871,7 +870,7 @@ async def test_check_ins_that_name_no_gathering_of_this_site_are_ignored(
         check_in(someone, str(cancelled)),
         received("checkin.visitor_checked_in", {**check_in(someone, str(event_id)).data}, site_id=OTHER_SITE),
     ):
-        await handlers.record_check_in_attendance(ignored, uow=uow, clock=clock)
+        await SUBSCRIPTIONS.dispatch(ignored, uow=uow, clock=clock)
 
     assert uow.gatherings.attendance == []
 
@@ -925,12 +924,12 @@ async def test_members_check_in_registers_and_erases_can_be_named_and_then_not(
     )
     event_id = await sober_event(uow, clock)
 
-    await handlers.record_member_registered(registered, uow=uow, clock=clock)
-    await handlers.record_member_registered(registered, uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(registered, uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(registered, uow=uow, clock=clock)
     confirmed = await register(uow, clock, event_id, member_id)
     erased = received("checkin.member_erased", {"member_id": str(member_id), "erased_at": "2026-06-01T15:00:00Z"})
-    await handlers.record_member_erased(erased, uow=uow, clock=clock)
-    await handlers.record_member_registered(registered, uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(erased, uow=uow, clock=clock)
+    await SUBSCRIPTIONS.dispatch(registered, uow=uow, clock=clock)
 
     assert confirmed.status == "confirmed"
     assert await uow.gatherings.member_standing(member_id, SITE) == "erased"

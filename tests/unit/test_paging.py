@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import InvalidInput
-from shared.paging import end_of, instant_range, local_dates, start_of
+from shared.paging import decode_cursor, decode_time_cursor, encode_cursor, end_of, instant_range, local_dates, start_of
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 UTC_ZONE = zoneinfo.ZoneInfo("UTC")
@@ -111,3 +113,45 @@ def test_two_dates_are_a_range_exactly_when_in_order(first: date, last: date) ->
             return
         days = local_dates(first, last, max_days=1000)
         assert days[0] == first and days[-1] == last and len(days) == (last - first).days + 1
+
+
+# Cursors
+
+
+@given(st.datetimes(timezones=st.timezones()), st.uuids())
+def test_a_time_cursor_gives_back_its_instant_and_id(at: datetime, key: uuid.UUID) -> None:
+    back, back_key = decode_time_cursor(encode_cursor(at, key))
+    # Compared as text: Python never calls two zones' instants equal in a gap or fold, even when they are.
+    assert (back.isoformat(), back_key) == (at.isoformat(), key)
+
+
+@given(st.text(), st.uuids())
+def test_a_text_cursor_gives_back_its_text_and_id_whatever_the_text_holds(text: str, key: uuid.UUID) -> None:
+    assert decode_cursor(encode_cursor(text, key)) == (text, key)
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "not base64 at all!",
+        "é",
+        base64.urlsafe_b64encode(b"\xff\xfe|x").decode(),
+        _b64("2027-01-01T00:00:00+00:00"),
+        _b64("2027-01-01T00:00:00+00:00|not-a-uuid"),
+        _b64(f"yesterday|{uuid.uuid4()}"),
+        _b64(f"2027-01-01T00:00:00|{uuid.uuid4()}"),  # naive: not one we gave out
+    ],
+)
+def test_a_cursor_we_did_not_give_out_is_bad_cursor(cursor: str) -> None:
+    assert code_of(decode_time_cursor, cursor) == "bad_cursor"
+
+
+def test_a_text_cursor_needs_only_an_id_after_its_last_bar() -> None:
+    key = uuid.uuid4()
+    assert decode_cursor(_b64(f"a|b|{key}")) == ("a|b", key)
+    assert code_of(decode_cursor, _b64("no id here")) == "bad_cursor"

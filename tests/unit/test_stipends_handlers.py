@@ -32,6 +32,7 @@ from shared.access import Role
 from shared.clock import FixedClock
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import Event
+from shared.uow import Recorder
 
 SITE = "downtown"
 OTHER_SITE = "uptown"
@@ -196,15 +197,12 @@ class FakePeopleRepository:
         return {r for r in role_ids if (site_id, r) in self.roles}
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(Recorder):
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.stipends = FakeStipendRepository()
         self.hours = FakeHoursRepository(self.stipends)
         self.people = FakePeopleRepository()
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
 
     def of_type(self, kind: str) -> list[dict]:
         return [e.data.model_dump(mode="json") for e in self.events if e.type == kind]

@@ -30,7 +30,6 @@ from shared.contracts.volunteering import (
     StipendReversed,
 )
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.events import Event
 
 
 async def set_stipend_policy(cmd: SetStipendPolicy, *, uow: VolunteeringUnitOfWork, clock: Clock) -> StipendPolicyOut:
@@ -63,30 +62,28 @@ async def set_stipend_policy(cmd: SetStipendPolicy, *, uow: VolunteeringUnitOfWo
             return StipendPolicyOut.of(latest)
     await uow.stipends.add_policy(site_id, proposed, now, cmd.actor.actor_id)
     uow.emit(
-        Event(
-            StipendPolicyChanged(
-                policy_id=proposed.policy_id,
-                effective_from=cmd.effective_from,
-                hourly_rate_cents=cmd.hourly_rate_cents,
-                per_shift_cents=cmd.per_shift_cents,
-                role_rates=[
-                    {
-                        "role_id": r.role_id,
-                        "hourly_rate_cents": r.hourly_rate_cents,
-                        "per_shift_cents": r.per_shift_cents,
-                    }
-                    for r in proposed.role_rates
-                ],  # type: ignore[arg-type]
-                monthly_cap_cents=cmd.monthly_cap_cents,
-                yearly_cap_cents=cmd.yearly_cap_cents,
-                tax_threshold_cents=cmd.tax_threshold_cents,
-                org_monthly_cap_cents=cmd.org_monthly_cap_cents,
-            ),
-            subject=str(proposed.policy_id),
-            site_id=site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        StipendPolicyChanged(
+            policy_id=proposed.policy_id,
+            effective_from=cmd.effective_from,
+            hourly_rate_cents=cmd.hourly_rate_cents,
+            per_shift_cents=cmd.per_shift_cents,
+            role_rates=[
+                {
+                    "role_id": r.role_id,
+                    "hourly_rate_cents": r.hourly_rate_cents,
+                    "per_shift_cents": r.per_shift_cents,
+                }
+                for r in proposed.role_rates
+            ],  # type: ignore[arg-type]
+            monthly_cap_cents=cmd.monthly_cap_cents,
+            yearly_cap_cents=cmd.yearly_cap_cents,
+            tax_threshold_cents=cmd.tax_threshold_cents,
+            org_monthly_cap_cents=cmd.org_monthly_cap_cents,
+        ),
+        subject=proposed.policy_id,
+        site_id=site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return StipendPolicyOut.of(proposed)
 
@@ -187,28 +184,26 @@ async def close_stipend_period(
             for p in entry.priced
         )
         uow.emit(
-            Event(
-                StipendAccrued(
-                    entry_id=entry_id,
-                    payout_id=payout_id,
-                    member_id=entry.member_id,
-                    period=str(period),
-                    kind=entry.kind,
-                    amount_cents=entry.amount_cents,
-                    over_cap_cents=entry.over_cap_cents,
-                    capped_by=list(entry.capped_by),
-                    minutes=entry.minutes,
-                    shifts=entry.shifts,
-                    policy_id=closing.cap_policy.policy_id,
-                    rate_policy_ids=entry.policy_ids,
-                    shift_id=entry.shift_id,
-                    original_period=str(entry.original_period),
-                ),
-                subject=str(entry_id),
-                site_id=site_id,
-                actor_id=cmd.actor.actor_id,
-                time=now,
-            )
+            StipendAccrued(
+                entry_id=entry_id,
+                payout_id=payout_id,
+                member_id=entry.member_id,
+                period=str(period),
+                kind=entry.kind,
+                amount_cents=entry.amount_cents,
+                over_cap_cents=entry.over_cap_cents,
+                capped_by=list(entry.capped_by),
+                minutes=entry.minutes,
+                shifts=entry.shifts,
+                policy_id=closing.cap_policy.policy_id,
+                rate_policy_ids=entry.policy_ids,
+                shift_id=entry.shift_id,
+                original_period=str(entry.original_period),
+            ),
+            subject=entry_id,
+            site_id=site_id,
+            actor_id=cmd.actor.actor_id,
+            at=now,
         )
     # Hours of volunteers who are not eligible now are settled without an entry: they never accrue later.
     booked_hours.extend(
@@ -231,22 +226,20 @@ async def close_stipend_period(
     )
     await uow.stipends.close_period(site_id, str(period), totals, now, cmd.actor.actor_id)
     uow.emit(
-        Event(
-            StipendPeriodClosed(
-                period=str(period),
-                closed_at=now,
-                cap_policy_id=totals.cap_policy_id,
-                volunteers=totals.volunteers,
-                entries=totals.entries,
-                adjustments=totals.adjustments,
-                accrued_cents=totals.accrued_cents,
-                over_cap_cents=totals.over_cap_cents,
-            ),
-            subject=str(period),
-            site_id=site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        StipendPeriodClosed(
+            period=str(period),
+            closed_at=now,
+            cap_policy_id=totals.cap_policy_id,
+            volunteers=totals.volunteers,
+            entries=totals.entries,
+            adjustments=totals.adjustments,
+            accrued_cents=totals.accrued_cents,
+            over_cap_cents=totals.over_cap_cents,
+        ),
+        subject=period,
+        site_id=site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return PeriodClosedOut(
         period=str(period),
@@ -296,21 +289,19 @@ async def mark_payout_paid(cmd: MarkPayoutPaid, *, uow: VolunteeringUnitOfWork, 
         ]
     )
     uow.emit(
-        Event(
-            StipendPaid(
-                payout_id=payout.payout_id,
-                entry_id=entry_id,
-                member_id=payout.member_id,
-                period=payout.period,
-                amount_cents=amount,
-                paid_at=now,
-                method=cmd.method,  # type: ignore[arg-type]
-            ),
-            subject=str(entry_id),
-            site_id=payout.site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        StipendPaid(
+            payout_id=payout.payout_id,
+            entry_id=entry_id,
+            member_id=payout.member_id,
+            period=payout.period,
+            amount_cents=amount,
+            paid_at=now,
+            method=cmd.method,  # type: ignore[arg-type]
+        ),
+        subject=entry_id,
+        site_id=payout.site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return PaymentOut(
         payout_id=payout.payout_id,
@@ -360,21 +351,19 @@ async def reverse_stipend_entry(cmd: ReverseStipendEntry, *, uow: VolunteeringUn
     )
     released = await uow.stipends.release_hours(entry.entry_id, reversal_id)
     uow.emit(
-        Event(
-            StipendReversed(
-                entry_id=reversal_id,
-                reverses_entry_id=entry.entry_id,
-                payout_id=entry.payout_id,
-                member_id=entry.member_id,
-                period=entry.period,
-                amount_cents=entry.amount_cents,
-                released_hours=released,
-            ),
-            subject=str(reversal_id),
-            site_id=entry.site_id,
-            actor_id=cmd.actor.actor_id,
-            time=now,
-        )
+        StipendReversed(
+            entry_id=reversal_id,
+            reverses_entry_id=entry.entry_id,
+            payout_id=entry.payout_id,
+            member_id=entry.member_id,
+            period=entry.period,
+            amount_cents=entry.amount_cents,
+            released_hours=released,
+        ),
+        subject=reversal_id,
+        site_id=entry.site_id,
+        actor_id=cmd.actor.actor_id,
+        at=now,
     )
     return ReversalOut(
         entry_id=reversal_id,
