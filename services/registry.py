@@ -40,6 +40,7 @@ SCHEMAS = (
     Schema("volunteering", ROOT / "services" / "volunteering" / "migrations"),
     Schema("gatherings", ROOT / "services" / "gatherings" / "migrations"),
     Schema("audit", ROOT / "services" / "audit" / "migrations"),
+    Schema("notify", ROOT / "services" / "notify" / "migrations"),
 )
 
 # The back-end services: each has a schema, an HTTP API (``views.api``) and the broker.
@@ -48,6 +49,7 @@ SERVICES = {
     "volunteering": Service("volunteering", "services.volunteering"),
     "gatherings": Service("gatherings", "services.gatherings"),
     "audit": Service("audit", "services.audit"),
+    "notify": Service("notify", "services.notify"),
 }
 
 # The pages people use, calling the services' APIs through a proxy of their own: no schema, no broker, no API of its

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     volunteering_port: int = 8082
     gatherings_port: int = 8083
     audit_port: int = 8084
+    notify_port: int = 8085
     pages_port: int = 8080
     # Where the pages app forwards /api/<service>/...; unset: the service's own host and port (`rcc serve all` gives
     # the pages the ports it bound); docker compose names the containers.
@@ -27,6 +28,7 @@ class Settings(BaseSettings):
     volunteering_url: str | None = None
     gatherings_url: str | None = None
     audit_url: str | None = None
+    notify_url: str | None = None
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a TTY
 

@@ -12,7 +12,7 @@ from tests.support.stack import Client, SiteUnderTest, make_site, services
 
 configure_logging("WARNING", json=True)
 
-QUEUES = ["audit", "tap", "volunteering", "gatherings"]
+QUEUES = ["audit", "tap", "volunteering", "gatherings", "notify"]
 
 
 @pytest.fixture(scope="session")

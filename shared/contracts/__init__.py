@@ -49,6 +49,6 @@ def register(cls: type[EventData]) -> type[EventData]:
 
 def load_catalogue() -> dict[str, type[EventData]]:
     """Import every contract module so the catalogue is complete (for AsyncAPI and consumers)."""
-    from shared.contracts import audit, checkin, gatherings, volunteering  # noqa: F401
+    from shared.contracts import audit, checkin, gatherings, notify, volunteering  # noqa: F401
 
     return CATALOGUE

@@ -44,6 +44,7 @@ async def migrated_settings(**overrides: object) -> tuple[str, Settings]:
         volunteering_port=0,
         gatherings_port=0,
         audit_port=0,
+        notify_port=0,
         relay_poll_interval_s=0.2,
         token_cache_ttl_s=0.0,
         log_json=True,

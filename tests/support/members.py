@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tests.support.stack import Client, SiteUnderTest
 
 # The services that keep a view of the members check-in registered.
-VIEWS = ("gatherings", "volunteering")
+VIEWS = ("gatherings", "volunteering", "notify")
 
 
 def existing_views(schemas: Iterable[str]) -> list[str]:

@@ -1,0 +1,5 @@
+"""``python -m services.notify`` is ``rcc serve notify``."""
+
+from services.cli import main
+
+main(["serve", "notify"])

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from services.notify import SERVICE, consumers, sender
+from services.notify.models import Base, NotifyUnitOfWork
+from services.notify.settings import NotifySettings
+from services.notify.views import CLOCK, SETTINGS, UOW, api
+from shared import runtime
+from shared.clock import Clock, SystemClock
+from shared.db import make_connector
+from shared.settings import Settings
+from shared.web import make_app
+
+
+def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> web.Application:
+    settings = NotifySettings.of(base)
+    app = make_app(api, settings)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app.cleanup_ctx.extend(
+        [
+            runtime.database(settings, SERVICE),
+            _unit_of_work,
+            runtime.broker(settings, SERVICE),
+            runtime.outbox_relay(settings, SERVICE, Base.metadata),
+            runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.process),
+            runtime.every("notify-sender", settings.send_interval_s, send_due),
+        ]
+    )
+    return app
+
+
+async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
+    sessionmaker = make_connector(app[runtime.ENGINE])
+    app[UOW] = lambda: NotifyUnitOfWork(sessionmaker, Base.metadata)
+    yield
+
+
+async def send_due(app: web.Application) -> None:
+    # A full batch means more are waiting: keep going without the pause between ticks.
+    while await sender.send_due(app[SETTINGS], app[UOW], app[CLOCK]) >= app[SETTINGS].send_batch_size:
+        pass

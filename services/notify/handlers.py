@@ -1,0 +1,250 @@
+"""Notify handlers: plain async functions ``(cmd, *, uow, clock)``; no HTTP, no SMTP, no broker."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Literal
+
+from services.notify import domain
+from services.notify.commands import (
+    AddContact,
+    ContactOut,
+    DeliveryOutcome,
+    Done,
+    OutcomeRecorded,
+    QuietHours,
+    Unsubscribe,
+    UpdateContact,
+    Verified,
+    VerifyContact,
+    WithdrawContact,
+    Withdrawn,
+)
+from services.notify.models import ContactRow, NewContact, NewDelivery, NotifyUnitOfWork, Preferences
+from shared.clock import Clock
+from shared.contracts.checkin import MemberErased, MemberRegistered
+from shared.contracts.notify import (
+    ConsentWithdrawn,
+    ContactAdded,
+    ContactVerified,
+    NotificationFailed,
+    NotificationSent,
+)
+from shared.errors import NotFound
+from shared.inbox import Delivered
+
+
+def contact_out(row: ContactRow, *, show_address: bool) -> ContactOut:
+    quiet = None
+    if row.quiet_start is not None and row.quiet_end is not None:
+        quiet = QuietHours(start=row.quiet_start, end=row.quiet_end)
+    return ContactOut(
+        contact_id=row.contact_id,
+        member_id=row.member_id,
+        channel=row.channel,
+        address=row.address if show_address else None,
+        locale=row.locale,
+        quiet_hours=quiet,
+        kinds=list(row.kinds),
+        verified=row.verified_at is not None,
+        verified_at=row.verified_at,
+        consent_at=row.consent_at,
+        consent_source=row.consent_source,
+    )
+
+
+async def add_contact(cmd: AddContact, *, uow: NotifyUnitOfWork, clock: Clock) -> ContactOut:
+    """Record the contact with its consent and queue its verification message; nothing else is sent to it until
+    the link in that message is followed."""
+    domain.require_member(await uow.notify.member_standing(cmd.member_id, cmd.site_id))
+    address = domain.normalize_address(cmd.channel, cmd.address)
+    domain.check_quiet_hours(cmd.quiet_start, cmd.quiet_end)
+    now = clock.now()
+    contact_id = uuid.uuid4()
+    unsubscribe_key, token = domain.new_secret(), domain.new_secret()
+    contact = NewContact(
+        contact_id=contact_id,
+        member_id=cmd.member_id,
+        site_id=cmd.site_id,
+        channel=cmd.channel,
+        address=address,
+        locale=cmd.locale,
+        quiet_start=cmd.quiet_start,
+        quiet_end=cmd.quiet_end,
+        kinds=tuple(dict.fromkeys(cmd.kinds)),
+        consent_at=now,
+        consent_by=cmd.actor_id,
+        consent_source=cmd.source,
+        unsubscribe_hash=domain.hash_secret(unsubscribe_key),
+    )
+    if not await uow.notify.add_contact(contact):
+        raise domain.contact_exists()
+    await uow.notify.add_verification(
+        domain.hash_secret(token), contact_id, now + timedelta(hours=cmd.verification_ttl_h)
+    )
+    await uow.notify.queue_delivery(
+        NewDelivery(
+            delivery_id=uuid.uuid4(),
+            message_id=domain.message_id("verification", contact_id, cmd.sender),
+            contact_id=contact_id,
+            member_id=cmd.member_id,
+            site_id=cmd.site_id,
+            purpose="verification",
+            created_at=now,
+            links={"verify": token, "unsubscribe": unsubscribe_key},
+        )
+    )
+    uow.emit(
+        ContactAdded(contact_id=contact_id, member_id=cmd.member_id, channel=cmd.channel, added_at=now),
+        subject=cmd.member_id,
+        site_id=cmd.site_id,
+        actor_id=cmd.actor_id,
+        at=now,
+    )
+    row = await uow.notify.contact_of(contact_id, cmd.member_id)
+    assert row is not None
+    return contact_out(row, show_address=cmd.show_address)
+
+
+async def update_contact(cmd: UpdateContact, *, uow: NotifyUnitOfWork, clock: Clock) -> ContactOut:
+    row = await uow.notify.contact_of(cmd.contact_id, cmd.member_id)
+    if row is None or row.site_id != cmd.site_id:
+        raise domain.contact_not_found()
+    start, end = cmd.quiet_hours if cmd.quiet_hours is not None else (row.quiet_start, row.quiet_end)
+    domain.check_quiet_hours(start, end)
+    preferences = Preferences(
+        locale=cmd.locale or row.locale,
+        quiet_start=start,
+        quiet_end=end,
+        kinds=tuple(dict.fromkeys(cmd.kinds)) if cmd.kinds is not None else tuple(row.kinds),
+    )
+    return contact_out(await uow.notify.set_preferences(row.contact_id, preferences), show_address=cmd.show_address)
+
+
+async def withdraw_contact(cmd: WithdrawContact, *, uow: NotifyUnitOfWork, clock: Clock) -> Withdrawn:
+    row = await uow.notify.contact_of(cmd.contact_id, cmd.member_id)
+    if row is None or row.site_id != cmd.site_id:
+        raise domain.contact_not_found()
+    now = clock.now()
+    for withdrawn in await uow.notify.withdraw(now, contact_id=row.contact_id):
+        _emit_withdrawn(uow, withdrawn, now, "withdrawn", cmd.actor_id)
+    return Withdrawn(contact_id=row.contact_id, withdrawn=True)
+
+
+async def verify_contact(cmd: VerifyContact, *, uow: NotifyUnitOfWork, clock: Clock) -> Verified:
+    token_hash = domain.hash_secret(cmd.token)
+    verification = await uow.notify.verification(token_hash)
+    if verification is None:
+        raise domain.verification_unknown()
+    now = clock.now()
+    domain.check_verification(verification.used_at, verification.expires_at, now)
+    row = await uow.notify.mark_verified(token_hash, verification.contact_id, now)
+    if row is None:
+        raise domain.verification_unknown()
+    uow.emit(
+        ContactVerified(contact_id=row.contact_id, member_id=row.member_id, channel=row.channel, verified_at=now),
+        subject=row.member_id,
+        site_id=row.site_id,
+        at=now,
+    )
+    return Verified(contact_id=row.contact_id, verified_at=row.verified_at or now)
+
+
+async def unsubscribe(cmd: Unsubscribe, *, uow: NotifyUnitOfWork, clock: Clock) -> Done:
+    """One-click (RFC 8058): the link's key names the contact; its address is deleted."""
+    row = await uow.notify.contact_by_unsubscribe(domain.hash_secret(cmd.key))
+    if row is None:
+        raise NotFound("No such unsubscribe link (or it was used already).", code="unsubscribe_unknown")
+    now = clock.now()
+    for withdrawn in await uow.notify.withdraw(now, contact_id=row.contact_id):
+        _emit_withdrawn(uow, withdrawn, now, "unsubscribed", None)
+    return Done()
+
+
+async def record_outcome(cmd: DeliveryOutcome, *, uow: NotifyUnitOfWork, clock: Clock) -> OutcomeRecorded:
+    """What the relay said about a message: sent, refused for good, or to be tried again (up to a limit)."""
+    delivery = await uow.notify.delivery(cmd.delivery_id)
+    if delivery is None:
+        raise NotFound("No such delivery.", code="delivery_not_found")
+    if delivery.status != "pending":
+        return OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status=delivery.status)
+    now = clock.now()
+    if cmd.outcome is None and delivery.attempts < cmd.max_attempts:
+        delay = domain.retry_delay(delivery.attempts, cmd.retry_base_s)
+        await uow.notify.retry_delivery(delivery.delivery_id, now + delay, cmd.error or "temporary")
+        return OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status="pending")
+    if cmd.outcome == "sent":
+        await uow.notify.finish_delivery(delivery.delivery_id, "sent", now, None)
+        uow.emit(
+            NotificationSent(
+                delivery_id=delivery.delivery_id,
+                contact_id=delivery.contact_id,
+                member_id=delivery.member_id,
+                channel=delivery.channel,
+                purpose=delivery.purpose,
+                sent_at=now,
+                attempts=delivery.attempts,
+            ),
+            subject=delivery.member_id,
+            site_id=delivery.site_id,
+            at=now,
+        )
+        return OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status="sent")
+    reason: Literal["refused", "retries_exhausted", "withdrawn"]
+    if cmd.outcome == "failed" and cmd.error == "withdrawn":
+        reason = "withdrawn"
+    elif cmd.outcome == "failed":
+        reason = "refused"
+        await uow.notify.count_bounce(delivery.contact_id)
+    else:
+        reason = "retries_exhausted"
+    await uow.notify.finish_delivery(delivery.delivery_id, "failed", now, cmd.error)
+    uow.emit(
+        NotificationFailed(
+            delivery_id=delivery.delivery_id,
+            contact_id=delivery.contact_id,
+            member_id=delivery.member_id,
+            channel=delivery.channel,
+            purpose=delivery.purpose,
+            failed_at=now,
+            attempts=delivery.attempts,
+            reason=reason,
+        ),
+        subject=delivery.member_id,
+        site_id=delivery.site_id,
+        at=now,
+    )
+    return OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status="failed")
+
+
+async def record_member_registered(event: Delivered[MemberRegistered], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
+    await uow.notify.know_member(event.data.member_id, event.site_id, event.data.registered_at)
+
+
+async def record_member_erased(event: Delivered[MemberErased], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
+    """Erasure deletes every address of the member; the pseudonymous delivery history stays."""
+    erased = event.data
+    await uow.notify.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
+    for withdrawn in await uow.notify.withdraw(erased.erased_at, member_id=erased.member_id):
+        _emit_withdrawn(uow, withdrawn, erased.erased_at, "member_erased", None, correlation_id=str(event.id))
+
+
+def _emit_withdrawn(
+    uow: NotifyUnitOfWork,
+    row: ContactRow,
+    at: datetime,
+    reason: Literal["withdrawn", "unsubscribed", "member_erased"],
+    actor_id: str | None,
+    correlation_id: str | None = None,
+) -> None:
+    uow.emit(
+        ConsentWithdrawn(
+            contact_id=row.contact_id, member_id=row.member_id, channel=row.channel, withdrawn_at=at, reason=reason
+        ),
+        subject=row.member_id,
+        site_id=row.site_id,
+        actor_id=actor_id,
+        correlation_id=correlation_id,
+        at=at,
+    )

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import Settings
+
+
+class NotifySettings(Settings):
+    # The relay messages go to: smtp://user:pass@host:port (``?starttls=1`` to upgrade), smtps:// for implicit TLS.
+    smtp_url: str = "smtp://127.0.0.1:25"
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    notify_from: str = "no-reply@localhost"
+    # What a message calls the center: a site's full name often says "Recovery", which a lock screen shows others.
+    notify_site_name: str = "your center"
+    # Where the links in a message lead (the verification page, one-click unsubscribe); unset: this service's URL.
+    notify_public_url: str | None = None
+    verification_ttl_h: float = Field(default=24.0, gt=0)
+    send_interval_s: float = Field(default=0.5, gt=0)
+    send_batch_size: int = Field(default=50, ge=1, le=1000)
+    # A message being sent is leased for this long; a sender that died mid-send leaves it to be claimed again.
+    send_lease_s: float = Field(default=60.0, gt=0)
+    # Temporary SMTP failures retry after base * 2^attempt (with jitter), up to this many attempts.
+    retry_base_s: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+
+    def public_url(self) -> str:
+        return (self.notify_public_url or self.url_of("notify")).rstrip("/")

@@ -1,0 +1,231 @@
+"""HTTP adapters: parse, authorize, call a handler (writes) or a query (reads), answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
+
+from services.notify import handlers, queries
+from services.notify.commands import (
+    AddContact,
+    AddContactBody,
+    ContactList,
+    ContactOut,
+    Done,
+    Reachability,
+    TokenQuery,
+    Unsubscribe,
+    UpdateContact,
+    UpdateContactBody,
+    Verified,
+    VerifyBody,
+    VerifyContact,
+    WithdrawContact,
+    Withdrawn,
+)
+from services.notify.models import NotifyUnitOfWork
+from services.notify.settings import NotifySettings
+from shared.access import STAFF, Role
+from shared.clock import Clock
+from shared.errors import Forbidden, InvalidInput, UnsupportedMediaType
+from shared.uow import execute
+from shared.web import Api, Call
+
+UOW: web.AppKey[Callable[[], NotifyUnitOfWork]] = web.AppKey("notify_uow")
+CLOCK = web.AppKey("notify_clock", Clock)
+SETTINGS = web.AppKey("notify_settings", NotifySettings)
+
+api = Api(service="notify", title="Recovery community center: notifications")
+
+PEOPLE = (Role.VOLUNTEER, *STAFF)
+_pages = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(default=True)
+)
+
+
+def _uow(call: Call) -> NotifyUnitOfWork:
+    return call.request.app[UOW]()
+
+
+def _sees_address(call: Call) -> bool:
+    """A volunteer acts for their own member only, and sees their addresses; staff manage a person's contacts at
+    their site but never read an address back."""
+    member_id = call.uuid_param("member_id")
+    if call.who.role is Role.VOLUNTEER:
+        if call.who.member_id != member_id:
+            raise Forbidden("A volunteer token manages only its own member's contacts.", code="not_own_member")
+        return True
+    return False
+
+
+@api.post(
+    "/members/{member_id}/contacts",
+    summary="Add a way to reach a member (an e-mail address, with consent); sends its verification message",
+    roles=PEOPLE,
+    body=AddContactBody,
+    response=ContactOut,
+    status=201,
+    errors=(409,),
+    idempotent=True,
+)
+async def add_contact(call: Call) -> object:
+    body: AddContactBody = call.body
+    settings = call.request.app[SETTINGS]
+    cmd = AddContact(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        member_id=call.uuid_param("member_id"),
+        channel=body.channel,
+        address=body.address,
+        locale=body.locale,
+        quiet_start=body.quiet_hours.start if body.quiet_hours else None,
+        quiet_end=body.quiet_hours.end if body.quiet_hours else None,
+        kinds=tuple(body.kinds),
+        source=body.source,
+        verification_ttl_h=settings.verification_ttl_h,
+        sender=settings.notify_from,
+        show_address=_sees_address(call),
+    )
+    return await execute(
+        handlers.add_contact,
+        cmd,
+        uow=_uow(call),
+        clock=call.request.app[CLOCK],
+        status=201,
+        idempotency=call.idempotency(),
+    )
+
+
+@api.get(
+    "/members/{member_id}/contacts",
+    summary="A member's own contacts, with addresses (the member's volunteer token only)",
+    roles=PEOPLE,
+    response=ContactList,
+)
+async def list_contacts(call: Call) -> ContactList:
+    if not _sees_address(call):
+        raise Forbidden("Addresses are shown only to the person; see /reachability.", code="addresses_private")
+    async with _uow(call) as uow:
+        return await queries.contacts_of(uow, call.uuid_param("member_id"), call.who.site_id)
+
+
+@api.patch(
+    "/members/{member_id}/contacts/{contact_id}",
+    summary="Change a contact's language, quiet hours or the kinds of message wanted",
+    roles=PEOPLE,
+    body=UpdateContactBody,
+    response=ContactOut,
+)
+async def update_contact(call: Call) -> object:
+    body: UpdateContactBody = call.body
+    given = body.model_fields_set
+    quiet = None
+    if "quiet_hours" in given:
+        quiet = (body.quiet_hours.start, body.quiet_hours.end) if body.quiet_hours else (None, None)
+    if "locale" in given and body.locale is None:
+        raise InvalidInput("locale cannot be null.", code="bad_locale")
+    cmd = UpdateContact(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        member_id=call.uuid_param("member_id"),
+        contact_id=call.uuid_param("contact_id"),
+        locale=body.locale,
+        quiet_hours=quiet,
+        kinds=tuple(body.kinds) if body.kinds is not None else None,
+        show_address=_sees_address(call),
+    )
+    return await execute(handlers.update_contact, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+@api.delete(
+    "/members/{member_id}/contacts/{contact_id}",
+    summary="Withdraw consent: the address is deleted, a pseudonymous record stays",
+    roles=PEOPLE,
+    response=Withdrawn,
+)
+async def withdraw_contact(call: Call) -> object:
+    _sees_address(call)
+    cmd = WithdrawContact(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        member_id=call.uuid_param("member_id"),
+        contact_id=call.uuid_param("contact_id"),
+    )
+    return await execute(handlers.withdraw_contact, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+@api.get(
+    "/members/{member_id}/reachability",
+    summary="Whether a member can be reached, per channel (verified, not withdrawn, not bouncing); never where",
+    roles=STAFF,
+    response=Reachability,
+)
+async def reachability(call: Call) -> Reachability:
+    async with _uow(call) as uow:
+        return await queries.reachability(uow, call.uuid_param("member_id"), call.who.site_id)
+
+
+@api.get(
+    "/contacts/verify",
+    summary="The page a verification link opens: a button that confirms (mail scanners fetch links; only a POST acts)",
+    roles=None,
+    query=TokenQuery,
+    content_types=("text/html",),
+)
+async def verify_page(call: Call) -> web.Response:
+    query: TokenQuery = call.query
+    page = _pages.get_template("verify_page.html").render(action="verify", token=query.token)
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+@api.post(
+    "/contacts/verify",
+    summary="Confirm a contact with the token of its verification link (form or JSON); the link works once",
+    roles=None,
+    response=Verified,
+    errors=(400, 404, 410, 415, 422),
+)
+async def verify(call: Call) -> object:
+    token = await _token_of(call.request)
+    return await execute(
+        handlers.verify_contact, VerifyContact(token=token), uow=_uow(call), clock=call.request.app[CLOCK]
+    )
+
+
+@api.post(
+    "/contacts/unsubscribe",
+    summary="One-click unsubscribe (RFC 8058): the key from a message's List-Unsubscribe link; no login",
+    roles=None,
+    query=None,
+    response=Done,
+    errors=(404, 422),
+)
+async def unsubscribe(call: Call) -> object:
+    key = call.request.query.get("key", "")
+    if not 1 <= len(key) <= 200:
+        raise InvalidInput("The unsubscribe link has no key.", code="unsubscribe_key_missing")
+    return await execute(handlers.unsubscribe, Unsubscribe(key=key), uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+async def _token_of(request: web.Request) -> str:
+    """The page's form posts ``token=…``; an app may post JSON ``{"token": …}``."""
+    raw = await request.read()
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        data: object = {"token": form.get("token")} if "token" in form else {}
+    elif request.content_type == "application/json" or not raw:
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            raise InvalidInput("The body is not valid JSON.", code="malformed_json") from None
+    else:
+        raise UnsupportedMediaType("Send a form or JSON.", code="unsupported_media_type")
+    try:
+        return VerifyBody.model_validate(data, strict=True).token
+    except ValidationError:
+        raise InvalidInput("Give the token of the verification link.", code="verification_token_missing") from None

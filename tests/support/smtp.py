@@ -1,0 +1,70 @@
+"""A real SMTP server (aiosmtpd) on a free local port that keeps what it receives: the tests read the protocol's
+result, never a mock of the client."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class Inbox:
+    host: str
+    port: int
+    messages: list[Received] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.messages) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{len(self.messages)} messages arrived, not {count}")
+            await asyncio.sleep(0.05)
+        return self.messages
+
+
+class _Collect:
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.inbox.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def smtp_server() -> Iterator[Inbox]:
+    inbox = Inbox("127.0.0.1", free_port())
+    controller = Controller(_Collect(inbox), hostname=inbox.host, port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
