@@ -32,7 +32,7 @@ from services.notify.models import NotifyUnitOfWork
 from services.notify.settings import NotifySettings
 from shared.access import STAFF, Role
 from shared.clock import Clock
-from shared.errors import Forbidden, InvalidInput, UnsupportedMediaType
+from shared.errors import Forbidden, InvalidInput, MalformedRequest, UnsupportedMediaType
 from shared.uow import execute
 from shared.web import Api, Call
 
@@ -222,7 +222,7 @@ async def _token_of(request: web.Request) -> str:
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
-            raise InvalidInput("The body is not valid JSON.", code="malformed_json") from None
+            raise MalformedRequest("The body is not valid JSON.") from None
     else:
         raise UnsupportedMediaType("Send a form or JSON.", code="unsupported_media_type")
     try:

@@ -198,7 +198,8 @@ async def test_withdrawing_deletes_the_address_and_no_address_reaches_the_outbox
         async def told() -> bool:
             sent = await conn.execute(
                 text(
-                    "SELECT count(*) FROM notify.outbox WHERE type = 'notify.notification_sent' AND data->>'contact_id' = :c"
+                    "SELECT count(*) FROM notify.outbox"
+                    " WHERE type = 'notify.notification_sent' AND data->>'contact_id' = :c"
                 ),
                 {"c": added["contact_id"]},
             )
