@@ -356,3 +356,56 @@ async def test_erasure_at_checkin_deletes_the_members_addresses(
     async with engine.connect() as conn:
         kept = await conn.execute(text("SELECT count(*) FROM notify.deliveries WHERE member_id = :m"), {"m": member})
         assert kept.scalar() == 1  # the pseudonymous history stays
+
+
+async def _delivery(engine: AsyncEngine, contact_id: str, status: str) -> Any:
+    async def settled() -> bool:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text("SELECT status FROM notify.deliveries WHERE contact_id = :c"), {"c": contact_id}
+            )
+            return found.scalar() == status
+
+    await eventually(settled)
+    async with engine.connect() as conn:
+        return (
+            await conn.execute(
+                text("SELECT status, attempts, last_error, links::text FROM notify.deliveries WHERE contact_id = :c"),
+                {"c": contact_id},
+            )
+        ).one()
+
+
+async def test_a_temporary_refusal_is_retried_and_sent_once(
+    nstack: Client, place: SiteUnderTest, inbox: Inbox, engine: AsyncEngine
+) -> None:
+    address = _address()
+    inbox.refusals[address] = ["451 4.3.0 Try again later", "421 4.7.0 Busy"]
+    added = await _add(nstack, place, address)
+    await _message_to(inbox, address)
+    delivery = await _delivery(engine, added["contact_id"], "sent")
+    assert delivery.attempts == 3 and delivery.links == "{}"  # the link secrets are gone once sent
+    assert len(_to(inbox, address)) == 1
+
+
+async def test_a_permanent_refusal_fails_the_message_and_counts_a_bounce(
+    nstack: Client, place: SiteUnderTest, inbox: Inbox, engine: AsyncEngine
+) -> None:
+    address = _address()
+    inbox.refusals[address] = ["550 5.1.1 No such mailbox"]
+    added = await _add(nstack, place, address)
+    delivery = await _delivery(engine, added["contact_id"], "failed")
+    assert (delivery.attempts, delivery.last_error) == (1, "smtp 550")
+    async with engine.connect() as conn:
+        bounces = await conn.execute(
+            text("SELECT bounces FROM notify.contacts WHERE contact_id = :c"), {"c": added["contact_id"]}
+        )
+        assert bounces.scalar() == 1
+        failed = await conn.execute(
+            text(
+                "SELECT data->>'reason' FROM notify.outbox WHERE type = 'notify.notification_failed' AND subject = :m"
+            ),
+            {"m": str(place.volunteer_member_id)},
+        )
+        assert "refused" in failed.scalars().all()
+    assert _to(inbox, address) == []

@@ -28,6 +28,8 @@ class Inbox:
     host: str
     port: int
     messages: list[Received] = field(default_factory=list)
+    # The replies the server gives, in turn, to RCPT TO of an address (then it accepts): "451 ..." or "550 ...".
+    refusals: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -45,6 +47,14 @@ class Inbox:
 class _Collect:
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.inbox.refusals.get(address):
+            return self.inbox.refusals[address].pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
