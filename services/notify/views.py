@@ -32,7 +32,7 @@ from services.notify.models import NotifyUnitOfWork
 from services.notify.settings import NotifySettings
 from shared.access import STAFF, Role
 from shared.clock import Clock
-from shared.errors import Forbidden, InvalidInput, MalformedRequest, UnsupportedMediaType
+from shared.errors import Forbidden, InvalidInput, MalformedRequest
 from shared.uow import execute
 from shared.web import Api, Call
 
@@ -188,7 +188,7 @@ async def verify_page(call: Call) -> web.Response:
     summary="Confirm a contact with the token of its verification link (form or JSON); the link works once",
     roles=None,
     response=Verified,
-    errors=(400, 404, 410, 415, 422),
+    errors=(400, 404, 410, 422),
 )
 async def verify(call: Call) -> object:
     token = await _token_of(call.request)
@@ -218,13 +218,11 @@ async def _token_of(request: web.Request) -> str:
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.post()
         data: object = {"token": form.get("token")} if "token" in form else {}
-    elif request.content_type == "application/json" or not raw:
+    else:
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
-            raise MalformedRequest("The body is not valid JSON.") from None
-    else:
-        raise UnsupportedMediaType("Send a form or JSON.", code="unsupported_media_type")
+            raise MalformedRequest("The body is neither a form nor JSON.") from None
     try:
         return VerifyBody.model_validate(data, strict=True).token
     except ValidationError:
