@@ -10,9 +10,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from services.notify import SCHEMA
+from services.notify.models import Base
 from services.notify.settings import NotifySettings
 from shared.settings import Settings
 from tests.support import members
@@ -409,3 +413,23 @@ async def test_a_permanent_refusal_fails_the_message_and_counts_a_bounce(
         )
         assert "refused" in failed.scalars().all()
     assert _to(inbox, address) == []
+
+
+async def test_the_migration_builds_the_schema_the_models_describe(engine: AsyncEngine) -> None:
+    def differences(connection: Any) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_schemas": True,
+                "include_name": lambda name, kind, _parents: name == SCHEMA if kind == "schema" else True,
+                "compare_type": True,
+                "version_table_schema": SCHEMA,
+            },
+        )
+        return compare_metadata(context, Base.metadata)
+
+    async with engine.connect() as conn:
+        found = await conn.run_sync(differences)
+    # The shared messaging tables come from shared.migrate (outside this service); only its own tables count here.
+    ours = [d for d in found if "outbox" not in repr(d) and "inbox" not in repr(d) and "idempotency" not in repr(d)]
+    assert ours == []
