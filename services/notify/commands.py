@@ -110,8 +110,6 @@ class AddContact:
     source: str
     verification_ttl_h: float
     sender: str
-    # Staff add an address for a person but never read it back.
-    show_address: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,7 +104,8 @@ async def add_contact(cmd: AddContact, *, uow: NotifyUnitOfWork, clock: Clock) -
     )
     row = await uow.notify.contact_of(contact_id, cmd.member_id)
     assert row is not None
-    return contact_out(row, show_address=cmd.show_address)
+    # Not echoed: the answer is kept under an Idempotency-Key, and the address lives in one column only.
+    return contact_out(row, show_address=False)
 
 
 async def update_contact(cmd: UpdateContact, *, uow: NotifyUnitOfWork, clock: Clock) -> ContactOut:

@@ -52,9 +52,9 @@ def _uow(call: Call) -> NotifyUnitOfWork:
     return call.request.app[UOW]()
 
 
-def _sees_address(call: Call) -> bool:
-    """A volunteer acts for their own member only, and sees their addresses; staff manage a person's contacts at
-    their site but never read an address back."""
+def _authorize(call: Call) -> bool:
+    """Whether the caller is the person themselves (who alone sees addresses): a volunteer token acts for its own
+    member only; staff manage a person's contacts at their site but never read an address back."""
     member_id = call.uuid_param("member_id")
     if call.who.role is Role.VOLUNTEER:
         if call.who.member_id != member_id:
@@ -89,8 +89,8 @@ async def add_contact(call: Call) -> object:
         source=body.source,
         verification_ttl_h=settings.verification_ttl_h,
         sender=settings.notify_from,
-        show_address=_sees_address(call),
     )
+    _authorize(call)
     return await execute(
         handlers.add_contact,
         cmd,
@@ -108,7 +108,7 @@ async def add_contact(call: Call) -> object:
     response=ContactList,
 )
 async def list_contacts(call: Call) -> ContactList:
-    if not _sees_address(call):
+    if not _authorize(call):
         raise Forbidden("Addresses are shown only to the person; see /reachability.", code="addresses_private")
     async with _uow(call) as uow:
         return await queries.contacts_of(uow, call.uuid_param("member_id"), call.who.site_id)
@@ -137,7 +137,7 @@ async def update_contact(call: Call) -> object:
         locale=body.locale,
         quiet_hours=quiet,
         kinds=tuple(body.kinds) if body.kinds is not None else None,
-        show_address=_sees_address(call),
+        show_address=_authorize(call),
     )
     return await execute(handlers.update_contact, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
 
@@ -149,7 +149,7 @@ async def update_contact(call: Call) -> object:
     response=Withdrawn,
 )
 async def withdraw_contact(call: Call) -> object:
-    _sees_address(call)
+    _authorize(call)
     cmd = WithdrawContact(
         site_id=call.who.site_id,
         actor_id=call.who.actor_id,

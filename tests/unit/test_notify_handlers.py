@@ -122,7 +122,7 @@ def _add(member_id: uuid.UUID, **overrides: object) -> AddContact:
     values: dict[str, object] = dict(
         site_id=SITE, actor_id="token:v", member_id=member_id, channel="email", address=ADDRESS, locale="en",
         quiet_start=None, quiet_end=None, kinds=domain.ALL_KINDS, source="volunteer-page", verification_ttl_h=24.0,
-        sender="mail@center.example", show_address=True,
+        sender="mail@center.example",
     )  # fmt: skip
     values.update(overrides)
     return AddContact(**values)  # type: ignore[arg-type]
