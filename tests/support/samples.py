@@ -85,6 +85,9 @@ SAMPLES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     },
     "RegisterBody": lambda ids: {"member_id": _id(ids, "member_id"), "adults": 1, "children": 0},
     "AttendanceBody": lambda ids: {"member_id": _id(ids, "member_id")},
+    # notify
+    "AddContactBody": lambda ids: {"address": f"sample-{uuid.uuid4().hex[:8]}@mail.example", "locale": "en"},
+    "UpdateContactBody": lambda ids: {"locale": "es", "quiet_hours": {"start": "22:00", "end": "07:00"}},
 }
 
 
