@@ -48,9 +48,7 @@ class _Collect:
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
 
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         if self.inbox.refusals.get(address):
             return self.inbox.refusals[address].pop(0)
         envelope.rcpt_tos.append(address)
