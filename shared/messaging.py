@@ -325,7 +325,8 @@ class Consumer:
                     continue
                 if not alone and len(deliveries) > 1:
                     return False
-                await self._dead_letter(deliveries[0].message, f"{type(exc).__name__}: {exc}")
+                kind = "malformed" if isinstance(exc, MalformedEvent) else type(exc).__name__
+                await self._dead_letter(deliveries[0].message, f"{kind}: {exc}")
                 return True
             await self._ack(deliveries[-1].message, covering=len(deliveries))
             MESSAGES_CONSUMED.labels(self.name, "processed").inc(len(deliveries))

@@ -92,8 +92,8 @@ def probe_event(event_type: str) -> Event:
 
 async def commit(sessionmaker: Callable[[], AsyncConnection], *events: Event) -> None:
     async with CheckinUnitOfWork(sessionmaker, Base.metadata) as uow:
-        for event in events:
-            uow.emit(event)
+        # Built up front, so the test knows their ids: queued as ``uow.emit`` queues what it builds.
+        uow.events.extend(events)
         await uow.commit()
 
 
