@@ -280,4 +280,5 @@ def build_calendar(
         calendar.add_missing_timezones(
             first_date=(first - timedelta(days=366)).date(), last_date=(last + timedelta(days=366)).date()
         )
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()  # icalendar is untyped
+    return ical

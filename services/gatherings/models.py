@@ -10,19 +10,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import asyncpg
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     ForeignKey,
     Identity,
     Index,
     Integer,
     Select,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -47,6 +49,8 @@ from shared.uow import UnitOfWork, outbox_args, outbox_insert
 
 class Base(DeclarativeBase):
     metadata = service_metadata(SCHEMA)
+    # Every class here maps a Table (declarative types it as any FromClause): insert() and update() take it.
+    __table__: ClassVar[Table]
     type_annotation_map = {  # noqa: RUF012 - SQLAlchemy's declarative configuration, read once
         str: Text,
         int: Integer,
@@ -325,7 +329,7 @@ class GatheringRow:
         return room_left(self.capacity, self.child_care_seats, self.taken_adults, self.taken_children)
 
 
-def gathering_columns() -> tuple:
+def gathering_columns() -> tuple[Column[Any], ...]:
     c = gatherings.c
     return (
         c.gathering_id,
@@ -375,7 +379,7 @@ class RegistrationRow:
         return Party(self.adults, self.children)
 
 
-def registration_columns() -> tuple:
+def registration_columns() -> tuple[Column[Any], ...]:
     c = registrations.c
     return (
         c.registration_id,
@@ -678,7 +682,7 @@ class GatheringsRepository(KnownMembersRepository):
         )
 
 
-def group_columns() -> tuple:
+def group_columns() -> tuple[Column[Any], ...]:
     return tuple(groups.c[f.name] for f in fields(GroupRecord))
 
 
@@ -746,7 +750,9 @@ _PLACE_CONFIRMED = _place_sql(confirmed=True)
 _PLACE_WAITLISTED = _place_sql(confirmed=False)
 
 
-def find_gathering(gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None) -> Select:
+def find_gathering(
+    gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None
+) -> Select[*tuple[Any, ...]]:
     stmt = select(*gathering_columns()).where(gatherings.c.gathering_id == gathering_id)
     if gathering_type is not None:
         stmt = stmt.where(gatherings.c.gathering_type == gathering_type)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Text, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Text, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +24,8 @@ from services.gatherings.models import (
     registration_columns,
     registrations,
 )
+from shared.contracts import SupportType
+from shared.contracts.gatherings import EventKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +37,8 @@ class GatheringView:
     gathering_type: GatheringType
     group_id: uuid.UUID | None
     title: str
-    kind: str | None
-    support_type: str
+    kind: EventKind | None
+    support_type: SupportType
     focus_tags: list[str]
     family_friendly: bool
     room: str | None
@@ -93,7 +96,8 @@ class GatheringsQueries:
             .correlate(gatherings)
             .scalar_subquery()
         )
-        stmt = select(
+        # GatheringView's fields, in order.
+        columns: tuple[ColumnElement[Any], ...] = (
             g.gathering_id,
             g.site_id,
             g.gathering_type,
@@ -118,7 +122,8 @@ class GatheringsQueries:
             g.revision,
             g.updated_at,
             g.cancelled_at,
-        ).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
+        )
+        stmt = select(*columns).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
         if site_id is not None:
             stmt = stmt.where(g.site_id == site_id)
         if gathering_id is not None:

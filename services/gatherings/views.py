@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 import zoneinfo
 from collections.abc import AsyncIterator, Callable
@@ -53,14 +52,14 @@ from services.gatherings.settings import GatheringsSettings
 from shared import paging
 from shared.access import STAFF, Principal, Role, Site
 from shared.clock import Clock
-from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.errors import Forbidden, NotFound
 from shared.groupcommit import GroupCommit
 from shared.locks import KeyedLocks
 from shared.recurrence import localize
 from shared.uow import execute
 from shared.web import SITES, Api, Call, View
 
-UOW = web.AppKey("gatherings_uow", Callable[[], GatheringsUnitOfWork])
+UOW: web.AppKey[Callable[[], GatheringsUnitOfWork]] = web.AppKey("gatherings_uow")
 LOCKS = web.AppKey("gatherings_locks", KeyedLocks)
 CLOCK = web.AppKey("gatherings_clock", Clock)
 SETTINGS = web.AppKey("gatherings_settings", GatheringsSettings)
@@ -137,14 +136,11 @@ async def create_group(call: Call) -> object:
 @api.get("/groups", summary="Recovery groups of this site, by name", roles=STAFF, query=PageQuery, response=GroupPage)
 async def list_groups(call: Call) -> GroupPage:
     query: PageQuery = call.query
-    after = None
-    if query.cursor is not None:
-        name, group_id = _decode_cursor(query.cursor)
-        after = (name, group_id)
+    after = paging.decode_cursor(query.cursor) if query.cursor is not None else None
     async with _queries(call) as queries:
         found = await queries.groups_page(call.who.site_id, after, query.limit + 1)
     items = [_group_out(g) for g in found[: query.limit]]
-    next_cursor = _encode_cursor(items[-1].name, items[-1].group_id) if len(found) > query.limit else None
+    next_cursor = paging.encode_cursor(items[-1].name, items[-1].group_id) if len(found) > query.limit else None
     return GroupPage(items=items, next_cursor=next_cursor)
 
 
@@ -316,7 +312,7 @@ def _register(gathering_type: GatheringType) -> View:
         cmd = Register(
             site_id=_scope(call.who),
             actor_id=call.who.actor_id,
-            role=call.who.role.value,  # type: ignore[arg-type]
+            role=call.who.role.value,
             acting_member_id=call.who.member_id if call.who.role is Role.VOLUNTEER else None,
             gathering_type=gathering_type,
             gathering_id=gathering_id,
@@ -438,7 +434,7 @@ async def get_registration(call: Call) -> RegistrationStatus:
         event_id=gathering.sober_event_id,
         adults=found.adults,
         children=found.children,
-        status=found.status,  # type: ignore[arg-type]
+        status=found.status,
         position=position,
         registered_at=found.registered_at,
     )
@@ -456,7 +452,7 @@ async def cancel_registration(call: Call) -> object:
     cmd = CancelRegistration(
         site_id=_scope(call.who),
         actor_id=call.who.actor_id,
-        role=call.who.role.value,  # type: ignore[arg-type]
+        role=call.who.role.value,
         acting_member_id=call.who.member_id if call.who.role is Role.VOLUNTEER else None,
         registration_id=call.uuid_param("registration_id"),
     )
@@ -619,13 +615,7 @@ async def _gathering_page(
     call: Call, site: Site, *, gathering_type: GatheringType, group_id: uuid.UUID | None = None
 ) -> GatheringPage:
     query: RangeQuery = call.query
-    after = None
-    if query.cursor is not None:
-        at, gathering_id = _decode_cursor(query.cursor)
-        try:
-            after = (datetime.fromisoformat(at), gathering_id)
-        except ValueError as exc:
-            raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc
+    after = paging.decode_time_cursor(query.cursor) if query.cursor is not None else None
     between = paging.instant_range(query.from_, query.to, site.zone)
     async with _queries(call) as queries:
         found = await queries.gathering_views(
@@ -642,7 +632,7 @@ async def _gathering_page(
     last = found[query.limit - 1] if len(found) > query.limit else None
     return GatheringPage(
         items=items,
-        next_cursor=_encode_cursor(last.starts_at.isoformat(), last.gathering_id) if last is not None else None,
+        next_cursor=paging.encode_cursor(last.starts_at, last.gathering_id) if last is not None else None,
     )
 
 
@@ -661,8 +651,8 @@ def _gathering_out(v: GatheringView, zone: zoneinfo.ZoneInfo, now: datetime) -> 
         event_id=v.gathering_id if v.gathering_type == "event" else None,
         group_id=v.group_id,
         title=v.title,
-        kind=v.kind,  # type: ignore[arg-type]
-        support_type=v.support_type,  # type: ignore[arg-type]
+        kind=v.kind,
+        support_type=v.support_type,
         focus_tags=v.focus_tags,
         family_friendly=v.family_friendly,
         room=v.room,
@@ -686,7 +676,7 @@ def _group_out(g: GroupRecord) -> GroupOut:
         group_id=g.group_id,
         name=g.name,
         focus_tags=g.focus_tags,
-        support_type=g.support_type,  # type: ignore[arg-type]
+        support_type=g.support_type,
         facilitator_member_id=g.facilitator_member_id,
         capacity=g.capacity,
         child_care_seats=g.child_care_seats,
@@ -698,15 +688,3 @@ def _group_out(g: GroupRecord) -> GroupOut:
         exceptions=g.exceptions,
         scheduled_until=g.scheduled_until,
     )
-
-
-def _encode_cursor(value: str, key: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{value}|{key}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[str, uuid.UUID]:
-    try:
-        value, key = base64.urlsafe_b64decode(cursor.encode()).decode().rsplit("|", 1)
-        return value, uuid.UUID(key)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc
