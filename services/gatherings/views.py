@@ -571,7 +571,7 @@ def _categories(v: GatheringView) -> tuple[str, ...]:
     return (what, v.support_type, *(("family friendly",) if v.family_friendly else ()))
 
 
-# Shared by sessions and events
+# Shared by sessions and sober events
 
 
 async def _one(call: Call, gathering_type: GatheringType) -> GatheringOut:

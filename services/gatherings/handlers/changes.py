@@ -131,8 +131,8 @@ def _emit_rescheduled(
 
 
 async def cancel_gathering(cmd: CancelGathering, *, uow: GatheringsUnitOfWork, clock: Clock) -> Cancelled:
-    """The gathering and its registrations end; the event names who had a seat or waited (ids), so they can be
-    told."""
+    """The gathering and its registrations end; ``SessionCancelled``/``EventCancelled`` name who had a seat or
+    waited (ids), so they can be told."""
     now = clock.now()
     gathering = await locked(uow, cmd.gathering_type, cmd.gathering_id, cmd.site_id, allow_cancelled=True)
     if gathering.cancelled_at is not None:
