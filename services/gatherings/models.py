@@ -299,6 +299,8 @@ class NewSoberEvent:
 
 @dataclass(frozen=True, slots=True)
 class GatheringRow:
+    """A gathering as the write side reads it; its fields name the columns read, in order."""
+
     gathering_id: uuid.UUID
     site_id: str
     gathering_type: GatheringType
@@ -330,25 +332,7 @@ class GatheringRow:
 
 
 def gathering_columns() -> tuple[Column[Any], ...]:
-    c = gatherings.c
-    return (
-        c.gathering_id,
-        c.site_id,
-        c.gathering_type,
-        c.group_id,
-        c.kind,
-        c.support_type,
-        c.family_friendly,
-        c.starts_at,
-        c.ends_at,
-        c.capacity,
-        c.child_care_seats,
-        c.taken_adults,
-        c.taken_children,
-        c.registration_opens_at,
-        c.registration_closes_at,
-        c.cancelled_at,
-    )
+    return tuple(gatherings.c[f.name] for f in fields(GatheringRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +348,8 @@ class NewRegistration:
 
 @dataclass(frozen=True, slots=True)
 class RegistrationRow:
+    """Its fields name the columns read, in order."""
+
     registration_id: uuid.UUID
     seq: int
     gathering_id: uuid.UUID
@@ -380,18 +366,7 @@ class RegistrationRow:
 
 
 def registration_columns() -> tuple[Column[Any], ...]:
-    c = registrations.c
-    return (
-        c.registration_id,
-        c.seq,
-        c.gathering_id,
-        c.site_id,
-        c.member_id,
-        c.adults,
-        c.children,
-        c.status,
-        c.registered_at,
-    )
+    return tuple(registrations.c[f.name] for f in fields(RegistrationRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,11 +661,7 @@ def group_columns() -> tuple[Column[Any], ...]:
     return tuple(groups.c[f.name] for f in fields(GroupRecord))
 
 
-_GATHERING_COLUMNS = (
-    "gathering_id, site_id, gathering_type, group_id, kind, support_type, family_friendly, starts_at, ends_at, "
-    "capacity, child_care_seats, taken_adults, taken_children, registration_opens_at, registration_closes_at, "
-    "cancelled_at"
-)
+_GATHERING_COLUMNS = ", ".join(f.name for f in fields(GatheringRow))
 _LOCK_FOR_REGISTRATION = f"""
     SELECT {_GATHERING_COLUMNS}, (
         SELECT CASE WHEN k.erased_at IS NULL THEN 'known' ELSE 'erased' END FROM "{SCHEMA}".known_members AS k
