@@ -237,9 +237,9 @@ def _revised(at: datetime) -> dict[str, Any]:
     return {"revision": gatherings.c.revision + 1, "updated_at": at}
 
 
-# Rows the handlers write and read. A "sober event" is the gathering; an "event" in this service's code is a
-# domain event (``shared.events.Event``), as everywhere in the house. The tables and the API keep the word the
-# center uses: ``gathering_type = 'event'``, ``/events``, ``event_id``.
+# Rows the handlers write and read (``queries`` reads some too). A "sober event" is the gathering; an "event" in
+# this service's code is a domain event (``shared.events.Event``), as everywhere in the house. The tables and the
+# API keep the word the center uses: ``gathering_type = 'event'``, ``/events``, ``event_id``.
 
 
 @dataclass(frozen=True, slots=True)

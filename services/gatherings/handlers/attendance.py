@@ -6,23 +6,12 @@ import uuid
 from datetime import datetime
 
 from services.gatherings import domain
-from services.gatherings.commands import (
-    AttendanceResult,
-    MarkAttendance,
-)
+from services.gatherings.commands import AttendanceResult, MarkAttendance
 from services.gatherings.domain import Party
-from services.gatherings.models import (
-    GatheringRow,
-    GatheringsUnitOfWork,
-    NewAttendance,
-    RegistrationRow,
-)
+from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, NewAttendance, RegistrationRow
 from shared.clock import Clock
 from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn
-from shared.contracts.gatherings import (
-    AttendanceSource,
-    GatheringAttended,
-)
+from shared.contracts.gatherings import AttendanceSource, GatheringAttended
 from shared.inbox import Delivered
 
 

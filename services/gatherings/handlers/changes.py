@@ -6,26 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.gatherings import domain
-from services.gatherings.commands import (
-    CancelGathering,
-    Cancelled,
-    ChangeCapacity,
-    GatheringChanged,
-)
+from services.gatherings.commands import CancelGathering, Cancelled, ChangeCapacity, GatheringChanged
 from services.gatherings.domain import Party
 from services.gatherings.handlers.seats import locked, promote
-from services.gatherings.models import (
-    GatheringRow,
-    GatheringsUnitOfWork,
-    RegistrationRow,
-)
+from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, RegistrationRow
 from shared.clock import Clock
-from shared.contracts.gatherings import (
-    EventCancelled,
-    EventScheduled,
-    SessionCancelled,
-    SessionScheduled,
-)
+from shared.contracts.gatherings import EventCancelled, EventScheduled, SessionCancelled, SessionScheduled
 from shared.errors import Conflict
 
 

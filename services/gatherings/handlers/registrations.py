@@ -5,25 +5,12 @@ from __future__ import annotations
 import uuid
 
 from services.gatherings import domain
-from services.gatherings.commands import (
-    CancelRegistration,
-    Register,
-    RegistrationCancelled,
-    RegistrationResult,
-)
+from services.gatherings.commands import CancelRegistration, Register, RegistrationCancelled, RegistrationResult
 from services.gatherings.domain import Party
 from services.gatherings.handlers.seats import locked, present, promote, seat_fields
-from services.gatherings.models import (
-    GatheringsUnitOfWork,
-    NewRegistration,
-    RegistrationRow,
-)
+from services.gatherings.models import GatheringsUnitOfWork, NewRegistration, RegistrationRow
 from shared.clock import Clock
-from shared.contracts.gatherings import (
-    GatheringRegistered,
-    GatheringRegistrationCancelled,
-    GatheringWaitlisted,
-)
+from shared.contracts.gatherings import GatheringRegistered, GatheringRegistrationCancelled, GatheringWaitlisted
 from shared.errors import Conflict, Forbidden, NotFound
 
 

@@ -19,19 +19,10 @@ from services.gatherings.commands import (
     ScheduleSoberEvent,
 )
 from services.gatherings.handlers.seats import locked
-from services.gatherings.models import (
-    GatheringsUnitOfWork,
-    GroupRecord,
-    NewSession,
-    NewSoberEvent,
-)
+from services.gatherings.models import GatheringsUnitOfWork, GroupRecord, NewSession, NewSoberEvent
 from shared.clock import Clock
 from shared.contracts import SupportType
-from shared.contracts.gatherings import (
-    EventScheduled,
-    GroupCreated,
-    SessionScheduled,
-)
+from shared.contracts.gatherings import EventScheduled, GroupCreated, SessionScheduled
 from shared.errors import InvalidInput
 from shared.recurrence import Occurrence, localize, off_loop, require_occurrence
 

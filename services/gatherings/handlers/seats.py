@@ -9,15 +9,9 @@ from typing import Literal, TypedDict
 
 from services.gatherings import domain
 from services.gatherings.domain import GatheringType, Party, Room, WaitingParty
-from services.gatherings.models import (
-    GatheringRow,
-    GatheringsUnitOfWork,
-    RegistrationRow,
-)
+from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, RegistrationRow
 from shared.contracts import SupportType
-from shared.contracts.gatherings import (
-    GatheringPromotedFromWaitlist,
-)
+from shared.contracts.gatherings import GatheringPromotedFromWaitlist
 
 # Why waiting parties were seated (GatheringPromotedFromWaitlist.reason).
 PromotionReason = Literal["cancellation", "capacity_increase"]
