@@ -222,7 +222,7 @@ class FakeShifts:
         clash = await self.overlapping_confirmed(signup.member_id, starts_at, ends_at, besides=signup.shift_id)
         line = sum(1 for g in self._active(signup.shift_id) if g.status == "waitlisted") + 1
         if active or clash is not None:
-            return SignUpOutcome(active[0].status if active else None, clash, None, line)  # type: ignore[arg-type]
+            return SignUpOutcome(active[0].status if active else None, clash, None, line)
         shift = self.shifts[signup.shift_id].record
         status = "confirmed" if shift.confirmed < shift.capacity else "waitlisted"
         self._seq += 1
@@ -235,7 +235,7 @@ class FakeShifts:
         else:
             # The real statement merges the position into the outbox row's data.
             self.outbox.append(replace(waiting, data=waiting.data.model_copy(update={"position": line})))
-        return SignUpOutcome(None, None, status, line)  # type: ignore[arg-type]
+        return SignUpOutcome(None, None, status, line)
 
     async def change_terms(self, shift_id: uuid.UUID, terms: ShiftTerms, at: datetime, *, revised: bool) -> None:
         self._set(
@@ -260,7 +260,7 @@ class FakeShifts:
     async def active_signup(self, shift_id: uuid.UUID, member_id: uuid.UUID) -> ActiveSignup | None:
         for g in self._active(shift_id):
             if g.member_id == member_id:
-                return ActiveSignup(g.signup_id, g.member_id, g.status, g.seq)  # type: ignore[arg-type]
+                return ActiveSignup(g.signup_id, g.member_id, g.status, g.seq)
         return None
 
     async def overlapping_confirmed(
