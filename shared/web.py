@@ -39,8 +39,8 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 TOKENS = web.AppKey("tokens", TokenStore)
 SITES = web.AppKey("sites", SiteDirectory)
 SERVICE_NAME = web.AppKey("service_name", str)
-READINESS = web.AppKey("readiness", list)
-OPENAPI = web.AppKey("openapi", dict)
+READINESS: web.AppKey[list[ReadinessCheck]] = web.AppKey("readiness")
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
 log = get_logger(component="http")
