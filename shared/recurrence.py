@@ -505,6 +505,13 @@ R = TypeVar("R")
 
 # Two threads at most, whatever the number of requests: expansion is bounded CPU work, and this keeps it from
 # crowding out the event loop (which takes the GIL back within the interpreter's switch interval).
+#
+# Not one pool with the audit reports' suppression thread (services/audit/app.py), on purpose: one executor cannot
+# keep both bounds (two threads here, one there: more would only interleave choices that hold the GIL) without a
+# scheduler of its own on top; in a shared pool a suppression choice (seconds, up to its max_cells) would hold up
+# the expansions of scheduling requests queued behind it (``rcc serve all`` runs them in one process); and that
+# thread is the audit app's, shut down with it once its last choice is done, while this pool lives as long as the
+# process (gatherings and volunteering share it).
 _WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recurrence")
 
 

@@ -182,8 +182,9 @@ class Withholder:
 
     The choice is pure-Python CPU work: on the loop it would stall every other request for its duration. It runs in
     ``executor`` (the app's, one thread: the work holds the GIL, so more threads would only interleave requests
-    and make each slower). Its time grows with the cells of every report of the range (each site's and the
-    network's), so beyond ``max_cells`` the request is refused with a code instead of holding that thread."""
+    and make each slower; without one, as where a handler is called outside the app, the loop's default). Its time
+    grows with the cells of every report of the range (each site's and the network's), so beyond ``max_cells`` the
+    request is refused with a code instead of holding that thread."""
 
     def __init__(self, executor: Executor | None = None, max_cells: int = 40_000) -> None:
         self.executor = executor
