@@ -259,17 +259,14 @@ class Projector:
         already counted changed member, site or date)."""
         member_ids = list(members)
         wanted: dict[tuple[str, uuid.UUID], set[date]] = defaultdict(set)
-        visits = (
-            (
-                await self.session.execute(
-                    select(rp_visit.c.site_id, rp_visit.c.member_id, rp_visit.c.local_date).where(
-                        rp_visit.c.member_id == any_(uuid_array("member_ids", member_ids)), rp_visit.c.checked_in
-                    )
+        visits: list[tuple[str, uuid.UUID, date]] = [
+            (site_id, member_id, day)
+            for site_id, member_id, day in await self.session.execute(
+                select(rp_visit.c.site_id, rp_visit.c.member_id, rp_visit.c.local_date).where(
+                    rp_visit.c.member_id == any_(uuid_array("member_ids", member_ids)), rp_visit.c.checked_in
                 )
             )
-            .tuples()
-            .all()
-        )
+        ]
         for site_id, member_id, day in visits:
             for scope in (site_id, NETWORK):
                 wanted[(scope, member_id)].add(day)
