@@ -1,6 +1,9 @@
-"""The ``audit`` schema's log: the append-only, hash-chained ``audit_log`` table, the repository that appends to it
-under the chain's lock and reads the chain back for verification, and the unit of work that also carries the report
-projector (the ``rp_*`` tables are in services/audit/reports/tables.py; other reads in services/audit/queries.py)."""
+"""The ``audit`` schema's log: the append-only, hash-chained ``audit_log`` table; its repository, which takes the
+chain's lock and reads its head (the append handler holds it for the rest of the transaction, so appends are
+serialised), tells which events the log already has (the log is its own inbox: a redelivered event is found there),
+inserts entries the handler chained, and reads the chain back in chunks (verification and ``rcc reports rebuild``);
+and the unit of work that also carries the report projector (the ``rp_*`` tables are in
+services/audit/reports/tables.py; other reads in services/audit/queries.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Index, Text, func, select, text
+from sqlalchemy import BigInteger, DateTime, Index, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -24,6 +27,8 @@ from shared.uow import UnitOfWork
 
 class Base(DeclarativeBase):
     metadata = service_metadata(SCHEMA)
+    # Every class here maps a Table (declarative types it as any FromClause): insert() and update() take it.
+    __table__: ClassVar[Table]
 
 
 class AuditEntry(Base):
@@ -60,6 +65,7 @@ class AuditRepository:
         self.session = session
 
     async def lock_chain_and_read_head(self) -> tuple[int, str]:
+        """Take the chain's transaction-scoped lock, then read the head: (last sequence, its hash), or (0, genesis)."""
         row = (
             await self.session.execute(
                 text(

@@ -91,8 +91,8 @@ def probe_event(event_type: str) -> Event:
 
 
 async def commit(sessionmaker: Callable[[], AsyncConnection], *events: Event) -> None:
+    # Queued as built (the tests know their ids), as ``uow.emit`` would have queued them.
     async with CheckinUnitOfWork(sessionmaker, Base.metadata) as uow:
-        # Built up front, so the test knows their ids: queued as ``uow.emit`` queues what it builds.
         uow.events.extend(events)
         await uow.commit()
 

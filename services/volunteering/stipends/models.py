@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     ARRAY,
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Table,
     Text,
     UniqueConstraint,
     and_,
@@ -45,7 +46,15 @@ from services.volunteering.base import Base
 from services.volunteering.stipends.domain import ApprovedHours, Line, Period, Policy, RoleRate, StipendKind
 
 
-class StipendPolicy(Base):
+class StipendTable(Base):
+    """The stipends' tables. Each class maps a Table, which declarative types as any FromClause: declared here so
+    insert() and update() take it."""
+
+    __abstract__ = True
+    __table__: ClassVar[Table]
+
+
+class StipendPolicy(StipendTable):
     """One version of a site's stipend policy, in effect from a local date. Never changed (a trigger refuses it):
     a change is a new version, so the ledger entries that name a version keep meaning what they meant."""
 
@@ -76,7 +85,7 @@ class StipendPolicy(Base):
     created_by: Mapped[str] = mapped_column(Text)
 
 
-class StipendPeriod(Base):
+class StipendPeriod(StipendTable):
     """A site's month ("YYYY-MM"); its row is the lock that serialises closing it, and keeps the totals."""
 
     __tablename__ = "stipend_periods"
@@ -102,7 +111,7 @@ class StipendPeriod(Base):
     closed_by: Mapped[str | None] = mapped_column(Text)
 
 
-class StipendPayout(Base):
+class StipendPayout(StipendTable):
     """What one volunteer is paid for one closed period: its accrued entries (adjustments included), minus what
     was reversed of them. Written when the period closes and never changed; payment is a ledger entry."""
 
@@ -126,7 +135,7 @@ class StipendPayout(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class StipendEntry(Base):
+class StipendEntry(StipendTable):
     """The append-only stipend ledger (a trigger refuses UPDATE, DELETE and TRUNCATE). ``accrued``: booked when a
     period closed (``kind`` accrual or adjustment); ``paid``: a payout was paid; ``reversed``: an accrued entry was
     taken back (``reverses_entry_id``; at most once). Amounts are non-negative cents; a reversal's amount is the
@@ -191,7 +200,7 @@ class StipendEntry(Base):
     created_by: Mapped[str | None] = mapped_column(Text)
 
 
-class StipendHours(Base):
+class StipendHours(StipendTable):
     """Which ledger entry booked each approved hours record, with what it came to: a record is booked at most once
     at a time (unique while not released), so it is never paid twice. A reversal releases the records of the entry
     it reverses; volunteers who were not eligible when the period closed have their records settled with no entry
@@ -493,7 +502,7 @@ class StipendRepository:
                 .with_for_update()
             )
         ).one()
-        return PeriodRecord(*row)
+        return PeriodRecord(**row._mapping)
 
     async def close_period(self, site_id: str, period: str, totals: PeriodTotals, at: datetime, by: str) -> None:
         await self.session.execute(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import uuid
@@ -41,8 +40,9 @@ from services.volunteering.stipends.commands import (
     YearTotalOut,
 )
 from services.volunteering.views import PEOPLE, actor_for, api, clock_for, own_member, run_command, site_for, uow_for
+from shared import paging
 from shared.access import STAFF, Role
-from shared.errors import InvalidInput, NotFound
+from shared.errors import NotFound
 from shared.events import format_time
 from shared.web import Call
 
@@ -176,7 +176,8 @@ async def list_payouts(call: Call) -> object:
     site = await site_for(call)
     year = int(period[:4])
     as_csv = query.format == "csv" or (query.format is None and "text/csv" in call.request.headers.get("Accept", ""))
-    after = None if as_csv or not query.cursor else _decode_member_cursor(query.cursor)
+    # Members are listed by id: the id is both the cursor's position and its key.
+    after = None if as_csv or not query.cursor else paging.decode_cursor(query.cursor)[1]
     async with uow_for(call) as uow:
         row = await uow.stipend_read.stipend_period(site.site_id, period)
         rows = await uow.stipend_read.payouts(
@@ -194,7 +195,7 @@ async def list_payouts(call: Call) -> object:
         status="closed" if closed else "open",
         closed_at=row.closed_at if closed else None,
         items=items,
-        next_cursor=_encode_member_cursor(items[-1].member_id) if more else None,
+        next_cursor=_member_cursor(items[-1].member_id) if more else None,
     )
 
 
@@ -276,7 +277,7 @@ async def yearly_stipends(call: Call) -> YearlyPage:
     query: YearlyQuery = call.query
     site = await site_for(call)
     year = query.year or await _this_year(call)
-    after = _decode_member_cursor(query.cursor) if query.cursor else None
+    after = paging.decode_cursor(query.cursor)[1] if query.cursor else None  # by member id, as in list_payouts
     async with uow_for(call) as uow:
         rows = await uow.stipend_read.year_totals(year, site_id=site.site_id, after_member=after, limit=query.limit + 1)
         threshold = domain.tax_threshold(await uow.stipend_read.stipend_policies(site.site_id), year)
@@ -286,7 +287,7 @@ async def yearly_stipends(call: Call) -> YearlyPage:
         year=year,
         tax_threshold_cents=threshold,
         items=items,
-        next_cursor=_encode_member_cursor(items[-1].member_id) if more else None,
+        next_cursor=_member_cursor(items[-1].member_id) if more else None,
     )
 
 
@@ -421,12 +422,5 @@ def _payouts_csv(site_id: str, period: str, items: list[AdminPayoutOut]) -> web.
     )
 
 
-def _encode_member_cursor(member_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(str(member_id).encode()).decode()
-
-
-def _decode_member_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc
+def _member_cursor(member_id: uuid.UUID) -> str:
+    return paging.encode_cursor(str(member_id), member_id)
