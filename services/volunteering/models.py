@@ -42,7 +42,6 @@ from services.volunteering.records import (
     shift_record,
 )
 from services.volunteering.stipends.models import PayableHours, StipendRepository, held
-from services.volunteering.stipends.queries import StipendQueries
 from services.volunteering.tables import (
     attendance,
     calendar_feeds,
@@ -61,7 +60,7 @@ from shared.members import KnownMembersRepository, MemberStanding
 from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
 
 if TYPE_CHECKING:
-    from services.volunteering.queries import VolunteeringQueries
+    pass
 
 # Advisory lock namespace (first key of the two-key form) for "one member's sign-ups".
 MEMBER_LOCK_SPACE = zlib.crc32(b"rcc-volunteering-member") - 2**31
@@ -697,11 +696,3 @@ class VolunteeringUnitOfWork(UnitOfWork):
         self.shifts = ShiftRepository(self.session, self.driver)
         self.hours = HoursRepository(self.session)
         self.stipends = StipendRepository(self.session)
-        self.stipend_read = StipendQueries(self.session)
-
-    @property
-    def read(self) -> VolunteeringQueries:
-        """The read side, for the stipends' views (volunteering's own views open ``VolunteeringQueries``)."""
-        from services.volunteering.queries import VolunteeringQueries  # queries imports this module
-
-        return VolunteeringQueries(self.session)

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    Table,
     Text,
     text,
 )
@@ -249,20 +248,13 @@ class HoursRecord(Base):
     decision_reason: Mapped[str | None] = mapped_column(Text)
 
 
-def _table(model: type[Base]) -> Table:
-    """A mapped class's table, as the ``Table`` it is (SQLAlchemy types ``__table__`` as any ``FromClause``)."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-roles = _table(VolunteerRole)
-volunteers = _table(Volunteer)
-trainings = _table(Training)
-calendar_feeds = _table(CalendarFeed)
-known_members = _table(KnownMember)
-series = _table(Series)
-shifts = _table(Shift)
-signups = _table(Signup)
-attendance = _table(Attendance)
-hours = _table(HoursRecord)
+roles = VolunteerRole.__table__
+volunteers = Volunteer.__table__
+trainings = Training.__table__
+calendar_feeds = CalendarFeed.__table__
+known_members = KnownMember.__table__
+series = Series.__table__
+shifts = Shift.__table__
+signups = Signup.__table__
+attendance = Attendance.__table__
+hours = HoursRecord.__table__

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import (
     ARRAY,
@@ -26,7 +26,6 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    Table,
     Text,
     UniqueConstraint,
     and_,
@@ -46,15 +45,7 @@ from services.volunteering.base import Base
 from services.volunteering.stipends.domain import ApprovedHours, Line, Period, Policy, RoleRate, StipendKind
 
 
-class StipendTable(Base):
-    """The stipends' tables. Each class maps a Table, which declarative types as any FromClause: declared here so
-    insert() and update() take it."""
-
-    __abstract__ = True
-    __table__: ClassVar[Table]
-
-
-class StipendPolicy(StipendTable):
+class StipendPolicy(Base):
     """One version of a site's stipend policy, in effect from a local date. Never changed (a trigger refuses it):
     a change is a new version, so the ledger entries that name a version keep meaning what they meant."""
 
@@ -85,7 +76,7 @@ class StipendPolicy(StipendTable):
     created_by: Mapped[str] = mapped_column(Text)
 
 
-class StipendPeriod(StipendTable):
+class StipendPeriod(Base):
     """A site's month ("YYYY-MM"); its row is the lock that serialises closing it, and keeps the totals."""
 
     __tablename__ = "stipend_periods"
@@ -111,7 +102,7 @@ class StipendPeriod(StipendTable):
     closed_by: Mapped[str | None] = mapped_column(Text)
 
 
-class StipendPayout(StipendTable):
+class StipendPayout(Base):
     """What one volunteer is paid for one closed period: its accrued entries (adjustments included), minus what
     was reversed of them. Written when the period closes and never changed; payment is a ledger entry."""
 
@@ -135,7 +126,7 @@ class StipendPayout(StipendTable):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class StipendEntry(StipendTable):
+class StipendEntry(Base):
     """The append-only stipend ledger (a trigger refuses UPDATE, DELETE and TRUNCATE). ``accrued``: booked when a
     period closed (``kind`` accrual or adjustment); ``paid``: a payout was paid; ``reversed``: an accrued entry was
     taken back (``reverses_entry_id``; at most once). Amounts are non-negative cents; a reversal's amount is the
@@ -200,7 +191,7 @@ class StipendEntry(StipendTable):
     created_by: Mapped[str | None] = mapped_column(Text)
 
 
-class StipendHours(StipendTable):
+class StipendHours(Base):
     """Which ledger entry booked each approved hours record, with what it came to: a record is booked at most once
     at a time (unique while not released), so it is never paid twice. A reversal releases the records of the entry
     it reverses; volunteers who were not eligible when the period closed have their records settled with no entry
