@@ -23,7 +23,7 @@ from services.audit.commands import (
     VisitsBySupportType,
 )
 from services.audit.domain import ChainCheck, canonicalize, chain_hash
-from services.audit.models import AuditUnitOfWork
+from services.audit.models import AuditUnitOfWork, NewEntry
 from services.audit.reports import queries as report_queries
 from services.audit.reports.facts import LoggedEvent
 from services.audit.reports.projector import Projector
@@ -47,7 +47,7 @@ from shared.errors import InvalidInput
 async def append_to_audit_log(cmd: AppendToAuditLog, *, uow: AuditUnitOfWork, clock: Clock) -> AppendResult:
     sequence, head = await uow.audit.lock_chain_and_read_head()
     already = await uow.audit.recorded_ids([event.id for event in cmd.events])
-    entries = []
+    entries: list[NewEntry] = []
     appended = []
     seen = set(already)
     now = clock.now()
@@ -60,19 +60,19 @@ async def append_to_audit_log(cmd: AppendToAuditLog, *, uow: AuditUnitOfWork, cl
         sequence += 1
         link = chain_hash(head, body)
         entries.append(
-            {
-                "sequence": sequence,
-                "event_id": event.id,
-                "type": event.type,
-                "source": event.source,
-                "site_id": event.site_id,
-                "subject": event.subject,
-                "time": event.time,
-                "recorded_at": now,
-                "body": body.decode(),
-                "prev_hash": head,
-                "hash": link,
-            }
+            NewEntry(
+                sequence=sequence,
+                event_id=event.id,
+                type=event.type,
+                source=event.source,
+                site_id=event.site_id,
+                subject=event.subject,
+                time=event.time,
+                recorded_at=now,
+                body=body.decode(),
+                prev_hash=head,
+                hash=link,
+            )
         )
         head = link
     if entries:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sqlalchemy import BigInteger, DateTime, Index, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import UUID, insert
@@ -60,6 +61,23 @@ audit_log = AuditEntry.__table__
 CHAIN_LOCK_KEY = zlib.crc32(b"rcc-audit-chain")
 
 
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry the append handler chained: ``prev_hash`` is the head before it, ``hash`` links it."""
+
+    sequence: int
+    event_id: uuid.UUID
+    type: str
+    source: str
+    site_id: str
+    subject: str | None
+    time: datetime
+    recorded_at: datetime
+    body: str
+    prev_hash: str
+    hash: str
+
+
 class AuditRepository:
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
@@ -82,10 +100,9 @@ class AuditRepository:
         rows = await self.session.scalars(select(audit_log.c.event_id).where(audit_log.c.event_id.in_(event_ids)))
         return set(rows)
 
-    async def append(self, entries: list[dict[str, Any]]) -> None:
-        """Insert entries already chained (``sequence``, ``prev_hash``, ``hash`` set)."""
+    async def append(self, entries: list[NewEntry]) -> None:
         if entries:
-            await self.session.execute(insert(audit_log), entries)
+            await self.session.execute(insert(audit_log), [asdict(entry) for entry in entries])
 
     async def links(self, chunk_rows: int) -> AsyncIterator[list[ChainLink]]:
         """The whole chain in sequence order, a chunk at a time (keyset pagination keeps memory flat)."""
