@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 from aiohttp import web
@@ -154,7 +155,7 @@ async def reports_rebuild(settings: Settings) -> int:
     return 0
 
 
-def api_documents() -> dict[str, dict]:
+def api_documents() -> dict[str, dict[str, Any]]:
     """Every generated interface document, by its path under docs/."""
     import importlib
 

@@ -25,7 +25,8 @@ class Service:
     package: str
 
     def create_app(self, settings: Settings | None = None) -> web.Application:
-        return importlib.import_module(f"{self.package}.app").create_app(settings)
+        app: web.Application = importlib.import_module(f"{self.package}.app").create_app(settings)
+        return app
 
     def queue(self) -> tuple[str, tuple[str, ...]] | None:
         """The service's consumer queue and its bindings, if it consumes."""

@@ -192,7 +192,7 @@ async def revoke_token(conn: AsyncConnection, token_or_id: str) -> uuid.UUID:
         condition = tokens.c.token_id == uuid.UUID(token_or_id)
     except ValueError:
         condition = tokens.c.token_hash == hash_token(token_or_id)
-    token_id = await conn.scalar(
+    token_id: uuid.UUID | None = await conn.scalar(
         update(tokens)
         .where(condition, tokens.c.revoked_at.is_(None))
         .values(revoked_at=func.now())

@@ -166,7 +166,7 @@ def _domain_classes(trees: Mapping[str, ast.Module]) -> dict[str, DomainClass]:
         if name in resolved:
             return resolved[name]
         path, node = defined[name]
-        parents = [_name_of(b) for b in node.bases if _name_of(b) in domain]
+        parents = [base for base in map(_name_of, node.bases) if base is not None and base in domain]
         inherited = resolve(parents[0]) if parents else None
         own = _class_attributes(path, node)
         status = own.get("status", inherited.status if inherited else None)
@@ -246,7 +246,8 @@ class _ModuleScan:
     def run(self) -> None:
         for line, table in self.tables.values():
             for key, value in zip(table.keys, table.values, strict=True):
-                assert isinstance(key, ast.Constant) and isinstance(value, ast.Tuple)  # checked by _tables
+                # checked by _tables
+                assert isinstance(key, ast.Constant) and isinstance(key.value, int) and isinstance(value, ast.Tuple)
                 self._found(_literal(value.elts[0]), key.value, _meaning(value.elts[1:2]), line)
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Call):

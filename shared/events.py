@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from shared.contracts import EventData
 
 CONTENT_TYPE = "application/cloudevents+json"
 SPECVERSION = "1.0"
@@ -31,7 +31,7 @@ def parse_time(text: str) -> datetime:
 class Event:
     """A fact a handler records; the outbox turns it into a CloudEvent after the transaction commits."""
 
-    data: BaseModel
+    data: EventData
     subject: str
     site_id: str
     actor_id: str | None = None
@@ -41,7 +41,7 @@ class Event:
 
     @property
     def type(self) -> str:
-        return self.data.event_type  # type: ignore[attr-defined]
+        return self.data.event_type
 
 
 def envelope(

@@ -7,6 +7,7 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict, FilteringBoundLogger, Processor
 
 # Who comes to a recovery center is sensitive: these keys never reach a log line, whoever binds them.
 REDACTED_KEYS = frozenset(
@@ -29,11 +30,11 @@ REDACTED_KEYS = frozenset(
 REDACTED = "[redacted]"
 
 
-def redact_personal_data(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_personal_data(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     return _redact(event_dict)
 
 
-def _redact(mapping: dict[str, Any]) -> dict[str, Any]:
+def _redact(mapping: EventDict) -> EventDict:
     for key, value in mapping.items():
         if isinstance(key, str) and key.lower() in REDACTED_KEYS:
             mapping[key] = REDACTED
@@ -53,8 +54,8 @@ def configure_logging(level: str = "INFO", json: bool | None = None, *, stream: 
     if json is None:
         json = not sys.stderr.isatty()
     stream = stream if stream is not None else sys.stderr
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    common: list[Any] = [
+    renderer: Processor = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    common: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -88,5 +89,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None, *, stream: 
     root.setLevel(logging.WARNING)
 
 
-def get_logger(**initial: Any) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(**initial)
+def get_logger(**initial: Any) -> FilteringBoundLogger:
+    """A logger bound to ``initial``; its class is the filtering one ``configure_logging`` sets as the wrapper."""
+    logger: FilteringBoundLogger = structlog.get_logger(**initial)
+    return logger

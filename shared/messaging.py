@@ -1,7 +1,9 @@
-"""RabbitMQ: one robust connection per process, the topology, and the consumer runner.
+"""RabbitMQ: one robust connection per process, the topology, and the consumer runner (publishing is the outbox
+relay's, ``shared.outbox``).
 
 Topology: a durable topic exchange ``rcc.events``; each consumer has a durable quorum queue bound to the routing
 keys it needs, with ``x-delivery-limit`` and a dead-letter exchange ``rcc.dead`` that routes to ``<queue>.dead``.
+Every name starts with ``Settings.broker_prefix`` (empty in production), so test runs are isolated.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ SETUP_TIMEOUT_S = 30.0
 
 
 class Broker:
-    """The process's one connection (reconnects by itself) and its publishing channel (publisher confirms on).
+    """The process's one connection (reconnects by itself) and the channel the outbox relays publish on
+    (publisher confirms on). Each connection attempt declares the exchanges, so a relay's first publish finds
+    them; the relay publishes through the channel's aiormq underlay, naming the exchange (``shared.outbox``).
+    Consumers open channels of their own on the connection.
 
     Connecting never blocks start-up: while the broker is unreachable, requests still succeed and outbox rows
     wait; ``wait_ready`` lets consumers start once it is there."""
@@ -42,7 +47,6 @@ class Broker:
         self.name = name
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractRobustChannel | None = None
-        self.exchange: aio_pika.abc.AbstractExchange | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.users = 0
@@ -66,8 +70,8 @@ class Broker:
                 # hold this attempt, and the service's broker connection, forever.
                 async with asyncio.timeout(self.settings.broker_connect_timeout_s):
                     await self.connection.connect(timeout=self.settings.broker_connect_timeout_s)
-                    self.channel = await self.connection.channel(publisher_confirms=True)  # type: ignore[assignment]
-                    self.exchange, _ = await declare_exchanges(self.channel, self.settings)
+                    self.channel = await self.connection.channel(publisher_confirms=True)
+                    await declare_exchanges(self.channel, self.settings)
                 self._connected.set()
                 return
             except asyncio.CancelledError:
@@ -325,7 +329,8 @@ class Consumer:
                     continue
                 if not alone and len(deliveries) > 1:
                     return False
-                await self._dead_letter(deliveries[0].message, f"{type(exc).__name__}: {exc}")
+                kind = "malformed" if isinstance(exc, MalformedEvent) else type(exc).__name__
+                await self._dead_letter(deliveries[0].message, f"{kind}: {exc}")
                 return True
             await self._ack(deliveries[-1].message, covering=len(deliveries))
             MESSAGES_CONSUMED.labels(self.name, "processed").inc(len(deliveries))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import JsonSchemaMode
 
 if TYPE_CHECKING:
     from shared.web import Api
@@ -132,8 +133,8 @@ PROBLEM_SCHEMA = {
 def build_openapi(api: Api) -> dict[str, Any]:
     schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
 
-    def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
-        schema = model.model_json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+    def ref(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        schema = model.model_json_schema(ref_template=REF, mode=mode)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
         return {"$ref": REF.format(model=model.__name__)}

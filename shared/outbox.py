@@ -1,5 +1,10 @@
-"""The outbox relay: publishes committed outbox rows to ``rcc.events`` in order and marks a row published only
-after the broker confirmed it (publisher confirms, ``mandatory=True``, a timeout on every publish).
+"""The outbox relay: publishes committed outbox rows to ``rcc.events`` in sequence order and marks a row
+published only after the broker confirmed it (publisher confirms, ``mandatory=True``, a timeout on every publish).
+
+Order is best effort: a row the broker did not confirm (unroutable, refused, timed out) steps aside with a growing
+backoff so the rows behind it go on; the CloudEvents ``sequence`` extension carries the true order. One relay at a time
+publishes a service's outbox (an advisory lock per schema), and published rows are pruned after
+``PUBLISHED_RETENTION``.
 
 It wakes on ``LISTEN/NOTIFY`` (a trigger on the outbox notifies at commit) and also polls, because a
 notification is only a wake-up: one missed while the listener reconnects must not strand a row."""
@@ -133,7 +138,7 @@ class OutboxRelay:
                         properties=message.properties,
                         mandatory=True,
                         timeout=self.settings.publish_timeout_s,
-                        wait=False,
+                        wait=False,  # type: ignore[call-arg]  # aiormq's abstract channel lacks its Channel's wait=
                     )
                     for row in rows
                     for message in [amqp_message(cloudevent_from_row(row, self.source))]

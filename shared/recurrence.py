@@ -137,33 +137,49 @@ def parse_rule(rule: str) -> Rule:
     freq = raw.get("FREQ")
     if freq not in ALLOWED_FREQUENCIES:
         raise InvalidInput(f"The rule needs FREQ={'|'.join(ALLOWED_FREQUENCIES)}.", code="bad_rrule", part="FREQ")
-    fields: dict[str, object] = {"text": text, "freq": freq}
+    interval = 1
     if "INTERVAL" in raw:
         interval = _integer("INTERVAL", raw["INTERVAL"])
         if interval < 1:
             raise InvalidInput(
                 f"INTERVAL must be 1 or more, not {interval}.", code="rrule_interval_out_of_range", part="INTERVAL"
             )
-        fields["interval"] = interval
+    count: int | None = None
     if "COUNT" in raw:
         count = _integer("COUNT", raw["COUNT"])
         if count < 1:
             raise InvalidInput(f"COUNT must be 1 or more, not {count}.", code="rrule_part_out_of_range", part="COUNT")
-        fields["count"] = count
-    if "UNTIL" in raw:
-        fields["until"] = _until(raw["UNTIL"])
+    until = _until(raw["UNTIL"]) if "UNTIL" in raw else None
     if "COUNT" in raw and "UNTIL" in raw:
         raise InvalidInput("COUNT and UNTIL cannot both end a rule (RFC 5545); give one.", code="rrule_count_and_until")
-    for name, (low, high, signed) in _LIST_PARTS.items():
-        if name in raw:
-            fields[name.lower()] = _number_list(name, raw[name], low, high, signed)
-    if "BYDAY" in raw:
-        fields["byday"] = _weekday_list(raw["BYDAY"])
+    lists = {
+        name: _number_list(name, raw[name], low, high, signed)
+        for name, (low, high, signed) in _LIST_PARTS.items()
+        if name in raw
+    }
+    byday = _weekday_list(raw["BYDAY"]) if "BYDAY" in raw else ()
+    wkst = 0
     if "WKST" in raw:
         if raw["WKST"] not in WEEKDAYS:
             raise InvalidInput(f"WKST={raw['WKST']} is not a weekday (MO…SU).", code="bad_rrule", part="WKST")
-        fields["wkst"] = WEEKDAYS.index(raw["WKST"])
-    parsed = Rule(**fields)  # type: ignore[arg-type]
+        wkst = WEEKDAYS.index(raw["WKST"])
+    parsed = Rule(
+        text=text,
+        freq=freq,
+        interval=interval,
+        count=count,
+        until=until,
+        bysecond=lists.get("BYSECOND", ()),
+        byminute=lists.get("BYMINUTE", ()),
+        byhour=lists.get("BYHOUR", ()),
+        byday=byday,
+        bymonthday=lists.get("BYMONTHDAY", ()),
+        byyearday=lists.get("BYYEARDAY", ()),
+        byweekno=lists.get("BYWEEKNO", ()),
+        bymonth=lists.get("BYMONTH", ()),
+        bysetpos=lists.get("BYSETPOS", ()),
+        wkst=wkst,
+    )
     _check_combination(parsed)
     return parsed
 
@@ -489,6 +505,13 @@ R = TypeVar("R")
 
 # Two threads at most, whatever the number of requests: expansion is bounded CPU work, and this keeps it from
 # crowding out the event loop (which takes the GIL back within the interpreter's switch interval).
+#
+# Not one pool with the audit reports' suppression thread (services/audit/app.py), on purpose: one executor cannot
+# keep both bounds (two threads here, one there: more would only interleave choices that hold the GIL) without a
+# scheduler of its own on top; in a shared pool a suppression choice (seconds, up to its max_cells) would hold up
+# the expansions of scheduling requests queued behind it (``rcc serve all`` runs them in one process); and that
+# thread is the audit app's, shut down with it once its last choice is done, while this pool lives as long as the
+# process (gatherings and volunteering share it).
 _WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="recurrence")
 
 

@@ -65,11 +65,13 @@ class Settings(BaseSettings):
         return cls(**settings.model_dump()) if settings is not None else cls()
 
     def port_of(self, service: str) -> int:
-        return getattr(self, f"{service}_port")
+        port: int = getattr(self, f"{service}_port")
+        return port
 
     def url_of(self, service: str) -> str:
         """The base URL another process reaches ``service`` at."""
-        if explicit := getattr(self, f"{service}_url"):
+        explicit: str | None = getattr(self, f"{service}_url")
+        if explicit:
             return explicit.rstrip("/")
         # A wildcard bind address is where a server listens, not an address to connect to.
         host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host

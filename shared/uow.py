@@ -87,7 +87,10 @@ class UnitOfWork(Recorder):
         self.session = await self._connect().start()
         try:
             await self.session.execution_options(isolation_level="AUTOCOMMIT")
-            self.driver: asyncpg.Connection = (await self.session.get_raw_connection()).driver_connection
+            driver = (await self.session.get_raw_connection()).driver_connection
+            if driver is None:
+                raise RuntimeError("the pooled connection has no asyncpg connection under it")
+            self.driver: asyncpg.Connection = driver
             self._transaction: asyncpg.transaction.Transaction | None = None
             if self.transactional:
                 self._transaction = self.driver.transaction()
@@ -212,8 +215,8 @@ def outbox_args(event: Event) -> tuple[Any, ...]:
         event.correlation_id,
         event.time,
         event.data.model_dump_json(),
-        event.data.dataschema(),  # type: ignore[attr-defined]
-        event.data.classification,  # type: ignore[attr-defined]
+        event.data.dataschema(),
+        event.data.classification,
     )
 
 
@@ -240,8 +243,8 @@ def outbox_row(event: Event) -> dict[str, Any]:
         "correlation_id": event.correlation_id,
         "time": event.time,
         "data": event.data.model_dump(mode="json"),
-        "dataschema": event.data.dataschema(),  # type: ignore[attr-defined]
-        "classification": event.data.classification,  # type: ignore[attr-defined]
+        "dataschema": event.data.dataschema(),
+        "classification": event.data.classification,
     }
 
 
@@ -271,11 +274,11 @@ H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 
 def single_statement(handler: H) -> H:
-    """Marks a handler whose writes, its outbox rows included, are one statement (it emits nothing). Without an
-    Idempotency-Key it then runs with no BEGIN and COMMIT: a statement is its own transaction, and the two round
-    trips are a third of a kiosk check-in's cost. With a key, the claim and the stored answer need the transaction.
-    """
-    handler.single_statement = True  # type: ignore[attr-defined]
+    """Marks a handler whose writes, its outbox rows included, are one statement (it emits only ``by_statement``,
+    queueing nothing). Without an Idempotency-Key it then runs with no BEGIN and COMMIT: a statement is its own
+    transaction, and the two round trips are a third of a kiosk check-in's cost. With a key, the claim and the
+    stored answer need the transaction."""
+    handler.single_statement = True  # type: ignore[attr-defined]  # typing has no type for a function with a mark
     return handler
 
 

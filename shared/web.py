@@ -39,8 +39,8 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 TOKENS = web.AppKey("tokens", TokenStore)
 SITES = web.AppKey("sites", SiteDirectory)
 SERVICE_NAME = web.AppKey("service_name", str)
-READINESS = web.AppKey("readiness", list)
-OPENAPI = web.AppKey("openapi", dict)
+READINESS: web.AppKey[list[ReadinessCheck]] = web.AppKey("readiness")
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 
 log = get_logger(component="http")
@@ -50,7 +50,7 @@ log = get_logger(component="http")
 # apps answer; aiohttp answers a request it cannot parse itself, before any app sees it, with its module default,
 # so that default says the same (tests/unit/test_http_conventions.py sends such requests).
 SERVER = "rcc"
-aiohttp_web_response.SERVER_SOFTWARE = SERVER
+aiohttp_web_response.SERVER_SOFTWARE = SERVER  # type: ignore[attr-defined]  # aiohttp's default, not exported
 # The realm of every bearer challenge (RFC 6750 §3): one token store serves every service.
 REALM = "rcc"
 # Seconds a client should wait before retrying a 503 when nothing better is known: a database or broker that is

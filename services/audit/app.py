@@ -43,7 +43,8 @@ async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _withholder(app: web.Application) -> AsyncIterator[None]:
-    # One thread for the choice of withheld cells: pure-Python work holding the GIL, kept off the event loop.
+    # One thread for the choice of withheld cells: pure-Python work holding the GIL, kept off the event loop. The
+    # app's own, closed with it (after the choice in progress): why it is not shared/recurrence's pool is said there.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-suppression") as executor:
         app[WITHHOLDER] = Withholder(executor, app[SETTINGS].report_suppression_max_cells)
         yield

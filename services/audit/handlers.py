@@ -23,7 +23,7 @@ from services.audit.commands import (
     VisitsBySupportType,
 )
 from services.audit.domain import ChainCheck, canonicalize, chain_hash
-from services.audit.models import AuditUnitOfWork
+from services.audit.models import AuditUnitOfWork, NewEntry
 from services.audit.reports import queries as report_queries
 from services.audit.reports.facts import LoggedEvent
 from services.audit.reports.projector import Projector
@@ -47,7 +47,7 @@ from shared.errors import InvalidInput
 async def append_to_audit_log(cmd: AppendToAuditLog, *, uow: AuditUnitOfWork, clock: Clock) -> AppendResult:
     sequence, head = await uow.audit.lock_chain_and_read_head()
     already = await uow.audit.recorded_ids([event.id for event in cmd.events])
-    entries = []
+    entries: list[NewEntry] = []
     appended = []
     seen = set(already)
     now = clock.now()
@@ -60,19 +60,19 @@ async def append_to_audit_log(cmd: AppendToAuditLog, *, uow: AuditUnitOfWork, cl
         sequence += 1
         link = chain_hash(head, body)
         entries.append(
-            {
-                "sequence": sequence,
-                "event_id": event.id,
-                "type": event.type,
-                "source": event.source,
-                "site_id": event.site_id,
-                "subject": event.subject,
-                "time": event.time,
-                "recorded_at": now,
-                "body": body.decode(),
-                "prev_hash": head,
-                "hash": link,
-            }
+            NewEntry(
+                sequence=sequence,
+                event_id=event.id,
+                type=event.type,
+                source=event.source,
+                site_id=event.site_id,
+                subject=event.subject,
+                time=event.time,
+                recorded_at=now,
+                body=body.decode(),
+                prev_hash=head,
+                hash=link,
+            )
         )
         head = link
     if entries:
@@ -95,14 +95,14 @@ async def verify_audit_log(uow: AuditUnitOfWork, chunk_rows: int) -> VerifyResul
 async def request_summary(
     cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock, withholder: Withholder | None = None
 ) -> SummaryReport:
-    await queries.begin_consistent_read(uow.session)
+    await queries.begin_consistent_read(uow.driver)
     figures = await report_queries.summary_figures(uow.session, cmd.scope, cmd.first, cmd.last)
     daily = figures.daily
     unduplicated, new = figures.unduplicated_members, daily["new_members"]
     count = Suppressor(cmd.min_cell, await _withheld(cmd, uow, unduplicated, withholder))
     key = cmd.scope.key
 
-    def cell(name: str) -> tuple[str, ...]:
+    def cell(name: str) -> Cell:
         return summary_cell(key, name)
 
     gatherings = figures.gatherings
@@ -145,7 +145,7 @@ async def request_summary(
 async def request_daily(
     cmd: RequestReport, *, uow: AuditUnitOfWork, clock: Clock, withholder: Withholder | None = None
 ) -> DailyReport:
-    await queries.begin_consistent_read(uow.session)
+    await queries.begin_consistent_read(uow.driver)
     withheld = set()
     if cmd.min_cell is not None:
         unduplicated = await report_queries.unduplicated_members(uow.session, cmd.scope, cmd.first, cmd.last)
@@ -182,8 +182,9 @@ class Withholder:
 
     The choice is pure-Python CPU work: on the loop it would stall every other request for its duration. It runs in
     ``executor`` (the app's, one thread: the work holds the GIL, so more threads would only interleave requests
-    and make each slower). Its time grows with the cells of every report of the range (each site's and the
-    network's), so beyond ``max_cells`` the request is refused with a code instead of holding that thread."""
+    and make each slower; without one, as where a handler is called outside the app, the loop's default). Its time
+    grows with the cells of every report of the range (each site's and the network's), so beyond ``max_cells`` the
+    request is refused with a code instead of holding that thread."""
 
     def __init__(self, executor: Executor | None = None, max_cells: int = 40_000) -> None:
         self.executor = executor

@@ -1,16 +1,20 @@
-"""The ``audit`` schema's log: the append-only, hash-chained ``audit_log`` table, the repository that appends to it
-under the chain's lock and reads the chain back for verification, and the unit of work that also carries the report
-projector (the ``rp_*`` tables are in services/audit/reports/tables.py; other reads in services/audit/queries.py)."""
+"""The ``audit`` schema's log: the append-only, hash-chained ``audit_log`` table; its repository, which takes the
+chain's lock and reads its head (the append handler holds it for the rest of the transaction, so appends are
+serialised), tells which events the log already has (the log is its own inbox: a redelivered event is found there),
+inserts entries the handler chained, and reads the chain back in chunks (verification and ``rcc reports rebuild``);
+and the unit of work that also carries the report projector (the ``rp_*`` tables are in
+services/audit/reports/tables.py; other reads in services/audit/queries.py)."""
 
 from __future__ import annotations
 
 import uuid
 import zlib
 from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Index, Text, func, select, text
+from sqlalchemy import BigInteger, DateTime, Index, Table, Text, func, select, text
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -24,6 +28,8 @@ from shared.uow import UnitOfWork
 
 class Base(DeclarativeBase):
     metadata = service_metadata(SCHEMA)
+    # Every class here maps a Table (declarative types it as any FromClause): insert() and update() take it.
+    __table__: ClassVar[Table]
 
 
 class AuditEntry(Base):
@@ -55,11 +61,29 @@ audit_log = AuditEntry.__table__
 CHAIN_LOCK_KEY = zlib.crc32(b"rcc-audit-chain")
 
 
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry the append handler chained: ``prev_hash`` is the head before it, ``hash`` links it."""
+
+    sequence: int
+    event_id: uuid.UUID
+    type: str
+    source: str
+    site_id: str
+    subject: str | None
+    time: datetime
+    recorded_at: datetime
+    body: str
+    prev_hash: str
+    hash: str
+
+
 class AuditRepository:
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
     async def lock_chain_and_read_head(self) -> tuple[int, str]:
+        """Take the chain's transaction-scoped lock, then read the head: (last sequence, its hash), or (0, genesis)."""
         row = (
             await self.session.execute(
                 text(
@@ -76,10 +100,9 @@ class AuditRepository:
         rows = await self.session.scalars(select(audit_log.c.event_id).where(audit_log.c.event_id.in_(event_ids)))
         return set(rows)
 
-    async def append(self, entries: list[dict[str, Any]]) -> None:
-        """Insert entries already chained (``sequence``, ``prev_hash``, ``hash`` set)."""
+    async def append(self, entries: list[NewEntry]) -> None:
         if entries:
-            await self.session.execute(insert(audit_log), entries)
+            await self.session.execute(insert(audit_log), [asdict(entry) for entry in entries])
 
     async def links(self, chunk_rows: int) -> AsyncIterator[list[ChainLink]]:
         """The whole chain in sequence order, a chunk at a time (keyset pagination keeps memory flat)."""

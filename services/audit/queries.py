@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import zoneinfo
 
+import asyncpg
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -52,12 +53,11 @@ async def entries_page(conn: AsyncConnection, query: AuditQuery) -> AuditPage:
     return AuditPage(items=items, next_after=items[-1].sequence if len(rows) > query.limit else None)
 
 
-async def begin_consistent_read(conn: AsyncConnection) -> None:
-    """Make this transaction read one snapshot (a report's figures must agree with each other even while appends
-    commit); must come before the transaction's first query."""
+async def begin_consistent_read(driver: asyncpg.Connection) -> None:
+    """Make the unit of work's transaction (begun on its ``driver`` connection) read one snapshot (a report's
+    figures must agree with each other even while appends commit); must come before the transaction's first query."""
     # Report queries bound their scans by the request's dates and hours; a cached generic plan cannot see them and
     # may scan whole tables. (Two settings, one round trip: the driver's simple query protocol.)
-    driver = (await conn.get_raw_connection()).driver_connection
     await driver.execute(
         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL plan_cache_mode = force_custom_plan"
     )

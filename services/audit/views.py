@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -34,7 +34,7 @@ from shared.errors import Forbidden
 from shared.uow import Outcome, execute
 from shared.web import SITES, Api, Call
 
-UOW = web.AppKey("audit_uow", Callable[[], AuditUnitOfWork])
+UOW: web.AppKey[Callable[[], AuditUnitOfWork]] = web.AppKey("audit_uow")
 CLOCK = web.AppKey("audit_clock", Clock)
 SETTINGS = web.AppKey("audit_settings", AuditSettings)
 WITHHOLDER = web.AppKey("audit_withholder", handlers.Withholder)
@@ -85,10 +85,10 @@ async def _report_scope(call: Call, site: str | None) -> ReportScope:
     return ReportScope.of_site(await call.request.app[SITES].get(requested))
 
 
-def _negotiate(request: web.Request, explicit: str | None, offered: dict[str, ReportFormat]) -> ReportFormat:
+def _negotiate(request: web.Request, explicit: ReportFormat | None, offered: dict[str, ReportFormat]) -> ReportFormat:
     """``format=`` wins; otherwise the offered media type the Accept header ranks highest (JSON by default)."""
     if explicit is not None:
-        return explicit  # type: ignore[return-value]
+        return explicit
     best: tuple[float, int, ReportFormat] = (0.0, 0, "json")
     for position, part in enumerate(request.headers.get("Accept", "").split(",")):
         media, *params = (piece.strip() for piece in part.split(";"))
@@ -140,13 +140,16 @@ async def _record_refusal(call: Call, report: ReportName, site_id: str, refused:
     await execute(handlers.record_refused_report, cmd, uow=call.request.app[UOW](), clock=call.request.app[CLOCK])
 
 
+AnyResponse = TypeVar("AnyResponse", bound=web.StreamResponse)
+
+
 def _file(body: dict[str, Any], text: str, content_type: str, report: str, extension: str) -> web.Response:
     response = web.Response(text=text, content_type=content_type, charset="utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{exports.filename(report, body, extension)}"'
     return _flag_suppression(response, body)
 
 
-def _flag_suppression(response: web.StreamResponse, body: dict[str, Any]) -> web.StreamResponse:
+def _flag_suppression(response: AnyResponse, body: dict[str, Any]) -> AnyResponse:
     # Said in headers too, so a CSV consumer that only sees cells still learns that some were withheld.
     response.headers["X-RCC-Suppressed"] = "true" if body["suppressed"] else "false"
     if body["min_cell"] is not None:

@@ -14,6 +14,8 @@ from shared.contracts.checkin import SUPPORT_TYPE_OF_PURPOSE, Purpose
 KIOSK_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 OccupancyStatus = Literal["ok", "near", "full"]
+# Who ended a visit: the member at the kiosk, or the closing time (VisitorCheckedOut.closed_by).
+ClosedBy = Literal["kiosk", "auto_close"]
 
 
 def support_type_of(purpose: Purpose) -> SupportType | None:

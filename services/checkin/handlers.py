@@ -145,18 +145,20 @@ async def close_visits_at_closing_time(
     return ClosedVisits(closed=closed)
 
 
-def _emit_checked_out(uow: CheckinUnitOfWork, visit: VisitRecord, closed_by: str, actor_id: str | None) -> None:
+def _emit_checked_out(
+    uow: CheckinUnitOfWork, visit: VisitRecord, closed_by: domain.ClosedBy, actor_id: str | None
+) -> None:
     assert visit.checked_out_at is not None
     uow.emit(
         VisitorCheckedOut(
             visit_id=visit.visit_id,
             member_id=visit.member_id,
-            purpose=visit.purpose,  # type: ignore[arg-type]
+            purpose=visit.purpose,
             ref=visit.ref,
             checked_in_at=visit.checked_in_at,
             checked_out_at=visit.checked_out_at,
             minutes=domain.minutes_between(visit.checked_in_at, visit.checked_out_at),
-            closed_by=closed_by,  # type: ignore[arg-type]
+            closed_by=closed_by,
         ),
         subject=visit.visit_id,
         site_id=visit.site_id,

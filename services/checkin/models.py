@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, ClassVar
 
 import asyncpg
 from sqlalchemy import (
+    Column,
     DateTime,
     Index,
+    Table,
     Text,
     UniqueConstraint,
     and_,
@@ -23,6 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.checkin import SCHEMA
+from services.checkin.domain import ClosedBy
+from shared.contracts import SupportType
+from shared.contracts.checkin import Purpose
 from shared.db import service_metadata
 from shared.events import Event
 from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
@@ -30,6 +36,8 @@ from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
 
 class Base(DeclarativeBase):
     metadata = service_metadata(SCHEMA)
+    # Every class here maps a Table (declarative types it as any FromClause): insert() and update() take it.
+    __table__: ClassVar[Table]
 
 
 class Member(Base):
@@ -74,8 +82,8 @@ visits = Visit.__table__
 class NewVisit:
     visit_id: uuid.UUID
     site_id: str
-    purpose: str
-    support_type: str | None
+    purpose: Purpose
+    support_type: SupportType | None
     ref: str | None
     checked_in_at: datetime
 
@@ -85,7 +93,7 @@ class VisitRecord:
     visit_id: uuid.UUID
     site_id: str
     member_id: uuid.UUID | None
-    purpose: str
+    purpose: Purpose
     ref: str | None
     checked_in_at: datetime
     checked_out_at: datetime | None
@@ -115,6 +123,7 @@ class CheckinRepository:
         site (the event's ``member_id`` becomes the one resolved); neither is written when the check-in is refused.
 
         Returns (started, member_id); not started means no such member here, or one already checked in."""
+        who: str | uuid.UUID | None
         if kiosk_code is not None:
             sql, who = _START_BY_CODE, kiosk_code
         elif member_id is not None:
@@ -138,7 +147,9 @@ class CheckinRepository:
             select(visits.c.visit_id).where(visits.c.member_id == member_id, visits.c.checked_out_at.is_(None))
         )
 
-    async def close_visit(self, visit_id: uuid.UUID, site_id: str, at: datetime, closed_by: str) -> VisitRecord | None:
+    async def close_visit(
+        self, visit_id: uuid.UUID, site_id: str, at: datetime, closed_by: ClosedBy
+    ) -> VisitRecord | None:
         row = (
             await self.session.execute(
                 update(visits)
@@ -216,7 +227,7 @@ _START_BY_MEMBER = _start_visit_sql(_MEMBER_HERE + " AND member_id = {who}")
 _START_ANONYMOUS = _start_visit_sql("SELECT NULL::uuid AS member_id")
 
 
-def _visit_columns() -> tuple:
+def _visit_columns() -> tuple[Column[Any], ...]:
     c = visits.c
     return (c.visit_id, c.site_id, c.member_id, c.purpose, c.ref, c.checked_in_at, c.checked_out_at)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import uuid
 from collections.abc import Callable
-from datetime import datetime
+from typing import Literal
 
 from aiohttp import web
 from sqlalchemy import func, select, tuple_
@@ -35,15 +33,22 @@ from services.checkin.settings import CheckinSettings
 from shared import paging
 from shared.access import STAFF, Role
 from shared.clock import Clock
-from shared.errors import InvalidInput, NotFound
+from shared.errors import NotFound
 from shared.uow import execute
 from shared.web import SITES, Api, Call
 
-UOW = web.AppKey("checkin_uow", Callable[[], CheckinUnitOfWork])
+UOW: web.AppKey[Callable[[], CheckinUnitOfWork]] = web.AppKey("checkin_uow")
 CLOCK = web.AppKey("checkin_clock", Clock)
 SETTINGS = web.AppKey("checkin_settings", CheckinSettings)
 
 api = Api(service="checkin", title="Recovery community center: check-in")
+
+# The roles that register members (the route's), as MemberRegistered names them.
+_REGISTERED_BY: dict[Role, Literal["kiosk", "coordinator", "admin"]] = {
+    Role.KIOSK: "kiosk",
+    Role.COORDINATOR: "coordinator",
+    Role.ADMIN: "admin",
+}
 
 
 def _uow(call: Call) -> CheckinUnitOfWork:
@@ -64,7 +69,7 @@ async def register_member(call: Call) -> object:
     cmd = RegisterMember(
         site_id=call.who.site_id,
         actor_id=call.who.actor_id,
-        registered_by=call.who.role.value,  # type: ignore[arg-type]
+        registered_by=_REGISTERED_BY[call.who.role],
         nickname=call.body.nickname,
         code_length=app[SETTINGS].kiosk_code_length,
     )
@@ -190,7 +195,7 @@ async def list_visits(call: Call) -> VisitPage:
     if between.end is not None:
         stmt = stmt.where(c.checked_in_at < between.end)
     if query.cursor is not None:
-        at, visit_id = _decode_cursor(query.cursor)
+        at, visit_id = paging.decode_time_cursor(query.cursor)
         stmt = stmt.where(tuple_(c.checked_in_at, c.visit_id) < tuple_(at, visit_id))
     stmt = stmt.order_by(c.checked_in_at.desc(), c.visit_id.desc()).limit(query.limit + 1)
     async with _uow(call) as uow:
@@ -209,7 +214,7 @@ async def list_visits(call: Call) -> VisitPage:
         )
         for r in rows[: query.limit]
     ]
-    next_cursor = _encode_cursor(items[-1].checked_in_at, items[-1].visit_id) if len(rows) > query.limit else None
+    next_cursor = paging.encode_cursor(items[-1].checked_in_at, items[-1].visit_id) if len(rows) > query.limit else None
     return VisitPage(items=items, next_cursor=next_cursor)
 
 
@@ -259,15 +264,3 @@ async def get_member(call: Call) -> MemberOut:
 async def erase_member(call: Call) -> object:
     cmd = EraseMember(site_id=None, actor_id=call.who.actor_id, member_id=call.uuid_param("member_id"))
     return await execute(handlers.erase_member, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
-
-
-def _encode_cursor(at: datetime, visit_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{visit_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, visit_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), uuid.UUID(visit_id)
-    except ValueError as exc:
-        raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc

@@ -1,5 +1,5 @@
 """Attendance from the front desk: a check-in for a recovery group or a sober event (``ref`` = the session or
-event id) is recorded as attendance, once, however often the event is delivered. Members check-in registers
+sober event id) is recorded as attendance, once, however often the check-in is delivered. Members check-in registers
 (and erases) feed this service's own view of who may be named in a registration or as a facilitator."""
 
 from __future__ import annotations

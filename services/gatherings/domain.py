@@ -245,7 +245,7 @@ def build_calendar(
 ) -> bytes:
     """An RFC 5545 feed with the site's time zone (VTIMEZONE and TZID), so calendar programs show local times.
 
-    Only what is on a public notice board: names of groups and events, rooms, times. Never seats or people. A
+    Only what is on a public notice board: names of groups and sober events, rooms, times. Never seats or people. A
     cancelled gathering stays in the feed under its UID with STATUS:CANCELLED (and its higher SEQUENCE), so a
     calendar that imported it removes it instead of keeping it."""
     calendar = icalendar.Calendar()
@@ -280,4 +280,5 @@ def build_calendar(
         calendar.add_missing_timezones(
             first_date=(first - timedelta(days=366)).date(), last_date=(last + timedelta(days=366)).date()
         )
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()  # icalendar is untyped
+    return ical

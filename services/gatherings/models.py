@@ -10,19 +10,21 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import asyncpg
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     ForeignKey,
     Identity,
     Index,
     Integer,
     Select,
+    Table,
     Text,
     UniqueConstraint,
     false,
@@ -47,6 +49,8 @@ from shared.uow import UnitOfWork, outbox_args, outbox_insert
 
 class Base(DeclarativeBase):
     metadata = service_metadata(SCHEMA)
+    # Every class here maps a Table (declarative types it as any FromClause): insert() and update() take it.
+    __table__: ClassVar[Table]
     type_annotation_map = {  # noqa: RUF012 - SQLAlchemy's declarative configuration, read once
         str: Text,
         int: Integer,
@@ -233,9 +237,9 @@ def _revised(at: datetime) -> dict[str, Any]:
     return {"revision": gatherings.c.revision + 1, "updated_at": at}
 
 
-# Rows the handlers write and read. A "sober event" is the gathering; an "event" in this service's code is a
-# domain event (``shared.events.Event``), as everywhere in the house. The tables and the API keep the word the
-# center uses: ``gathering_type = 'event'``, ``/events``, ``event_id``.
+# Rows the handlers write and read (``queries`` reads some too). A "sober event" is the gathering; an "event" in
+# this service's code is a domain event (``shared.events.Event``), as everywhere in the house. The tables and the
+# API keep the word the center uses: ``gathering_type = 'event'``, ``/events``, ``event_id``.
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +299,8 @@ class NewSoberEvent:
 
 @dataclass(frozen=True, slots=True)
 class GatheringRow:
+    """A gathering as the write side reads it; its fields name the columns read, in order."""
+
     gathering_id: uuid.UUID
     site_id: str
     gathering_type: GatheringType
@@ -325,26 +331,8 @@ class GatheringRow:
         return room_left(self.capacity, self.child_care_seats, self.taken_adults, self.taken_children)
 
 
-def gathering_columns() -> tuple:
-    c = gatherings.c
-    return (
-        c.gathering_id,
-        c.site_id,
-        c.gathering_type,
-        c.group_id,
-        c.kind,
-        c.support_type,
-        c.family_friendly,
-        c.starts_at,
-        c.ends_at,
-        c.capacity,
-        c.child_care_seats,
-        c.taken_adults,
-        c.taken_children,
-        c.registration_opens_at,
-        c.registration_closes_at,
-        c.cancelled_at,
-    )
+def gathering_columns() -> tuple[Column[Any], ...]:
+    return tuple(gatherings.c[f.name] for f in fields(GatheringRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +348,8 @@ class NewRegistration:
 
 @dataclass(frozen=True, slots=True)
 class RegistrationRow:
+    """Its fields name the columns read, in order."""
+
     registration_id: uuid.UUID
     seq: int
     gathering_id: uuid.UUID
@@ -375,19 +365,8 @@ class RegistrationRow:
         return Party(self.adults, self.children)
 
 
-def registration_columns() -> tuple:
-    c = registrations.c
-    return (
-        c.registration_id,
-        c.seq,
-        c.gathering_id,
-        c.site_id,
-        c.member_id,
-        c.adults,
-        c.children,
-        c.status,
-        c.registered_at,
-    )
+def registration_columns() -> tuple[Column[Any], ...]:
+    return tuple(registrations.c[f.name] for f in fields(RegistrationRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,15 +657,11 @@ class GatheringsRepository(KnownMembersRepository):
         )
 
 
-def group_columns() -> tuple:
+def group_columns() -> tuple[Column[Any], ...]:
     return tuple(groups.c[f.name] for f in fields(GroupRecord))
 
 
-_GATHERING_COLUMNS = (
-    "gathering_id, site_id, gathering_type, group_id, kind, support_type, family_friendly, starts_at, ends_at, "
-    "capacity, child_care_seats, taken_adults, taken_children, registration_opens_at, registration_closes_at, "
-    "cancelled_at"
-)
+_GATHERING_COLUMNS = ", ".join(f.name for f in fields(GatheringRow))
 _LOCK_FOR_REGISTRATION = f"""
     SELECT {_GATHERING_COLUMNS}, (
         SELECT CASE WHEN k.erased_at IS NULL THEN 'known' ELSE 'erased' END FROM "{SCHEMA}".known_members AS k
@@ -746,7 +721,9 @@ _PLACE_CONFIRMED = _place_sql(confirmed=True)
 _PLACE_WAITLISTED = _place_sql(confirmed=False)
 
 
-def find_gathering(gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None) -> Select:
+def find_gathering(
+    gathering_id: uuid.UUID, gathering_type: GatheringType | None, site_id: str | None
+) -> Select[*tuple[Any, ...]]:
     stmt = select(*gathering_columns()).where(gatherings.c.gathering_id == gathering_id)
     if gathering_type is not None:
         stmt = stmt.where(gatherings.c.gathering_type == gathering_type)

@@ -1,17 +1,22 @@
 """The read side of gatherings: what the views list and show (groups, calendars, one gathering, rosters,
-registration status). Handlers never read through here; they use ``GatheringsRepository``."""
+registration status), in the shapes the API answers with. Handlers never read through here; they use
+``GatheringsRepository``."""
 
 from __future__ import annotations
 
 import uuid
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Text, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Text, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gatherings.domain import GatheringType
+from services.gatherings import domain
+from services.gatherings.commands import GatheringOut, GroupOut, RegistrationOut, Roster
+from services.gatherings.domain import CalendarEntry, GatheringType
 from services.gatherings.models import (
     GatheringRow,
     GroupRecord,
@@ -23,6 +28,9 @@ from services.gatherings.models import (
     registration_columns,
     registrations,
 )
+from shared.contracts import SupportType
+from shared.contracts.gatherings import EventKind
+from shared.recurrence import localize
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +42,8 @@ class GatheringView:
     gathering_type: GatheringType
     group_id: uuid.UUID | None
     title: str
-    kind: str | None
-    support_type: str
+    kind: EventKind | None
+    support_type: SupportType
     focus_tags: list[str]
     family_friendly: bool
     room: str | None
@@ -59,13 +67,13 @@ class GatheringsQueries:
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
-    async def groups_page(self, site_id: str, after: tuple[str, uuid.UUID] | None, limit: int) -> list[GroupRecord]:
+    async def groups_page(self, site_id: str, after: tuple[str, uuid.UUID] | None, limit: int) -> list[GroupOut]:
         g = groups.c
         stmt = select(*group_columns()).where(g.site_id == site_id)
         if after is not None:
             stmt = stmt.where(tuple_(g.name, g.group_id) > tuple_(*after))
         stmt = stmt.order_by(g.name, g.group_id).limit(limit)
-        return [GroupRecord(*row) for row in await self.session.execute(stmt)]
+        return [_group_out(GroupRecord(*row)) for row in await self.session.execute(stmt)]
 
     async def group_exists(self, group_id: uuid.UUID, site_id: str | None) -> bool:
         stmt = select(groups.c.group_id).where(groups.c.group_id == group_id)
@@ -93,7 +101,8 @@ class GatheringsQueries:
             .correlate(gatherings)
             .scalar_subquery()
         )
-        stmt = select(
+        # GatheringView's fields, in order.
+        columns: tuple[ColumnElement[Any], ...] = (
             g.gathering_id,
             g.site_id,
             g.gathering_type,
@@ -118,7 +127,8 @@ class GatheringsQueries:
             g.revision,
             g.updated_at,
             g.cancelled_at,
-        ).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
+        )
+        stmt = select(*columns).select_from(gatherings.outerjoin(groups, g.group_id == groups.c.group_id))
         if site_id is not None:
             stmt = stmt.where(g.site_id == site_id)
         if gathering_id is not None:
@@ -137,6 +147,42 @@ class GatheringsQueries:
         if limit is not None:
             stmt = stmt.limit(limit)
         return [GatheringView(*row) for row in await self.session.execute(stmt)]
+
+    async def roster(
+        self, gathering_id: uuid.UUID, site_id: str | None, gathering_type: GatheringType
+    ) -> Roster | None:
+        """Who has a seat and who waits, in order; None: no such gathering (here)."""
+        found = await self.gathering(gathering_id, site_id, gathering_type)
+        if found is None:
+            return None
+        active = await self.active_registrations(gathering_id)
+        waiting = [r for r in active if r.status == "waitlisted"]
+        return Roster(
+            gathering_id=gathering_id,
+            capacity=found.capacity,
+            child_care_seats=found.child_care_seats,
+            confirmed=[_registration_out(r, None) for r in active if r.status == "confirmed"],
+            waitlist=[_registration_out(r, position) for position, r in enumerate(waiting, start=1)],
+        )
+
+    async def calendar_entries(
+        self, *, site_id: str, ends_after: datetime, starts_before: datetime
+    ) -> list[CalendarEntry]:
+        """The site's public calendar: what a notice board shows, cancelled gatherings too (as cancelled)."""
+        return [
+            CalendarEntry(
+                uid=f"{v.gathering_id}@rcc-gatherings",
+                summary=v.title,
+                starts_at=v.starts_at,
+                ends_at=v.ends_at,
+                location=v.room,
+                categories=_categories(v),
+                revision=v.revision,
+                updated_at=v.updated_at,
+                cancelled=v.cancelled_at is not None,
+            )
+            for v in await self.gathering_views(site_id=site_id, ends_after=ends_after, starts_before=starts_before)
+        ]
 
     async def gathering(
         self, gathering_id: uuid.UUID, site_id: str | None, gathering_type: GatheringType | None
@@ -171,3 +217,74 @@ class GatheringsQueries:
             )
         )
         return (ahead or 0) + 1
+
+
+def gathering_out(v: GatheringView, zone: zoneinfo.ZoneInfo, now: datetime) -> GatheringOut:
+    """A gathering as the API shows it: times in the site's zone, seats left, whether registration is open now."""
+    room = domain.room_left(v.capacity, v.child_care_seats, v.taken_adults, v.taken_children)
+    closes_at = domain.registration_closes_at(v.starts_at, v.registration_closes_at)
+    moved = (
+        v.occurrence_start is not None
+        and v.timezone is not None
+        and localize(v.occurrence_start, zoneinfo.ZoneInfo(v.timezone)) != v.starts_at
+    )
+    cancelled = v.cancelled_at is not None
+    return GatheringOut(
+        type=v.gathering_type,
+        session_id=v.gathering_id if v.gathering_type == "session" else None,
+        event_id=v.gathering_id if v.gathering_type == "event" else None,
+        group_id=v.group_id,
+        title=v.title,
+        kind=v.kind,
+        support_type=v.support_type,
+        focus_tags=v.focus_tags,
+        family_friendly=v.family_friendly,
+        room=v.room,
+        starts_at=v.starts_at.astimezone(zone),
+        ends_at=v.ends_at.astimezone(zone),
+        capacity=v.capacity,
+        child_care_seats=v.child_care_seats,
+        seats_left=0 if cancelled else room.adults,
+        child_care_seats_left=0 if cancelled else room.children,
+        waitlisted=v.waitlisted,
+        registration_opens_at=v.registration_opens_at.astimezone(zone) if v.registration_opens_at else None,
+        registration_closes_at=closes_at.astimezone(zone),
+        registration_open=not cancelled and domain.window_state(now, v.registration_opens_at, closes_at) == "open",
+        moved=moved,
+        cancelled=cancelled,
+    )
+
+
+def _categories(v: GatheringView) -> tuple[str, ...]:
+    what = "recovery group" if v.gathering_type == "session" else (v.kind or "other").replace("_", " ")
+    return (what, v.support_type, *(("family friendly",) if v.family_friendly else ()))
+
+
+def _group_out(g: GroupRecord) -> GroupOut:
+    return GroupOut(
+        group_id=g.group_id,
+        name=g.name,
+        focus_tags=g.focus_tags,
+        support_type=g.support_type,
+        facilitator_member_id=g.facilitator_member_id,
+        capacity=g.capacity,
+        child_care_seats=g.child_care_seats,
+        room=g.room,
+        timezone=g.timezone,
+        first_start=g.first_start_local,
+        duration_minutes=g.duration_minutes,
+        rrule=g.rrule,
+        exceptions=g.exceptions,
+        scheduled_until=g.scheduled_until,
+    )
+
+
+def _registration_out(r: RegistrationRow, position: int | None) -> RegistrationOut:
+    return RegistrationOut(
+        registration_id=r.registration_id,
+        member_id=r.member_id,
+        adults=r.adults,
+        children=r.children,
+        registered_at=r.registered_at,
+        position=position,
+    )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
-import zoneinfo
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -28,7 +26,6 @@ from services.gatherings.commands import (
     GatheringOut,
     GatheringPage,
     GroupCreatedResult,
-    GroupOut,
     GroupPage,
     MarkAttendance,
     MoveSession,
@@ -38,7 +35,6 @@ from services.gatherings.commands import (
     Register,
     RegisterBody,
     RegistrationCancelled,
-    RegistrationOut,
     RegistrationResult,
     RegistrationStatus,
     Roster,
@@ -46,21 +42,20 @@ from services.gatherings.commands import (
     ScheduleSoberEvent,
     Upcoming,
 )
-from services.gatherings.domain import CalendarEntry, GatheringType
-from services.gatherings.models import GatheringsUnitOfWork, GroupRecord
-from services.gatherings.queries import GatheringsQueries, GatheringView
+from services.gatherings.domain import GatheringType
+from services.gatherings.models import GatheringsUnitOfWork
+from services.gatherings.queries import GatheringsQueries, gathering_out
 from services.gatherings.settings import GatheringsSettings
 from shared import paging
 from shared.access import STAFF, Principal, Role, Site
 from shared.clock import Clock
-from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.errors import Forbidden, NotFound
 from shared.groupcommit import GroupCommit
 from shared.locks import KeyedLocks
-from shared.recurrence import localize
 from shared.uow import execute
 from shared.web import SITES, Api, Call, View
 
-UOW = web.AppKey("gatherings_uow", Callable[[], GatheringsUnitOfWork])
+UOW: web.AppKey[Callable[[], GatheringsUnitOfWork]] = web.AppKey("gatherings_uow")
 LOCKS = web.AppKey("gatherings_locks", KeyedLocks)
 CLOCK = web.AppKey("gatherings_clock", Clock)
 SETTINGS = web.AppKey("gatherings_settings", GatheringsSettings)
@@ -137,14 +132,11 @@ async def create_group(call: Call) -> object:
 @api.get("/groups", summary="Recovery groups of this site, by name", roles=STAFF, query=PageQuery, response=GroupPage)
 async def list_groups(call: Call) -> GroupPage:
     query: PageQuery = call.query
-    after = None
-    if query.cursor is not None:
-        name, group_id = _decode_cursor(query.cursor)
-        after = (name, group_id)
+    after = paging.decode_cursor(query.cursor) if query.cursor is not None else None
     async with _queries(call) as queries:
         found = await queries.groups_page(call.who.site_id, after, query.limit + 1)
-    items = [_group_out(g) for g in found[: query.limit]]
-    next_cursor = _encode_cursor(items[-1].name, items[-1].group_id) if len(found) > query.limit else None
+    items = found[: query.limit]
+    next_cursor = paging.encode_cursor(items[-1].name, items[-1].group_id) if len(found) > query.limit else None
     return GroupPage(items=items, next_cursor=next_cursor)
 
 
@@ -316,7 +308,7 @@ def _register(gathering_type: GatheringType) -> View:
         cmd = Register(
             site_id=_scope(call.who),
             actor_id=call.who.actor_id,
-            role=call.who.role.value,  # type: ignore[arg-type]
+            role=call.who.role.value,
             acting_member_id=call.who.member_id if call.who.role is Role.VOLUNTEER else None,
             gathering_type=gathering_type,
             gathering_id=gathering_id,
@@ -357,41 +349,11 @@ api.post(
 
 def _roster(gathering_type: GatheringType) -> View:
     async def view(call: Call) -> Roster:
-        gathering_id = call.uuid_param(f"{gathering_type}_id")
         async with _queries(call) as queries:
-            found = await queries.gathering(gathering_id, _scope(call.who), gathering_type)
-            if found is None:
-                raise domain.gathering_not_found(gathering_type)
-            active = await queries.active_registrations(gathering_id)
-        waiting = [r for r in active if r.status == "waitlisted"]
-        return Roster(
-            gathering_id=gathering_id,
-            capacity=found.capacity,
-            child_care_seats=found.child_care_seats,
-            confirmed=[
-                RegistrationOut(
-                    registration_id=r.registration_id,
-                    member_id=r.member_id,
-                    adults=r.adults,
-                    children=r.children,
-                    registered_at=r.registered_at,
-                    position=None,
-                )
-                for r in active
-                if r.status == "confirmed"
-            ],
-            waitlist=[
-                RegistrationOut(
-                    registration_id=r.registration_id,
-                    member_id=r.member_id,
-                    adults=r.adults,
-                    children=r.children,
-                    registered_at=r.registered_at,
-                    position=position,
-                )
-                for position, r in enumerate(waiting, start=1)
-            ],
-        )
+            found = await queries.roster(call.uuid_param(f"{gathering_type}_id"), _scope(call.who), gathering_type)
+        if found is None:
+            raise domain.gathering_not_found(gathering_type)
+        return found
 
     return view
 
@@ -438,7 +400,7 @@ async def get_registration(call: Call) -> RegistrationStatus:
         event_id=gathering.sober_event_id,
         adults=found.adults,
         children=found.children,
-        status=found.status,  # type: ignore[arg-type]
+        status=found.status,
         position=position,
         registered_at=found.registered_at,
     )
@@ -456,7 +418,7 @@ async def cancel_registration(call: Call) -> object:
     cmd = CancelRegistration(
         site_id=_scope(call.who),
         actor_id=call.who.actor_id,
-        role=call.who.role.value,  # type: ignore[arg-type]
+        role=call.who.role.value,
         acting_member_id=call.who.member_id if call.who.role is Role.VOLUNTEER else None,
         registration_id=call.uuid_param("registration_id"),
     )
@@ -524,7 +486,7 @@ async def upcoming(call: Call) -> Upcoming:
         timezone=site.timezone,
         since=now.astimezone(site.zone),
         until=until.astimezone(site.zone),
-        items=[_gathering_out(v, site.zone, now) for v in found],
+        items=[gathering_out(v, site.zone, now) for v in found],
     )
 
 
@@ -542,25 +504,11 @@ async def calendar(call: Call) -> web.Response:
     settings = call.request.app[SETTINGS]
     now = _clock(call).now()
     async with _queries(call) as queries:
-        found = await queries.gathering_views(
+        entries = await queries.calendar_entries(
             site_id=site.site_id,
             ends_after=now - timedelta(days=settings.calendar_past_days),
             starts_before=now + timedelta(weeks=settings.group_horizon_weeks),
         )
-    entries = [
-        CalendarEntry(
-            uid=f"{v.gathering_id}@rcc-gatherings",
-            summary=v.title,
-            starts_at=v.starts_at,
-            ends_at=v.ends_at,
-            location=v.room,
-            categories=_categories(v),
-            revision=v.revision,
-            updated_at=v.updated_at,
-            cancelled=v.cancelled_at is not None,
-        )
-        for v in found
-    ]
     body = domain.build_calendar(entries, zone=site.zone, calendar_name=site.name, now=now)
     return web.Response(
         body=body,
@@ -570,12 +518,7 @@ async def calendar(call: Call) -> web.Response:
     )
 
 
-def _categories(v: GatheringView) -> tuple[str, ...]:
-    what = "recovery group" if v.gathering_type == "session" else (v.kind or "other").replace("_", " ")
-    return (what, v.support_type, *(("family friendly",) if v.family_friendly else ()))
-
-
-# Shared by sessions and events
+# Shared by sessions and sober events
 
 
 async def _one(call: Call, gathering_type: GatheringType) -> GatheringOut:
@@ -587,7 +530,7 @@ async def _one(call: Call, gathering_type: GatheringType) -> GatheringOut:
     if not found:
         raise domain.gathering_not_found(gathering_type)
     site = await call.request.app[SITES].get(found[0].site_id)
-    return _gathering_out(found[0], site.zone, _clock(call).now())
+    return gathering_out(found[0], site.zone, _clock(call).now())
 
 
 async def _change_capacity(call: Call, gathering_type: GatheringType) -> object:
@@ -619,13 +562,7 @@ async def _gathering_page(
     call: Call, site: Site, *, gathering_type: GatheringType, group_id: uuid.UUID | None = None
 ) -> GatheringPage:
     query: RangeQuery = call.query
-    after = None
-    if query.cursor is not None:
-        at, gathering_id = _decode_cursor(query.cursor)
-        try:
-            after = (datetime.fromisoformat(at), gathering_id)
-        except ValueError as exc:
-            raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc
+    after = paging.decode_time_cursor(query.cursor) if query.cursor is not None else None
     between = paging.instant_range(query.from_, query.to, site.zone)
     async with _queries(call) as queries:
         found = await queries.gathering_views(
@@ -638,75 +575,9 @@ async def _gathering_page(
             limit=query.limit + 1,
         )
     now = _clock(call).now()
-    items = [_gathering_out(v, site.zone, now) for v in found[: query.limit]]
+    items = [gathering_out(v, site.zone, now) for v in found[: query.limit]]
     last = found[query.limit - 1] if len(found) > query.limit else None
     return GatheringPage(
         items=items,
-        next_cursor=_encode_cursor(last.starts_at.isoformat(), last.gathering_id) if last is not None else None,
+        next_cursor=paging.encode_cursor(last.starts_at, last.gathering_id) if last is not None else None,
     )
-
-
-def _gathering_out(v: GatheringView, zone: zoneinfo.ZoneInfo, now: datetime) -> GatheringOut:
-    room = domain.room_left(v.capacity, v.child_care_seats, v.taken_adults, v.taken_children)
-    closes_at = domain.registration_closes_at(v.starts_at, v.registration_closes_at)
-    moved = (
-        v.occurrence_start is not None
-        and v.timezone is not None
-        and localize(v.occurrence_start, zoneinfo.ZoneInfo(v.timezone)) != v.starts_at
-    )
-    cancelled = v.cancelled_at is not None
-    return GatheringOut(
-        type=v.gathering_type,
-        session_id=v.gathering_id if v.gathering_type == "session" else None,
-        event_id=v.gathering_id if v.gathering_type == "event" else None,
-        group_id=v.group_id,
-        title=v.title,
-        kind=v.kind,  # type: ignore[arg-type]
-        support_type=v.support_type,  # type: ignore[arg-type]
-        focus_tags=v.focus_tags,
-        family_friendly=v.family_friendly,
-        room=v.room,
-        starts_at=v.starts_at.astimezone(zone),
-        ends_at=v.ends_at.astimezone(zone),
-        capacity=v.capacity,
-        child_care_seats=v.child_care_seats,
-        seats_left=0 if cancelled else room.adults,
-        child_care_seats_left=0 if cancelled else room.children,
-        waitlisted=v.waitlisted,
-        registration_opens_at=v.registration_opens_at.astimezone(zone) if v.registration_opens_at else None,
-        registration_closes_at=closes_at.astimezone(zone),
-        registration_open=not cancelled and domain.window_state(now, v.registration_opens_at, closes_at) == "open",
-        moved=moved,
-        cancelled=cancelled,
-    )
-
-
-def _group_out(g: GroupRecord) -> GroupOut:
-    return GroupOut(
-        group_id=g.group_id,
-        name=g.name,
-        focus_tags=g.focus_tags,
-        support_type=g.support_type,  # type: ignore[arg-type]
-        facilitator_member_id=g.facilitator_member_id,
-        capacity=g.capacity,
-        child_care_seats=g.child_care_seats,
-        room=g.room,
-        timezone=g.timezone,
-        first_start=g.first_start_local,
-        duration_minutes=g.duration_minutes,
-        rrule=g.rrule,
-        exceptions=g.exceptions,
-        scheduled_until=g.scheduled_until,
-    )
-
-
-def _encode_cursor(value: str, key: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{value}|{key}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[str, uuid.UUID]:
-    try:
-        value, key = base64.urlsafe_b64decode(cursor.encode()).decode().rsplit("|", 1)
-        return value, uuid.UUID(key)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc

@@ -16,7 +16,7 @@ from services.pages.settings import PagesSettings
 from shared.logging import get_logger
 from shared.web import problem
 
-UPSTREAMS = web.AppKey("pages_upstreams", dict)
+UPSTREAMS: web.AppKey[dict[str, URL]] = web.AppKey("pages_upstreams")
 HTTP = web.AppKey("pages_http", aiohttp.ClientSession)
 
 PREFIX = "/api/"
@@ -51,13 +51,14 @@ def client_session(settings: PagesSettings) -> Callable[[web.Application], Async
 
 async def forward(request: web.Request) -> web.StreamResponse:
     service = request.match_info["service"]
-    base = request.app[UPSTREAMS].get(service)
+    known = request.app[UPSTREAMS]
+    base = known.get(service)
     if base is None:
         return problem(
             404,
             "unknown_service",
             "No such service",
-            f"The API prefixes are /api/{{{','.join(request.app[UPSTREAMS])}}}/.",
+            f"The API prefixes are /api/{{{','.join(known)}}}/.",
         )
     # The raw (still percent-encoded) path, so an id or a calendar secret reaches the service exactly as sent.
     tail = "/" + request.rel_url.raw_path.split("/", 3)[3]

@@ -6,8 +6,9 @@ from datetime import timedelta
 from aiohttp import web
 
 from services.volunteering import SERVICE, consumers, handlers
+from services.volunteering.base import Base
 from services.volunteering.commands import ExtendSeries, MarkMissedShifts
-from services.volunteering.models import Base, VolunteeringUnitOfWork
+from services.volunteering.models import VolunteeringUnitOfWork
 from services.volunteering.settings import VolunteeringSettings
 from services.volunteering.views import CLOCK, SETTINGS, SHIFT_LOCKS, SIGNUPS, UOW, api
 from shared import runtime

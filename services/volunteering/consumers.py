@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.volunteering import handlers
+from services.volunteering.attendance import record_check_in, record_check_out
 from services.volunteering.views import CLOCK, UOW
 from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
 from shared.inbox import Subscriptions, inbox_consumer
@@ -19,8 +20,8 @@ from shared.messaging import ProcessBatch
 QUEUE = "volunteering"
 SUBSCRIPTIONS = Subscriptions(
     {
-        VisitorCheckedIn: handlers.record_check_in,
-        VisitorCheckedOut: handlers.record_check_out,
+        VisitorCheckedIn: record_check_in,
+        VisitorCheckedOut: record_check_out,
         MemberRegistered: handlers.record_member_registered,
         MemberErased: handlers.record_member_erased,
     }

@@ -42,6 +42,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
 from shared.errors import Forbidden, InvalidInput
+from shared.members import MemberStanding
 from shared.recurrence import MAX_OCCURRENCES, Occurrence, Rule, expand, first_start_after
 
 ATTENDANCE_MARGIN = timedelta(minutes=30)
@@ -154,6 +155,17 @@ def _aware(value: datetime) -> datetime:
 
 
 # Who acts on whom
+
+
+def require_member(standing: MemberStanding, *, erased_ok: bool = False) -> None:
+    """A member named in a request must be one check-in registered at the site concerned (the same answer for a
+    made-up id and for another site's member: which sites a member belongs to is not told). An erased member's
+    records stay reachable (``erased_ok``), but nothing new is arranged for them, as the kiosk no longer lets them
+    in."""
+    if standing is None:
+        raise InvalidInput("No member with this id is registered at this site.", code="unknown_member")
+    if standing == "erased" and not erased_ok:
+        raise InvalidInput("This member was erased at check-in.", code="member_erased")
 
 
 def member_acted_on(*, is_staff: bool, own_member_id: uuid.UUID | None, requested: uuid.UUID | None) -> uuid.UUID:

@@ -1,4 +1,5 @@
-"""Volunteering handlers: plain async functions ``(cmd, *, uow, clock)``; no HTTP, no broker, no commit.
+"""Volunteering handlers for roles, profiles, shifts and sign-ups: plain async functions ``(cmd, *, uow, clock)``;
+no HTTP, no broker, no commit. Attendance and hours are in ``attendance``.
 
 Sign-ups, drops, cancellations and capacity changes lock the shift row first and decide seats from its counter,
 so a shift is never over capacity, the waitlist is served first come, first served, and a freed seat is handed on
@@ -11,25 +12,20 @@ import uuid
 import zoneinfo
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import Literal
 
 from services.volunteering import domain
 from services.volunteering.commands import (
-    Actor,
-    AddHours,
-    ApproveHours,
     CalendarFeedOut,
     CancelShift,
     ChangeShift,
-    CorrectHours,
     CreateRole,
     DropResult,
     DropSignup,
     ExtendSeries,
-    HoursOut,
     MarkedMissed,
     MarkMissedShifts,
     RecordTraining,
-    RejectHours,
     RoleOut,
     RotateCalendarFeed,
     ScheduleSeries,
@@ -46,45 +42,47 @@ from services.volunteering.commands import (
     UpdateRole,
     VolunteerOut,
 )
-from services.volunteering.models import HoursRow, ShiftRecord, VolunteeringUnitOfWork
+from services.volunteering.models import VolunteeringUnitOfWork
+from services.volunteering.records import (
+    NewShift,
+    NewSignup,
+    NewTraining,
+    RoleRecord,
+    SeriesRecord,
+    ShiftRecord,
+    ShiftTerms,
+    VolunteerProfile,
+)
 from shared.clock import Clock
-from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
+from shared.contracts.checkin import MemberErased, MemberRegistered
 from shared.contracts.volunteering import (
+    ActingAs,
     Dropped,
-    HoursApproved,
-    HoursRejected,
     PromotedFromWaitlist,
     ShiftCancelled,
     ShiftChanged,
+    ShiftField,
     ShiftMissed,
     ShiftScheduled,
-    ShiftWorked,
     SignedUp,
     Waitlisted,
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.events import Event
 from shared.inbox import Delivered
-from shared.members import MemberStanding
 from shared.recurrence import MAX_OCCURRENCES, off_loop, require_occurrence
 
-# Roles and profiles
+SHIFT_FIELDS: tuple[ShiftField, ...] = ("starts_at", "ends_at", "capacity", "needs_supervisor")
+PromotionTrigger = Literal["seat_freed", "capacity_increased"]
+
+
+# Roles, profiles, and the members check-in registered
 
 
 async def create_role(cmd: CreateRole, *, uow: VolunteeringUnitOfWork, clock: Clock) -> RoleOut:
     now = clock.now()
     required = list(dict.fromkeys(cmd.required_trainings))
-    added = await uow.people.add_role(
-        {
-            "site_id": cmd.actor.site_id,
-            "role_id": cmd.role_id,
-            "title": cmd.title,
-            "required_trainings": required,
-            "supervisor": cmd.supervisor,
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
+    role = RoleRecord(cmd.actor.site_id, cmd.role_id, cmd.title, tuple(required), cmd.supervisor)
+    added = await uow.people.add_role(role, now)
     if not added:
         raise Conflict(f"Role {cmd.role_id} exists here; change it with PUT /roles/{cmd.role_id}.", code="role_exists")
     return RoleOut(role_id=cmd.role_id, title=cmd.title, required_trainings=required, supervisor=cmd.supervisor)
@@ -92,11 +90,8 @@ async def create_role(cmd: CreateRole, *, uow: VolunteeringUnitOfWork, clock: Cl
 
 async def update_role(cmd: UpdateRole, *, uow: VolunteeringUnitOfWork, clock: Clock) -> RoleOut:
     required = list(dict.fromkeys(cmd.required_trainings))
-    changed = await uow.people.update_role(
-        cmd.actor.site_id,
-        cmd.role_id,
-        {"title": cmd.title, "required_trainings": required, "supervisor": cmd.supervisor, "updated_at": clock.now()},
-    )
+    role = RoleRecord(cmd.actor.site_id, cmd.role_id, cmd.title, tuple(required), cmd.supervisor)
+    changed = await uow.people.update_role(role, clock.now())
     if not changed:
         raise NotFound("No such role here.", code="role_not_found")
     return RoleOut(role_id=cmd.role_id, title=cmd.title, required_trainings=required, supervisor=cmd.supervisor)
@@ -115,19 +110,11 @@ async def set_volunteer_profile(cmd: SetVolunteerProfile, *, uow: VolunteeringUn
     if unknown:
         raise InvalidInput("Create these roles first.", code="unknown_role", roles=sorted(unknown))
     # A profile kept since before an erasure can still be changed (paused, say); none is made for an erased member.
-    _require_member(await uow.people.member_standing(cmd.member_id, site_id), erased_ok=existing is not None)
-    await uow.people.upsert_profile(
-        {
-            "member_id": cmd.member_id,
-            "site_id": site_id,
-            "roles": roles,
-            "monthly_hours_goal": cmd.monthly_hours_goal,
-            "stipend_eligible": cmd.stipend_eligible,
-            "active": cmd.active,
-            "created_at": now,
-            "updated_at": now,
-        }
+    domain.require_member(await uow.people.member_standing(cmd.member_id, site_id), erased_ok=existing is not None)
+    profile = VolunteerProfile(
+        cmd.member_id, site_id, tuple(roles), cmd.monthly_hours_goal, cmd.stipend_eligible, cmd.active
     )
+    await uow.people.upsert_profile(profile, now)
     return VolunteerOut(
         member_id=cmd.member_id,
         site_id=site_id,
@@ -144,20 +131,33 @@ async def record_training(cmd: RecordTraining, *, uow: VolunteeringUnitOfWork, c
         raise NotFound("No such volunteer here; create the profile first.", code="volunteer_not_found")
     record_id = uuid.uuid4()
     await uow.people.add_training(
-        {
-            "record_id": record_id,
-            "site_id": profile.site_id,
-            "member_id": cmd.member_id,
-            "training_id": cmd.training_id,
-            "completed_on": cmd.completed_on,
-            "expires_on": cmd.expires_on,
-            "recorded_at": clock.now(),
-            "recorded_by": cmd.actor.actor_id,
-        }
+        NewTraining(
+            record_id,
+            profile.site_id,
+            cmd.member_id,
+            cmd.training_id,
+            cmd.completed_on,
+            cmd.expires_on,
+            clock.now(),
+            cmd.actor.actor_id,
+        )
     )
     return TrainingOut(
         record_id=record_id, training_id=cmd.training_id, completed_on=cmd.completed_on, expires_on=cmd.expires_on
     )
+
+
+async def record_member_registered(
+    event: Delivered[MemberRegistered], *, uow: VolunteeringUnitOfWork, clock: Clock
+) -> None:
+    """Check-in registered a member at the event's site: from now on they can be named here."""
+    registered = event.data
+    await uow.people.know_member(registered.member_id, event.site_id, registered.registered_at)
+
+
+async def record_member_erased(event: Delivered[MemberErased], *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
+    erased = event.data
+    await uow.people.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
 
 
 # Shifts and series
@@ -216,23 +216,20 @@ async def schedule_series(cmd: ScheduleSeries, *, uow: VolunteeringUnitOfWork, c
         ),
     )
     series_id = uuid.uuid4()
-    await uow.shifts.add_series(
-        {
-            "series_id": series_id,
-            "site_id": site_id,
-            "role_id": cmd.role_id,
-            "rrule": rule,
-            "first_local_start": cmd.first_local_start,
-            "duration_minutes": duration // timedelta(minutes=1),
-            "exceptions": [e.isoformat() for e in exceptions],
-            "timezone": cmd.timezone,
-            "capacity": cmd.capacity,
-            "needs_supervisor": cmd.needs_supervisor,
-            "materialized_until": until,
-            "created_at": now,
-            "created_by": cmd.actor.actor_id,
-        }
+    new_series = SeriesRecord(
+        series_id,
+        site_id,
+        cmd.role_id,
+        rule,
+        cmd.first_local_start,
+        duration // timedelta(minutes=1),
+        tuple(e.isoformat() for e in exceptions),
+        cmd.timezone,
+        cmd.capacity,
+        cmd.needs_supervisor,
+        materialized_until=until,
     )
+    await uow.shifts.add_series(new_series, now, cmd.actor.actor_id)
     rows = [
         _new_shift(
             site_id,
@@ -292,7 +289,7 @@ async def extend_series(cmd: ExtendSeries, *, uow: VolunteeringUnitOfWork, clock
         ]
         added = await uow.shifts.add_shifts(rows)
         for row in rows:
-            if row["shift_id"] in added:
+            if row.shift_id in added:
                 _emit_scheduled(uow, row, None, now)
         added_total += len(added)
         await uow.shifts.set_materialized_until(s.series_id, until)
@@ -306,52 +303,44 @@ async def change_shift(cmd: ChangeShift, *, uow: VolunteeringUnitOfWork, clock: 
         raise Conflict("This shift was cancelled.", code="shift_cancelled")
     if now >= shift.ends_at:
         raise Conflict("This shift is over.", code="shift_over")
-    starts_at = cmd.starts_at if cmd.starts_at is not None else shift.starts_at
-    ends_at = cmd.ends_at if cmd.ends_at is not None else shift.ends_at
-    capacity = cmd.capacity if cmd.capacity is not None else shift.capacity
-    needs_supervisor = cmd.needs_supervisor if cmd.needs_supervisor is not None else shift.needs_supervisor
-    domain.check_shift_times(starts_at, ends_at)
-    if capacity < shift.confirmed:
+    before = shift.terms
+    after = ShiftTerms(
+        cmd.starts_at if cmd.starts_at is not None else before.starts_at,
+        cmd.ends_at if cmd.ends_at is not None else before.ends_at,
+        cmd.capacity if cmd.capacity is not None else before.capacity,
+        cmd.needs_supervisor if cmd.needs_supervisor is not None else before.needs_supervisor,
+    )
+    domain.check_shift_times(after.starts_at, after.ends_at)
+    if after.capacity < shift.confirmed:
         raise Conflict(
             f"{shift.confirmed} volunteers are confirmed; drop some before lowering the capacity.",
             code="capacity_below_confirmed",
             confirmed=shift.confirmed,
         )
-    before = (shift.starts_at, shift.ends_at, shift.capacity, shift.needs_supervisor)
-    after = (starts_at, ends_at, capacity, needs_supervisor)
-    changed = [
-        name
-        for name, old, new in zip(("starts_at", "ends_at", "capacity", "needs_supervisor"), before, after, strict=True)
-        if old != new
-    ]
-    promotions: list[Event] = []
+    changed = [name for name in SHIFT_FIELDS if getattr(before, name) != getattr(after, name)]
+    promotions: list[PromotedFromWaitlist] = []
     if changed:
-        await uow.shifts.update_shift(
-            shift.shift_id,
-            {
-                "starts_at": starts_at,
-                "ends_at": ends_at,
-                "capacity": capacity,
-                "needs_supervisor": needs_supervisor,
-                "updated_at": now,
-            },
-            revised="starts_at" in changed or "ends_at" in changed,
-        )
+        revised = "starts_at" in changed or "ends_at" in changed
+        await uow.shifts.change_terms(shift.shift_id, after, now, revised=revised)
         moved = replace(
-            shift, starts_at=starts_at, ends_at=ends_at, capacity=capacity, needs_supervisor=needs_supervisor
+            shift,
+            starts_at=after.starts_at,
+            ends_at=after.ends_at,
+            capacity=after.capacity,
+            needs_supervisor=after.needs_supervisor,
         )
-        if capacity > shift.capacity:
-            promotions = await _promote(uow, moved, capacity - shift.confirmed, now, "capacity_increased")
+        if after.capacity > shift.capacity:
+            promotions = await _promote(uow, moved, after.capacity - shift.confirmed, now, "capacity_increased")
         members, confirmed, waitlisted = await uow.shifts.active_members(shift.shift_id)
         uow.emit(
             ShiftChanged(
                 shift_id=shift.shift_id,
                 role_id=shift.role_id,
-                changed=changed,  # type: ignore[arg-type]
-                starts_at=starts_at,
-                ends_at=ends_at,
-                capacity=capacity,
-                needs_supervisor=needs_supervisor,
+                changed=changed,
+                starts_at=after.starts_at,
+                ends_at=after.ends_at,
+                capacity=after.capacity,
+                needs_supervisor=after.needs_supervisor,
                 confirmed=confirmed,
                 waitlisted=waitlisted,
                 affected_member_ids=members,
@@ -367,13 +356,13 @@ async def change_shift(cmd: ChangeShift, *, uow: VolunteeringUnitOfWork, clock: 
         shift_id=shift.shift_id,
         series_id=shift.series_id,
         role_id=shift.role_id,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        capacity=capacity,
+        starts_at=after.starts_at,
+        ends_at=after.ends_at,
+        capacity=after.capacity,
         confirmed=shift.confirmed + len(promotions),
-        needs_supervisor=needs_supervisor,
+        needs_supervisor=after.needs_supervisor,
         status="scheduled",
-        changed=changed,
+        changed=list(changed),
         promoted=len(promotions),
     )
 
@@ -386,10 +375,7 @@ async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: 
     if now >= shift.ends_at:
         raise Conflict("This shift is over.", code="shift_over")
     members, _, _ = await uow.shifts.active_members(shift.shift_id)
-    await uow.shifts.cancel_signups(shift.shift_id, now)
-    await uow.shifts.update_shift(
-        shift.shift_id, {"status": "cancelled", "cancelled_at": now, "updated_at": now, "confirmed": 0}, revised=True
-    )
+    await uow.shifts.cancel(shift.shift_id, now)
     uow.emit(
         ShiftCancelled(
             shift_id=shift.shift_id,
@@ -422,7 +408,7 @@ async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> 
     if locked is None:
         raise NotFound("No such shift here.", code="shift_not_found")
     shift, standing, profile, records = locked
-    _require_member(standing)
+    domain.require_member(standing)
     if shift.status == "cancelled":
         raise Conflict("This shift was cancelled.", code="shift_cancelled")
     if now >= shift.ends_at:
@@ -452,34 +438,30 @@ async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> 
             missing_trainings=list(verdict.missing_trainings),
         )
     signup_id = uuid.uuid4()
-    by = "coordinator" if actor.is_staff else "self"
-    values = {
-        "signup_id": signup_id,
-        "shift_id": shift.shift_id,
-        "site_id": shift.site_id,
-        "member_id": member_id,
-        "signed_up_at": now,
-        "signed_up_by": by,
-        "actor_id": actor.actor_id,
-    }
-    # Both possible events are made here; the statement writes the one that happened (with the real position).
-    about = {
-        "signup_id": signup_id,
-        "shift_id": shift.shift_id,
-        "member_id": member_id,
-        "role_id": shift.role_id,
-        "starts_at": shift.starts_at,
-        "ends_at": shift.ends_at,
-        "signed_up_by": by,
-    }
-    # Both are written by the sign-up's own statement, which keeps the one that happened (with its position).
-    envelope = {"subject": shift.shift_id, "site_id": shift.site_id, "actor_id": actor.actor_id, "at": now}
+    by: ActingAs = "coordinator" if actor.is_staff else "self"
+    signup = NewSignup(signup_id, shift.shift_id, shift.site_id, member_id, now, by, actor.actor_id)
+    seated = SignedUp(
+        signup_id=signup_id,
+        shift_id=shift.shift_id,
+        member_id=member_id,
+        role_id=shift.role_id,
+        starts_at=shift.starts_at,
+        ends_at=shift.ends_at,
+        signed_up_by=by,
+    )
+    waiting = Waitlisted(**seated.model_dump(), position=1)
+    # Both possible events are made here; the sign-up's own statement writes the one that happened (with the real
+    # position).
     outcome = await uow.shifts.sign_up(
-        values,
+        signup,
         shift.starts_at,
         shift.ends_at,
-        seated=uow.emit(SignedUp(**about), **envelope, by_statement=True),  # type: ignore[arg-type]
-        waiting=uow.emit(Waitlisted(**about, position=1), **envelope, by_statement=True),  # type: ignore[arg-type]
+        seated=uow.emit(
+            seated, subject=shift.shift_id, site_id=shift.site_id, actor_id=actor.actor_id, at=now, by_statement=True
+        ),
+        waiting=uow.emit(
+            waiting, subject=shift.shift_id, site_id=shift.site_id, actor_id=actor.actor_id, at=now, by_statement=True
+        ),
     )
     if outcome.existing is not None:
         raise Conflict("Already signed up for this shift.", code="already_signed_up", signup_status=outcome.existing)
@@ -510,8 +492,8 @@ async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Cl
     if existing.status == "confirmed" and late and not actor.is_staff:
         hours = cmd.cutoff / timedelta(hours=1)
         raise Conflict(f"Less than {hours:g} hours to go: ask a coordinator to take you off.", code="cutoff_passed")
-    by = "coordinator" if actor.is_staff else "self"
-    await uow.shifts.leave(existing.signup_id, status="dropped", at=now, by=by)
+    by: ActingAs = "coordinator" if actor.is_staff else "self"
+    await uow.shifts.drop(existing.signup_id, now, by)
     uow.emit(
         Dropped(
             signup_id=existing.signup_id,
@@ -519,9 +501,9 @@ async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Cl
             member_id=member_id,
             role_id=shift.role_id,
             starts_at=shift.starts_at,
-            previous_status=existing.status,  # type: ignore[arg-type]
+            previous_status=existing.status,
             dropped_by=by,
-            within_cutoff=late,  # type: ignore[arg-type]
+            within_cutoff=late,
         ),
         subject=shift.shift_id,
         site_id=shift.site_id,
@@ -542,11 +524,11 @@ async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Cl
         status="dropped",
         previous_status=existing.status,
         promoted=len(promotions),
-    )  # type: ignore[arg-type]
+    )
 
 
 async def _promote(
-    uow: VolunteeringUnitOfWork, shift: ShiftRecord, seats: int, now: datetime, trigger: str
+    uow: VolunteeringUnitOfWork, shift: ShiftRecord, seats: int, now: datetime, trigger: PromotionTrigger
 ) -> list[PromotedFromWaitlist]:
     """Hand up to ``seats`` free seats to the waitlist, first come, first served. Someone who now holds an
     overlapping confirmed shift, or is no longer qualified (paused, training expired), is skipped and keeps their
@@ -586,7 +568,7 @@ async def _promote(
                     role_id=shift.role_id,
                     starts_at=shift.starts_at,
                     ends_at=shift.ends_at,
-                    trigger=trigger,  # type: ignore[arg-type]
+                    trigger=trigger,
                 )
             )
             seats -= 1
@@ -619,330 +601,6 @@ async def mark_missed_shifts(cmd: MarkMissedShifts, *, uow: VolunteeringUnitOfWo
     return MarkedMissed(marked=len(missed))
 
 
-# Attendance, from the check-in service's events
-
-
-async def record_member_registered(
-    event: Delivered[MemberRegistered], *, uow: VolunteeringUnitOfWork, clock: Clock
-) -> None:
-    """Check-in registered a member at the event's site: from now on they can be named here."""
-    registered = event.data
-    await uow.people.know_member(registered.member_id, event.site_id, registered.registered_at)
-
-
-async def record_member_erased(event: Delivered[MemberErased], *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
-    erased = event.data
-    await uow.people.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
-
-
-async def record_check_in(event: Delivered[VisitorCheckedIn], *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
-    visit = event.data
-    shift = await _shift_of_visit(uow, event.site_id, visit.purpose, visit.member_id, visit.ref)
-    if shift is None or visit.member_id is None:
-        return
-    signed_up = await uow.shifts.has_confirmed(shift.shift_id, visit.member_id)
-    await uow.hours.start_attendance(
-        {
-            "visit_id": visit.visit_id,
-            "site_id": shift.site_id,
-            "shift_id": shift.shift_id,
-            "member_id": visit.member_id,
-            "checked_in_at": visit.checked_in_at,
-            "signed_up": signed_up,
-            "recorded_at": clock.now(),
-        }
-    )
-    await uow.shifts.clear_missed(shift.shift_id, visit.member_id)
-
-
-async def record_check_out(event: Delivered[VisitorCheckedOut], *, uow: VolunteeringUnitOfWork, clock: Clock) -> None:
-    visit = event.data
-    shift = await _shift_of_visit(uow, event.site_id, visit.purpose, visit.member_id, visit.ref)
-    if shift is None or visit.member_id is None:
-        return
-    now = clock.now()
-    signed_up = await uow.shifts.has_confirmed(shift.shift_id, visit.member_id)
-    first_time = await uow.hours.close_attendance(
-        {
-            "visit_id": visit.visit_id,
-            "site_id": shift.site_id,
-            "shift_id": shift.shift_id,
-            "member_id": visit.member_id,
-            "checked_in_at": visit.checked_in_at,
-            "checked_out_at": visit.checked_out_at,
-            "closed_by": visit.closed_by,
-            "signed_up": signed_up,
-            "recorded_at": now,
-        }
-    )
-    if not first_time:
-        return
-    minutes = domain.worked_minutes(visit.checked_in_at, visit.checked_out_at, shift.starts_at, shift.ends_at)
-    codes = domain.review_codes(
-        closed_by=visit.closed_by,
-        signed_up=signed_up,
-        minutes=minutes,
-        checked_in_at=visit.checked_in_at,
-        checked_out_at=visit.checked_out_at,
-        shift_starts_at=shift.starts_at,
-        shift_ends_at=shift.ends_at,
-    )
-    hours_id = uuid.uuid4()
-    await uow.hours.add(
-        {
-            "hours_id": hours_id,
-            "site_id": shift.site_id,
-            "member_id": visit.member_id,
-            "shift_id": shift.shift_id,
-            "role_id": shift.role_id,
-            "shift_starts_at": shift.starts_at,
-            "minutes": minutes,
-            "source": "check_in",
-            "visit_id": visit.visit_id,
-            "signed_up": signed_up,
-            "review_codes": codes,
-            "status": "pending",
-            "created_at": now,
-        }
-    )
-    await uow.shifts.clear_missed(shift.shift_id, visit.member_id)
-    uow.emit(
-        ShiftWorked(
-            hours_id=hours_id,
-            shift_id=shift.shift_id,
-            member_id=visit.member_id,
-            role_id=shift.role_id,
-            shift_starts_at=shift.starts_at,
-            minutes=minutes,
-            entry="check_in",
-            previous_minutes=None,
-            visit_id=visit.visit_id,
-            signed_up=signed_up,
-            review_codes=codes,
-        ),
-        subject=hours_id,
-        site_id=shift.site_id,
-        correlation_id=str(event.id),
-        at=now,
-    )
-
-
-async def _shift_of_visit(
-    uow: VolunteeringUnitOfWork, site_id: str, purpose: str, member_id: uuid.UUID | None, ref: str | None
-) -> ShiftRecord | None:
-    """The shift a visit was for, or None when the visit is not a volunteer's shift here (then it is ignored)."""
-    if purpose != "volunteer_shift" or member_id is None or ref is None:
-        return None
-    try:
-        shift_id = uuid.UUID(ref)
-    except ValueError:
-        return None
-    return await uow.shifts.get(shift_id, site_id)
-
-
-# Hours
-
-
-async def add_hours(cmd: AddHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
-    now = clock.now()
-    domain.may_decide_hours(approver_member_id=cmd.actor.member_id, hours_member_id=cmd.member_id)
-    shift = await uow.shifts.get(cmd.shift_id, cmd.actor.scope)
-    if shift is None:
-        raise NotFound("No such shift here.", code="shift_not_found")
-    if shift.status == "cancelled":
-        raise Conflict("This shift was cancelled.", code="shift_cancelled")
-    # Hours worked before an erasure are still owed (and count for stipends).
-    _require_member(await uow.people.member_standing(cmd.member_id, shift.site_id), erased_ok=True)
-    profile = await uow.people.get_profile(cmd.member_id)
-    if profile is None or profile.site_id != shift.site_id:
-        raise NotFound("No such volunteer here.", code="volunteer_not_found")
-    signed_up = await uow.shifts.has_confirmed(shift.shift_id, cmd.member_id)
-    codes: list[domain.ReviewCode] = [] if signed_up else ["no_signup"]
-    if cmd.minutes == 0:
-        codes.append("zero_minutes")
-    hours_id = uuid.uuid4()
-    await uow.hours.add(
-        {
-            "hours_id": hours_id,
-            "site_id": shift.site_id,
-            "member_id": cmd.member_id,
-            "shift_id": shift.shift_id,
-            "role_id": shift.role_id,
-            "shift_starts_at": shift.starts_at,
-            "minutes": cmd.minutes,
-            "source": "coordinator",
-            "visit_id": None,
-            "signed_up": signed_up,
-            "review_codes": codes,
-            "status": "pending",
-            "reason": cmd.reason,
-            "created_at": now,
-            "created_by": cmd.actor.actor_id,
-        }
-    )
-    await uow.shifts.clear_missed(shift.shift_id, cmd.member_id)
-    uow.emit(
-        ShiftWorked(
-            hours_id=hours_id,
-            shift_id=shift.shift_id,
-            member_id=cmd.member_id,
-            role_id=shift.role_id,
-            shift_starts_at=shift.starts_at,
-            minutes=cmd.minutes,
-            entry="added",
-            previous_minutes=None,
-            visit_id=None,
-            signed_up=signed_up,
-            review_codes=codes,
-        ),
-        subject=hours_id,
-        site_id=shift.site_id,
-        actor_id=cmd.actor.actor_id,
-        at=now,
-    )
-    return HoursOut(
-        hours_id=hours_id,
-        member_id=cmd.member_id,
-        shift_id=shift.shift_id,
-        role_id=shift.role_id,
-        shift_starts_at=shift.starts_at,
-        minutes=cmd.minutes,
-        source="coordinator",
-        status="pending",
-        signed_up=signed_up,
-        review_codes=codes,
-        reason=cmd.reason,
-        created_at=now,
-    )
-
-
-async def correct_hours(cmd: CorrectHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
-    """A correction replaces the minutes and sends the record back for approval (approved hours included, unless a
-    stipend ledger entry holds them)."""
-    now = clock.now()
-    row = await _lock_hours(uow, cmd.hours_id, cmd.actor)
-    booked_by = await uow.stipends.booking_entry(row.hours_id)
-    if booked_by is not None:
-        # Booked stipends are corrected by reversing entries, never edits: the entry goes first, then the hours.
-        raise Conflict(
-            "These hours are booked in the stipend ledger: an admin reverses that entry first.",
-            code="stipend_booked",
-            entry_id=str(booked_by),
-        )
-    codes = [c for c in row.review_codes if c != "zero_minutes"] + (["zero_minutes"] if cmd.minutes == 0 else [])
-    await uow.hours.update(
-        row.hours_id,
-        {
-            "minutes": cmd.minutes,
-            "reason": cmd.reason,
-            "status": "pending",
-            "corrected_at": now,
-            "review_codes": codes,
-            "decided_at": None,
-            "decided_by": None,
-            "decision_reason": None,
-        },
-    )
-    uow.emit(
-        ShiftWorked(
-            hours_id=row.hours_id,
-            shift_id=row.shift_id,
-            member_id=row.member_id,
-            role_id=row.role_id,
-            shift_starts_at=row.shift_starts_at,
-            minutes=cmd.minutes,
-            entry="corrected",
-            previous_minutes=row.minutes,
-            visit_id=row.visit_id,
-            signed_up=row.signed_up,
-            review_codes=codes,  # type: ignore[arg-type]
-        ),
-        subject=row.hours_id,
-        site_id=row.site_id,
-        actor_id=cmd.actor.actor_id,
-        at=now,
-    )
-    return _hours_out(
-        row, minutes=cmd.minutes, status="pending", review_codes=codes, reason=cmd.reason, corrected_at=now
-    )
-
-
-async def approve_hours(cmd: ApproveHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
-    now = clock.now()
-    row = await _lock_hours(uow, cmd.hours_id, cmd.actor, pending=True)
-    await uow.hours.update(row.hours_id, {"status": "approved", "decided_at": now, "decided_by": cmd.actor.actor_id})
-    uow.emit(
-        HoursApproved(
-            hours_id=row.hours_id,
-            shift_id=row.shift_id,
-            member_id=row.member_id,
-            role_id=row.role_id,
-            shift_starts_at=row.shift_starts_at,
-            minutes=row.minutes,
-            approved_at=now,
-        ),
-        subject=row.hours_id,
-        site_id=row.site_id,
-        actor_id=cmd.actor.actor_id,
-        at=now,
-    )
-    return _hours_out(row, status="approved", decided_at=now)
-
-
-async def reject_hours(cmd: RejectHours, *, uow: VolunteeringUnitOfWork, clock: Clock) -> HoursOut:
-    now = clock.now()
-    row = await _lock_hours(uow, cmd.hours_id, cmd.actor, pending=True)
-    await uow.hours.update(
-        row.hours_id,
-        {"status": "rejected", "decided_at": now, "decided_by": cmd.actor.actor_id, "decision_reason": cmd.reason},
-    )
-    uow.emit(
-        HoursRejected(
-            hours_id=row.hours_id,
-            shift_id=row.shift_id,
-            member_id=row.member_id,
-            role_id=row.role_id,
-            shift_starts_at=row.shift_starts_at,
-            minutes=row.minutes,
-            rejected_at=now,
-        ),
-        subject=row.hours_id,
-        site_id=row.site_id,
-        actor_id=cmd.actor.actor_id,
-        at=now,
-    )
-    return _hours_out(row, status="rejected", decided_at=now, decision_reason=cmd.reason)
-
-
-async def _lock_hours(
-    uow: VolunteeringUnitOfWork, hours_id: uuid.UUID, actor: Actor, *, pending: bool = False
-) -> HoursRow:
-    row = await uow.hours.lock(hours_id, actor.scope)
-    if row is None:
-        raise NotFound("No such hours record here.", code="hours_not_found")
-    domain.may_decide_hours(approver_member_id=actor.member_id, hours_member_id=row.member_id)
-    if pending and row.status != "pending":
-        raise Conflict(f"These hours are already {row.status}.", code="hours_not_pending", hours_status=row.status)
-    return row
-
-
-def _hours_out(row: HoursRow, **changes: object) -> HoursOut:
-    values: dict[str, object] = {
-        "hours_id": row.hours_id,
-        "member_id": row.member_id,
-        "shift_id": row.shift_id,
-        "role_id": row.role_id,
-        "shift_starts_at": row.shift_starts_at,
-        "minutes": row.minutes,
-        "source": row.source,
-        "status": row.status,
-        "signed_up": row.signed_up,
-        "review_codes": list(row.review_codes),
-    }
-    values.update(changes)
-    return HoursOut.model_validate(values)
-
-
 # The private calendar feed
 
 
@@ -959,17 +617,6 @@ async def rotate_calendar_feed(
 
 
 # Helpers
-
-
-def _require_member(standing: MemberStanding, *, erased_ok: bool = False) -> None:
-    """A member named in a request must be one check-in registered at the site concerned (the same answer for a
-    made-up id and for another site's member: which sites a member belongs to is not told). An erased member's
-    records stay reachable (``erased_ok``), but nothing new is arranged for them, as the kiosk no longer lets them
-    in."""
-    if standing is None:
-        raise InvalidInput("No member with this id is registered at this site.", code="unknown_member")
-    if standing == "erased" and not erased_ok:
-        raise InvalidInput("This member was erased at check-in.", code="member_erased")
 
 
 async def _require_role(uow: VolunteeringUnitOfWork, site_id: str, role_id: str) -> None:
@@ -996,46 +643,52 @@ def _new_shift(
     *,
     series_id: uuid.UUID | None = None,
     occurrence_start: datetime | None = None,
-) -> dict[str, object]:
-    return {
-        "shift_id": uuid.uuid4(),
-        "site_id": site_id,
-        "role_id": role_id,
-        "series_id": series_id,
-        "occurrence_start": occurrence_start,
-        "starts_at": domain.utc(starts_at),
-        "ends_at": domain.utc(ends_at),
-        "timezone": timezone,
-        "capacity": capacity,
-        "confirmed": 0,
-        "needs_supervisor": needs_supervisor,
-        "status": "scheduled",
-        "created_at": now,
-        "updated_at": now,
-        "cancelled_at": None,
-    }
+) -> NewShift:
+    return NewShift(
+        shift_id=uuid.uuid4(),
+        site_id=site_id,
+        role_id=role_id,
+        series_id=series_id,
+        occurrence_start=occurrence_start,
+        starts_at=domain.utc(starts_at),
+        ends_at=domain.utc(ends_at),
+        timezone=timezone,
+        capacity=capacity,
+        needs_supervisor=needs_supervisor,
+        created_at=now,
+    )
 
 
-def _emit_scheduled(uow: VolunteeringUnitOfWork, row: dict[str, object], actor_id: str | None, now: datetime) -> None:
+def _emit_scheduled(uow: VolunteeringUnitOfWork, shift: NewShift, actor_id: str | None, now: datetime) -> None:
     uow.emit(
         ShiftScheduled(
-            shift_id=row["shift_id"],
-            series_id=row["series_id"],
-            role_id=row["role_id"],
-            starts_at=row["starts_at"],
-            ends_at=row["ends_at"],
-            capacity=row["capacity"],
-            needs_supervisor=row["needs_supervisor"],
+            shift_id=shift.shift_id,
+            series_id=shift.series_id,
+            role_id=shift.role_id,
+            starts_at=shift.starts_at,
+            ends_at=shift.ends_at,
+            capacity=shift.capacity,
+            needs_supervisor=shift.needs_supervisor,
         ),
-        subject=row["shift_id"],
-        site_id=str(row["site_id"]),
+        subject=shift.shift_id,
+        site_id=shift.site_id,
         actor_id=actor_id,
         at=now,
     )
 
 
-def _shift_result(row: dict[str, object]) -> ShiftResult:
-    return ShiftResult.model_validate({k: row[k] for k in ShiftResult.model_fields})
+def _shift_result(shift: NewShift) -> ShiftResult:
+    return ShiftResult(
+        shift_id=shift.shift_id,
+        series_id=shift.series_id,
+        role_id=shift.role_id,
+        starts_at=shift.starts_at,
+        ends_at=shift.ends_at,
+        capacity=shift.capacity,
+        confirmed=0,
+        needs_supervisor=shift.needs_supervisor,
+        status="scheduled",
+    )
 
 
 def _parse_moment(text: str) -> date | datetime:

@@ -1,4 +1,5 @@
-"""Tables of the ``volunteering`` schema and the repositories handlers use.
+"""The repositories volunteering's handlers change state through, what they take and what they hand back, and the
+unit of work that holds them. The tables are in ``tables``; the views' queries in ``queries``.
 
 Capacity is guarded three ways: every change to who holds a seat first locks the shift row (``FOR UPDATE``),
 the seat counter ``shifts.confirmed`` only moves by guarded updates (``confirmed < capacity``), and a CHECK
@@ -11,358 +12,63 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    Date,
-    DateTime,
-    ForeignKey,
-    ForeignKeyConstraint,
-    Identity,
-    Index,
-    Integer,
-    Text,
-    and_,
-    case,
-    exists,
-    func,
-    literal,
-    select,
-    text,
-    tuple_,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select, true, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import Mapped, mapped_column
 
 from services.volunteering import SCHEMA
-from services.volunteering.base import Base
-from services.volunteering.domain import ACTIVE_SIGNUP, Profile, TrainingRecord
+from services.volunteering.base import Base as Base
+from services.volunteering.domain import ACTIVE_SIGNUP, Profile, ReviewCode, TrainingRecord
+from services.volunteering.records import (
+    ActiveSignup,
+    HoursRow,
+    MissedSignup,
+    NewHours,
+    NewShift,
+    NewSignup,
+    NewTraining,
+    RoleRecord,
+    SeriesRecord,
+    ShiftRecord,
+    ShiftTerms,
+    SignUpOutcome,
+    VisitAttendance,
+    VolunteerProfile,
+    shift_record,
+)
 from services.volunteering.stipends.models import PayableHours, StipendRepository, held
-from services.volunteering.stipends.queries import StipendQueries
+from services.volunteering.tables import (
+    attendance,
+    calendar_feeds,
+    hours,
+    known_members,
+    roles,
+    series,
+    shifts,
+    signups,
+    trainings,
+    volunteers,
+)
+from shared.contracts.volunteering import ActingAs
 from shared.events import Event
 from shared.members import KnownMembersRepository, MemberStanding
 from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
+
+if TYPE_CHECKING:
+    pass
 
 # Advisory lock namespace (first key of the two-key form) for "one member's sign-ups".
 MEMBER_LOCK_SPACE = zlib.crc32(b"rcc-volunteering-member") - 2**31
 
 
-class VolunteerRole(Base):
-    __tablename__ = "roles"
-
-    site_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    role_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    title: Mapped[str] = mapped_column(Text)
-    required_trainings: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    # A supervisor role's confirmed volunteers count as "supervisor on duty" for overlapping shifts.
-    supervisor: Mapped[bool] = mapped_column(Boolean)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class Volunteer(Base):
-    """A peer leader's profile, keyed by the pseudonymous member id from check-in. No names here."""
-
-    __tablename__ = "volunteers"
-    __table_args__ = (
-        CheckConstraint("monthly_hours_goal BETWEEN 0 AND 744", name="goal_in_range"),
-        Index("ix_volunteers_site_id", "site_id"),
-    )
-
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    roles: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    monthly_hours_goal: Mapped[int | None] = mapped_column(Integer)
-    stipend_eligible: Mapped[bool] = mapped_column(Boolean)
-    active: Mapped[bool] = mapped_column(Boolean)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class Training(Base):
-    """One completed training or certification; renewals are new records, so the history stays."""
-
-    __tablename__ = "trainings"
-    __table_args__ = (
-        CheckConstraint("expires_on IS NULL OR expires_on >= completed_on", name="expires_after_completion"),
-        Index("ix_trainings_member_id_training_id", "member_id", "training_id"),
-    )
-
-    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey(Volunteer.member_id))
-    training_id: Mapped[str] = mapped_column(Text)
-    completed_on: Mapped[date] = mapped_column(Date)
-    expires_on: Mapped[date | None] = mapped_column(Date)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    recorded_by: Mapped[str] = mapped_column(Text)
-
-
-class KnownMember(Base):
-    """The members check-in registered, and at which site: this service's own view, fed by ``checkin.member_*``
-    events, so naming a member costs no call to check-in. An erased member stays (their pseudonymous hours and
-    stipends keep their meaning) with ``erased_at`` set, and is given no new profile or sign-up."""
-
-    __tablename__ = "known_members"
-
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class CalendarFeed(Base):
-    """A volunteer's private iCalendar feed: only the secret's SHA-256 is kept; a new secret replaces the old."""
-
-    __tablename__ = "calendar_feeds"
-
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    secret_hash: Mapped[str] = mapped_column(Text, unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class Series(Base):
-    """A recurring shift (RRULE on the site's wall clock); its occurrences are rows in ``shifts``."""
-
-    __tablename__ = "series"
-    __table_args__ = (
-        ForeignKeyConstraint(["site_id", "role_id"], [VolunteerRole.site_id, VolunteerRole.role_id]),
-        Index("ix_series_materialized_until", "materialized_until"),
-    )
-
-    series_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    role_id: Mapped[str] = mapped_column(Text)
-    rrule: Mapped[str] = mapped_column(Text)
-    first_local_start: Mapped[datetime] = mapped_column(DateTime(timezone=False))
-    duration_minutes: Mapped[int] = mapped_column(Integer)
-    # ISO local datetimes ("2026-12-24T18:00:00") or dates ("2026-12-25") that do not happen.
-    exceptions: Mapped[list[str]] = mapped_column(JSONB)
-    timezone: Mapped[str] = mapped_column(Text)
-    capacity: Mapped[int] = mapped_column(Integer)
-    needs_supervisor: Mapped[bool] = mapped_column(Boolean)
-    # Every occurrence starting up to here exists as a shift (or was already past when materialized).
-    materialized_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str] = mapped_column(Text)
-
-
-class Shift(Base):
-    __tablename__ = "shifts"
-    __table_args__ = (
-        ForeignKeyConstraint(["site_id", "role_id"], [VolunteerRole.site_id, VolunteerRole.role_id]),
-        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
-        CheckConstraint("capacity > 0", name="capacity_positive"),
-        CheckConstraint("confirmed >= 0 AND confirmed <= capacity", name="confirmed_within_capacity"),
-        CheckConstraint("status IN ('scheduled', 'cancelled')", name="status_known"),
-        Index("uq_shifts_series_occurrence", "series_id", "occurrence_start", unique=True),
-        Index("ix_shifts_site_id_starts_at", "site_id", "starts_at"),
-        Index("ix_shifts_ends_at_scheduled", "ends_at", postgresql_where=text("status = 'scheduled'")),
-    )
-
-    shift_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    role_id: Mapped[str] = mapped_column(Text)
-    series_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), ForeignKey(Series.series_id))
-    # The series' wall-clock start of this occurrence (stays put when the shift itself is moved).
-    occurrence_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
-    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # The site's zone when the shift was made: its local date decides training validity.
-    timezone: Mapped[str] = mapped_column(Text)
-    capacity: Mapped[int] = mapped_column(Integer)
-    confirmed: Mapped[int] = mapped_column(Integer)
-    needs_supervisor: Mapped[bool] = mapped_column(Boolean)
-    status: Mapped[str] = mapped_column(Text)
-    # iCalendar SEQUENCE of the shift in volunteers' feeds: raised when its time or status changes.
-    revision: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class Signup(Base):
-    __tablename__ = "signups"
-    __table_args__ = (
-        CheckConstraint("status IN ('confirmed', 'waitlisted', 'dropped', 'cancelled')", name="status_known"),
-        # One active sign-up per member and shift, whatever the concurrency.
-        Index(
-            "uq_signups_active_shift_member",
-            "shift_id",
-            "member_id",
-            unique=True,
-            postgresql_where=text("status IN ('confirmed', 'waitlisted')"),
-        ),
-        Index("ix_signups_shift_id_status_seq", "shift_id", "status", "seq"),
-        Index("ix_signups_member_id_status", "member_id", "status"),
-    )
-
-    signup_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    # The waitlist is first come, first served in this order (assigned under the shift's lock).
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
-    shift_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey(Shift.shift_id))
-    site_id: Mapped[str] = mapped_column(Text)
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    status: Mapped[str] = mapped_column(Text)
-    signed_up_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    signed_up_by: Mapped[str] = mapped_column(Text)
-    actor_id: Mapped[str | None] = mapped_column(Text)
-    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    promoted: Mapped[bool] = mapped_column(Boolean)
-    left_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    dropped_by: Mapped[str | None] = mapped_column(Text)
-    missed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class Attendance(Base):
-    """A kiosk visit for a shift, keyed by the check-in service's visit id (so redeliveries never double count)."""
-
-    __tablename__ = "attendance"
-    __table_args__ = (Index("ix_attendance_shift_id_member_id", "shift_id", "member_id"),)
-
-    visit_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    shift_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey(Shift.shift_id))
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    checked_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    checked_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_by: Mapped[str | None] = mapped_column(Text)
-    signed_up: Mapped[bool] = mapped_column(Boolean)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class HoursRecord(Base):
-    """Hours worked on one shift. Minutes are integers; the role and the shift's start are copied here so approved
-    hours sum per volunteer, role and month without a join."""
-
-    __tablename__ = "hours"
-    __table_args__ = (
-        CheckConstraint("minutes BETWEEN 0 AND 1440", name="minutes_in_range"),
-        CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status_known"),
-        CheckConstraint("source IN ('check_in', 'coordinator')", name="source_known"),
-        Index("ix_hours_site_id_status_created_at", "site_id", "status", "created_at"),
-        Index("ix_hours_member_id_shift_starts_at", "member_id", "shift_starts_at"),
-        Index("ix_hours_shift_id", "shift_id"),
-    )
-
-    hours_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    shift_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey(Shift.shift_id))
-    role_id: Mapped[str] = mapped_column(Text)
-    shift_starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    minutes: Mapped[int] = mapped_column(Integer)
-    source: Mapped[str] = mapped_column(Text)
-    visit_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), unique=True)
-    signed_up: Mapped[bool] = mapped_column(Boolean)
-    review_codes: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    status: Mapped[str] = mapped_column(Text)
-    # A coordinator's reason for adding or correcting: free text, stays here, never in an event.
-    reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_by: Mapped[str | None] = mapped_column(Text)
-    corrected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    decided_by: Mapped[str | None] = mapped_column(Text)
-    decision_reason: Mapped[str | None] = mapped_column(Text)
-
-
-roles = VolunteerRole.__table__
-volunteers = Volunteer.__table__
-trainings = Training.__table__
-calendar_feeds = CalendarFeed.__table__
-known_members = KnownMember.__table__
-series = Series.__table__
-shifts = Shift.__table__
-signups = Signup.__table__
-attendance = Attendance.__table__
-hours = HoursRecord.__table__
-
-
-# What repositories hand back
-
-
-@dataclass(frozen=True, slots=True)
-class RoleRecord:
-    site_id: str
-    role_id: str
-    title: str
-    required_trainings: tuple[str, ...]
-    supervisor: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ShiftRecord:
-    shift_id: uuid.UUID
-    site_id: str
-    role_id: str
-    series_id: uuid.UUID | None
-    starts_at: datetime
-    ends_at: datetime
-    timezone: str
-    capacity: int
-    confirmed: int
-    needs_supervisor: bool
-    status: str
-    required_trainings: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveSignup:
-    signup_id: uuid.UUID
-    member_id: uuid.UUID
-    status: str
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class SignUpOutcome:
-    existing: str | None  # the member's active sign-up status here: nothing was written
-    clash: uuid.UUID | None  # a confirmed shift of theirs that overlaps: nothing was written
-    status: str | None  # "confirmed" or "waitlisted" when signed up
-    position: int  # on the waitlist, 1-based, when waitlisted
-
-
-@dataclass(frozen=True, slots=True)
-class MissedSignup:
-    signup_id: uuid.UUID
-    shift_id: uuid.UUID
-    site_id: str
-    member_id: uuid.UUID
-    role_id: str
-    starts_at: datetime
-    ends_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class HoursRow:
-    hours_id: uuid.UUID
-    site_id: str
-    member_id: uuid.UUID
-    shift_id: uuid.UUID
-    role_id: str
-    shift_starts_at: datetime
-    minutes: int
-    source: str
-    visit_id: uuid.UUID | None
-    signed_up: bool
-    review_codes: tuple[str, ...]
-    status: str
-
-
-def _site_filter(column: Any, site_id: str | None) -> Any:
+def site_filter(column: ColumnElement[str], site_id: str | None) -> ColumnElement[bool]:
     """``None`` is an admin's scope: every site."""
-    return literal(True) if site_id is None else column == site_id
+    return true() if site_id is None else column == site_id
 
 
 class PeopleRepository(KnownMembersRepository):
@@ -373,17 +79,28 @@ class PeopleRepository(KnownMembersRepository):
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
-    async def add_role(self, values: dict[str, Any]) -> bool:
+    async def add_role(self, role: RoleRecord, at: datetime) -> bool:
+        """False when the site has a role of this id already."""
+        values = {**asdict(role), "required_trainings": list(role.required_trainings)}
         result = await self.session.execute(
-            insert(roles).values(**values).on_conflict_do_nothing().returning(roles.c.role_id)
+            insert(roles)
+            .values(**values, created_at=at, updated_at=at)
+            .on_conflict_do_nothing()
+            .returning(roles.c.role_id)
         )
         return result.first() is not None
 
-    async def update_role(self, site_id: str, role_id: str, values: dict[str, Any]) -> bool:
+    async def update_role(self, role: RoleRecord, at: datetime) -> bool:
+        """False when the site has no role of this id."""
         result = await self.session.execute(
             update(roles)
-            .where(roles.c.site_id == site_id, roles.c.role_id == role_id)
-            .values(**values)
+            .where(roles.c.site_id == role.site_id, roles.c.role_id == role.role_id)
+            .values(
+                title=role.title,
+                required_trainings=list(role.required_trainings),
+                supervisor=role.supervisor,
+                updated_at=at,
+            )
             .returning(roles.c.role_id)
         )
         return result.first() is not None
@@ -414,16 +131,23 @@ class PeopleRepository(KnownMembersRepository):
         ).first()
         return None if row is None else Profile(row[0], row[1], tuple(row[2]), row[3])
 
-    async def upsert_profile(self, values: dict[str, Any]) -> None:
-        changing = {k: v for k, v in values.items() if k not in ("member_id", "site_id", "created_at")}
+    async def upsert_profile(self, profile: VolunteerProfile, at: datetime) -> None:
+        """Create the profile, or replace all but its member, site and creation time."""
+        changing = {
+            "roles": list(profile.roles),
+            "monthly_hours_goal": profile.monthly_hours_goal,
+            "stipend_eligible": profile.stipend_eligible,
+            "active": profile.active,
+            "updated_at": at,
+        }
         await self.session.execute(
             insert(volunteers)
-            .values(**values)
+            .values(member_id=profile.member_id, site_id=profile.site_id, created_at=at, **changing)
             .on_conflict_do_update(index_elements=[volunteers.c.member_id], set_=changing)
         )
 
-    async def add_training(self, values: dict[str, Any]) -> None:
-        await self.session.execute(insert(trainings).values(**values))
+    async def add_training(self, record: NewTraining) -> None:
+        await self.session.execute(insert(trainings).values(**asdict(record)))
 
     async def qualification_facts(self, member_id: uuid.UUID) -> tuple[Profile | None, list[TrainingRecord]]:
         """The profile and training records of a member, in one round trip."""
@@ -465,13 +189,19 @@ class ShiftRepository:
         self.session = session
         self.driver = driver
 
-    async def add_series(self, values: dict[str, Any]) -> None:
-        await self.session.execute(insert(series).values(**values))
+    async def add_series(self, new: SeriesRecord, at: datetime, by: str) -> None:
+        values = {**asdict(new), "exceptions": list(new.exceptions)}
+        await self.session.execute(insert(series).values(**values, created_at=at, created_by=by))
 
-    async def add_shifts(self, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-        """Insert shifts; an occurrence of a series that already exists is left alone. Returns the ids added."""
-        if not rows:
+    async def add_shifts(self, new: Sequence[NewShift]) -> set[uuid.UUID]:
+        """Insert scheduled shifts with no one signed up; an occurrence of a series that already exists is left
+        alone. Returns the ids added."""
+        if not new:
             return set()
+        rows = [
+            {**asdict(s), "confirmed": 0, "status": "scheduled", "updated_at": s.created_at, "cancelled_at": None}
+            for s in new
+        ]
         result = await self.session.execute(
             insert(shifts)
             .values(rows)
@@ -480,23 +210,37 @@ class ShiftRepository:
         )
         return set(result.scalars())
 
-    async def series_due(self, horizon: datetime, limit: int = 100) -> list[Any]:
+    async def series_due(self, horizon: datetime, limit: int = 100) -> list[SeriesRecord]:
         """Series whose materialized horizon lags behind ``horizon`` (locked, skipping ones another process has)."""
+        s = series.c
         rows = await self.session.execute(
-            select(series)
-            .where(series.c.materialized_until < horizon)
-            .order_by(series.c.materialized_until)
+            select(
+                s.series_id,
+                s.site_id,
+                s.role_id,
+                s.rrule,
+                s.first_local_start,
+                s.duration_minutes,
+                s.exceptions,
+                s.timezone,
+                s.capacity,
+                s.needs_supervisor,
+                s.materialized_until,
+            )
+            .where(s.materialized_until < horizon)
+            .order_by(s.materialized_until)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return list(rows)
+        return [SeriesRecord(*r[:6], tuple(r[6]), *r[7:]) for r in rows]
 
     async def set_materialized_until(self, series_id: uuid.UUID, until: datetime) -> None:
         await self.session.execute(
             update(series).where(series.c.series_id == series_id).values(materialized_until=until)
         )
 
-    def _shift_select(self) -> Any:
+    @staticmethod
+    def _shift_select() -> Select[Any]:
         return select(
             shifts.c.shift_id,
             shifts.c.site_id,
@@ -517,19 +261,39 @@ class ShiftRepository:
         row = (
             await self.session.execute(
                 self._shift_select()
-                .where(shifts.c.shift_id == shift_id, _site_filter(shifts.c.site_id, site_id))
+                .where(shifts.c.shift_id == shift_id, site_filter(shifts.c.site_id, site_id))
                 .with_for_update(of=shifts)
             )
         ).first()
-        return None if row is None else ShiftRecord(*row[:-1], tuple(row[-1]))
+        return None if row is None else shift_record(row)
 
     async def get(self, shift_id: uuid.UUID, site_id: str | None) -> ShiftRecord | None:
         row = (
             await self.session.execute(
-                self._shift_select().where(shifts.c.shift_id == shift_id, _site_filter(shifts.c.site_id, site_id))
+                self._shift_select().where(shifts.c.shift_id == shift_id, site_filter(shifts.c.site_id, site_id))
             )
         ).first()
-        return None if row is None else ShiftRecord(*row[:-1], tuple(row[-1]))
+        return None if row is None else shift_record(row)
+
+    async def change_terms(self, shift_id: uuid.UUID, terms: ShiftTerms, at: datetime, *, revised: bool) -> None:
+        """``revised``: the time changed, which volunteers' calendars must pick up (their SEQUENCE)."""
+        values: dict[str, object] = {**asdict(terms), "updated_at": at}
+        if revised:
+            values["revision"] = shifts.c.revision + 1
+        await self.session.execute(update(shifts).where(shifts.c.shift_id == shift_id).values(**values))
+
+    async def cancel(self, shift_id: uuid.UUID, at: datetime) -> None:
+        """Cancel the shift and every active sign-up of it, freeing its seats."""
+        await self.session.execute(
+            update(signups)
+            .where(signups.c.shift_id == shift_id, signups.c.status.in_(ACTIVE_SIGNUP))
+            .values(status="cancelled", left_at=at)
+        )
+        await self.session.execute(
+            update(shifts)
+            .where(shifts.c.shift_id == shift_id)
+            .values(status="cancelled", cancelled_at=at, updated_at=at, confirmed=0, revision=shifts.c.revision + 1)
+        )
 
     async def lock_member(self, member_id: uuid.UUID) -> None:
         """Serialise one member's sign-ups and promotions (taken after the shift lock, never before)."""
@@ -546,7 +310,7 @@ class ShiftRepository:
                 )
             )
         ).first()
-        return None if row is None else ActiveSignup(*row)
+        return None if row is None else ActiveSignup(row[0], row[1], row[2], row[3])
 
     async def lock_for_sign_up(
         self, shift_id: uuid.UUID, site_id: str | None, member_id: uuid.UUID
@@ -557,8 +321,8 @@ class ShiftRepository:
         row = await self.driver.fetchrow(_LOCK_FOR_SIGN_UP, shift_id, site_id, MEMBER_LOCK_SPACE, key, member_id)
         if row is None:
             return None
-        shift = ShiftRecord(*row[:11], tuple(row[11]))
-        standing = row["member_standing"]
+        shift = shift_record(tuple(row))
+        standing: MemberStanding = row["member_standing"]
         if row["member_site"] is None:
             return shift, standing, None, []
         profile = Profile(member_id, row["member_site"], tuple(row["roles"]), row["active"])
@@ -566,30 +330,33 @@ class ShiftRepository:
         return shift, standing, profile, [TrainingRecord(*record) for record in held]
 
     async def sign_up(
-        self, values: dict[str, Any], starts_at: datetime, ends_at: datetime, seated: Event, waiting: Event
+        self, signup: NewSignup, starts_at: datetime, ends_at: datetime, *, seated: Event, waiting: Event
     ) -> SignUpOutcome:
-        """Under the shift's and the member's locks, in one statement: refuse a second sign-up or an overlap, else
-        take a seat if one is left or join the waitlist, and write the matching event (``seated``, or ``waiting``
-        with its real position) to the outbox."""
+        """Under the shift's and the member's locks, in one statement: refuse a second sign-up or an overlap of
+        ``[starts_at, ends_at)``, else take a seat if one is left or join the waitlist, and write the matching event
+        (``seated``, or ``waiting`` with its real position) to the outbox."""
         row = await self.driver.fetchrow(
             _SIGN_UP,
-            values["shift_id"],
-            values["member_id"],
+            signup.shift_id,
+            signup.member_id,
             starts_at,
             ends_at,
-            values["signup_id"],
-            values["site_id"],
-            values["signed_up_at"],
-            values["signed_up_by"],
-            values["actor_id"],
+            signup.signup_id,
+            signup.site_id,
+            signup.signed_up_at,
+            signup.signed_up_by,
+            signup.actor_id,
             *outbox_args(seated),
             *outbox_args(waiting),
         )
-        return SignUpOutcome(*row)
+        assert row is not None  # the statement always answers one row, written or not
+        return SignUpOutcome(row[0], row[1], row[2], row[3])
 
-    @staticmethod
-    def _overlapping(member_id: uuid.UUID, starts_at: datetime, ends_at: datetime, *, besides: uuid.UUID) -> Any:
-        return (
+    async def overlapping_confirmed(
+        self, member_id: uuid.UUID, starts_at: datetime, ends_at: datetime, *, besides: uuid.UUID
+    ) -> uuid.UUID | None:
+        """One of the member's confirmed shifts that overlaps ``[starts_at, ends_at)``, if any."""
+        found: uuid.UUID | None = await self.session.scalar(
             select(shifts.c.shift_id)
             .join(signups, signups.c.shift_id == shifts.c.shift_id)
             .where(
@@ -602,16 +369,11 @@ class ShiftRepository:
             )
             .limit(1)
         )
+        return found
 
-    async def overlapping_confirmed(
-        self, member_id: uuid.UUID, starts_at: datetime, ends_at: datetime, *, besides: uuid.UUID
-    ) -> uuid.UUID | None:
-        """One of the member's confirmed shifts that overlaps ``[starts_at, ends_at)``, if any."""
-        return await self.session.scalar(self._overlapping(member_id, starts_at, ends_at, besides=besides))
-
-    async def leave(self, signup_id: uuid.UUID, *, status: str, at: datetime, by: str | None) -> None:
+    async def drop(self, signup_id: uuid.UUID, at: datetime, by: ActingAs) -> None:
         await self.session.execute(
-            update(signups).where(signups.c.signup_id == signup_id).values(status=status, left_at=at, dropped_by=by)
+            update(signups).where(signups.c.signup_id == signup_id).values(status="dropped", left_at=at, dropped_by=by)
         )
 
     async def release_seat(self, shift_id: uuid.UUID) -> None:
@@ -626,7 +388,7 @@ class ShiftRepository:
             .order_by(signups.c.seq)
             .limit(limit)
         )
-        return [ActiveSignup(*row) for row in rows]
+        return [ActiveSignup(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def promote(self, shift_id: uuid.UUID, signup_id: uuid.UUID, at: datetime) -> bool:
         """Give a waitlisted sign-up a seat, counting it, in one statement; False when no seat was left."""
@@ -661,19 +423,6 @@ class ShiftRepository:
         ).all()
         confirmed = sum(1 for r in rows if r.status == "confirmed")
         return [r.member_id for r in rows], confirmed, len(rows) - confirmed
-
-    async def update_shift(self, shift_id: uuid.UUID, values: dict[str, Any], *, revised: bool = False) -> None:
-        """``revised``: the time or the status changed, which volunteers' calendars must pick up (SEQUENCE)."""
-        if revised:
-            values = {**values, "revision": shifts.c.revision + 1}
-        await self.session.execute(update(shifts).where(shifts.c.shift_id == shift_id).values(**values))
-
-    async def cancel_signups(self, shift_id: uuid.UUID, at: datetime) -> None:
-        await self.session.execute(
-            update(signups)
-            .where(signups.c.shift_id == shift_id, signups.c.status.in_(ACTIVE_SIGNUP))
-            .values(status="cancelled", left_at=at)
-        )
 
     async def has_confirmed(self, shift_id: uuid.UUID, member_id: uuid.UUID) -> bool:
         found = await self.session.scalar(
@@ -740,24 +489,23 @@ class ShiftRepository:
         return [MissedSignup(*row) for row in rows]
 
 
-_HOURS_COLUMNS = (
-    hours.c.hours_id,
-    hours.c.site_id,
-    hours.c.member_id,
-    hours.c.shift_id,
-    hours.c.role_id,
-    hours.c.shift_starts_at,
-    hours.c.minutes,
-    hours.c.source,
-    hours.c.visit_id,
-    hours.c.signed_up,
-    hours.c.review_codes,
-    hours.c.status,
-)
-
-
-def _hours_row(row: Any) -> HoursRow:
-    return HoursRow(*row[:10], tuple(row[10]), row[11])
+def _hours_columns() -> tuple[ColumnElement[Any], ...]:
+    """``HoursRow``'s columns, in its order."""
+    c = hours.c
+    return (
+        c.hours_id,
+        c.site_id,
+        c.member_id,
+        c.shift_id,
+        c.role_id,
+        c.shift_starts_at,
+        c.minutes,
+        c.source,
+        c.visit_id,
+        c.signed_up,
+        c.review_codes,
+        c.status,
+    )
 
 
 class HoursRepository:
@@ -766,43 +514,75 @@ class HoursRepository:
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
 
-    async def start_attendance(self, values: dict[str, Any]) -> bool:
+    async def start_attendance(self, visit: VisitAttendance) -> bool:
         """False when this visit was already recorded (a redelivery, or its check-out came first)."""
         result = await self.session.execute(
-            insert(attendance).values(**values).on_conflict_do_nothing().returning(attendance.c.visit_id)
+            insert(attendance).values(**asdict(visit)).on_conflict_do_nothing().returning(attendance.c.visit_id)
         )
         return result.first() is not None
 
-    async def close_attendance(self, values: dict[str, Any]) -> bool:
+    async def close_attendance(self, visit: VisitAttendance) -> bool:
         """Record the check-out (creating the attendance if its check-in never arrived). True only the first
         time, so a visit yields hours once."""
         result = await self.session.execute(
             insert(attendance)
-            .values(**values)
+            .values(**asdict(visit))
             .on_conflict_do_update(
                 index_elements=[attendance.c.visit_id],
-                set_={"checked_out_at": values["checked_out_at"], "closed_by": values["closed_by"]},
+                set_={"checked_out_at": visit.checked_out_at, "closed_by": visit.closed_by},
                 where=attendance.c.checked_out_at.is_(None),
             )
             .returning(attendance.c.visit_id)
         )
         return result.first() is not None
 
-    async def add(self, values: dict[str, Any]) -> None:
-        await self.session.execute(insert(hours).values(**values))
+    async def add(self, new: NewHours) -> None:
+        values = {**asdict(new), "review_codes": list(new.review_codes)}
+        await self.session.execute(insert(hours).values(**values, status="pending"))
 
     async def lock(self, hours_id: uuid.UUID, site_id: str | None) -> HoursRow | None:
         row = (
             await self.session.execute(
-                select(*_HOURS_COLUMNS)
-                .where(hours.c.hours_id == hours_id, _site_filter(hours.c.site_id, site_id))
+                select(*_hours_columns())
+                .where(hours.c.hours_id == hours_id, site_filter(hours.c.site_id, site_id))
                 .with_for_update()
             )
         ).first()
-        return None if row is None else _hours_row(row)
+        if row is None:
+            return None
+        r = row
+        return HoursRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], tuple(r[10]), r[11])
 
-    async def update(self, hours_id: uuid.UUID, values: dict[str, Any]) -> None:
-        await self.session.execute(update(hours).where(hours.c.hours_id == hours_id).values(**values))
+    async def correct(
+        self, hours_id: uuid.UUID, minutes: int, reason: str, review_codes: Sequence[ReviewCode], at: datetime
+    ) -> None:
+        """New minutes, and back to pending: an earlier decision no longer stands."""
+        await self.session.execute(
+            update(hours)
+            .where(hours.c.hours_id == hours_id)
+            .values(
+                minutes=minutes,
+                reason=reason,
+                status="pending",
+                corrected_at=at,
+                review_codes=list(review_codes),
+                decided_at=None,
+                decided_by=None,
+                decision_reason=None,
+            )
+        )
+
+    async def approve(self, hours_id: uuid.UUID, at: datetime, by: str) -> None:
+        await self.session.execute(
+            update(hours).where(hours.c.hours_id == hours_id).values(status="approved", decided_at=at, decided_by=by)
+        )
+
+    async def reject(self, hours_id: uuid.UUID, at: datetime, by: str, reason: str) -> None:
+        await self.session.execute(
+            update(hours)
+            .where(hours.c.hours_id == hours_id)
+            .values(status="rejected", decided_at=at, decided_by=by, decision_reason=reason)
+        )
 
     async def unbooked_approved(self, site_id: str, *, since: datetime, before: datetime) -> list[PayableHours]:
         """For the stipends: approved hours of the site whose shift started in ``[since, before)`` and that no
@@ -833,254 +613,6 @@ class HoursRepository:
             .with_for_update(of=hours, read=True)
         )
         return [PayableHours(*row) for row in rows]
-
-
-class ReadRepository:
-    """Queries behind the GET endpoints (no locks, no changes)."""
-
-    def __init__(self, session: AsyncConnection) -> None:
-        self.session = session
-
-    async def roles(self, site_id: str) -> list[RoleRecord]:
-        rows = await self.session.execute(
-            select(roles.c.site_id, roles.c.role_id, roles.c.title, roles.c.required_trainings, roles.c.supervisor)
-            .where(roles.c.site_id == site_id)
-            .order_by(roles.c.role_id)
-        )
-        return [RoleRecord(r[0], r[1], r[2], tuple(r[3]), r[4]) for r in rows]
-
-    async def volunteer(self, member_id: uuid.UUID) -> Any:
-        return (await self.session.execute(select(volunteers).where(volunteers.c.member_id == member_id))).first()
-
-    async def training_records(self, member_id: uuid.UUID) -> list[Any]:
-        rows = await self.session.execute(
-            select(trainings.c.record_id, trainings.c.training_id, trainings.c.completed_on, trainings.c.expires_on)
-            .where(trainings.c.member_id == member_id)
-            .order_by(trainings.c.training_id, trainings.c.completed_on)
-        )
-        return list(rows)
-
-    async def minutes_by_status(self, member_id: uuid.UUID, start: datetime, end: datetime) -> dict[str, int]:
-        """Minutes of the member's hours records whose shift started in ``[start, end)``, by status."""
-        rows = await self.session.execute(
-            select(hours.c.status, func.sum(hours.c.minutes))
-            .where(hours.c.member_id == member_id, hours.c.shift_starts_at >= start, hours.c.shift_starts_at < end)
-            .group_by(hours.c.status)
-        )
-        return {status: int(total) for status, total in rows}
-
-    def _shift_listing(self) -> Any:
-        waiting = (
-            select(func.count())
-            .where(signups.c.shift_id == shifts.c.shift_id, signups.c.status == "waitlisted")
-            .correlate(shifts)
-            .scalar_subquery()
-        )
-        other, other_role = shifts.alias("other"), roles.alias("other_role")
-        supervisor_on_duty = exists(
-            select(other.c.shift_id)
-            .join(other_role, and_(other_role.c.site_id == other.c.site_id, other_role.c.role_id == other.c.role_id))
-            .where(
-                other_role.c.supervisor,
-                other.c.site_id == shifts.c.site_id,
-                other.c.shift_id != shifts.c.shift_id,
-                other.c.status == "scheduled",
-                other.c.confirmed > 0,
-                other.c.starts_at < shifts.c.ends_at,
-                other.c.ends_at > shifts.c.starts_at,
-            )
-        ).correlate(shifts)
-        return select(
-            shifts.c.shift_id,
-            shifts.c.series_id,
-            shifts.c.role_id,
-            roles.c.title.label("role_title"),
-            roles.c.required_trainings,
-            shifts.c.starts_at,
-            shifts.c.ends_at,
-            shifts.c.timezone,
-            shifts.c.capacity,
-            shifts.c.confirmed,
-            waiting.label("waitlisted"),
-            shifts.c.needs_supervisor,
-            supervisor_on_duty.label("supervisor_on_duty"),
-            shifts.c.status,
-        ).join(roles, and_(roles.c.site_id == shifts.c.site_id, roles.c.role_id == shifts.c.role_id))
-
-    async def shift(self, shift_id: uuid.UUID, site_id: str | None) -> Any:
-        return (
-            await self.session.execute(
-                self._shift_listing().where(shifts.c.shift_id == shift_id, _site_filter(shifts.c.site_id, site_id))
-            )
-        ).first()
-
-    async def shifts(
-        self,
-        site_id: str,
-        *,
-        start: datetime,
-        end: datetime,
-        after: tuple[datetime, uuid.UUID] | None,
-        role_ids: Sequence[str] | None,
-        open_after: datetime | None,
-        include_cancelled: bool,
-        limit: int,
-    ) -> list[Any]:
-        stmt = self._shift_listing().where(
-            shifts.c.site_id == site_id, shifts.c.starts_at >= start, shifts.c.starts_at < end
-        )
-        if role_ids is not None:
-            stmt = stmt.where(shifts.c.role_id.in_(list(role_ids)))
-        if open_after is not None:
-            stmt = stmt.where(shifts.c.confirmed < shifts.c.capacity, shifts.c.starts_at > open_after)
-        if not include_cancelled or open_after is not None:
-            stmt = stmt.where(shifts.c.status == "scheduled")
-        if after is not None:
-            stmt = stmt.where(tuple_(shifts.c.starts_at, shifts.c.shift_id) > tuple_(*after))
-        stmt = stmt.order_by(shifts.c.starts_at, shifts.c.shift_id).limit(limit)
-        return list(await self.session.execute(stmt))
-
-    @staticmethod
-    def _position() -> Any:
-        """1-based place of a waitlisted sign-up (rank among the shift's waitlisted by arrival); else null."""
-        ahead = signups.alias("ahead")
-        rank = (
-            select(func.count())
-            .where(ahead.c.shift_id == signups.c.shift_id, ahead.c.status == "waitlisted", ahead.c.seq <= signups.c.seq)
-            .correlate(signups)
-            .scalar_subquery()
-        )
-        return case((signups.c.status == "waitlisted", rank), else_=None)
-
-    async def my_active_signups(self, member_id: uuid.UUID, shift_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
-        if not shift_ids:
-            return {}
-        rows = await self.session.execute(
-            select(signups.c.shift_id, signups.c.status, self._position().label("position")).where(
-                signups.c.member_id == member_id,
-                signups.c.shift_id.in_(list(shift_ids)),
-                signups.c.status.in_(ACTIVE_SIGNUP),
-            )
-        )
-        return {row.shift_id: row for row in rows}
-
-    async def signups_of(self, shift_id: uuid.UUID) -> list[Any]:
-        rows = await self.session.execute(
-            select(
-                signups.c.signup_id,
-                signups.c.member_id,
-                signups.c.status,
-                self._position().label("position"),
-                signups.c.signed_up_at,
-                signups.c.signed_up_by,
-                signups.c.promoted,
-                signups.c.missed_at.is_not(None).label("missed"),
-            )
-            .where(signups.c.shift_id == shift_id)
-            .order_by(signups.c.seq)
-        )
-        return list(rows)
-
-    async def my_shifts(self, member_id: uuid.UUID, *, now: datetime, upcoming: bool, limit: int) -> list[Any]:
-        worked = (
-            select(func.sum(hours.c.minutes))
-            .where(
-                hours.c.shift_id == signups.c.shift_id,
-                hours.c.member_id == signups.c.member_id,
-                hours.c.status != "rejected",
-            )
-            .correlate(signups)
-            .scalar_subquery()
-        )
-        stmt = (
-            select(
-                signups.c.signup_id,
-                signups.c.shift_id,
-                shifts.c.role_id,
-                roles.c.title.label("role_title"),
-                shifts.c.starts_at,
-                shifts.c.ends_at,
-                shifts.c.status.label("shift_status"),
-                signups.c.status,
-                self._position().label("position"),
-                signups.c.missed_at.is_not(None).label("missed"),
-                worked.label("worked_minutes"),
-            )
-            .join(shifts, shifts.c.shift_id == signups.c.shift_id)
-            .join(roles, and_(roles.c.site_id == shifts.c.site_id, roles.c.role_id == shifts.c.role_id))
-            .where(signups.c.member_id == member_id)
-        )
-        if upcoming:
-            stmt = stmt.where(shifts.c.ends_at > now).order_by(shifts.c.starts_at, signups.c.seq)
-        else:
-            stmt = stmt.where(shifts.c.ends_at <= now).order_by(shifts.c.starts_at.desc(), signups.c.seq.desc())
-        return list(await self.session.execute(stmt.limit(limit)))
-
-    async def hours_page(
-        self,
-        *,
-        site_id: str | None,
-        member_id: uuid.UUID | None,
-        status: str | None,
-        start: datetime | None,
-        end: datetime | None,
-        before: tuple[datetime, uuid.UUID] | None,
-        limit: int,
-    ) -> list[Any]:
-        stmt = select(hours)
-        if site_id is not None:
-            stmt = stmt.where(hours.c.site_id == site_id)
-        if member_id is not None:
-            stmt = stmt.where(hours.c.member_id == member_id)
-        if status is not None:
-            stmt = stmt.where(hours.c.status == status)
-        if start is not None:
-            stmt = stmt.where(hours.c.shift_starts_at >= start)
-        if end is not None:
-            stmt = stmt.where(hours.c.shift_starts_at < end)
-        if before is not None:
-            stmt = stmt.where(tuple_(hours.c.created_at, hours.c.hours_id) < tuple_(*before))
-        stmt = stmt.order_by(hours.c.created_at.desc(), hours.c.hours_id.desc()).limit(limit)
-        return list(await self.session.execute(stmt))
-
-    async def hours_record(self, hours_id: uuid.UUID, site_id: str | None) -> Any:
-        return (
-            await self.session.execute(
-                select(hours).where(hours.c.hours_id == hours_id, _site_filter(hours.c.site_id, site_id))
-            )
-        ).first()
-
-    async def feed_owner(self, secret_hash: str) -> uuid.UUID | None:
-        return await self.session.scalar(
-            select(calendar_feeds.c.member_id).where(calendar_feeds.c.secret_hash == secret_hash)
-        )
-
-    async def calendar_entries(self, member_id: uuid.UUID, since: datetime) -> list[Any]:
-        """Confirmed shifts from ``since`` on, and ones cancelled on the volunteer (so calendars remove them)."""
-        rows = await self.session.execute(
-            select(
-                signups.c.signup_id,
-                signups.c.status,
-                shifts.c.shift_id,
-                shifts.c.starts_at,
-                shifts.c.ends_at,
-                shifts.c.status.label("shift_status"),
-                shifts.c.revision,
-                shifts.c.updated_at,
-                signups.c.left_at,
-                roles.c.title.label("role_title"),
-            )
-            .join(shifts, shifts.c.shift_id == signups.c.shift_id)
-            .join(roles, and_(roles.c.site_id == shifts.c.site_id, roles.c.role_id == shifts.c.role_id))
-            .where(
-                signups.c.member_id == member_id,
-                signups.c.status.in_(("confirmed", "cancelled")),
-                shifts.c.ends_at >= since,
-            )
-            .order_by(shifts.c.starts_at)
-            .limit(1000)
-        )
-        return list(rows)
 
 
 _LOCK_FOR_SIGN_UP = f"""
@@ -1163,6 +695,4 @@ class VolunteeringUnitOfWork(UnitOfWork):
         self.people = PeopleRepository(self.session)
         self.shifts = ShiftRepository(self.session, self.driver)
         self.hours = HoursRepository(self.session)
-        self.read = ReadRepository(self.session)
         self.stipends = StipendRepository(self.session)
-        self.stipend_read = StipendQueries(self.session)

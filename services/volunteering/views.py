@@ -1,19 +1,18 @@
-"""HTTP adapters: parse, authorize, call a handler (writes) or read directly (queries), answer."""
+"""HTTP adapters: parse, authorize, call a handler (writes) or read through ``queries`` (reads), answer."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import uuid
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import icalendar
 from aiohttp import web
 
-from services.volunteering import domain, handlers
+from services.volunteering import attendance, domain, handlers
 from services.volunteering.commands import (
     Actor,
     AddHours,
@@ -69,17 +68,18 @@ from services.volunteering.commands import (
     VolunteerOut,
 )
 from services.volunteering.models import VolunteeringUnitOfWork
+from services.volunteering.queries import ResultRow, VolunteeringQueries
 from services.volunteering.settings import VolunteeringSettings
 from shared import paging
 from shared.access import STAFF, Role, Site
 from shared.clock import Clock
-from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.errors import Forbidden, NotFound
 from shared.groupcommit import GroupCommit
 from shared.locks import KeyedLocks
 from shared.uow import Outcome, execute
 from shared.web import SITES, Api, Call
 
-UOW = web.AppKey("volunteering_uow", Callable[[], VolunteeringUnitOfWork])
+UOW = web.AppKey[Callable[[], VolunteeringUnitOfWork]]("volunteering_uow")
 CLOCK = web.AppKey("volunteering_clock", Clock)
 SETTINGS = web.AppKey("volunteering_settings", VolunteeringSettings)
 
@@ -94,6 +94,13 @@ SIGNUPS = web.AppKey("volunteering_signups", GroupCommit)
 
 def uow_for(call: Call) -> VolunteeringUnitOfWork:
     return call.request.app[UOW]()
+
+
+@contextlib.asynccontextmanager
+async def queries_for(call: Call) -> AsyncIterator[VolunteeringQueries]:
+    """A read: the unit of work's connection, nothing written, rolled back at the end."""
+    async with uow_for(call) as uow:
+        yield VolunteeringQueries(uow.session)
 
 
 def clock_for(call: Call) -> Clock:
@@ -173,8 +180,8 @@ async def update_role(call: Call) -> object:
 
 @api.get("/roles", summary="The roles of this site", roles=PEOPLE, response=RoleList)
 async def list_roles(call: Call) -> RoleList:
-    async with uow_for(call) as uow:
-        records = await uow.read.roles(call.who.site_id)
+    async with queries_for(call) as queries:
+        records = await queries.roles(call.who.site_id)
     return RoleList(
         items=[
             RoleOut(
@@ -224,8 +231,8 @@ async def get_volunteer(call: Call) -> VolunteerOut:
     member_id = call.uuid_param("member_id")
     actor = actor_for(call)
     domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=member_id)
-    async with uow_for(call) as uow:
-        row = await uow.read.volunteer(member_id)
+    async with queries_for(call) as queries:
+        row = await queries.volunteer(member_id)
         if row is None or (actor.scope is not None and row.site_id != actor.scope):
             raise NotFound("No such volunteer here.", code="volunteer_not_found")
         site = await site_for(call, row.site_id)
@@ -233,9 +240,9 @@ async def get_volunteer(call: Call) -> VolunteerOut:
         local_now = now.astimezone(site.zone)
         month_start = datetime(local_now.year, local_now.month, 1, tzinfo=site.zone)
         next_month = (month_start + timedelta(days=32)).replace(day=1)
-        minutes = await uow.read.minutes_by_status(member_id, month_start, next_month)
-        records = await uow.read.training_records(member_id)
-        role_records = {r.role_id: r for r in await uow.read.roles(row.site_id)}
+        minutes = await queries.minutes_by_status(member_id, month_start, next_month)
+        records = await queries.training_records(member_id)
+        role_records = {r.role_id: r for r in await queries.roles(row.site_id)}
     profile = domain.Profile(row.member_id, row.site_id, tuple(row.roles), row.active)
     held = [domain.TrainingRecord(r.training_id, r.completed_on, r.expires_on) for r in records]
     qualified = [
@@ -363,11 +370,13 @@ async def list_shifts(call: Call) -> ShiftPage:
         default_span=DEFAULT_RANGE,
     )
     start, end = between.start, between.end
-    after = _decode_cursor(query.cursor) if query.cursor else None
+    assert start is not None and end is not None  # a default start and span always bound the window
+    after = paging.decode_time_cursor(query.cursor) if query.cursor else None
     volunteer = None if actor.is_staff else actor.member_id
     items: list[ShiftOut] = []
     more = False
     async with uow_for(call) as uow:
+        queries = VolunteeringQueries(uow.session)
         role_ids: list[str] | None = [query.role] if query.role else None
         profile: domain.Profile | None = None
         held: list[domain.TrainingRecord] = []
@@ -378,7 +387,7 @@ async def list_shifts(call: Call) -> ShiftPage:
             role_ids = [r for r in profile.roles if query.role in (None, r)]
         # Qualification is checked here, with the same rule sign-up uses; pages are refilled until full.
         while len(items) <= query.limit:
-            rows = await uow.read.shifts(
+            rows = await queries.shifts(
                 site.site_id,
                 start=start,
                 end=end,
@@ -409,13 +418,13 @@ async def list_shifts(call: Call) -> ShiftPage:
             if more or len(rows) <= query.limit:
                 break
         if volunteer is not None:
-            mine = await uow.read.my_active_signups(volunteer, [i.shift_id for i in items])
+            mine = await queries.my_active_signups(volunteer, [i.shift_id for i in items])
             for item in items:
                 if item.shift_id in mine:
                     item.my_signup = MySignupOut(
                         status=mine[item.shift_id].status, position=mine[item.shift_id].position
                     )
-    next_cursor = _encode_cursor(items[-1].starts_at, items[-1].shift_id) if more and items else None
+    next_cursor = paging.encode_cursor(items[-1].starts_at, items[-1].shift_id) if more and items else None
     return ShiftPage(items=items, next_cursor=next_cursor)
 
 
@@ -429,13 +438,13 @@ async def list_shifts(call: Call) -> ShiftPage:
 async def get_shift(call: Call) -> ShiftOut:
     shift_id = call.uuid_param("shift_id")
     actor = actor_for(call)
-    async with uow_for(call) as uow:
-        row = await uow.read.shift(shift_id, actor.scope)
+    async with queries_for(call) as queries:
+        row = await queries.shift(shift_id, actor.scope)
         if row is None:
             raise NotFound("No such shift here.", code="shift_not_found")
         out = _shift_out(row)
         if actor.member_id is not None:
-            mine = (await uow.read.my_active_signups(actor.member_id, [shift_id])).get(shift_id)
+            mine = (await queries.my_active_signups(actor.member_id, [shift_id])).get(shift_id)
             if mine is not None:
                 out.my_signup = MySignupOut(status=mine.status, position=mine.position)
     return out
@@ -482,10 +491,10 @@ async def cancel_shift(call: Call) -> object:
 )
 async def list_signups(call: Call) -> SignupList:
     shift_id = call.uuid_param("shift_id")
-    async with uow_for(call) as uow:
-        if await uow.read.shift(shift_id, actor_for(call).scope) is None:
+    async with queries_for(call) as queries:
+        if await queries.shift(shift_id, actor_for(call).scope) is None:
             raise NotFound("No such shift here.", code="shift_not_found")
-        rows = await uow.read.signups_of(shift_id)
+        rows = await queries.signups_of(shift_id)
     return SignupList(items=[SignupOut.model_validate(row, from_attributes=True) for row in rows])
 
 
@@ -541,9 +550,9 @@ async def my_shifts(call: Call) -> MyShifts:
     query: MyShiftsQuery = call.query
     member_id = own_member(call)
     now = clock_for(call).now()
-    async with uow_for(call) as uow:
-        upcoming = await uow.read.my_shifts(member_id, now=now, upcoming=True, limit=query.upcoming_limit)
-        past = await uow.read.my_shifts(member_id, now=now, upcoming=False, limit=query.past_limit)
+    async with queries_for(call) as queries:
+        upcoming = await queries.my_shifts(member_id, now=now, upcoming=True, limit=query.upcoming_limit)
+        past = await queries.my_shifts(member_id, now=now, upcoming=False, limit=query.past_limit)
     return MyShifts(
         upcoming=[MyShiftOut.model_validate(r, from_attributes=True) for r in upcoming],
         past=[MyShiftOut.model_validate(r, from_attributes=True) for r in past],
@@ -594,11 +603,11 @@ async def calendar_feed(call: Call) -> web.Response:
     if not feed.endswith(".ics") or not 20 <= len(feed) <= 100:
         raise NotFound("No such calendar.", code="calendar_not_found")
     now = clock_for(call).now()
-    async with uow_for(call) as uow:
-        member_id = await uow.read.feed_owner(domain.hash_feed_secret(feed.removesuffix(".ics")))
+    async with queries_for(call) as queries:
+        member_id = await queries.feed_owner(domain.hash_feed_secret(feed.removesuffix(".ics")))
         if member_id is None:
             raise NotFound("No such calendar.", code="calendar_not_found")
-        entries = await uow.read.calendar_entries(member_id, now - timedelta(days=_settings(call).calendar_past_days))
+        entries = await queries.calendar_entries(member_id, now - timedelta(days=_settings(call).calendar_past_days))
     return web.Response(
         body=_calendar(entries, now),
         content_type="text/calendar",
@@ -607,7 +616,7 @@ async def calendar_feed(call: Call) -> web.Response:
     )
 
 
-def _calendar(entries: list[Any], now: datetime) -> bytes:
+def _calendar(entries: list[ResultRow], now: datetime) -> bytes:
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//Recovery community center//volunteering//EN")
     calendar.add("version", "2.0")
@@ -627,7 +636,8 @@ def _calendar(entries: list[Any], now: datetime) -> bytes:
         cancelled = left or entry.shift_status == "cancelled"
         event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         calendar.add_component(event)
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()
+    return ical
 
 
 # Hours
@@ -664,8 +674,8 @@ async def list_hours(call: Call) -> HoursPage:
 async def get_hours(call: Call) -> HoursOut:
     hours_id = call.uuid_param("hours_id")
     actor = actor_for(call)
-    async with uow_for(call) as uow:
-        row = await uow.read.hours_record(hours_id, actor.scope)
+    async with queries_for(call) as queries:
+        row = await queries.hours_record(hours_id, actor.scope)
     if row is None:
         raise NotFound("No such hours record here.", code="hours_not_found")
     domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=row.member_id)
@@ -685,7 +695,7 @@ async def get_hours(call: Call) -> HoursOut:
 async def add_hours(call: Call) -> object:
     body: AddHoursBody = call.body
     cmd = AddHours(actor_for(call), body.member_id, body.shift_id, body.minutes, body.reason)
-    return await run_command(call, handlers.add_hours, cmd, status=201, idempotent=True)
+    return await run_command(call, attendance.add_hours, cmd, status=201, idempotent=True)
 
 
 @api.post(
@@ -700,7 +710,7 @@ async def add_hours(call: Call) -> object:
 async def correct_hours(call: Call) -> object:
     body: CorrectHoursBody = call.body
     cmd = CorrectHours(actor_for(call), call.uuid_param("hours_id"), body.minutes, body.reason)
-    return await run_command(call, handlers.correct_hours, cmd, idempotent=True)
+    return await run_command(call, attendance.correct_hours, cmd, idempotent=True)
 
 
 @api.post(
@@ -713,7 +723,7 @@ async def correct_hours(call: Call) -> object:
 )
 async def approve_hours(call: Call) -> object:
     cmd = ApproveHours(actor_for(call), call.uuid_param("hours_id"))
-    return await run_command(call, handlers.approve_hours, cmd, idempotent=True)
+    return await run_command(call, attendance.approve_hours, cmd, idempotent=True)
 
 
 @api.post(
@@ -728,7 +738,7 @@ async def approve_hours(call: Call) -> object:
 async def reject_hours(call: Call) -> object:
     body: RejectHoursBody = call.body
     cmd = RejectHours(actor_for(call), call.uuid_param("hours_id"), body.reason)
-    return await run_command(call, handlers.reject_hours, cmd, idempotent=True)
+    return await run_command(call, attendance.reject_hours, cmd, idempotent=True)
 
 
 async def _hours_page(
@@ -745,9 +755,9 @@ async def _hours_page(
     site = await site_for(call)
     between = paging.instant_range(from_, to, site.zone)
     start, end = between.start, between.end
-    before = _decode_cursor(cursor) if cursor else None
-    async with uow_for(call) as uow:
-        rows = await uow.read.hours_page(
+    before = paging.decode_time_cursor(cursor) if cursor else None
+    async with queries_for(call) as queries:
+        rows = await queries.hours_page(
             site_id=site_id, member_id=member_id, status=status, start=start, end=end, before=before, limit=limit + 1
         )
     items = [HoursOut.model_validate(r, from_attributes=True) for r in rows[:limit]]
@@ -755,11 +765,11 @@ async def _hours_page(
     for item in items:
         totals[item.status] = totals.get(item.status, 0) + item.minutes
     more = len(rows) > limit
-    next_cursor = _encode_cursor(rows[limit - 1].created_at, items[-1].hours_id) if more else None
+    next_cursor = paging.encode_cursor(rows[limit - 1].created_at, items[-1].hours_id) if more else None
     return HoursPage(items=items, next_cursor=next_cursor, total_minutes=totals)
 
 
-def _shift_out(row: Any) -> ShiftOut:
+def _shift_out(row: ResultRow) -> ShiftOut:
     zone = zoneinfo.ZoneInfo(row.timezone)
     scheduled = row.status == "scheduled"
     return ShiftOut(
@@ -779,18 +789,6 @@ def _shift_out(row: Any) -> ShiftOut:
         supervisor_on_duty=row.supervisor_on_duty if row.needs_supervisor else None,
         status=row.status,
     )
-
-
-def _encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), uuid.UUID(row_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc
 
 
 # The stipends' routes go on this same api (same app, same paths), after volunteering's own.

@@ -91,9 +91,9 @@ def probe_event(event_type: str) -> Event:
 
 
 async def commit(sessionmaker: Callable[[], AsyncConnection], *events: Event) -> None:
+    # Queued as built (the tests know their ids), as ``uow.emit`` would have queued them.
     async with CheckinUnitOfWork(sessionmaker, Base.metadata) as uow:
-        for event in events:
-            uow.emit(event)
+        uow.events.extend(events)
         await uow.commit()
 
 

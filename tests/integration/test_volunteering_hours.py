@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from services.checkin.models import Base as CheckinBase
-from services.volunteering import handlers
+from services.volunteering import attendance, handlers
 from services.volunteering.commands import MarkMissedShifts
 from shared import access
 from shared.clock import FixedClock
@@ -242,7 +242,7 @@ def attendance_consumer(center: Center, clock: FixedClock) -> Any:
         f"it-{uuid.uuid4().hex[:6]}",
         center.uow,
         clock,
-        Subscriptions({VisitorCheckedIn: handlers.record_check_in, VisitorCheckedOut: handlers.record_check_out}),
+        Subscriptions({VisitorCheckedIn: attendance.record_check_in, VisitorCheckedOut: attendance.record_check_out}),
     )
 
 

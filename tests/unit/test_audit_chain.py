@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from services.audit import handlers
 from services.audit.commands import AppendToAuditLog
 from services.audit.domain import GENESIS_HASH, ChainCheck, ChainLink, chain_hash
+from services.audit.models import NewEntry
 from services.audit.reports.facts import LoggedEvent
 from shared.clock import FixedClock
 from shared.events import MalformedEvent, ReceivedEvent, canonical_json, envelope
@@ -235,8 +236,8 @@ class FakeAuditRepository:
         recorded = {row["event_id"] for row in self.rows}
         return {event_id for event_id in event_ids if event_id in recorded}
 
-    async def append(self, entries: list[dict[str, Any]]) -> None:
-        self.rows.extend(entries)
+    async def append(self, entries: list[NewEntry]) -> None:
+        self.rows.extend(asdict(entry) for entry in entries)
 
     def chain(self) -> list[ChainLink]:
         """The links as AuditRepository.links reads them back (event_id column is a UUID)."""

@@ -1,10 +1,10 @@
 """Reports for funders: projections of the audit log (the ``rp_*`` tables) and the figures read from them.
 
 Modules: ``tables`` (the projection tables), ``facts`` (facts read from logged events, one extractor per event
-type), ``rows`` and ``statements`` (the rows as merged and the set-based SQL that stores them), ``projector``
-(applies a batch's facts to the tables, in the audit append's transaction), ``rules`` (dates, day bitmaps,
-occupancy, hours), ``suppression`` (small cells, primary and complementary), ``queries`` (the report figures as
-SQL over the tables) and ``exports`` (CSV and SVG).
+type, registered on its contract class), ``rows`` and ``statements`` (the rows as merged and the set-based SQL that
+stores them), ``projector`` (applies a batch's facts to the tables, in the audit append's transaction), ``rules``
+(dates, day bitmaps, occupancy, hours), ``suppression`` (small cells, primary and complementary), ``queries`` (the
+report figures as SQL over the tables) and ``exports`` (CSV and SVG).
 
 Every figure is a function of the events in the audit log and of each site's time zone, nothing else: the
 projections can be dropped and rebuilt from the log (``rcc reports rebuild``) and the reports come out identical.
@@ -42,7 +42,7 @@ Volunteering.
   shifts_missed: distinct signup_id of ``volunteering.shift_missed`` (starts_at) in range.
 - stipends_accrued_cents: amount_cents of ``volunteering.stipend_accrued`` minus amount_cents of
   ``volunteering.stipend_reversed``; stipends_paid_cents: amount_cents of ``volunteering.stipend_paid``; each
-  counted on its event time's local date. (Projected by type name from the raw data; 0 until they exist.)
+  counted on its event time's local date.
 
 Gatherings (a gathering is a group session, ``session_id``, or a sober event, ``event_id``). A gathering's local
 date is that of its starts_at, as carried by its latest fact (event time); a gathering is cancelled once any

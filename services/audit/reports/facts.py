@@ -1,10 +1,15 @@
-"""Facts the report projections are made of, read from logged events: one extractor per event type.
+"""Facts the report projections are made of, read from logged events: one extractor per event type, registered
+on the published contract class it reads (``@extracts(VisitorCheckedIn)``, keyed on its ``event_type``).
 
 Each extractor turns an event's data into a fact (a check-in, an hours decision, a gathering fact, a counter) and
 adds it to the batch; services/audit/reports/projector.py applies a batch's facts to the tables. Events come
 already parsed (:meth:`LoggedEvent.of` a received event, or :meth:`LoggedEvent.from_body` a logged one when the
 log is replayed) and each is read once.
 
+The data is read field by field with this module's own readers, not validated as the contract class (nor through
+``shared.inbox``): the log holds every entry as it was published, by any version of its publisher, and
+``rcc reports rebuild`` replays all of them, so an extractor reads only the fields it needs, with the defaults an
+older entry needs (a check-in without ``anonymous`` is anonymous when it names no member), and ignores the rest.
 Event data that does not have the expected shape is skipped and logged (by id and type only): the audit log
 must record every event, so a projection never fails an append.
 """
@@ -18,6 +23,29 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.contracts import EventData
+from shared.contracts.checkin import VisitorCheckedIn, VisitorCheckedOut
+from shared.contracts.gatherings import (
+    EventCancelled,
+    EventScheduled,
+    GatheringAttended,
+    GatheringPromotedFromWaitlist,
+    GatheringRegistered,
+    GatheringRegistrationCancelled,
+    GatheringWaitlisted,
+    SessionCancelled,
+    SessionScheduled,
+)
+from shared.contracts.volunteering import (
+    HoursApproved,
+    HoursRejected,
+    PromotedFromWaitlist,
+    ShiftMissed,
+    ShiftWorked,
+    StipendAccrued,
+    StipendPaid,
+    StipendReversed,
+)
 from shared.events import ReceivedEvent, parse_time
 from shared.logging import get_logger
 
@@ -189,19 +217,26 @@ class Batch:
 # --- one extractor per event type ------------------------------------------------------------------------------------
 
 Extractor = Callable[[LoggedEvent, Batch], None]
+# By event type as the log names it (the contract's ``event_type``).
 EXTRACTORS: dict[str, Extractor] = {}
 
 
-def extracts(*event_types: str) -> Callable[[Extractor], Extractor]:
+def extracts(*contracts: type[EventData]) -> Callable[[Extractor], Extractor]:
+    """Register an extractor for the published contracts it reads. Keyed on the class, not on a type string, so a
+    renamed type (or a new ``.v2`` class) changes here too instead of silently ending a projection; the extractor
+    still reads the data with the tolerant readers above, never with the class."""
+
     def register(extractor: Extractor) -> Extractor:
-        for event_type in event_types:
-            EXTRACTORS[event_type] = extractor
+        for contract in contracts:
+            if contract.event_type in EXTRACTORS:
+                raise ValueError(f"two extractors for {contract.event_type}")
+            EXTRACTORS[contract.event_type] = extractor
         return extractor
 
     return register
 
 
-@extracts("checkin.visitor_checked_in")
+@extracts(VisitorCheckedIn)
 def visitor_checked_in(event: LoggedEvent, batch: Batch) -> None:
     d = event.data
     member_id = _opt_uuid(d.get("member_id"))
@@ -221,7 +256,7 @@ def visitor_checked_in(event: LoggedEvent, batch: Batch) -> None:
     )
 
 
-@extracts("checkin.visitor_checked_out")
+@extracts(VisitorCheckedOut)
 def visitor_checked_out(event: LoggedEvent, batch: Batch) -> None:
     d = event.data
     member_id = _opt_uuid(d.get("member_id"))
@@ -241,7 +276,7 @@ def visitor_checked_out(event: LoggedEvent, batch: Batch) -> None:
     )
 
 
-@extracts("volunteering.hours_approved", "volunteering.hours_rejected")
+@extracts(HoursApproved, HoursRejected)
 def hours_decided(event: LoggedEvent, batch: Batch) -> None:
     d = event.data
     batch.hours.append(
@@ -252,13 +287,13 @@ def hours_decided(event: LoggedEvent, batch: Batch) -> None:
             role_id=_text(d["role_id"]),
             shift_starts_at=_instant(d["shift_starts_at"]),
             minutes=_int(d["minutes"]),
-            approved=event.type == "volunteering.hours_approved",
+            approved=event.type == HoursApproved.event_type,
             key=event.key,
         )
     )
 
 
-@extracts("volunteering.shift_worked")
+@extracts(ShiftWorked)
 def shift_worked(event: LoggedEvent, batch: Batch) -> None:
     d = event.data
     batch.shifts.append(
@@ -266,32 +301,30 @@ def shift_worked(event: LoggedEvent, batch: Batch) -> None:
     )
 
 
-@extracts("volunteering.shift_missed")
+@extracts(ShiftMissed)
 def shift_missed(event: LoggedEvent, batch: Batch) -> None:
     d = event.data
     batch.shifts.append(ShiftFact("missed", _uuid(d["signup_id"]), event.site_id, _instant(d["starts_at"]), event.key))
 
 
-@extracts("volunteering.promoted_from_waitlist")
+@extracts(PromotedFromWaitlist)
 def volunteer_promoted(event: LoggedEvent, batch: Batch) -> None:
     batch.counters.append(CounterFact(event.site_id, event.time, "waitlist_promotions", 1))
 
 
-# The stipend events are projected by name from their raw data: their contract classes arrive with the stipend
-# ledger, and nothing here needs to change then.
-@extracts("volunteering.stipend_accrued")
+@extracts(StipendAccrued)
 def stipend_accrued(event: LoggedEvent, batch: Batch) -> None:
     amount = _int(event.data["amount_cents"], INT63)
     batch.counters.append(CounterFact(event.site_id, event.time, "stipends_accrued_cents", amount))
 
 
-@extracts("volunteering.stipend_reversed")
+@extracts(StipendReversed)
 def stipend_reversed(event: LoggedEvent, batch: Batch) -> None:
     amount = _int(event.data["amount_cents"], INT63)  # the positive amount being reversed
     batch.counters.append(CounterFact(event.site_id, event.time, "stipends_accrued_cents", -amount))
 
 
-@extracts("volunteering.stipend_paid")
+@extracts(StipendPaid)
 def stipend_paid(event: LoggedEvent, batch: Batch) -> None:
     amount = _int(event.data["amount_cents"], INT63)
     batch.counters.append(CounterFact(event.site_id, event.time, "stipends_paid_cents", amount))
@@ -308,34 +341,34 @@ def _gathering(event: LoggedEvent, **changes: Any) -> GatheringFact:
     return GatheringFact(gathering_id, kind, event.site_id, _instant(d["starts_at"]), event.key, **changes)
 
 
-@extracts("gatherings.session_scheduled", "gatherings.event_scheduled", "gatherings.waitlisted")
+@extracts(SessionScheduled, EventScheduled, GatheringWaitlisted)
 def gathering_scheduled(event: LoggedEvent, batch: Batch) -> None:
     batch.gatherings.append(_gathering(event))
 
 
-@extracts("gatherings.session_cancelled", "gatherings.event_cancelled")
+@extracts(SessionCancelled, EventCancelled)
 def gathering_cancelled(event: LoggedEvent, batch: Batch) -> None:
     batch.gatherings.append(_gathering(event, cancelled=True))
 
 
-@extracts("gatherings.registered")
+@extracts(GatheringRegistered)
 def gathering_registered(event: LoggedEvent, batch: Batch) -> None:
     batch.gatherings.append(_gathering(event, registrations=1))
 
 
-@extracts("gatherings.promoted_from_waitlist")
+@extracts(GatheringPromotedFromWaitlist)
 def gathering_promoted(event: LoggedEvent, batch: Batch) -> None:
     batch.gatherings.append(_gathering(event, registrations=1))
     batch.counters.append(CounterFact(event.site_id, event.time, "waitlist_promotions", 1))
 
 
-@extracts("gatherings.registration_cancelled")
+@extracts(GatheringRegistrationCancelled)
 def gathering_registration_cancelled(event: LoggedEvent, batch: Batch) -> None:
     confirmed = _text(event.data["previous_status"]) == "confirmed"
     batch.gatherings.append(_gathering(event, registrations=-1 if confirmed else 0))
 
 
-@extracts("gatherings.attended")
+@extracts(GatheringAttended)
 def gathering_attended(event: LoggedEvent, batch: Batch) -> None:
     fact = _gathering(event)
     batch.gatherings.append(fact)

@@ -20,7 +20,7 @@ import time
 import uuid
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -39,7 +39,7 @@ from services.audit.reports.facts import (
     VisitFact,
     extract,
 )
-from services.audit.reports.rows import Deltas, GatheringRow, HoursRow, ShiftRow, VisitRow, rows_of
+from services.audit.reports.rows import Deltas, GatheringRow, HoursRow, ProjectedRow, ShiftRow, VisitRow, rows_of
 from services.audit.reports.rules import (
     HOUR,
     NETWORK,
@@ -88,7 +88,6 @@ class ProjectionStats:
 
 
 Key = tuple[Any, ...]
-Change = tuple[Any, Any]  # (row before or None, row after)
 
 # Sites' zones change rarely (and a change needs ``rcc reports rebuild`` anyway): a short cache spares the ingest
 # a round trip per batch. Sites the log names but access.sites does not know are looked up every time.
@@ -144,16 +143,21 @@ class Projector:
                 _zone_cache[site_id] = (now + ZONE_CACHE_TTL_S, zones[site_id])
         return {site_id: zones.get(site_id) or zone_named(None) for site_id in site_ids}
 
-    async def _store(self, table: Table, fresh: dict[Key, Any], refold: Callable[[Any], Any]) -> list[Change]:
+    async def _store(
+        self, table: Table, fresh: dict[Key, ProjectedRow], refold: Callable[[ProjectedRow], ProjectedRow]
+    ) -> list[tuple[ProjectedRow | None, ProjectedRow]]:
         """Write rows folded from the batch's facts alone; where a row already existed, fold the facts into it
-        instead. New rows cost one statement (insert-if-absent, returning the rows that were there)."""
+        instead. New rows cost one statement (insert-if-absent, returning the rows that were there). Returns the
+        changes: (row before, or None for a new row; row after)."""
         if not fresh:
             return []
         row_type = type(next(iter(fresh.values())))
         result = await self.session.execute(insert_new_statement(table), column_arrays(table, list(fresh.values())))
         keys = KEYS[table.name]
         stored = {tuple(getattr(row, k) for k in keys): row for row in rows_of(result, row_type)}
-        changes: list[Change] = [(None, row) for key, row in fresh.items() if key not in stored]
+        changes: list[tuple[ProjectedRow | None, ProjectedRow]] = [
+            (None, row) for key, row in fresh.items() if key not in stored
+        ]
         updated = []
         for old in stored.values():
             new = refold(dataclasses.replace(old))
@@ -198,13 +202,13 @@ class Projector:
                         for column in columns:
                             deltas.site(site_id, day, column, sign)
             old_day, new_day = (old.member_day() if old else None), row.member_day()
-            if old_day != new_day:
-                if old_day is None:
-                    added_days.append(new_day)  # type: ignore[arg-type]
-                else:  # a visit that already counted changed member, site or date (not expected): recount
-                    recount_members.add(old_day[1])
-                    if new_day is not None:
-                        recount_members.add(new_day[1])
+            if old_day is None and new_day is not None:
+                added_days.append(new_day)
+            elif old_day is not None and old_day != new_day:
+                # A visit that already counted changed member, site or date (not expected): recount.
+                recount_members.add(old_day[1])
+                if new_day is not None:
+                    recount_members.add(new_day[1])
             old_interval, new_interval = (old.closed_interval() if old else None), row.closed_interval()
             if old_interval != new_interval:
                 for interval in (old_interval, new_interval):
@@ -218,7 +222,7 @@ class Projector:
         if peak_hours:
             await self._refresh_peaks(peak_hours)
 
-    async def _add_member_days(self, days: list[tuple[str, uuid.UUID, date]], deltas: Deltas) -> None:
+    async def _add_member_days(self, days: Iterable[tuple[str, uuid.UUID, date]], deltas: Deltas) -> None:
         """Record that members visited on days: move their first visits earlier (counting new members), give
         newcomers an ordinal, and set their bits in the days' member bitmaps."""
         firsts: dict[tuple[str, uuid.UUID], date] = {}
@@ -255,13 +259,14 @@ class Projector:
         already counted changed member, site or date)."""
         member_ids = list(members)
         wanted: dict[tuple[str, uuid.UUID], set[date]] = defaultdict(set)
-        visits = (
-            await self.session.execute(
+        visits: list[tuple[str, uuid.UUID, date]] = [
+            (site_id, member_id, day)
+            for site_id, member_id, day in await self.session.execute(
                 select(rp_visit.c.site_id, rp_visit.c.member_id, rp_visit.c.local_date).where(
                     rp_visit.c.member_id == any_(uuid_array("member_ids", member_ids)), rp_visit.c.checked_in
                 )
             )
-        ).all()
+        ]
         for site_id, member_id, day in visits:
             for scope in (site_id, NETWORK):
                 wanted[(scope, member_id)].add(day)

@@ -12,12 +12,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from services.volunteering.commands import Actor, Body, Query, Reason, Slug
 from services.volunteering.stipends.domain import Policy
+from shared.contracts.volunteering import PaymentMethod
 
 # Money is integer cents: strict, so 12.5 or "12" is refused rather than coerced.
 Cents = Annotated[int, Field(strict=True, ge=0, le=100_000_000)]
 Rate = Annotated[int, Field(strict=True, ge=0, le=1_000_000)]
 PeriodText = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-03"])]
-PaymentMethod = Literal["cash", "check", "bank_transfer", "gift_card", "other"]
 StipendKind = Literal["accrual", "adjustment"]
 CapCode = Literal["monthly_cap", "yearly_cap", "org_cap"]
 Year = Annotated[int, Field(ge=1900, le=9998)]
@@ -107,7 +107,7 @@ class CloseStipendPeriod:
 class MarkPayoutPaid:
     actor: Actor
     payout_id: uuid.UUID
-    method: str
+    method: PaymentMethod
     reference: str | None
 
 

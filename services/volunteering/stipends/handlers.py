@@ -28,6 +28,7 @@ from shared.contracts.volunteering import (
     StipendPeriodClosed,
     StipendPolicyChanged,
     StipendReversed,
+    StipendRoleRate,
 )
 from shared.errors import Conflict, InvalidInput, NotFound
 
@@ -68,13 +69,11 @@ async def set_stipend_policy(cmd: SetStipendPolicy, *, uow: VolunteeringUnitOfWo
             hourly_rate_cents=cmd.hourly_rate_cents,
             per_shift_cents=cmd.per_shift_cents,
             role_rates=[
-                {
-                    "role_id": r.role_id,
-                    "hourly_rate_cents": r.hourly_rate_cents,
-                    "per_shift_cents": r.per_shift_cents,
-                }
+                StipendRoleRate(
+                    role_id=r.role_id, hourly_rate_cents=r.hourly_rate_cents, per_shift_cents=r.per_shift_cents
+                )
                 for r in proposed.role_rates
-            ],  # type: ignore[arg-type]
+            ],
             monthly_cap_cents=cmd.monthly_cap_cents,
             yearly_cap_cents=cmd.yearly_cap_cents,
             tax_threshold_cents=cmd.tax_threshold_cents,
@@ -236,7 +235,7 @@ async def close_stipend_period(
             accrued_cents=totals.accrued_cents,
             over_cap_cents=totals.over_cap_cents,
         ),
-        subject=period,
+        subject=str(period),
         site_id=site_id,
         actor_id=cmd.actor.actor_id,
         at=now,
@@ -296,7 +295,7 @@ async def mark_payout_paid(cmd: MarkPayoutPaid, *, uow: VolunteeringUnitOfWork, 
             period=payout.period,
             amount_cents=amount,
             paid_at=now,
-            method=cmd.method,  # type: ignore[arg-type]
+            method=cmd.method,
         ),
         subject=entry_id,
         site_id=payout.site_id,
@@ -312,7 +311,7 @@ async def mark_payout_paid(cmd: MarkPayoutPaid, *, uow: VolunteeringUnitOfWork, 
         paid_at=now,
         method=cmd.method,
         reference=cmd.reference,
-    )  # type: ignore[arg-type]
+    )
 
 
 async def reverse_stipend_entry(cmd: ReverseStipendEntry, *, uow: VolunteeringUnitOfWork, clock: Clock) -> ReversalOut:

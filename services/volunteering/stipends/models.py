@@ -493,7 +493,7 @@ class StipendRepository:
                 .with_for_update()
             )
         ).one()
-        return PeriodRecord(*row)
+        return PeriodRecord(**row._mapping)
 
     async def close_period(self, site_id: str, period: str, totals: PeriodTotals, at: datetime, by: str) -> None:
         await self.session.execute(

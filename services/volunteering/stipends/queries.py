@@ -42,11 +42,12 @@ class StipendQueries:
         return list(rows)
 
     async def last_closed_period(self, site_id: str) -> str | None:
-        return await self.session.scalar(
+        period: str | None = await self.session.scalar(
             select(func.max(stipend_periods.c.period)).where(
                 stipend_periods.c.site_id == site_id, stipend_periods.c.status == "closed"
             )
         )
+        return period
 
     async def stipend_period(self, site_id: str, period: str) -> Any:
         return (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -40,9 +41,21 @@ from services.volunteering.stipends.commands import (
     YearlyQuery,
     YearTotalOut,
 )
-from services.volunteering.views import PEOPLE, actor_for, api, clock_for, own_member, run_command, site_for, uow_for
+from services.volunteering.stipends.queries import StipendQueries
+from services.volunteering.views import (
+    PEOPLE,
+    actor_for,
+    api,
+    clock_for,
+    own_member,
+    queries_for,
+    run_command,
+    site_for,
+    uow_for,
+)
+from shared import paging
 from shared.access import STAFF, Role
-from shared.errors import InvalidInput, NotFound
+from shared.errors import NotFound
 from shared.events import format_time
 from shared.web import Call
 
@@ -71,6 +84,13 @@ def _period_param(call: Call) -> str:
 
 async def _this_year(call: Call) -> int:
     return clock_for(call).now().astimezone((await site_for(call)).zone).year
+
+
+@asynccontextmanager
+async def _queries(call: Call) -> AsyncIterator[StipendQueries]:
+    """A read, as volunteering's ``queries_for``: the unit of work's connection, nothing written."""
+    async with uow_for(call) as uow:
+        yield StipendQueries(uow.session)
 
 
 @api.route(
@@ -111,8 +131,8 @@ async def set_stipend_policy(call: Call) -> object:
 )
 async def get_stipend_policy(call: Call) -> StipendPolicies:
     site = await site_for(call)
-    async with uow_for(call) as uow:
-        policies = await uow.stipend_read.stipend_policies(site.site_id)
+    async with _queries(call) as queries:
+        policies = await queries.stipend_policies(site.site_id)
     current, upcoming = domain.current_and_upcoming(policies, clock_for(call).now().astimezone(site.zone).date())
     return StipendPolicies(
         current=StipendPolicyOut.of(current) if current else None, upcoming=[StipendPolicyOut.of(p) for p in upcoming]
@@ -130,10 +150,10 @@ async def list_stipend_periods(call: Call) -> PeriodList:
     query: StipendYearQuery = call.query
     site = await site_for(call)
     year = query.year or await _this_year(call)
-    async with uow_for(call) as uow:
-        rows = await uow.stipend_read.closed_periods(site.site_id, *domain.year_periods(year))
-        last_closed = await uow.stipend_read.last_closed_period(site.site_id)
-        policies = await uow.stipend_read.stipend_policies(site.site_id)
+    async with _queries(call) as queries:
+        rows = await queries.closed_periods(site.site_id, *domain.year_periods(year))
+        last_closed = await queries.last_closed_period(site.site_id)
+        policies = await queries.stipend_policies(site.site_id)
     first = domain.first_period(policies)
     next_to_close = domain.Period.parse(last_closed).next() if last_closed else first
     return PeriodList(
@@ -176,14 +196,15 @@ async def list_payouts(call: Call) -> object:
     site = await site_for(call)
     year = int(period[:4])
     as_csv = query.format == "csv" or (query.format is None and "text/csv" in call.request.headers.get("Accept", ""))
-    after = None if as_csv or not query.cursor else _decode_member_cursor(query.cursor)
-    async with uow_for(call) as uow:
-        row = await uow.stipend_read.stipend_period(site.site_id, period)
-        rows = await uow.stipend_read.payouts(
+    # Members are listed by id: the id is both the cursor's position and its key.
+    after = None if as_csv or not query.cursor else paging.decode_cursor(query.cursor)[1]
+    async with _queries(call) as queries:
+        row = await queries.stipend_period(site.site_id, period)
+        rows = await queries.payouts(
             site_id=site.site_id, period=period, after_member=after, limit=None if as_csv else query.limit + 1
         )
-        totals = {t.member_id: t.total_cents for t in await uow.stipend_read.year_totals(year, site_id=site.site_id)}
-        threshold = domain.tax_threshold(await uow.stipend_read.stipend_policies(site.site_id), year)
+        totals = {t.member_id: t.total_cents for t in await queries.year_totals(year, site_id=site.site_id)}
+        threshold = domain.tax_threshold(await queries.stipend_policies(site.site_id), year)
     more = not as_csv and len(rows) > query.limit
     items = [_admin_payout(r, totals.get(r.member_id, 0), threshold) for r in rows[: None if as_csv else query.limit]]
     if as_csv:
@@ -194,7 +215,7 @@ async def list_payouts(call: Call) -> object:
         status="closed" if closed else "open",
         closed_at=row.closed_at if closed else None,
         items=items,
-        next_cursor=_encode_member_cursor(items[-1].member_id) if more else None,
+        next_cursor=_member_cursor(items[-1].member_id) if more else None,
     )
 
 
@@ -257,8 +278,8 @@ async def volunteer_stipends(call: Call) -> StipendStatement:
     actor = actor_for(call)
     volunteering_domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=member_id)
     if actor.is_staff:
-        async with uow_for(call) as uow:
-            row = await uow.read.volunteer(member_id)
+        async with queries_for(call) as queries:
+            row = await queries.volunteer(member_id)
         if row is None or (actor.scope is not None and row.site_id != actor.scope):
             raise NotFound("No such volunteer here.", code="volunteer_not_found")
     return await _statement(call, member_id, query.year or await _this_year(call))
@@ -276,29 +297,29 @@ async def yearly_stipends(call: Call) -> YearlyPage:
     query: YearlyQuery = call.query
     site = await site_for(call)
     year = query.year or await _this_year(call)
-    after = _decode_member_cursor(query.cursor) if query.cursor else None
-    async with uow_for(call) as uow:
-        rows = await uow.stipend_read.year_totals(year, site_id=site.site_id, after_member=after, limit=query.limit + 1)
-        threshold = domain.tax_threshold(await uow.stipend_read.stipend_policies(site.site_id), year)
+    after = paging.decode_cursor(query.cursor)[1] if query.cursor else None  # by member id, as in list_payouts
+    async with _queries(call) as queries:
+        rows = await queries.year_totals(year, site_id=site.site_id, after_member=after, limit=query.limit + 1)
+        threshold = domain.tax_threshold(await queries.stipend_policies(site.site_id), year)
     items = [_year_total(year, r, threshold) for r in rows[: query.limit]]
     more = len(rows) > query.limit
     return YearlyPage(
         year=year,
         tax_threshold_cents=threshold,
         items=items,
-        next_cursor=_encode_member_cursor(items[-1].member_id) if more else None,
+        next_cursor=_member_cursor(items[-1].member_id) if more else None,
     )
 
 
 async def _statement(call: Call, member_id: uuid.UUID, year: int) -> StipendStatement:
     first, last = domain.year_periods(year)
-    async with uow_for(call) as uow:
-        payouts = await uow.stipend_read.payouts(member_id=member_id, first=first, last=last)
-        entries = await uow.stipend_read.stipend_entries(member_id, first, last)
-        behind = await uow.stipend_read.booked_hours([e.entry_id for e in entries if e.entry_type == "accrued"])
-        totals = await uow.stipend_read.year_totals(year, member_id=member_id)
+    async with _queries(call) as queries:
+        payouts = await queries.payouts(member_id=member_id, first=first, last=last)
+        entries = await queries.stipend_entries(member_id, first, last)
+        behind = await queries.booked_hours([e.entry_id for e in entries if e.entry_type == "accrued"])
+        totals = await queries.year_totals(year, member_id=member_id)
         thresholds = {
-            site_id: domain.tax_threshold(await uow.stipend_read.stipend_policies(site_id), year)
+            site_id: domain.tax_threshold(await queries.stipend_policies(site_id), year)
             for site_id in {t.site_id for t in totals}
         }
     reversed_by = {e.reverses_entry_id: e.entry_id for e in entries if e.reverses_entry_id is not None}
@@ -421,12 +442,5 @@ def _payouts_csv(site_id: str, period: str, items: list[AdminPayoutOut]) -> web.
     )
 
 
-def _encode_member_cursor(member_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(str(member_id).encode()).decode()
-
-
-def _decode_member_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The cursor is not one we gave out.", code="bad_cursor") from exc
+def _member_cursor(member_id: uuid.UUID) -> str:
+    return paging.encode_cursor(str(member_id), member_id)

@@ -3,6 +3,8 @@
 Revision ID: 0002
 """
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -13,7 +15,7 @@ SCHEMA = "volunteering"
 PERIOD_FORMAT = "period ~ '^[0-9]{4}-(0[1-9]|1[0-2])$'"
 
 
-def _ts(name: str, nullable: bool = False) -> sa.Column:
+def _ts(name: str, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
