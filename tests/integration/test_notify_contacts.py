@@ -3,6 +3,7 @@ verification message, verifying, withdrawing, erasure, and who may see an addres
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,9 +16,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from services.notify import SCHEMA
-from services.notify.models import Base
+from services.notify import SCHEMA, sender
+from services.notify.models import Base, NotifyUnitOfWork
 from services.notify.settings import NotifySettings
+from shared.clock import SystemClock
+from shared.db import make_connector
 from shared.settings import Settings
 from tests.support import members
 from tests.support.smtp import Inbox, smtp_server
@@ -436,3 +439,26 @@ async def test_the_migration_builds_the_schema_the_models_describe(engine: Async
     # The shared messaging tables come from shared.migrate (outside this service); only its own tables count here.
     ours = [d for d in found if "outbox" not in repr(d) and "inbox" not in repr(d) and "idempotency" not in repr(d)]
     assert ours == []
+
+
+async def test_several_senders_share_the_work_and_send_each_message_once(
+    nstack: Client, place: SiteUnderTest, inbox: Inbox, settings: Settings
+) -> None:
+    """Two more senders (as replicas would run) race the service's own over the same due rows."""
+    configured = NotifySettings(**{**settings.model_dump(), "smtp_url": inbox.url, "send_batch_size": 3})
+    engine = create_async_engine(settings.database_url)
+    try:
+        connect = make_connector(engine)
+        uow = lambda: NotifyUnitOfWork(connect, Base.metadata)  # noqa: E731
+        addresses = [_address() for _ in range(15)]
+        await asyncio.gather(*(_add(nstack, place, address) for address in addresses))
+        await asyncio.gather(*(sender.send_due(configured, uow, SystemClock()) for _ in range(4)))
+
+        async def all_arrived() -> bool:
+            return all(_to(inbox, address) for address in addresses)
+
+        await eventually(all_arrived)
+        await asyncio.sleep(0.5)  # a second copy, if any, would arrive by now
+        assert [len(_to(inbox, address)) for address in addresses] == [1] * len(addresses)
+    finally:
+        await engine.dispose()
