@@ -8,11 +8,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
     CheckConstraint,
+    Column,
     DateTime,
     ForeignKey,
     Index,
@@ -224,7 +225,7 @@ class DeliveryRow:
     channel: Channel
 
 
-def _contact_columns() -> tuple:  # type: ignore[type-arg]  # a tuple of heterogeneous Core columns
+def _contact_columns() -> tuple[Column[Any], ...]:
     c = contacts.c
     return (
         c.contact_id,

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from services.notify.commands import ChannelReachability, ContactList, Reachability
 from services.notify.handlers import contact_out
 from services.notify.models import ContactRow, NotifyUnitOfWork, _contact_columns, contacts
+from shared.contracts.notify import Channel
 
 # Permanent refusals after which a contact counts as bouncing (not reachable).
 BOUNCING_AFTER = 3
@@ -33,8 +34,8 @@ async def reachability(uow: NotifyUnitOfWork, member_id: uuid.UUID, site_id: str
             c.member_id == member_id, c.site_id == site_id, c.withdrawn_at.is_(None)
         )
     )
-    by_channel: dict[str, bool] = {}
+    by_channel: dict[Channel, bool] = {}
     for channel, reachable in rows:
         by_channel[channel] = by_channel.get(channel, False) or bool(reachable)
-    channels = [ChannelReachability(channel=ch, reachable=ok) for ch, ok in sorted(by_channel.items())]  # type: ignore[arg-type]
+    channels = [ChannelReachability(channel=ch, reachable=ok) for ch, ok in sorted(by_channel.items())]
     return Reachability(member_id=member_id, reachable=any(by_channel.values()), channels=channels)

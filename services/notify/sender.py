@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from services.notify import handlers
 from services.notify.commands import DeliveryOutcome, OutcomeRecorded
+from services.notify.domain import DeliveryStatus
 from services.notify.mail import Letter, PermanentFailure, Relay, TemporaryFailure, compose, send
 from services.notify.models import ClaimedDelivery, NotifyUnitOfWork
 from services.notify.settings import NotifySettings
@@ -34,10 +35,10 @@ async def send_due(settings: NotifySettings, uow: Callable[[], NotifyUnitOfWork]
 
 
 async def _deliver(delivery: ClaimedDelivery, settings: NotifySettings, relay: Relay, clock: Clock) -> DeliveryOutcome:
-    def outcome(status: str | None, error: str | None) -> DeliveryOutcome:
+    def outcome(status: DeliveryStatus | None, error: str | None) -> DeliveryOutcome:
         return DeliveryOutcome(
             delivery_id=delivery.delivery_id,
-            outcome=status,  # type: ignore[arg-type]
+            outcome=status,
             error=error,
             max_attempts=settings.max_attempts,
             retry_base_s=settings.retry_base_s,
