@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
@@ -22,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.audit import SCHEMA
 from services.audit.domain import GENESIS_HASH, ChainLink
 from services.audit.reports.projector import Projector
-from shared.db import service_metadata
+from shared.db import column_values, service_metadata
 from shared.uow import UnitOfWork
 
 
@@ -102,7 +102,7 @@ class AuditRepository:
 
     async def append(self, entries: list[NewEntry]) -> None:
         if entries:
-            await self.session.execute(insert(audit_log), [asdict(entry) for entry in entries])
+            await self.session.execute(insert(audit_log), [column_values(entry) for entry in entries])
 
     async def links(self, chunk_rows: int) -> AsyncIterator[list[ChainLink]]:
         """The whole chain in sequence order, a chunk at a time (keyset pagination keeps memory flat)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +54,7 @@ from services.volunteering.tables import (
     volunteers,
 )
 from shared.contracts.volunteering import ActingAs
+from shared.db import column_values
 from shared.events import Event
 from shared.members import KnownMembersRepository, MemberStanding
 from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
@@ -81,7 +81,7 @@ class PeopleRepository(KnownMembersRepository):
 
     async def add_role(self, role: RoleRecord, at: datetime) -> bool:
         """False when the site has a role of this id already."""
-        values = {**asdict(role), "required_trainings": list(role.required_trainings)}
+        values = {**column_values(role), "required_trainings": list(role.required_trainings)}
         result = await self.session.execute(
             insert(roles)
             .values(**values, created_at=at, updated_at=at)
@@ -147,7 +147,7 @@ class PeopleRepository(KnownMembersRepository):
         )
 
     async def add_training(self, record: NewTraining) -> None:
-        await self.session.execute(insert(trainings).values(**asdict(record)))
+        await self.session.execute(insert(trainings).values(**column_values(record)))
 
     async def qualification_facts(self, member_id: uuid.UUID) -> tuple[Profile | None, list[TrainingRecord]]:
         """The profile and training records of a member, in one round trip."""
@@ -190,7 +190,7 @@ class ShiftRepository:
         self.driver = driver
 
     async def add_series(self, new: SeriesRecord, at: datetime, by: str) -> None:
-        values = {**asdict(new), "exceptions": list(new.exceptions)}
+        values = {**column_values(new), "exceptions": list(new.exceptions)}
         await self.session.execute(insert(series).values(**values, created_at=at, created_by=by))
 
     async def add_shifts(self, new: Sequence[NewShift]) -> set[uuid.UUID]:
@@ -199,7 +199,13 @@ class ShiftRepository:
         if not new:
             return set()
         rows = [
-            {**asdict(s), "confirmed": 0, "status": "scheduled", "updated_at": s.created_at, "cancelled_at": None}
+            {
+                **column_values(s),
+                "confirmed": 0,
+                "status": "scheduled",
+                "updated_at": s.created_at,
+                "cancelled_at": None,
+            }
             for s in new
         ]
         result = await self.session.execute(
@@ -277,7 +283,7 @@ class ShiftRepository:
 
     async def change_terms(self, shift_id: uuid.UUID, terms: ShiftTerms, at: datetime, *, revised: bool) -> None:
         """``revised``: the time changed, which volunteers' calendars must pick up (their SEQUENCE)."""
-        values: dict[str, object] = {**asdict(terms), "updated_at": at}
+        values: dict[str, object] = {**column_values(terms), "updated_at": at}
         if revised:
             values["revision"] = shifts.c.revision + 1
         await self.session.execute(update(shifts).where(shifts.c.shift_id == shift_id).values(**values))
@@ -517,7 +523,7 @@ class HoursRepository:
     async def start_attendance(self, visit: VisitAttendance) -> bool:
         """False when this visit was already recorded (a redelivery, or its check-out came first)."""
         result = await self.session.execute(
-            insert(attendance).values(**asdict(visit)).on_conflict_do_nothing().returning(attendance.c.visit_id)
+            insert(attendance).values(**column_values(visit)).on_conflict_do_nothing().returning(attendance.c.visit_id)
         )
         return result.first() is not None
 
@@ -526,7 +532,7 @@ class HoursRepository:
         time, so a visit yields hours once."""
         result = await self.session.execute(
             insert(attendance)
-            .values(**asdict(visit))
+            .values(**column_values(visit))
             .on_conflict_do_update(
                 index_elements=[attendance.c.visit_id],
                 set_={"checked_out_at": visit.checked_out_at, "closed_by": visit.closed_by},
@@ -537,7 +543,7 @@ class HoursRepository:
         return result.first() is not None
 
     async def add(self, new: NewHours) -> None:
-        values = {**asdict(new), "review_codes": list(new.review_codes)}
+        values = {**column_values(new), "review_codes": list(new.review_codes)}
         await self.session.execute(insert(hours).values(**values, status="pending"))
 
     async def lock(self, hours_id: uuid.UUID, site_id: str | None) -> HoursRow | None:

@@ -3,7 +3,6 @@ figures, and the deltas of those figures a batch adds up to."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 import zoneinfo
 from collections import defaultdict
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 
 from services.audit.reports.facts import VisitFact
 from services.audit.reports.rules import LONG_VISIT, NETWORK, PURPOSES, SUPPORT_TYPES, day_start, local_date
+from shared.db import field_names
 
 # --- deltas of the additive daily figures -----------------------------------------------------------------------------
 
@@ -174,19 +174,3 @@ def rows_of(result: Iterable[Any], row_type: type[ProjectedRow]) -> list[Project
     """Rows of a result (any object with the row type's fields as attributes) as the row type."""
     names = field_names(row_type)
     return [row_type(**{name: getattr(r, name) for name in names}) for r in result]
-
-
-# Not functools.cache: mypy takes a class for unhashable there (its __hash__ is the instances').
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def field_names(row_type: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(row_type)
-    if names is None:
-        names = _FIELD_NAMES[row_type] = tuple(f.name for f in dataclasses.fields(row_type))
-    return names
-
-
-def as_row(row: object) -> dict[str, Any]:
-    """A dataclass as the column values to write (shallow: ``dataclasses.asdict`` deep-copies every value)."""
-    return {name: getattr(row, name) for name in field_names(type(row))}

@@ -13,9 +13,9 @@ from sqlalchemy import Table, and_, bindparam, cast, delete, func, not_, select,
 from sqlalchemy.dialects.postgresql import ARRAY, BIT, UUID, insert
 from sqlalchemy.types import Date, Integer, Text
 
-from services.audit.reports.rows import as_row
 from services.audit.reports.rules import overlapping
 from services.audit.reports.tables import PROJECTION_TABLES, Bits, bits_text, rp_visit
+from shared.db import column_values
 
 KEYS: dict[str, tuple[str, ...]] = {
     table.name: tuple(column.name for column in table.primary_key.columns) for table in PROJECTION_TABLES
@@ -29,7 +29,7 @@ def _element_type(column: Any) -> Any:
 
 def column_arrays(table: Table, rows: Sequence[Any], prefix: str = "a") -> dict[str, list[Any]]:
     """The bind values of ``_source(table, prefix)``: one list per column. Rows are dicts or row dataclasses."""
-    as_dicts = [row if isinstance(row, dict) else as_row(row) for row in rows]
+    as_dicts = [row if isinstance(row, dict) else column_values(row) for row in rows]
     params = {}
     for column in table.columns:
         values = [row[column.name] for row in as_dicts]
