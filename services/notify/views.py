@@ -17,6 +17,8 @@ from services.notify.commands import (
     ContactList,
     ContactOut,
     Done,
+    NotificationList,
+    NotificationsQuery,
     Reachability,
     TokenQuery,
     Unsubscribe,
@@ -168,6 +170,27 @@ async def withdraw_contact(call: Call) -> object:
 async def reachability(call: Call) -> Reachability:
     async with _uow(call) as uow:
         return await queries.reachability(uow, call.uuid_param("member_id"), call.who.site_id)
+
+
+@api.get(
+    "/members/{member_id}/notifications",
+    summary="A person's recent notifications, newest first, each with its neutral one-line summary (in-app list; "
+    "there whether or not the person has an address)",
+    roles=PEOPLE,
+    query=NotificationsQuery,
+    response=NotificationList,
+)
+async def notifications(call: Call) -> NotificationList:
+    _authorize(call)
+    query: NotificationsQuery = call.query
+    async with _uow(call) as uow:
+        return await queries.notifications(
+            uow,
+            call.uuid_param("member_id"),
+            call.who.site_id,
+            query.limit,
+            call.request.app[SETTINGS].notify_site_name,
+        )
 
 
 @api.get(
