@@ -10,10 +10,14 @@ from services.notify import domain
 from services.notify.commands import (
     AddContact,
     ContactOut,
+    Coordinator,
     DeliveryOutcome,
     Done,
     OutcomeRecorded,
     QuietHours,
+    SetCoordinator,
+    SetSiteMessages,
+    SiteMessages,
     Unsubscribe,
     UpdateContact,
     Verified,
@@ -234,6 +238,31 @@ async def record_outcome(cmd: DeliveryOutcome, *, uow: NotifyUnitOfWork, clock: 
     return recorded.model_copy(update={"status": "failed"})
 
 
+async def set_site_messages(cmd: SetSiteMessages, *, uow: NotifyUnitOfWork, clock: Clock) -> SiteMessages:
+    name = domain.check_message_name(cmd.message_name)
+    offsets = domain.check_reminder_offsets(cmd.reminder_offsets)
+    cap = domain.check_daily_cap(cmd.daily_cap)
+    row = await uow.messages.set_site_settings(cmd.site_id, name, offsets, cap, clock.now(), cmd.actor_id)
+    return SiteMessages(
+        site_id=row.site_id,
+        message_name=row.message_name,
+        shown_as=row.message_name or cmd.default_name,
+        reminder_offsets=list(row.reminder_offsets),
+        daily_cap=row.daily_cap,
+        updated_at=row.updated_at,
+    )
+
+
+async def set_coordinator(cmd: SetCoordinator, *, uow: NotifyUnitOfWork, clock: Clock) -> Coordinator:
+    """Mark (or unmark) a member as one of the site's coordinators: they are told of follow-ups."""
+    if cmd.coordinator:
+        domain.require_member(await uow.notify.member_standing(cmd.member_id, cmd.site_id))
+        await uow.messages.add_coordinator(cmd.site_id, cmd.member_id, clock.now(), cmd.actor_id)
+    else:
+        await uow.messages.remove_coordinator(cmd.site_id, cmd.member_id)
+    return Coordinator(site_id=cmd.site_id, member_id=cmd.member_id, coordinator=cmd.coordinator)
+
+
 async def record_member_registered(event: Delivered[MemberRegistered], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     await uow.notify.know_member(event.data.member_id, event.site_id, event.data.registered_at)
 
@@ -242,6 +271,7 @@ async def record_member_erased(event: Delivered[MemberErased], *, uow: NotifyUni
     """Erasure deletes every address of the member; the pseudonymous delivery history stays."""
     erased = event.data
     await uow.notify.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
+    await uow.messages.forget_member(erased.member_id)
     for withdrawn in await uow.notify.withdraw(erased.erased_at, member_id=erased.member_id):
         _emit_withdrawn(uow, withdrawn, erased.erased_at, "member_erased", None, correlation_id=str(event.id))
 

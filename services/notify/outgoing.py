@@ -272,6 +272,11 @@ class MessagesRepository:
         result = await self.session.execute(delete(reminders).where(*where).returning(reminders.c.reminder_id))
         return len(result.all())
 
+    async def forget_member(self, member_id: uuid.UUID) -> None:
+        """An erased member is reminded of nothing and coordinates nothing any more."""
+        await self.session.execute(delete(reminders).where(reminders.c.member_id == member_id))
+        await self.session.execute(delete(site_coordinators).where(site_coordinators.c.member_id == member_id))
+
     async def claim_due_reminders(self, now: datetime, limit: int) -> list[tuple[DueReminder, list[datetime]]]:
         """Lock due reminders for this scheduler (others skip them) and read, for each, when the person's other
         reminders for the same thing fell due: catching up sends only the latest."""

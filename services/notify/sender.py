@@ -52,6 +52,8 @@ async def _deliver(delivery: ClaimedDelivery, settings: NotifySettings, relay: R
             defer_until=defer_until,
         )
 
+    if delivery.kind != "verification" and delivery.address is None:
+        return outcome("dropped", None, "withdrawn")
     if delivery.address is None or "unsubscribe" not in delivery.links:
         return outcome("failed", "withdrawn")
     zone = _zone(delivery.timezone)

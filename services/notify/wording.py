@@ -68,8 +68,8 @@ HEADLINES: dict[MessagePurpose, dict[Locale, str]] = {
         "es": "Se aprobaron sus horas de voluntariado: {hours} (turno del {when})",
     },
     "hours_rejected": {
-        "en": "Your volunteer hours need a word with a coordinator (shift of {when})",
-        "es": "Sus horas de voluntariado necesitan hablarse con un coordinador (turno del {when})",
+        "en": "A coordinator would like a word about your volunteer hours (shift of {when})",
+        "es": "Un coordinador quiere hablar con usted sobre sus horas de voluntariado (turno del {when})",
     },
     "stipend_paid": {
         "en": "Your stipend for {period} was paid: {amount}",
