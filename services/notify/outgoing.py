@@ -295,7 +295,7 @@ class MessagesRepository:
             return []
         siblings = await self.session.execute(
             select(r.member_id, r.subject_id, r.due_at).where(
-                r.subject_id.in_({d.subject_id for d in due}), r.due_at <= now
+                r.subject_id.in_(list({d.subject_id for d in due})), r.due_at <= now
             )
         )
         by_pair: dict[tuple[uuid.UUID, uuid.UUID], list[datetime]] = {}
