@@ -23,6 +23,7 @@ from services.notify.models import Base, NotifyUnitOfWork
 from services.notify.settings import NotifySettings
 from shared.clock import SystemClock
 from shared.contracts import EventData
+from shared.contracts.gatherings import GatheringPromotedFromWaitlist, SessionCancelled
 from shared.contracts.volunteering import (
     HoursApproved,
     PromotedFromWaitlist,
@@ -647,3 +648,51 @@ async def test_site_settings_and_coordinators_and_a_missed_shift_goes_to_coordin
     assert _to(inbox, volunteer_address) == []
     rows = await _rows(engine, "SELECT member_id FROM notify.deliveries WHERE cause_id = :e", e=missed["id"])
     assert {r.member_id for r in rows} == {lead}
+
+
+async def test_a_gathering_promotion_is_told_and_reminded_and_a_cancelled_session_removes_its_reminders(
+    nstack: Client, place: SiteUnderTest, inbox: Inbox, engine: AsyncEngine, uow: Any
+) -> None:
+    [member] = await members.new_known(engine, place.site_id, 1)
+    address = _address()
+    await _contact(engine, place, member, address, locale="es")
+    session_id, group_id = uuid.uuid4(), uuid.uuid4()
+    starts = (datetime.now(UTC) + timedelta(days=4)).replace(microsecond=0)
+    seat = {
+        "registration_id": uuid.uuid4(),
+        "member_id": member,
+        "session_id": session_id,
+        "group_id": group_id,
+        "event_id": None,
+        "support_type": "emotional",
+        "starts_at": starts,
+        "adults": 1,
+        "children": 0,
+    }
+    promoted = _event(
+        GatheringPromotedFromWaitlist,
+        place,
+        **seat,
+        waiting_since=datetime.now(UTC) - timedelta(days=1),
+        promoted_at=datetime.now(UTC),
+        reason="cancellation",
+    )
+    await _process(uow, promoted)
+    [received] = await _arrived(inbox, address)
+    assert received.message["Subject"].startswith("your center: Se liberó un lugar: tiene un lugar en una sesión, ")
+    assert [r.status for r in await _reminders(engine, session_id)] == ["scheduled", "scheduled"]
+    cancelled = _event(
+        SessionCancelled,
+        place,
+        session_id=session_id,
+        group_id=group_id,
+        support_type="emotional",
+        starts_at=starts,
+        cancelled_at=datetime.now(UTC),
+        confirmed_member_ids=[member],
+        waitlisted_member_ids=[],
+    )
+    await _process(uow, cancelled)
+    assert await _reminders(engine, session_id) == []
+    [_, told] = await _arrived(inbox, address, 2)
+    assert told.message["Subject"].startswith("your center: Se canceló una sesión en la que tenía lugar, ")
