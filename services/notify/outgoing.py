@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, delete, func, literal, select, update
+from sqlalchemy import DateTime, any_, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -147,7 +147,7 @@ class MessagesRepository:
                 c.withdrawn_at.is_(None),
                 c.verified_at.is_not(None),
                 c.address.is_not(None),
-                c.kinds.any(kind),
+                literal(kind) == any_(c.kinds),
             )
             .order_by(c.contact_id)
         )
