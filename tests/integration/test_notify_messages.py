@@ -23,6 +23,7 @@ from services.notify.models import Base, NotifyUnitOfWork
 from services.notify.settings import NotifySettings
 from shared.clock import SystemClock
 from shared.contracts import EventData
+from shared.contracts.checkin import MemberErased
 from shared.contracts.gatherings import GatheringPromotedFromWaitlist, SessionCancelled
 from shared.contracts.volunteering import (
     HoursApproved,
@@ -699,3 +700,19 @@ async def test_a_gathering_promotion_is_told_and_reminded_and_a_cancelled_sessio
     assert await _reminders(engine, session_id) == []
     [_, told] = await _arrived(inbox, address, 2)
     assert " ".join(told.message["Subject"].split()).startswith("your center: Se canceló una sesión en la que tenía")
+
+
+async def test_erasure_deletes_a_members_reminders_and_coordinator_mark(
+    nstack: Client, place: SiteUnderTest, engine: AsyncEngine, uow: Any
+) -> None:
+    [member] = await members.new_known(engine, place.site_id, 1)
+    shift_id = uuid.uuid4()
+    starts = datetime.now(UTC) + timedelta(days=3)
+    await _process(uow, _event(SignedUp, place, **_shift(starts, member, shift_id=shift_id, signed_up_by="self")))
+    marked = await nstack.call("notify", "PUT", f"/site/coordinators/{member}", token=place.tokens["coordinator"])
+    assert marked.status == 200, marked.body
+    assert len(await _reminders(engine, shift_id)) == 2
+    await _process(uow, _event(MemberErased, place, member_id=member, erased_at=datetime.now(UTC)))
+    assert await _reminders(engine, shift_id) == []
+    listed = await nstack.call("notify", "GET", "/site/coordinators", token=place.tokens["coordinator"])
+    assert listed.body["items"] == []
