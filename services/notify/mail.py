@@ -11,7 +11,8 @@ import zoneinfo
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
 import aiosmtplib
@@ -114,6 +115,9 @@ def compose(letter: Letter, sender: str, site_name: str, at: datetime) -> EmailM
     return message
 
 
+_WIRE = SMTP.clone(max_line_length=998)
+
+
 class TemporaryFailure(Exception):
     """The relay could not take the message now (4xx, refused connection, timeout): try again later."""
 
@@ -125,9 +129,14 @@ class PermanentFailure(Exception):
 async def send(message: EmailMessage, relay: Relay, timeout_s: float) -> None:
     """Raises :class:`TemporaryFailure` or :class:`PermanentFailure` whose text is the reply code or the error's
     class (never the relay's words, which may quote the address)."""
+    # Flattened here rather than by aiosmtplib (78-character lines): CPython folds a long subject with a non-ASCII
+    # word so that it reads back with a doubled space; a line of up to 998 characters (RFC 5322) needs no folding.
+    flat = message.as_bytes(policy=_WIRE)
     try:
         await aiosmtplib.send(
-            message,
+            flat,
+            sender=parseaddr(str(message["From"]))[1],
+            recipients=[parseaddr(str(message["To"]))[1]],
             hostname=relay.hostname,
             port=relay.port,
             username=relay.username,
