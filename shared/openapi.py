@@ -70,6 +70,7 @@ _AREAS: dict[str, tuple[str, str]] = {
     "calendar.ics": ("Calendars", ""),
     "audit": ("Audit log", "The append-only, hash-chained log of every event, and its verification"),
     "contacts": ("Contacts", "How a person is reached: addresses with consent, their verification, and unsubscribing"),
+    "site": ("Site messages", "How a site's messages read, when its reminders go, and who is told of follow-ups"),
     "reports": ("Reports", "Figures for directors and funders, projected from the audit log; small cells suppressed"),
 }
 OPERATIONS_TAG = ("Operations", "Health, readiness, metrics and this document: no token needed")

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.notify import SERVICE, consumers, sender
+from services.notify import SERVICE, consumers, reminders, sender
 from services.notify.models import Base, NotifyUnitOfWork
 from services.notify.settings import NotifySettings
 from services.notify.views import CLOCK, SETTINGS, UOW, api
@@ -28,6 +28,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.process),
             runtime.every("notify-sender", settings.send_interval_s, send_due),
+            runtime.every("notify-reminders", settings.remind_interval_s, remind_due),
         ]
     )
     return app
@@ -35,11 +36,23 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
     sessionmaker = make_connector(app[runtime.ENGINE])
-    app[UOW] = lambda: NotifyUnitOfWork(sessionmaker, Base.metadata)
+    sender = app[SETTINGS].notify_from
+
+    def unit_of_work() -> NotifyUnitOfWork:
+        uow = NotifyUnitOfWork(sessionmaker, Base.metadata)
+        uow.sender = sender
+        return uow
+
+    app[UOW] = unit_of_work
     yield
 
 
 async def send_due(app: web.Application) -> None:
     # A full batch means more are waiting: keep going without the pause between ticks.
     while await sender.send_due(app[SETTINGS], app[UOW], app[CLOCK]) >= app[SETTINGS].send_batch_size:
+        pass
+
+
+async def remind_due(app: web.Application) -> None:
+    while await reminders.remind_due(app[SETTINGS], app[UOW], app[CLOCK]) >= app[SETTINGS].remind_batch_size:
         pass

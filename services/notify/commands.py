@@ -8,8 +8,8 @@ from datetime import datetime, time
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notify.domain import ALL_KINDS, DeliveryStatus, Kind, Locale
-from shared.contracts.notify import Channel, Purpose
+from services.notify.domain import ALL_KINDS, DeliveryStatus, DropReason, Kind, Locale
+from shared.contracts.notify import Channel, MessagePurpose, Purpose
 
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_./-]{0,59}$"
 
@@ -93,6 +93,52 @@ class Done(BaseModel):
     done: bool = True
 
 
+class NotificationsQuery(Body):
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class NotificationItem(BaseModel):
+    delivery_id: uuid.UUID
+    purpose: MessagePurpose
+    kind: Purpose
+    status: DeliveryStatus
+    created_at: datetime
+    sent_at: datetime | None
+    # The neutral one-line text of the message, in the person's language (what a lock screen would show).
+    summary: str
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationItem]
+
+
+class SiteMessagesBody(Body):
+    # The name messages give the center in subjects and first lines; null: the neutral default.
+    message_name: str | None = None
+    reminder_offsets: list[int] = Field(default_factory=lambda: [1440, 120], max_length=10)
+    daily_cap: int = 10
+
+
+class SiteMessages(BaseModel):
+    site_id: str
+    message_name: str | None
+    # What subjects and first lines call the center (the message name, or the neutral default).
+    shown_as: str
+    reminder_offsets: list[int]
+    daily_cap: int
+    updated_at: datetime | None
+
+
+class Coordinator(BaseModel):
+    site_id: str
+    member_id: uuid.UUID
+    coordinator: bool
+
+
+class CoordinatorList(BaseModel):
+    items: list[uuid.UUID]
+
+
 # Commands: the member, site and actor come from the token and the path, never from the body.
 
 
@@ -150,9 +196,30 @@ class DeliveryOutcome:
     error: str | None
     max_attempts: int
     retry_base_s: float
+    drop_reason: DropReason | None = None
+    # Not tried: quiet hours; due again then.
+    defer_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetSiteMessages:
+    site_id: str
+    actor_id: str
+    message_name: str | None
+    reminder_offsets: tuple[int, ...]
+    daily_cap: int
+    default_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetCoordinator:
+    site_id: str
+    actor_id: str
+    member_id: uuid.UUID
+    coordinator: bool
 
 
 class OutcomeRecorded(BaseModel):
     delivery_id: uuid.UUID
-    purpose: Purpose
+    purpose: MessagePurpose
     status: DeliveryStatus

@@ -10,10 +10,14 @@ from services.notify import domain
 from services.notify.commands import (
     AddContact,
     ContactOut,
+    Coordinator,
     DeliveryOutcome,
     Done,
     OutcomeRecorded,
     QuietHours,
+    SetCoordinator,
+    SetSiteMessages,
+    SiteMessages,
     Unsubscribe,
     UpdateContact,
     Verified,
@@ -153,8 +157,13 @@ async def verify_contact(cmd: VerifyContact, *, uow: NotifyUnitOfWork, clock: Cl
 
 
 async def unsubscribe(cmd: Unsubscribe, *, uow: NotifyUnitOfWork, clock: Clock) -> Done:
-    """One-click (RFC 8058): the link's key names the contact; its address is deleted."""
-    row = await uow.notify.contact_by_unsubscribe(domain.hash_secret(cmd.key))
+    """One-click (RFC 8058). A message's link names the message, so it stops that kind of message (the contact
+    keeps the others); the verification message's link names the contact, whose address is then deleted (someone
+    who did not ask for it says so)."""
+    key_hash = domain.hash_secret(cmd.key)
+    if await uow.messages.remove_kind(key_hash) is not None:
+        return Done()
+    row = await uow.notify.contact_by_unsubscribe(key_hash)
     if row is None:
         raise NotFound("No such unsubscribe link (or it was used already).", code="unsubscribe_unknown")
     now = clock.now()
@@ -164,17 +173,25 @@ async def unsubscribe(cmd: Unsubscribe, *, uow: NotifyUnitOfWork, clock: Clock) 
 
 
 async def record_outcome(cmd: DeliveryOutcome, *, uow: NotifyUnitOfWork, clock: Clock) -> OutcomeRecorded:
-    """What the relay said about a message: sent, refused for good, or to be tried again (up to a limit)."""
+    """What the relay said about a message (sent, refused for good, or to be tried again up to a limit), or what
+    the rules said before it was tried (wait for the end of quiet hours, or drop it)."""
     delivery = await uow.notify.delivery(cmd.delivery_id)
     if delivery is None:
         raise NotFound("No such delivery.", code="delivery_not_found")
+    recorded = OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status=delivery.status)
     if delivery.status != "pending":
-        return OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status=delivery.status)
+        return recorded
     now = clock.now()
+    if cmd.defer_until is not None:
+        await uow.notify.defer_delivery(delivery.delivery_id, cmd.defer_until)
+        return recorded
+    if cmd.outcome == "dropped":
+        await uow.notify.finish_delivery(delivery.delivery_id, "dropped", now, None, cmd.drop_reason or "too_late")
+        return recorded.model_copy(update={"status": "dropped"})
     if cmd.outcome is None and delivery.attempts < cmd.max_attempts:
         delay = domain.retry_delay(delivery.attempts, cmd.retry_base_s)
         await uow.notify.retry_delivery(delivery.delivery_id, now + delay, cmd.error or "temporary")
-        return OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status="pending")
+        return recorded
     if cmd.outcome == "sent":
         await uow.notify.finish_delivery(delivery.delivery_id, "sent", now, None)
         uow.emit(
@@ -183,15 +200,16 @@ async def record_outcome(cmd: DeliveryOutcome, *, uow: NotifyUnitOfWork, clock: 
                 contact_id=delivery.contact_id,
                 member_id=delivery.member_id,
                 channel=delivery.channel,
-                purpose=delivery.purpose,
+                purpose=delivery.kind,
                 sent_at=now,
                 attempts=delivery.attempts,
+                message=delivery.purpose,
             ),
             subject=delivery.member_id,
             site_id=delivery.site_id,
             at=now,
         )
-        return OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status="sent")
+        return recorded.model_copy(update={"status": "sent"})
     reason: Literal["refused", "retries_exhausted", "withdrawn"]
     if cmd.outcome == "failed" and cmd.error == "withdrawn":
         reason = "withdrawn"
@@ -207,16 +225,42 @@ async def record_outcome(cmd: DeliveryOutcome, *, uow: NotifyUnitOfWork, clock: 
             contact_id=delivery.contact_id,
             member_id=delivery.member_id,
             channel=delivery.channel,
-            purpose=delivery.purpose,
+            purpose=delivery.kind,
             failed_at=now,
             attempts=delivery.attempts,
             reason=reason,
+            message=delivery.purpose,
         ),
         subject=delivery.member_id,
         site_id=delivery.site_id,
         at=now,
     )
-    return OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status="failed")
+    return recorded.model_copy(update={"status": "failed"})
+
+
+async def set_site_messages(cmd: SetSiteMessages, *, uow: NotifyUnitOfWork, clock: Clock) -> SiteMessages:
+    name = domain.check_message_name(cmd.message_name)
+    offsets = domain.check_reminder_offsets(cmd.reminder_offsets)
+    cap = domain.check_daily_cap(cmd.daily_cap)
+    row = await uow.messages.set_site_settings(cmd.site_id, name, offsets, cap, clock.now(), cmd.actor_id)
+    return SiteMessages(
+        site_id=row.site_id,
+        message_name=row.message_name,
+        shown_as=row.message_name or cmd.default_name,
+        reminder_offsets=list(row.reminder_offsets),
+        daily_cap=row.daily_cap,
+        updated_at=row.updated_at,
+    )
+
+
+async def set_coordinator(cmd: SetCoordinator, *, uow: NotifyUnitOfWork, clock: Clock) -> Coordinator:
+    """Mark (or unmark) a member as one of the site's coordinators: they are told of follow-ups."""
+    if cmd.coordinator:
+        domain.require_member(await uow.notify.member_standing(cmd.member_id, cmd.site_id))
+        await uow.messages.add_coordinator(cmd.site_id, cmd.member_id, clock.now(), cmd.actor_id)
+    else:
+        await uow.messages.remove_coordinator(cmd.site_id, cmd.member_id)
+    return Coordinator(site_id=cmd.site_id, member_id=cmd.member_id, coordinator=cmd.coordinator)
 
 
 async def record_member_registered(event: Delivered[MemberRegistered], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
@@ -227,6 +271,7 @@ async def record_member_erased(event: Delivered[MemberErased], *, uow: NotifyUni
     """Erasure deletes every address of the member; the pseudonymous delivery history stays."""
     erased = event.data
     await uow.notify.mark_member_erased(erased.member_id, event.site_id, erased.erased_at)
+    await uow.messages.forget_member(erased.member_id)
     for withdrawn in await uow.notify.withdraw(erased.erased_at, member_id=erased.member_id):
         _emit_withdrawn(uow, withdrawn, erased.erased_at, "member_erased", None, correlation_id=str(event.id))
 

@@ -7,17 +7,20 @@ site by its neutral name only, as a lock screen shows them to whoever looks."""
 from __future__ import annotations
 
 import urllib.parse
-from dataclasses import dataclass
+import zoneinfo
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.notify import wording
 from services.notify.domain import Locale, header_safe
-from shared.contracts.notify import Purpose
+from shared.contracts.notify import MessagePurpose
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -28,7 +31,7 @@ _env = Environment(
     keep_trailing_newline=True,
 )
 
-SUBJECTS: dict[tuple[Purpose, Locale], str] = {
+SUBJECTS: dict[tuple[MessagePurpose, Locale], str] = {
     ("verification", "en"): "Please confirm your email for {site}",
     ("verification", "es"): "Confirme su correo electrónico para {site}",
 }
@@ -64,22 +67,43 @@ class Relay:
 class Letter:
     """What a message says and where it goes; the headers every message carries are added by :func:`compose`."""
 
-    purpose: Purpose
+    purpose: MessagePurpose
     locale: Locale
     to: str
     message_id: str
     unsubscribe_url: str
+    # Links and names a verification needs (``verify_url``).
     values: dict[str, str]
+    # What a message about something says (``deliveries.template_values``), on the site's clock.
+    template_values: wording.Values = field(default_factory=dict)
+    zone: zoneinfo.ZoneInfo = field(default_factory=lambda: zoneinfo.ZoneInfo("UTC"))
+    page_url: str = ""
+    # The site's full name: further down the body only, never in the subject or the first line.
+    place: str | None = None
 
 
 def compose(letter: Letter, sender: str, site_name: str, at: datetime) -> EmailMessage:
     values = {key: header_safe(value) for key, value in {**letter.values, "site": site_name}.items()}
     values["unsubscribe_url"] = header_safe(letter.unsubscribe_url)
     name = f"{letter.purpose}.{letter.locale}"
+    if letter.purpose == "verification":
+        subject = SUBJECTS[(letter.purpose, letter.locale)].format(site=values["site"])
+    else:
+        said = wording.word(letter.purpose, letter.template_values, letter.locale, letter.zone, values["site"])
+        subject = header_safe(said.subject)
+        name = f"message.{letter.locale}"
+        values |= {
+            "headline": header_safe(said.headline),
+            "when_long": header_safe(said.when_long or ""),
+            "place": header_safe(letter.place or ""),
+            "page_url": header_safe(letter.page_url),
+            "kind_label": said.kind_label,
+            "detail": header_safe(wording.detail(letter.purpose, letter.locale)),
+        }
     message = EmailMessage()
     message["From"] = header_safe(sender)
     message["To"] = header_safe(letter.to)
-    message["Subject"] = SUBJECTS[(letter.purpose, letter.locale)].format(site=values["site"])
+    message["Subject"] = subject
     message["Date"] = format_datetime(at)
     message["Message-ID"] = letter.message_id
     message["Auto-Submitted"] = "auto-generated"
@@ -89,6 +113,9 @@ def compose(letter: Letter, sender: str, site_name: str, at: datetime) -> EmailM
     message.set_content(_env.get_template(f"{name}.txt").render(**values))
     message.add_alternative(_env.get_template(f"{name}.html").render(**values), subtype="html")
     return message
+
+
+_WIRE = SMTP.clone(max_line_length=998)
 
 
 class TemporaryFailure(Exception):
@@ -102,9 +129,14 @@ class PermanentFailure(Exception):
 async def send(message: EmailMessage, relay: Relay, timeout_s: float) -> None:
     """Raises :class:`TemporaryFailure` or :class:`PermanentFailure` whose text is the reply code or the error's
     class (never the relay's words, which may quote the address)."""
+    # Flattened here rather than by aiosmtplib (78-character lines): CPython folds a long subject with a non-ASCII
+    # word so that it reads back with a doubled space; a line of up to 998 characters (RFC 5322) needs no folding.
+    flat = message.as_bytes(policy=_WIRE)
     try:
         await aiosmtplib.send(
-            message,
+            flat,
+            sender=parseaddr(str(message["From"]))[1],
+            recipients=[parseaddr(str(message["To"]))[1]],
             hostname=relay.hostname,
             port=relay.port,
             username=relay.username,

@@ -1,136 +1,57 @@
-"""Tables of the ``notify`` schema and the write repository handlers use.
+"""The write repository handlers use (contacts, verifications, deliveries) and the unit of work.
 
-Addresses live in ``contacts.address`` and nowhere else: a withdrawal or an erasure sets it to NULL and keeps the
-row (pseudonymous: ids, channel, times) so the delivery history keeps its meaning."""
+The tables are in :mod:`services.notify.tables`; what is told (settings, recipients, reminders) is written through
+:mod:`services.notify.outgoing`."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    CheckConstraint,
-    Column,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    Table,
-    Text,
-    Time,
-    func,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+from sqlalchemy import Column, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.notify import SCHEMA
-from services.notify.domain import DeliveryStatus, Kind, Locale
-from shared.contracts.notify import Channel, Purpose
-from shared.db import service_metadata
+from services.notify.domain import DeliveryChannel, DeliveryStatus, DropReason, Kind, Locale
+from services.notify.outgoing import MessagesRepository
+from services.notify.tables import (
+    Base,
+    Contact,
+    Delivery,
+    KnownMember,
+    Reminder,
+    SiteCoordinator,
+    SiteSettings,
+    Verification,
+    contacts,
+    deliveries,
+    known_members,
+    reminders,
+    site_coordinators,
+    site_settings,
+    verifications,
+)
+from shared.contracts.notify import Channel, MessagePurpose, Purpose
 from shared.members import KnownMembersRepository
 from shared.uow import UnitOfWork
 
-
-class Base(DeclarativeBase):
-    metadata = service_metadata(SCHEMA)
-
-
-class KnownMember(Base):
-    """The members check-in registered, fed by ``checkin.member_*`` events (shared/members.py)."""
-
-    __tablename__ = "known_members"
-
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    site_id: Mapped[str] = mapped_column(Text)
-    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class Contact(Base):
-    __tablename__ = "contacts"
-    __table_args__ = (
-        # A channel is a value, not a column per channel: SMS and push arrive without a schema rewrite.
-        CheckConstraint("channel IN ('email', 'sms', 'push')", name="channel_known"),
-        CheckConstraint("locale IN ('en', 'es')", name="locale_known"),
-        CheckConstraint("(quiet_start IS NULL) = (quiet_end IS NULL)", name="quiet_hours_whole"),
-        CheckConstraint("withdrawn_at IS NULL OR address IS NULL", name="withdrawn_has_no_address"),
-        Index(
-            "uq_contacts_member_address",
-            "member_id",
-            "channel",
-            "address",
-            unique=True,
-            postgresql_where=text("withdrawn_at IS NULL"),
-        ),
-        Index("ix_contacts_member", "member_id"),
-    )
-
-    contact_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    site_id: Mapped[str] = mapped_column(Text)
-    channel: Mapped[str] = mapped_column(Text)
-    address: Mapped[str | None] = mapped_column(Text)
-    locale: Mapped[str] = mapped_column(Text)
-    quiet_start: Mapped[time | None] = mapped_column(Time)
-    quiet_end: Mapped[time | None] = mapped_column(Time)
-    kinds: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    consent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    consent_by: Mapped[str] = mapped_column(Text)
-    consent_source: Mapped[str] = mapped_column(Text)
-    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Permanent refusals by the relay; a few make the contact "not reachable".
-    bounces: Mapped[int] = mapped_column(Integer, server_default="0")
-    unsubscribe_hash: Mapped[str | None] = mapped_column(Text, unique=True)
-
-
-class Verification(Base):
-    __tablename__ = "verifications"
-
-    token_hash: Mapped[str] = mapped_column(Text, primary_key=True)
-    contact_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey(Contact.contact_id))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class Delivery(Base):
-    """One message and its status. ``links`` holds the secrets its links carry until it is sent (they exist
-    nowhere else in clear), then is emptied."""
-
-    __tablename__ = "deliveries"
-    __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
-        Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
-    )
-
-    delivery_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    message_id: Mapped[str] = mapped_column(Text, unique=True)
-    contact_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey(Contact.contact_id))
-    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    site_id: Mapped[str] = mapped_column(Text)
-    purpose: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # The SMTP reply code or the error's class name: never the relay's text, which may quote the address.
-    last_error: Mapped[str | None] = mapped_column(Text)
-    links: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-
-
-# Declarative classes type ``__table__`` as a FromClause; these are the Tables they are.
-known_members = cast(Table, KnownMember.__table__)
-contacts = cast(Table, Contact.__table__)
-verifications = cast(Table, Verification.__table__)
-deliveries = cast(Table, Delivery.__table__)
+__all__ = [
+    "Base",
+    "Contact",
+    "Delivery",
+    "KnownMember",
+    "Reminder",
+    "SiteCoordinator",
+    "SiteSettings",
+    "Verification",
+    "deliveries",
+    "reminders",
+    "site_coordinators",
+    "site_settings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,29 +109,49 @@ class VerificationRow:
 class NewDelivery:
     delivery_id: uuid.UUID
     message_id: str
-    contact_id: uuid.UUID
+    contact_id: uuid.UUID | None
     member_id: uuid.UUID
     site_id: str
-    purpose: Purpose
+    purpose: MessagePurpose
     created_at: datetime
     links: dict[str, str]
+    kind: Purpose = "verification"
+    channel: DeliveryChannel = "email"
+    cause_id: uuid.UUID | None = None
+    template_values: dict[str, Any] = field(default_factory=dict)
+    not_after: datetime | None = None
+    coalesce_key: str | None = None
+    send_at: datetime | None = None  # None: at once
+    status: DeliveryStatus = "pending"
+    drop_reason: DropReason | None = None
+    unsubscribe_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
-    """A message leased to one sender, with what it takes to write it (the address only while it is sent)."""
+    """A message leased to one sender, with what it takes to write it (the address only while it is sent), the
+    contact's preferences as they are now, and the site's zone and names."""
 
     delivery_id: uuid.UUID
     message_id: str
     contact_id: uuid.UUID
     member_id: uuid.UUID
     site_id: str
-    purpose: Purpose
+    purpose: MessagePurpose
     attempts: int
     links: dict[str, str]
     channel: Channel
     address: str | None
     locale: Locale
+    kind: Purpose = "verification"
+    template_values: dict[str, Any] = field(default_factory=dict)
+    not_after: datetime | None = None
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    kinds: tuple[Kind, ...] = ()
+    timezone: str = "UTC"
+    site_name: str | None = None
+    message_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +160,11 @@ class DeliveryRow:
     contact_id: uuid.UUID
     member_id: uuid.UUID
     site_id: str
-    purpose: Purpose
+    purpose: MessagePurpose
     status: DeliveryStatus
     attempts: int
     channel: Channel
+    kind: Purpose = "verification"
 
 
 def _contact_columns() -> tuple[Column[Any], ...]:
@@ -378,10 +320,19 @@ class NotifyRepository(KnownMembersRepository):
                 member_id=delivery.member_id,
                 site_id=delivery.site_id,
                 purpose=delivery.purpose,
-                status="pending",
-                next_attempt_at=delivery.created_at,
+                status=delivery.status,
+                next_attempt_at=delivery.send_at or delivery.created_at,
                 created_at=delivery.created_at,
-                links=delivery.links,
+                finished_at=delivery.created_at if delivery.status != "pending" else None,
+                links=delivery.links if delivery.status == "pending" else {},
+                channel=delivery.channel,
+                kind=delivery.kind,
+                cause_id=delivery.cause_id,
+                template_values=delivery.template_values,
+                not_after=delivery.not_after,
+                coalesce_key=delivery.coalesce_key,
+                drop_reason=delivery.drop_reason,
+                unsubscribe_hash=delivery.unsubscribe_hash,
             )
             .on_conflict_do_nothing(index_elements=[deliveries.c.message_id])
             .returning(deliveries.c.delivery_id)
@@ -408,13 +359,42 @@ class NotifyRepository(KnownMembersRepository):
                     RETURNING d.*
                 )
                 SELECT l.delivery_id, l.message_id, l.contact_id, l.member_id, l.site_id, l.purpose, l.attempts,
-                       l.links, c.channel, c.address, c.locale
-                FROM leased AS l JOIN "{SCHEMA}".contacts AS c USING (contact_id)
+                       l.links, c.channel, c.address, c.locale, l.kind, l.template_values, l.not_after,
+                       c.quiet_start, c.quiet_end, c.kinds, coalesce(s.timezone, 'UTC') AS timezone,
+                       s.name AS site_name, ss.message_name
+                FROM leased AS l
+                JOIN "{SCHEMA}".contacts AS c USING (contact_id)
+                LEFT JOIN access.sites AS s ON s.site_id = l.site_id
+                LEFT JOIN "{SCHEMA}".site_settings AS ss ON ss.site_id = l.site_id
                 """
             ),
             {"now": now, "lease_until": lease_until, "limit": limit},
         )
-        return [ClaimedDelivery(*row) for row in rows]
+        return [
+            ClaimedDelivery(
+                delivery_id=row.delivery_id,
+                message_id=row.message_id,
+                contact_id=row.contact_id,
+                member_id=row.member_id,
+                site_id=row.site_id,
+                purpose=row.purpose,
+                attempts=row.attempts,
+                links=row.links,
+                channel=row.channel,
+                address=row.address,
+                locale=row.locale,
+                kind=row.kind,
+                template_values=row.template_values,
+                not_after=row.not_after,
+                quiet_start=row.quiet_start,
+                quiet_end=row.quiet_end,
+                kinds=tuple(row.kinds),
+                timezone=row.timezone,
+                site_name=row.site_name,
+                message_name=row.message_name,
+            )
+            for row in rows
+        ]
 
     async def delivery(self, delivery_id: uuid.UUID) -> DeliveryRow | None:
         d = deliveries.c
@@ -429,6 +409,7 @@ class NotifyRepository(KnownMembersRepository):
                     d.status,
                     d.attempts,
                     contacts.c.channel,
+                    d.kind,
                 )
                 .join_from(deliveries, contacts, d.contact_id == contacts.c.contact_id)
                 .where(d.delivery_id == delivery_id)
@@ -438,12 +419,25 @@ class NotifyRepository(KnownMembersRepository):
         return None if row is None else DeliveryRow(*row)
 
     async def finish_delivery(
-        self, delivery_id: uuid.UUID, status: DeliveryStatus, at: datetime, error: str | None
+        self,
+        delivery_id: uuid.UUID,
+        status: DeliveryStatus,
+        at: datetime,
+        error: str | None,
+        drop_reason: DropReason | None = None,
     ) -> None:
         await self.session.execute(
             update(deliveries)
             .where(deliveries.c.delivery_id == delivery_id)
-            .values(status=status, finished_at=at, last_error=error, links=text("'{}'::jsonb"))
+            .values(status=status, finished_at=at, last_error=error, links=text("'{}'::jsonb"), drop_reason=drop_reason)
+        )
+
+    async def defer_delivery(self, delivery_id: uuid.UUID, until: datetime) -> None:
+        """Wait (quiet hours): the lease's attempt is given back, as nothing was tried."""
+        await self.session.execute(
+            update(deliveries)
+            .where(deliveries.c.delivery_id == delivery_id)
+            .values(next_attempt_at=until, attempts=func.greatest(deliveries.c.attempts - 1, 0))
         )
 
     async def retry_delivery(self, delivery_id: uuid.UUID, at: datetime, error: str) -> None:
@@ -461,6 +455,9 @@ class NotifyRepository(KnownMembersRepository):
 
 class NotifyUnitOfWork(UnitOfWork):
     source = "/rcc/notify"
+    # The sender of every message: its domain names the Message-IDs handlers write (the app sets it).
+    sender = "no-reply@localhost"
 
     def start(self) -> None:
         self.notify = NotifyRepository(self.session)
+        self.messages = MessagesRepository(self.session)

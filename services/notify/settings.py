@@ -10,10 +10,16 @@ class NotifySettings(Settings):
     smtp_url: str = "smtp://127.0.0.1:25"
     smtp_timeout_s: float = Field(default=10.0, gt=0)
     notify_from: str = "no-reply@localhost"
-    # What a message calls the center: a site's full name often says "Recovery", which a lock screen shows others.
+    # What a message calls the center when its site has set no message name (PUT /site/messages): a site's full
+    # name often says "Recovery", which a lock screen shows others.
     notify_site_name: str = "your center"
     # Where the links in a message lead (the verification page, one-click unsubscribe); unset: this service's URL.
     notify_public_url: str | None = None
+    # The volunteer page every message links to; unset: the pages service's /volunteer.
+    notify_page_url: str | None = None
+    # How often the reminder scheduler looks for due reminders, and how many it takes at once.
+    remind_interval_s: float = Field(default=5.0, gt=0)
+    remind_batch_size: int = Field(default=200, ge=1, le=5000)
     verification_ttl_h: float = Field(default=24.0, gt=0)
     send_interval_s: float = Field(default=0.5, gt=0)
     send_batch_size: int = Field(default=50, ge=1, le=1000)
@@ -25,3 +31,9 @@ class NotifySettings(Settings):
 
     def public_url(self) -> str:
         return (self.notify_public_url or self.url_of("notify")).rstrip("/")
+
+    def page_url(self) -> str:
+        if self.notify_page_url:
+            return self.notify_page_url
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.pages_port}/volunteer"

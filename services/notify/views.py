@@ -16,8 +16,16 @@ from services.notify.commands import (
     AddContactBody,
     ContactList,
     ContactOut,
+    Coordinator,
+    CoordinatorList,
     Done,
+    NotificationList,
+    NotificationsQuery,
     Reachability,
+    SetCoordinator,
+    SetSiteMessages,
+    SiteMessages,
+    SiteMessagesBody,
     TokenQuery,
     Unsubscribe,
     UpdateContact,
@@ -171,6 +179,91 @@ async def reachability(call: Call) -> Reachability:
 
 
 @api.get(
+    "/members/{member_id}/notifications",
+    summary="A person's recent notifications, newest first, each with its neutral one-line summary (in-app list; "
+    "there whether or not the person has an address)",
+    roles=PEOPLE,
+    query=NotificationsQuery,
+    response=NotificationList,
+)
+async def notifications(call: Call) -> NotificationList:
+    _authorize(call)
+    query: NotificationsQuery = call.query
+    async with _uow(call) as uow:
+        return await queries.notifications(
+            uow,
+            call.uuid_param("member_id"),
+            call.who.site_id,
+            query.limit,
+            call.request.app[SETTINGS].notify_site_name,
+        )
+
+
+@api.get(
+    "/site/messages",
+    summary="How the site's messages read and when reminders go (defaults when never set)",
+    roles=STAFF,
+    response=SiteMessages,
+)
+async def site_messages(call: Call) -> SiteMessages:
+    async with _uow(call) as uow:
+        return await queries.site_messages(uow, call.who.site_id, call.request.app[SETTINGS].notify_site_name)
+
+
+@api.put(
+    "/site/messages",
+    summary="Set the site's neutral message name, reminder times (minutes before a start) and daily cap a person",
+    roles=STAFF,
+    body=SiteMessagesBody,
+    response=SiteMessages,
+)
+async def set_site_messages(call: Call) -> object:
+    body: SiteMessagesBody = call.body
+    cmd = SetSiteMessages(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        message_name=body.message_name,
+        reminder_offsets=tuple(body.reminder_offsets),
+        daily_cap=body.daily_cap,
+        default_name=call.request.app[SETTINGS].notify_site_name,
+    )
+    return await execute(handlers.set_site_messages, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+@api.get(
+    "/site/coordinators",
+    summary="The members told of the site's follow-ups (a missed shift)",
+    roles=STAFF,
+    response=CoordinatorList,
+)
+async def coordinators(call: Call) -> CoordinatorList:
+    async with _uow(call) as uow:
+        return CoordinatorList(items=await uow.messages.coordinators(call.who.site_id))
+
+
+@api.put(
+    "/site/coordinators/{member_id}",
+    summary="Mark a member as a coordinator of the site: they receive its follow-ups (a missed shift)",
+    roles=STAFF,
+    response=Coordinator,
+)
+async def add_coordinator(call: Call) -> object:
+    cmd = SetCoordinator(call.who.site_id, call.who.actor_id, call.uuid_param("member_id"), coordinator=True)
+    return await execute(handlers.set_coordinator, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+@api.delete(
+    "/site/coordinators/{member_id}",
+    summary="No longer tell this member of the site's follow-ups",
+    roles=STAFF,
+    response=Coordinator,
+)
+async def remove_coordinator(call: Call) -> object:
+    cmd = SetCoordinator(call.who.site_id, call.who.actor_id, call.uuid_param("member_id"), coordinator=False)
+    return await execute(handlers.set_coordinator, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+@api.get(
     "/contacts/verify",
     summary="The page a verification link opens: a button that confirms (mail scanners fetch links; only a POST acts)",
     roles=None,
@@ -199,7 +292,8 @@ async def verify(call: Call) -> object:
 
 @api.post(
     "/contacts/unsubscribe",
-    summary="One-click unsubscribe (RFC 8058): the key from a message's List-Unsubscribe link; no login",
+    summary="One-click unsubscribe (RFC 8058), no login: a message's link stops that kind of message (the contact "
+    "keeps the others); the verification message's link withdraws the address",
     roles=None,
     query=None,
     response=Done,

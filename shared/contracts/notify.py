@@ -7,11 +7,35 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+from pydantic import Field
+
 from shared.contracts import EventData, register
 
 Channel = Literal["email", "sms", "push"]
 # What a message is about: the verification of a new contact, and the kinds a person chooses to receive.
 Purpose = Literal["verification", "confirmations", "changes", "reminders", "approvals"]
+# Which message it was (what it is about, never what it says); each belongs to one Purpose (its kind).
+MessagePurpose = Literal[
+    "verification",
+    "shift_confirmed",
+    "shift_waitlisted",
+    "shift_promoted",
+    "shift_dropped",
+    "shift_changed",
+    "shift_cancelled",
+    "shift_missed",
+    "hours_approved",
+    "hours_rejected",
+    "stipend_paid",
+    "gathering_confirmed",
+    "gathering_waitlisted",
+    "gathering_promoted",
+    "gathering_cancelled",
+    "session_cancelled",
+    "event_cancelled",
+    "shift_reminder",
+    "gathering_reminder",
+]
 
 
 @register
@@ -64,6 +88,7 @@ class NotificationSent(EventData):
     purpose: Purpose
     sent_at: datetime
     attempts: int
+    message: MessagePurpose | None = Field(default=None, description="Which message (absent from older versions)")
 
 
 @register
@@ -79,4 +104,5 @@ class NotificationFailed(EventData):
     purpose: Purpose
     failed_at: datetime
     attempts: int
+    message: MessagePurpose | None = Field(default=None, description="Which message (absent from older versions)")
     reason: Literal["refused", "retries_exhausted", "withdrawn"]

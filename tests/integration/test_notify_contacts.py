@@ -322,9 +322,11 @@ async def test_bad_input_gets_problem_json(nstack: Client, place: SiteUnderTest)
     )
 
 
-async def test_one_click_unsubscribe_withdraws(
+async def test_the_verification_messages_one_click_unsubscribe_withdraws_the_address(
     nstack: Client, place: SiteUnderTest, inbox: Inbox, engine: AsyncEngine
 ) -> None:
+    """Someone who did not ask for the address to be added says so: the unconfirmed address is deleted. (A message's
+    own link stops only its kind: test_notify_messages.py.)"""
     address = _address()
     added = await _add(nstack, place, address)
     received = await _message_to(inbox, address)

@@ -88,6 +88,7 @@ SAMPLES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     # notify
     "AddContactBody": lambda ids: {"address": f"sample-{uuid.uuid4().hex[:8]}@mail.example", "locale": "en"},
     "UpdateContactBody": lambda ids: {"locale": "es", "quiet_hours": {"start": "22:00", "end": "07:00"}},
+    "SiteMessagesBody": lambda ids: {"message_name": "Riverside Center", "reminder_offsets": [1440, 120]},
 }
 
 

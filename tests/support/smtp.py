@@ -30,6 +30,19 @@ class Inbox:
     messages: list[Received] = field(default_factory=list)
     # The replies the server gives, in turn, to RCPT TO of an address (then it accepts): "451 ..." or "550 ...".
     refusals: dict[str, list[str]] = field(default_factory=dict)
+    controller: Controller | None = None
+
+    def start(self) -> None:
+        """Listen (again, after :meth:`stop`) on the same port: a relay that was down and is back."""
+        if self.controller is None:
+            self.controller = Controller(_Collect(self), hostname=self.host, port=self.port)
+            self.controller.start()
+
+    def stop(self) -> None:
+        """The relay is down: connections to its port are refused."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     @property
     def url(self) -> str:
@@ -70,9 +83,8 @@ def free_port() -> int:
 @contextmanager
 def smtp_server() -> Iterator[Inbox]:
     inbox = Inbox("127.0.0.1", free_port())
-    controller = Controller(_Collect(inbox), hostname=inbox.host, port=inbox.port)
-    controller.start()
+    inbox.start()
     try:
         yield inbox
     finally:
-        controller.stop()
+        inbox.stop()
