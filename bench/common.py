@@ -230,13 +230,13 @@ class Stack:
 
     # processes
 
-    async def start_service(self, name: str) -> Process:
+    async def start_service(self, name: str, env: dict[str, str] | None = None) -> Process:
         port = free_port()
         return await self.start(
             name,
             [sys.executable, "-m", "services.cli", "serve", name],
             port,
-            env={f"RCC_{name.upper()}_PORT": str(port)},
+            env={**(env or {}), f"RCC_{name.upper()}_PORT": str(port)},
             is_service=True,
         )
 

@@ -1,6 +1,6 @@
 """Run benchmarks; print figures, ratios against their baselines, and whether the goals are met.
 
-    python -m bench.run [checkin|pipeline|signups|reports|all ...] [--duration S] [--events N] [--write]
+    python -m bench.run [checkin|pipeline|signups|reports|notify|all ...] [--duration S] [--events N] [--write]
 
 Each benchmark gets its own database and broker prefix (removed afterwards) and runs the services as separate
 processes. ``--write`` records the run in bench/RESULTS.md. Nothing here asserts anything about time: goals are
@@ -24,7 +24,7 @@ from bench.report import RunReport, machine_facts, now, render_table, write_resu
 from shared.settings import Settings
 
 # Importing a module registers its benchmarks; "all" runs them in this order. Add new benchmark modules here.
-BENCHMARK_MODULES = ("bench.checkin", "bench.pipeline", "bench.signups", "bench.reports")
+BENCHMARK_MODULES = ("bench.checkin", "bench.pipeline", "bench.signups", "bench.reports", "bench.notify")
 
 
 def build_parser() -> argparse.ArgumentParser:

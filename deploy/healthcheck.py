@@ -8,7 +8,14 @@ import os
 import sys
 import urllib.request
 
-DEFAULT_PORTS = {"pages": 8080, "checkin": 8081, "volunteering": 8082, "gatherings": 8083, "audit": 8084}
+DEFAULT_PORTS = {
+    "pages": 8080,
+    "checkin": 8081,
+    "volunteering": 8082,
+    "gatherings": 8083,
+    "audit": 8084,
+    "notify": 8085,
+}
 
 
 def answers(port: int) -> bool:

@@ -1,4 +1,5 @@
-"""``rcc``: migrate, serve, administer sites and tokens, run the demo, verify the audit chain."""
+"""``rcc``: migrate, serve, administer sites and tokens, run the demo, verify the audit chain, list notify's
+delivery log."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import aio_pika
 from aiohttp import web
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.registry import PAGES, ROOT, SCHEMAS, SERVABLE, SERVICES
@@ -155,6 +157,29 @@ async def reports_rebuild(settings: Settings) -> int:
     return 0
 
 
+async def notify_outbox(settings: Settings, *, site: str | None = None, limit: int = 20) -> list[str]:
+    """The newest messages of notify's delivery log, one line each: ids, purpose, status, attempts, times. No
+    address and no text (those are not in the log), and never the secrets a pending message's links carry."""
+    async with admin_engine(settings) as engine, engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT created_at, delivery_id, member_id, site_id, purpose, status, attempts, finished_at, last_error"
+                " FROM notify.deliveries WHERE (CAST(:site AS text) IS NULL OR site_id = :site)"
+                " ORDER BY created_at DESC, delivery_id LIMIT :limit"
+            ),
+            {"site": site, "limit": limit},
+        )
+        lines = []
+        for row in rows:
+            done = f"{row.finished_at:%H:%M:%S}" if row.finished_at else "-"
+            lines.append(
+                f"{row.created_at:%Y-%m-%d %H:%M:%S}  {str(row.delivery_id)[:8]}  member {str(row.member_id)[:8]}"
+                f"  {row.site_id:<14} {row.purpose:<16} {row.status:<8} attempts {row.attempts}  done {done}"
+                + (f"  ({row.last_error})" if row.last_error else "")
+            )
+    return lines
+
+
 def api_documents() -> dict[str, dict[str, Any]]:
     """Every generated interface document, by its path under docs/."""
     import importlib
@@ -213,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
     audit.add_parser("verify", help="verify the hash chain; exits 1 when an entry was tampered with")
 
+    notify = commands.add_parser("notify", help="the notify service").add_subparsers(
+        dest="notify_command", required=True
+    )
+    outbox = notify.add_parser("outbox", help="the newest messages of the delivery log (no addresses, no text)")
+    outbox.add_argument("--site", help="one site's messages only")
+    outbox.add_argument("--limit", type=int, default=20)
+
     reports = commands.add_parser("reports", help="the funders' reports (projections of the audit log)")
     reports_commands = reports.add_subparsers(dest="reports_command", required=True)
     reports_commands.add_parser(
@@ -258,6 +290,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return asyncio.run(audit_verify(settings))
         case "reports":
             return asyncio.run(reports_rebuild(settings))
+        case "notify":
+            for line in asyncio.run(notify_outbox(settings, site=args.site, limit=args.limit)):
+                print(line)
         case "docs":
             write_docs(Path(args.out))
     return 0

@@ -1,15 +1,23 @@
 """``rcc demo``: a newcomer's walkthrough. Creates a demo site, tokens and members, checks people in and out at
-the kiosk API, and shows the same events arriving in the hash-chained audit log."""
+the kiosk API, shows the same events arriving in the hash-chained audit log, and a volunteer told of a promotion by
+e-mail: to the relay in ``RCC_SMTP_URL`` when it is set, otherwise to a local SMTP server (aiosmtpd) the demo starts
+itself and whose mail it prints."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
+import os
+import re
 import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,7 +25,8 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from services.cli import running
+from services.cli import notify_outbox, running
+from services.notify.settings import NotifySettings
 from services.registry import SERVABLE
 from shared import access
 from shared.errors import Conflict
@@ -25,6 +34,7 @@ from shared.settings import Settings
 
 SITE_ID = "demo-center"
 TIMEZONE = "America/New_York"
+DEMO_ADDRESS = "volunteer@demo.example"
 
 Call = Callable[..., Awaitable[tuple[int, Any]]]
 
@@ -76,8 +86,8 @@ async def _volunteer_token(settings: Settings, member_id: str) -> str:
 
 
 async def _until_known(settings: Settings, member_id: str, *, timeout_s: float = 30.0) -> None:
-    """Volunteering and gatherings learn of a member from check-in's event, a moment after check-in answered: the
-    demo waits for it before naming the member there, as a coordinator would simply try again."""
+    """Volunteering, gatherings and notify learn of a member from check-in's event, a moment after check-in answered:
+    the demo waits for it before naming the member there, as a coordinator would simply try again."""
     engine = create_async_engine(settings.database_url)
     try:
         deadline = asyncio.get_running_loop().time() + timeout_s
@@ -87,15 +97,171 @@ async def _until_known(settings: Settings, member_id: str, *, timeout_s: float =
                     text(
                         "SELECT (SELECT count(*) FROM gatherings.known_members WHERE member_id = :m)"
                         " + (SELECT count(*) FROM volunteering.known_members WHERE member_id = :m)"
+                        " + (SELECT count(*) FROM notify.known_members WHERE member_id = :m)"
                     ),
                     {"m": uuid.UUID(member_id)},
                 )
-            if known == 2:
+            if known == 3:
                 return
             await asyncio.sleep(0.1)
     finally:
         await engine.dispose()
-    raise RuntimeError(f"the member's registration did not reach volunteering and gatherings in {timeout_s:g} s")
+    raise RuntimeError(f"the member's registration did not reach the services in {timeout_s:g} s")
+
+
+# --- mail -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    """What the demo's own SMTP server received, printed as it arrives (the demo's addresses are made up)."""
+
+    url: str = ""
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        recipients = [str(r) for r in envelope.rcpt_tos]
+        self.messages.append((recipients, parsed))
+        say(f"   [mail server] to {', '.join(recipients)}: {parsed['Subject']}")
+        return "250 OK"
+
+    async def wait_for(self, address: str, count: int, timeout_s: float = 15.0) -> list[EmailMessage]:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            mine = [message for to, message in self.messages if address in to]
+            if len(mine) >= count or asyncio.get_running_loop().time() > deadline:
+                return mine
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def _mail(settings: Settings) -> AsyncIterator[tuple[NotifySettings, Mailbox | None]]:
+    """Notify's settings for the demo: the relay of ``RCC_SMTP_URL`` when it is set, else a local SMTP server on a
+    port the kernel picks. Links in messages lead through the pages, as a person would open them."""
+    public = {"notify_public_url": f"{settings.url_of('pages')}/api/notify"} if settings.pages_port else {}
+    if "RCC_NOTIFY_PUBLIC_URL" in os.environ:
+        public = {}
+    if os.environ.get("RCC_SMTP_URL"):
+        yield NotifySettings(**{**settings.model_dump(), **public}), None
+        return
+    try:
+        from aiosmtpd.smtp import SMTP
+    except ImportError:  # pragma: no cover - the app lock installs it
+        raise SystemExit("rcc demo: set RCC_SMTP_URL, or install aiosmtpd (pip install 'rcc[demo]')") from None
+    mailbox = Mailbox()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(mailbox, hostname="demo-mail.localhost"), "127.0.0.1", 0
+    )
+    try:
+        port = server.sockets[0].getsockname()[1]
+        mailbox.url = f"smtp://127.0.0.1:{port}"
+        yield NotifySettings(**{**settings.model_dump(), **public, "smtp_url": mailbox.url}), mailbox
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _confirm_without_the_link(settings: Settings, contact_id: str) -> None:
+    """With a real relay the demo cannot read the message, so it confirms the address as its link would have."""
+    async with _database(settings) as conn:
+        await conn.execute(
+            text("UPDATE notify.verifications SET used_at = now() WHERE contact_id = :c AND used_at IS NULL"),
+            {"c": uuid.UUID(contact_id)},
+        )
+        await conn.execute(
+            text("UPDATE notify.contacts SET verified_at = now() WHERE contact_id = :c AND verified_at IS NULL"),
+            {"c": uuid.UUID(contact_id)},
+        )
+
+
+async def _sent_to(settings: Settings, member_id: str, *, timeout_s: float) -> list[str]:
+    """The purposes of the messages sent to the member, other than the verification, once one is sent."""
+    engine = create_async_engine(settings.database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT purpose FROM notify.deliveries WHERE member_id = :m AND status = 'sent'"
+                        " AND purpose <> 'verification' ORDER BY created_at"
+                    ),
+                    {"m": uuid.UUID(member_id)},
+                )
+                purposes = [str(row[0]) for row in rows]
+            if purposes or asyncio.get_running_loop().time() > deadline:
+                return purposes
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+
+
+async def _reach_the_volunteer(
+    settings: Settings, urls: dict[str, str], call: Call, mailbox: Mailbox | None, volunteer_id: str, other_id: str
+) -> list[str]:
+    """The volunteer adds an address and confirms it; then moves up from a waitlist and is told."""
+    notify, volunteering = urls["notify"], urls["volunteering"]
+    lines = []
+    status, contact = await call(
+        "POST",
+        f"{notify}/members/{volunteer_id}/contacts",
+        "volunteer",
+        {"address": DEMO_ADDRESS, "locale": "en", "source": "demo"},
+    )
+    lines.append(f"{status}  the volunteer adds {DEMO_ADDRESS} (consent recorded); one verification message goes out")
+    if status != 201:
+        return [*lines, f"     {contact.get('code')}: {contact.get('detail')}"]
+    if mailbox is not None:
+        arrived = await mailbox.wait_for(DEMO_ADDRESS, 1)
+        if not arrived:
+            return [*lines, "     the verification message did not arrive within 15 s"]
+        part = arrived[0].get_body(preferencelist=("plain",))
+        found = re.search(r"/contacts/verify\?token=(\S+)", part.get_content() if part is not None else "")
+        status, _ = await call("POST", f"{notify}/contacts/verify", "volunteer", {"token": found and found[1]})
+        lines.append(f"{status}  they follow the link in it: the address is confirmed")
+    else:
+        await _confirm_without_the_link(settings, contact["contact_id"])
+        lines.append("     (the message went to RCC_SMTP_URL; the demo confirms the address as its link would)")
+    status, reach = await call("GET", f"{notify}/members/{volunteer_id}/reachability", "coordinator")
+    lines.append(f"{status}  a coordinator asks whether they can be reached: {reach.get('reachable')} (never where)")
+
+    # A shift a little over two hours ahead, so its 2-hour reminder falls due while the demo keeps serving.
+    start = (datetime.now(ZoneInfo(TIMEZONE)) + timedelta(hours=2, minutes=2)).replace(second=0, microsecond=0)
+    status, _ = await call(
+        "PUT",
+        f"{volunteering}/volunteers/{other_id}",
+        "coordinator",
+        {"roles": ["front_desk"], "monthly_hours_goal": 4},
+    )
+    status, shift = await call(
+        "POST",
+        f"{volunteering}/shifts",
+        "coordinator",
+        {
+            "role_id": "front_desk",
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=2)).isoformat(),
+            "capacity": 1,
+            "needs_supervisor": False,
+        },
+    )
+    lines.append(f"{status}  a one-seat front desk shift at {start:%H:%M} today")
+    signups = f"{volunteering}/shifts/{shift['shift_id']}/signups"
+    status, _ = await call("POST", signups, "coordinator", {"member_id": other_id})
+    lines.append(f"{status}  another volunteer takes the seat")
+    status, waiting = await call("POST", signups, "volunteer", {})
+    lines.append(f"{status}  our volunteer joins the waitlist (#{waiting.get('position')})")
+    status, _ = await call("DELETE", f"{signups}/{other_id}", "coordinator")
+    lines.append(f"{status}  the other drops out: our volunteer is promoted")
+    told = await _sent_to(settings, volunteer_id, timeout_s=15)
+    lines.append(
+        f"     notify told them ({', '.join(told)})"
+        if told
+        else "     (no message about the promotion within 15 s: this notify sends verifications only so far)"
+    )
+    return lines
 
 
 async def _schedule_week(urls: dict[str, str], call: Call, volunteer_id: str) -> list[str]:
@@ -173,7 +339,11 @@ async def _schedule_week(urls: dict[str, str], call: Call, volunteer_id: str) ->
 
 async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
     tokens = await _prepare_site_and_tokens(settings)
-    async with running(settings, list(SERVABLE)) as urls, aiohttp.ClientSession() as http:
+    async with (
+        _mail(settings) as (settings, mailbox),
+        running(settings, list(SERVABLE)) as urls,
+        aiohttp.ClientSession() as http,
+    ):
         checkin, audit = urls["checkin"], urls["audit"]
 
         async def call(method: str, url: str, role: str, body: Any = None) -> tuple[int, Any]:
@@ -241,6 +411,18 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
         for line in week:
             say(f"   {line}")
 
+        say(
+            "\n7. How we reach people: e-mail to "
+            + (f"the demo's own mail server ({mailbox.url}), printed here" if mailbox else "RCC_SMTP_URL")
+            + ":"
+        )
+        await _until_known(settings, members[1])
+        for line in await _reach_the_volunteer(settings, urls, call, mailbox, members[0], members[1]):
+            say(f"   {line}")
+        say("\n   The delivery log (rcc notify outbox --site demo-center): ids and status, never an address:")
+        for line in await notify_outbox(settings, site=SITE_ID, limit=8):
+            say(f"   {line}")
+
         say("\nTokens for trying the API yourself (shown once):")
         for role, token in tokens.items():
             say(f"   {role:<12} {token}")
@@ -251,6 +433,8 @@ async def run_demo(settings: Settings, *, keep_serving: bool) -> int:
         if not keep_serving:
             return 0 if verdict["ok"] else 1
         say("\nServing all services and the pages; Ctrl-C to stop.")
+        if mailbox is not None:
+            say("Mail notify sends from now on (a reminder 2 hours before the shift above) is printed here.")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

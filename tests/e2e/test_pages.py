@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,12 +20,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.audit.reports.exports import DAILY_COLUMNS
 from services.cli import running
+from services.notify.settings import NotifySettings
 from services.pages.app import STATIC
 from services.registry import ROOT, SERVICES
 from shared import access
 from shared.settings import Settings
 from tests.support import members
 from tests.support.browser import CHROMIUM, PHONE, TABLET, Pages, chromium
+from tests.support.smtp import Inbox, free_port, smtp_server
 from tests.support.stack import Client, SiteUnderTest, eventually, make_site, services
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +36,25 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
-async def center(settings: Settings) -> AsyncIterator[Client]:
-    tuned = settings.model_copy(update={"pages_port": 0, "rate_limit_per_minute": 0})
+def inbox() -> Iterator[Inbox]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def center(settings: Settings, inbox: Inbox) -> AsyncIterator[Client]:
+    # The pages' port is chosen first, so the links in a message lead through the pages' origin, as deployed.
+    pages_port = free_port()
+    tuned = NotifySettings(
+        **{
+            **settings.model_dump(),
+            "pages_port": pages_port,
+            "rate_limit_per_minute": 0,
+            "smtp_url": inbox.url,
+            "notify_public_url": f"http://127.0.0.1:{pages_port}/api/notify",
+            "send_interval_s": 0.1,
+        }
+    )
     async with services(tuned, [*SERVICES, "pages"]) as client:
         yield client
 
@@ -344,6 +363,70 @@ async def test_a_volunteer_takes_and_drops_a_shift_on_their_phone(
     await page.get_by_role("button", name="Forget this device").click()
     await expect(page.get_by_label("Your volunteer token (from your coordinator)")).to_be_visible()
     assert await page.evaluate("Object.keys(localStorage)") == []
+
+
+async def test_a_volunteer_adds_an_email_confirms_it_from_the_message_and_sets_what_to_receive(
+    center: Client, settings: Settings, site: SiteUnderTest, pages: Pages, inbox: Inbox
+) -> None:
+    _, member_id, token = await volunteer_with_role(center, settings, site)
+    await members.until_known(settings.database_url, [uuid.UUID(member_id)], ["notify"])
+    address = f"volunteer-{uuid.uuid4().hex[:10]}@mail.example"
+    page = await pages.open("/volunteer", token=token, viewport=PHONE)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await expect(page.locator("#contacts li")).to_have_text(["No address yet: add one below to get messages."])
+    await expect(page.locator("#notifications li")).to_have_text(["No messages yet."])
+
+    await page.get_by_label("Add an e-mail address").fill(address)
+    await page.get_by_label("Language of the messages").select_option("es")
+    await page.get_by_role("button", name="Add e-mail").click()
+    await expect(page.locator("#status")).to_have_text(f"Check your inbox to confirm: we sent a link to {address}.")
+    card = page.locator("#contacts li.contact")
+    await expect(card).to_contain_text(address)
+    await expect(card).to_contain_text("Check your inbox to confirm")
+
+    async def delivered() -> bool:
+        return any(address in m.rcpt_tos for m in inbox.messages)
+
+    await eventually(delivered)
+    [mail] = [m for m in inbox.messages if address in m.rcpt_tos]
+    assert mail.message["Subject"].startswith("Confirme su correo")  # the language chosen on the page
+    text_part = mail.message.get_body(preferencelist=("plain",))
+    assert text_part is not None
+    [link] = re.findall(r"http\S+/contacts/verify\?token=\S+", text_part.get_content())
+    assert link.startswith(center.urls["pages"] + "/api/notify/"), link
+
+    confirm = await pages.browser.new_page()
+    await confirm.goto(link)
+    await confirm.get_by_role("button", name="Confirm / Confirmar").click()
+    await expect(confirm.locator("body")).to_contain_text("verified_at")
+    await confirm.close()
+
+    await page.reload()  # the token saved on the phone starts the page again
+    await expect(card).to_contain_text("Confirmed")
+    reach = await center.call("notify", "GET", f"/members/{member_id}/reachability", token=site.tokens["coordinator"])
+    assert reach.body["reachable"] is True
+
+    await card.get_by_label("From").fill("22:00")
+    await card.get_by_label("to", exact=True).fill("07:00")
+    await card.get_by_label("Reminders before a shift or event").uncheck()
+    await card.get_by_role("button", name="Save").click()
+    await expect(page.locator("#status")).to_have_text("Saved.")
+    [contact] = (await center.call("notify", "GET", f"/members/{member_id}/contacts", token=token)).body["items"]
+    assert contact["locale"] == "es"
+    assert contact["quiet_hours"] == {"start": "22:00:00", "end": "07:00:00"}
+    assert contact["kinds"] == ["confirmations", "changes", "approvals"]
+
+    coordinator = await pages.open("/coordinator", token=site.tokens["coordinator"])
+    await coordinator.get_by_label("Member id").fill(member_id)
+    await coordinator.get_by_role("button", name="Check", exact=True).click()
+    await expect(coordinator.locator("#reach-answer")).to_contain_text("Reachable by e-mail")
+    assert address not in await coordinator.content(), "a coordinator's page showed an address"
+
+    await card.get_by_role("button", name="Stop using this address").click()
+    await expect(page.locator("#status")).to_have_text("Done: we deleted that address and send nothing more to it.")
+    await expect(page.locator("#contacts li")).to_have_text(["No address yet: add one below to get messages."])
+    await coordinator.get_by_role("button", name="Check", exact=True).click()
+    await expect(coordinator.locator("#reach-answer")).to_contain_text("Not reachable")
 
 
 # --- coordinator --------------------------------------------------------------------------------------------------

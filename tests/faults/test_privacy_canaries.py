@@ -2,11 +2,14 @@
 every flow — registration, check-in and out, volunteering (profile, sign-up, hours, stipends), gatherings
 (registration, attendance, a group they facilitate), reports and the audit log, and the mistakes people make at a
 kiosk (a name typed where the code goes, a nickname too long) — with every service a real process logging at DEBUG.
+Canary e-mail addresses go through notify the same way: added by the person and by a coordinator, mistyped, added
+twice, verified from the message a real SMTP server received, changed, withdrawn, and erased with their member.
 
 The nickname lives in one place, ``checkin.members``, and is shown to the coordinators of the member's site (GET
-/members/{id}). Anywhere else it is a leak; the canaries are looked for in: every message the broker carried (a
-tap queue bound to everything), every row of every table of every service (outbox and audit log included), every
-answer of every request (JSON, CSV and SVG alike), and every line the processes logged."""
+/members/{id}); an address lives in ``notify.contacts`` and is shown to the person alone (their own contacts), and
+goes to the mail relay. Anywhere else it is a leak; the canaries are looked for in: every message the broker carried
+(a tap queue bound to everything), every row of every table of every service (outbox and audit log included), every
+answer of every request (JSON, CSV and SVG alike), every line the processes logged, and every service's /metrics."""
 
 from __future__ import annotations
 
@@ -23,19 +26,24 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.registry import SERVABLE
 from shared.messaging import declare_exchanges
 from shared.settings import Settings
 from tests.support.processes import service_processes
 from tests.support.report import report
+from tests.support.smtp import Inbox, smtp_server
 from tests.support.stack import Client, Reply, eventually, make_site
 from tests.support.tally import unpublished
-from tests.support.volunteering import Center
+from tests.support.volunteering import Center, Volunteer
 
 pytestmark = pytest.mark.e2e
 
-SCHEMAS = ("checkin", "volunteering", "gatherings", "audit")
+SCHEMAS = ("checkin", "volunteering", "gatherings", "audit", "notify")
 WHERE_THE_NAME_LIVES = ("checkin", "members")
 SHOWN_TO_COORDINATORS = re.compile(r"^GET /members/[0-9a-f-]+$")
+WHERE_ADDRESSES_LIVE = ("notify", "contacts")
+# Only a volunteer token reads its own member's contacts back (a coordinator gets 403 addresses_private).
+SHOWN_TO_THE_PERSON = re.compile(r"^(GET|PATCH) /members/[0-9a-f-]+/contacts(/[0-9a-f-]+)?$")
 
 
 class RecordingClient(Client):
@@ -73,8 +81,8 @@ async def drain(queue: aio_pika.abc.AbstractQueue) -> list[bytes]:
     return bodies
 
 
-async def rows_mentioning(db: asyncpg.Pool, markers: list[str], *, skip: tuple[str, str] | None) -> dict[str, int]:
-    """Rows of every table of every service (but ``skip``) whose text holds a canary."""
+async def rows_mentioning(db: asyncpg.Pool, markers: list[str], *, skip: tuple[tuple[str, str], ...]) -> dict[str, int]:
+    """Rows of every table of every service (but the tables in ``skip``) whose text holds a canary."""
     tables = await db.fetch(
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
         "AND table_schema = ANY($1::text[])",
@@ -83,12 +91,18 @@ async def rows_mentioning(db: asyncpg.Pool, markers: list[str], *, skip: tuple[s
     pattern = "(" + "|".join(markers) + ")"
     found = {}
     for schema, table in ((r["table_schema"], r["table_name"]) for r in tables):
-        if (schema, table) == skip:
+        if (schema, table) in skip:
             continue
         count = await db.fetchval(f'SELECT count(*) FROM "{schema}"."{table}" t WHERE t::text ~* $1', pattern)
         if count:
             found[f"{schema}.{table}"] = count
     return found
+
+
+async def scrape(http: aiohttp.ClientSession, url: str) -> str:
+    async with http.get(url + "/metrics") as response:
+        assert response.status == 200, url
+        return await response.text()
 
 
 def mentions(text: str, markers: list[str]) -> bool:
@@ -101,50 +115,71 @@ async def test_canary_nicknames_appear_nowhere_but_where_they_belong(
 ) -> None:
     markers = [uuid.uuid4().hex[:16] for _ in range(4)]
     canaries = [f"Canary-{m}" for m in markers]
+    address_markers = [uuid.uuid4().hex[:16] for _ in range(5)]
+    addresses = [f"canary-{m}@mail.example" for m in address_markers]
     site = await make_site(isolated, timezone="America/New_York")
     kiosk, coordinator, admin = site.tokens["kiosk"], site.tokens["coordinator"], site.tokens["admin"]
     engine = create_async_engine(isolated.database_url)
     broker, tapped = await tap(isolated)
     try:
-        async with (
-            service_processes(isolated, tmp_path, ["all"], log_level="DEBUG") as procs,
-            aiohttp.ClientSession() as http,
-        ):
-            client = RecordingClient(http, procs["all"].urls)
-            client.answers = []
-            center = Center(client, isolated, site, engine)
-            done = await every_flow(client, center, canaries, kiosk, coordinator, admin)
+        with smtp_server() as inbox:
+            async with (
+                service_processes(
+                    isolated, tmp_path, ["all"], log_level="DEBUG", smtp_url=inbox.url, send_interval_s=0.1
+                ) as procs,
+                aiohttp.ClientSession() as http,
+            ):
+                client = RecordingClient(http, procs["all"].urls)
+                client.answers = []
+                center = Center(client, isolated, site, engine)
+                done = await every_flow(client, center, canaries, kiosk, coordinator, admin, addresses, inbox)
 
-            async def all_audited() -> bool:
-                for schema in SCHEMAS:
-                    if await unpublished(db, schema):
-                        return False
-                published = sum([await db.fetchval(f"SELECT count(*) FROM {s}.outbox") for s in SCHEMAS])
-                return await db.fetchval("SELECT count(*) FROM audit.audit_log") >= published
+                async def all_audited() -> bool:
+                    for schema in SCHEMAS:
+                        if await unpublished(db, schema):
+                            return False
+                    published = sum([await db.fetchval(f"SELECT count(*) FROM {s}.outbox") for s in SCHEMAS])
+                    return await db.fetchval("SELECT count(*) FROM audit.audit_log") >= published
 
-            await eventually(all_audited, timeout=60, interval=0.25)
-            # The reports read the audit log's projections: asked again now that everything is in.
-            await reports(client, coordinator, admin)
-            messages = await drain(tapped)
-            log = procs["all"].log()
+                await eventually(all_audited, timeout=60, interval=0.25)
+                # The reports read the audit log's projections: asked again now that everything is in.
+                await reports(client, coordinator, admin)
+                messages = await drain(tapped)
+                metrics = {name: await scrape(http, url) for name, url in procs["all"].urls.items()}
+                log = procs["all"].log()
+                received = list(inbox.messages)
     finally:
         await broker.close()
         await engine.dispose()
 
-    in_messages = [m for m in messages if mentions(m.decode(errors="replace"), markers)]
-    in_rows = await rows_mentioning(db, markers, skip=WHERE_THE_NAME_LIVES)
+    everything = [*markers, *address_markers]
+    in_messages = [m for m in messages if mentions(m.decode(errors="replace"), everything)]
+    in_rows = {
+        **await rows_mentioning(db, markers, skip=(WHERE_THE_NAME_LIVES,)),
+        **{
+            f"{table} (address)": count
+            for table, count in (await rows_mentioning(db, address_markers, skip=(WHERE_ADDRESSES_LIVE,))).items()
+        },
+    }
     in_answers = [
         (request, status)
         for request, status, text in client.answers
-        if mentions(text, markers) and not SHOWN_TO_COORDINATORS.match(request)
+        if (mentions(text, markers) and not SHOWN_TO_COORDINATORS.match(request))
+        or (mentions(text, address_markers) and not SHOWN_TO_THE_PERSON.match(request))
     ]
-    in_log = [line for line in log.splitlines() if mentions(line, markers)]
+    in_log = [line for line in log.splitlines() if mentions(line, everything)]
+    in_metrics = [name for name, text in metrics.items() if mentions(text, everything)]
     shown = [
         request
         for request, _, text in client.answers
         if mentions(text, markers) and SHOWN_TO_COORDINATORS.match(request)
     ]
-    for leak in [*in_answers, *in_rows.items(), *in_log[:5]]:
+    shown_to_the_person = [
+        request
+        for request, _, text in client.answers
+        if mentions(text, address_markers) and SHOWN_TO_THE_PERSON.match(request)
+    ]
+    for leak in [*in_answers, *in_rows.items(), *in_metrics, *in_log[:5]]:
         print("canary found:", str(leak)[:300])
     report(
         "privacy canaries",
@@ -153,24 +188,42 @@ async def test_canary_nicknames_appear_nowhere_but_where_they_belong(
             "in_database_rows": sum(in_rows.values()),
             "in_answers": len(in_answers),
             "in_log_lines": len(in_log),
+            "in_metrics": len(in_metrics),
         },
         flows_ok=done,
         requests=len(client.answers),
         messages=len(messages),
         log_lines=len(log.splitlines()),
         shown_to_coordinators=len(shown),
+        shown_to_the_person=len(shown_to_the_person),
+        mails=len(received),
     )
     # The canaries were really there to be found: stored, shown to coordinators, and carried through the flows.
     stored = await db.fetch("SELECT nickname FROM checkin.members WHERE nickname IS NOT NULL")
     assert sorted(r["nickname"] for r in stored) == sorted([canaries[0], canaries[2]])  # the second was erased
-    assert await rows_mentioning(db, markers, skip=None) == {"checkin.members": 2}, "the row search finds nothing"
+    assert await rows_mentioning(db, markers, skip=()) == {"checkin.members": 2}, "the row search finds nothing"
     assert shown, "the coordinator's member view should have shown a nickname"
+    # One address is left: the others were withdrawn, unsubscribed from or erased with their member.
+    kept = await db.fetch("SELECT address FROM notify.contacts WHERE address IS NOT NULL")
+    assert [r["address"] for r in kept] == [addresses[0]]
+    assert await rows_mentioning(db, address_markers, skip=()) == {"notify.contacts": 1}
+    assert shown_to_the_person, "the person's own contacts should have shown their address"
+    # Each verification message went to its address (the first twice: as typed, and in capitals).
+    assert {rcpt.lower() for mail in received for rcpt in mail.rcpt_tos} == {addresses[0], addresses[1], addresses[4]}
+    assert set(metrics) == set(SERVABLE), "every service's /metrics was read"
     assert len(messages) > 30
     assert len(log.splitlines()) >= len(client.answers), "every request should have been logged (DEBUG)"
 
 
 async def every_flow(
-    client: RecordingClient, center: Center, canaries: list[str], kiosk: str, coordinator: str, admin: str
+    client: RecordingClient,
+    center: Center,
+    canaries: list[str],
+    kiosk: str,
+    coordinator: str,
+    admin: str,
+    addresses: list[str],
+    inbox: Inbox,
 ) -> int:
     """Every flow once with the canary members; returns how many steps succeeded (each is also asserted)."""
     ok = 0
@@ -317,10 +370,103 @@ async def every_flow(
     )
     await expect(await client.call("gatherings", "GET", "/upcoming", token=kiosk), 200)
 
+    ok += await reach(client, center, people, ids, addresses, inbox, coordinator)
+
     # The member erased at the end: the name goes from where it lived, nothing else had it to begin with.
     await expect(await client.call("checkin", "POST", f"/members/{ids[1]}/erase", token=admin), 200)
+
+    async def address_erased() -> bool:
+        listed = await client.call("notify", "GET", f"/members/{ids[1]}/contacts", token=people[1].token)
+        return listed.status == 200 and listed.body["items"] == []
+
+    await eventually(address_erased, timeout=30)
+    ok += 1
     ok += await reports(client, coordinator, admin)
     return ok
+
+
+async def reach(
+    client: RecordingClient,
+    center: Center,
+    people: list[Volunteer],
+    ids: list[str],
+    addresses: list[str],
+    inbox: Inbox,
+    coordinator: str,
+) -> int:
+    """Notify with canary addresses: the first member's is added by them and verified, the second's by a
+    coordinator (then erased with the member), the third mistyped, added twice, changed and withdrawn, the fourth
+    never valid, the fifth unsubscribed from its message's one-click link."""
+    steps = 0
+
+    async def expect(reply: Reply, *statuses: int) -> Any:
+        nonlocal steps
+        assert reply.status in statuses, (reply.status, reply.body)
+        steps += 1
+        return reply.body
+
+    def add(member_id: str, address: str, token: str, **extra: Any) -> Any:
+        return client.call(
+            "notify",
+            "POST",
+            f"/members/{member_id}/contacts",
+            token=token,
+            json={"address": address, **extra},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+
+    first, second = people
+    await expect(await add(ids[0], addresses[0], first.token, locale="es", source="pages/volunteer"), 201)
+    await expect(await add(ids[1], addresses[1], coordinator), 201)
+    await expect(await add(ids[0], addresses[0].upper().replace("@MAIL.EXAMPLE", "@mail.example"), first.token), 201)
+    await expect(await add(ids[0], addresses[0], first.token), 409)
+    await expect(await add(ids[0], addresses[3].replace("@", " @@"), first.token), 422)
+    await expect(await add(ids[0], f"{addresses[3]}\r\nBcc: x@evil.example", first.token), 422)
+    await expect(await add(str(first.member_id), addresses[2], second.token), 403)
+    await expect(await add(ids[2], addresses[4], coordinator), 201)
+
+    mails = await inbox.wait_for(4, timeout=30)
+
+    def link(address: str, kind: str) -> str:
+        [mail] = [m for m in mails if address in m.rcpt_tos]
+        part = mail.message.get_body(preferencelist=("plain",))
+        assert part is not None
+        [found] = re.findall(rf"/contacts/{kind}\?(?:token|key)=(\S+)", part.get_content())
+        return str(found)
+
+    await expect(
+        await client.call("notify", "POST", "/contacts/verify", json={"token": link(addresses[0], "verify")}), 200
+    )
+    unsubscribe = link(addresses[4], "unsubscribe")
+    await expect(await client.call("notify", "POST", f"/contacts/unsubscribe?key={unsubscribe}"), 200)
+    mine = (await expect(await client.call("notify", "GET", f"/members/{ids[0]}/contacts", token=first.token), 200))[
+        "items"
+    ]
+    assert sorted(c["address"].lower() for c in mine) == [addresses[0], addresses[0]]
+    [typed_upper] = [c for c in mine if c["address"] != addresses[0]]
+    await expect(
+        await client.call(
+            "notify",
+            "PATCH",
+            f"/members/{ids[0]}/contacts/{typed_upper['contact_id']}",
+            token=first.token,
+            json={"locale": "en", "quiet_hours": {"start": "22:00", "end": "07:00"}, "kinds": ["changes"]},
+        ),
+        200,
+    )
+    await expect(
+        await client.call(
+            "notify", "DELETE", f"/members/{ids[0]}/contacts/{typed_upper['contact_id']}", token=first.token
+        ),
+        200,
+    )
+    await expect(await client.call("notify", "GET", f"/members/{ids[0]}/contacts", token=coordinator), 403)
+    for member_id in ids:
+        await expect(await client.call("notify", "GET", f"/members/{member_id}/reachability", token=coordinator), 200)
+    await expect(
+        await client.call("notify", "GET", f"/members/{ids[0]}/notifications?limit=20", token=first.token), 200, 404
+    )
+    return steps
 
 
 async def reports(client: RecordingClient, coordinator: str, admin: str) -> int:

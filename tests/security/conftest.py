@@ -1,4 +1,4 @@
-"""Fixtures of the bad-input and access suite: the four services against the real PostgreSQL and RabbitMQ, two
+"""Fixtures of the bad-input and access suite: the five services against the real PostgreSQL and RabbitMQ, two
 sites with a token of every role, and the services' own route declarations (the same ones their OpenAPI documents
 are built from), so every check walks every route."""
 
@@ -17,7 +17,7 @@ from shared.settings import Settings
 from shared.web import Api, Operation
 from tests.support.stack import Client, SiteUnderTest, make_site, services
 
-SERVICES = ("checkin", "volunteering", "gatherings", "audit")
+SERVICES = ("checkin", "volunteering", "gatherings", "audit", "notify")
 
 
 def api_of(service: str) -> Api:

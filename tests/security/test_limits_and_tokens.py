@@ -120,6 +120,7 @@ async def test_a_revoked_token_is_refused_by_every_service_within_the_cache_ttl(
         "volunteering": "/roles",
         "gatherings": "/upcoming",
         "audit": "/audit/verify",
+        "notify": f"/members/{site.volunteer_member_id}/reachability",
     }
     async with services(cached, list(SERVICES)) as client:
 

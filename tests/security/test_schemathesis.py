@@ -66,11 +66,11 @@ def served(settings: Settings) -> Iterator[dict[str, str]]:
         yield urls
 
 
-# Members registered at check-in, named wherever volunteering or gatherings take a member id: a made-up id is
+# Members registered at check-in, named wherever volunteering, gatherings or notify take a member id: a made-up id is
 # refused there (unknown_member), so generated ids would never reach what a real member's request reaches.
 MEMBERS_NAMED = 8
 MEMBER_FIELDS = ("member_id", "facilitator_member_id")
-NAMES_MEMBERS = ("volunteering", "gatherings")
+NAMES_MEMBERS = ("volunteering", "gatherings", "notify")
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,9 @@ checkin = _schema("checkin")
 volunteering = _schema("volunteering")
 gatherings = _schema("gatherings")
 audit = _schema("audit")
+# Taken out of the fuzzing while a failure it found is open with notify's owner; the failure itself is pinned by
+# test_a_form_without_its_boundary_is_refused (strict xfail), so the fix shows, and this line goes with it.
+notify = _schema("notify").exclude(method="POST", path="/contacts/verify")
 
 
 # Schema-valid input that a service still refuses with 422, for a rule JSON Schema cannot state: an order between
@@ -177,6 +180,12 @@ SEMANTIC_REFUSALS: dict[tuple[str, str], set[str]] = {
     ("GET", "/reports/summary"): RANGE,
     ("GET", "/reports/daily"): RANGE,
     ("GET", "/reports/daily.svg"): RANGE,
+    # An address is a string to the document; whether mail can go to it is the service's rule.
+    ("POST", "/members/{member_id}/contacts"): {"bad_address", "channel_not_supported", "bad_quiet_hours"},
+    ("PATCH", "/members/{member_id}/contacts/{contact_id}"): {"bad_quiet_hours", "bad_locale"},
+    # The token and the key travel in a form or a link's query, which the document does not model.
+    ("POST", "/contacts/verify"): {"verification_token_missing"},
+    ("POST", "/contacts/unsubscribe"): {"unsubscribe_key_missing"},
 }
 
 
@@ -227,6 +236,20 @@ def test_gatherings(case: Case, served: dict[str, str], home: SiteUnderTest, reg
 @audit.parametrize()
 def test_audit(case: Case, served: dict[str, str], home: SiteUnderTest) -> None:
     _call("audit", case, served, home)
+
+
+@notify.parametrize()
+def test_notify(case: Case, served: dict[str, str], home: SiteUnderTest, registered: list[str]) -> None:
+    _call("notify", case, served, home, registered)
+
+
+@pytest.mark.xfail(strict=True, reason="notify: multipart/form-data without a boundary is a 500 (views._token_of)")
+def test_a_form_without_its_boundary_is_refused(served: dict[str, str]) -> None:
+    """Found by the fuzzing above (ST102): a malformed Content-Type must be a 4xx problem, not a server error."""
+    answer = requests.post(
+        served["notify"] + "/contacts/verify", headers={"Content-Type": "multipart/form-data"}, timeout=10
+    )
+    assert 400 <= answer.status_code < 500, answer.text
 
 
 def test_served_documents_are_the_ones_fuzzed(served: dict[str, str]) -> None:

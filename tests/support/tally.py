@@ -53,7 +53,7 @@ async def outbox(
     db: asyncpg.Pool, schema: str, site_id: str, types: Iterable[str] | None = None
 ) -> list[asyncpg.Record]:
     """(event_id, type, subject, published_at) of a service's outbox rows of the site, in sequence order."""
-    assert schema in {"checkin", "volunteering", "gatherings", "audit"}
+    assert schema in {"checkin", "volunteering", "gatherings", "audit", "notify"}
     return await db.fetch(
         f"SELECT event_id, type, subject, published_at FROM {schema}.outbox WHERE site_id = $1 "
         "AND ($2::text[] IS NULL OR type = ANY($2::text[])) ORDER BY sequence",
@@ -63,12 +63,12 @@ async def outbox(
 
 
 async def unpublished(db: asyncpg.Pool, schema: str) -> int:
-    assert schema in {"checkin", "volunteering", "gatherings", "audit"}
+    assert schema in {"checkin", "volunteering", "gatherings", "audit", "notify"}
     return await db.fetchval(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL")
 
 
 async def inbox(db: asyncpg.Pool, schema: str, consumer: str) -> set[uuid.UUID]:
-    assert schema in {"checkin", "volunteering", "gatherings", "audit"}
+    assert schema in {"checkin", "volunteering", "gatherings", "audit", "notify"}
     rows = await db.fetch(f"SELECT event_id FROM {schema}.inbox WHERE consumer = $1", consumer)
     return {r["event_id"] for r in rows}
 

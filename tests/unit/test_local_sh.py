@@ -523,7 +523,7 @@ async def test_the_image_health_check_passes_while_a_service_answers_healthz_and
     await site.start()
     port = runner.addresses[0][1]
     # Every other service's port points at one where nothing listens: this container serves only the gatherings.
-    unused = {f"RCC_{name}_PORT": "1" for name in ("PAGES", "CHECKIN", "VOLUNTEERING", "AUDIT")}
+    unused = {f"RCC_{name}_PORT": "1" for name in ("PAGES", "CHECKIN", "VOLUNTEERING", "AUDIT", "NOTIFY")}
 
     async def check() -> int:
         process = await asyncio.create_subprocess_exec(

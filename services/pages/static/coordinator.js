@@ -1,5 +1,5 @@
 // The coordinator's board: who is here (a count), shifts with gaps, groups and events with their registrations and
-// waitlists, hours to approve, and the monthly report with its chart and CSV.
+// waitlists, hours to approve, whether a volunteer can be reached, and the monthly report with its chart and CSV.
 
 import { $, ApiError, addDays, api, el, hours, localDate, say, shortId, tokenGate, when } from "./common.js";
 
@@ -135,6 +135,29 @@ async function decide(hoursId, decision, reason) {
   }
   await refresh();
 }
+
+// --- whether a volunteer can be reached (never where) ------------------------------------------------------------
+
+$("#reach-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const memberId = $("#reach-member").value.trim().toLowerCase();
+  const answer = $("#reach-answer");
+  try {
+    const { body } = await api("notify", "GET", `/members/${encodeURIComponent(memberId)}/reachability`, { token });
+    const channels = body.channels.filter((c) => c.reachable).map((c) => (c.channel === "email" ? "e-mail" : c.channel));
+    answer.replaceChildren(
+      `Volunteer ${shortId(body.member_id)}: `,
+      el("span", { class: `badge ${body.reachable ? "ok" : "full"}` },
+        body.reachable ? `Reachable by ${channels.join(", ")}` : "Not reachable"),
+      body.reachable ? "" : " (no confirmed address, or messages bounce). Tell them in person.",
+    );
+    answer.hidden = false;
+    say(message, "");
+  } catch (error) {
+    answer.hidden = true;
+    failed(error);
+  }
+});
 
 // --- the monthly report -------------------------------------------------------------------------------------------
 

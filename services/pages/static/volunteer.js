@@ -1,11 +1,17 @@
-// A volunteer's phone: my shifts, open shifts I am qualified for (sign up, waitlist, drop), hours, stipends, calendar.
+// A volunteer's phone: my shifts, open shifts I am qualified for (sign up, waitlist, drop), hours, stipends, how we
+// reach me (reach.js), calendar.
 
 import { $, ApiError, api, dollars, el, hours, say, tokenGate, when } from "./common.js";
+import { reach } from "./reach.js";
 
 const message = $("#message");
 const status = $("#status");
 let token = null;
 let zone;
+
+// Before the gate: with a token saved on the phone, it starts the page at once, and refresh() needs these.
+const call = (method, path, body) => api("volunteering", method, path, { token, body });
+const reaching = reach({ token: () => token, memberId: () => myId(), zone: () => zone, failed, status, message });
 
 const gate = tokenGate("volunteer", (saved) => {
   token = saved;
@@ -13,8 +19,6 @@ const gate = tokenGate("volunteer", (saved) => {
   $("#content").hidden = false;
   refresh();
 });
-
-const call = (method, path, body) => api("volunteering", method, path, { token, body });
 
 async function refresh() {
   try {
@@ -30,6 +34,7 @@ async function refresh() {
     showOpen(open);
     showHours(myHours.body);
     showStipends(stipends.body);
+    await reaching.refresh();
   } catch (error) {
     failed(error);
   }

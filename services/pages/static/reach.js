@@ -1,0 +1,141 @@
+// "How we reach you" on the volunteer's phone: their e-mail addresses (added with consent, confirmed by the link in
+// a message), language, quiet hours, which kinds of message they want, withdrawing; and the messages sent to them,
+// so someone without e-mail still sees "you moved up from the waitlist". Only the person sees an address.
+
+import { $, ApiError, api, el, newKey, say, when } from "./common.js";
+
+const KINDS = [
+  ["confirmations", "Confirmations of sign-ups and registrations"],
+  ["changes", "Changes and cancellations"],
+  ["reminders", "Reminders before a shift or event"],
+  ["approvals", "Hours approved and stipends"],
+];
+const DELIVERY = { sent: ["Sent", "approved"], pending: ["Waiting to be sent", "pending"], failed: ["Not delivered", "rejected"] };
+const PURPOSES = { verification: "Confirm your e-mail" };
+
+// ctx: { token: () => string, memberId: () => Promise<string>, zone: () => string, failed(error), status, message }
+export function reach(ctx) {
+  const call = async (method, path, body, idempotencyKey) =>
+    api("notify", method, `/members/${await ctx.memberId()}${path}`, { token: ctx.token(), body, idempotencyKey });
+
+  async function refresh() {
+    try {
+      showContacts((await call("GET", "/contacts")).body.items);
+    } catch (error) {
+      ctx.failed(error);
+    }
+    try {
+      showNotifications((await call("GET", "/notifications?limit=20")).body.items);
+    } catch (error) {
+      // The list arrives with messages sent from events; until a center runs that, there is nothing to show.
+      if (error instanceof ApiError && error.status === 404) showNotifications([]);
+      else ctx.failed(error);
+    }
+  }
+
+  function showContacts(items) {
+    const list = $("#contacts");
+    list.replaceChildren(...items.map(contactCard));
+    if (!items.length) list.append(el("li", { class: "muted" }, "No address yet: add one below to get messages."));
+  }
+
+  function contactCard(c) {
+    const id = (name) => `contact-${c.contact_id}-${name}`;
+    const locale = el("select", { id: id("locale") },
+      el("option", { value: "en", selected: c.locale === "en" }, "English"),
+      el("option", { value: "es", lang: "es", selected: c.locale === "es" }, "Español"));
+    const quietFrom = el("input", { id: id("quiet-from"), type: "time", value: c.quiet_hours?.start?.slice(0, 5) });
+    const quietTo = el("input", { id: id("quiet-to"), type: "time", value: c.quiet_hours?.end?.slice(0, 5) });
+    const kinds = KINDS.map(([kind, label]) => {
+      const box = el("input", { id: id(kind), type: "checkbox", value: kind, checked: c.kinds.includes(kind) });
+      return el("div", { class: "check" }, box, el("label", { for: id(kind) }, label));
+    });
+    const form = el("form", { class: "stack", onsubmit: (event) => save(event, c, locale, quietFrom, quietTo, form) },
+      el("label", { for: id("locale") }, "Language"), locale,
+      el("fieldset", {},
+        el("legend", {}, "Quiet hours (nothing arrives then; leave empty for none)"),
+        el("div", { class: "row" },
+          el("label", { for: id("quiet-from") }, "From"), quietFrom,
+          el("label", { for: id("quiet-to") }, "to"), quietTo)),
+      el("fieldset", {}, el("legend", {}, "What to receive"), kinds),
+      el("div", { class: "row" },
+        el("button", { type: "submit", class: "primary" }, "Save"),
+        el("button", { type: "button", onclick: () => withdraw(c) }, "Stop using this address")));
+    return el("li", { class: "contact", dataset: { contact: c.contact_id } },
+      el("strong", {}, c.address),
+      el("span", { class: `badge ${c.verified ? "approved" : "pending"}` },
+        c.verified ? "Confirmed" : "Check your inbox to confirm"),
+      form);
+  }
+
+  async function save(event, c, locale, quietFrom, quietTo, form) {
+    event.preventDefault();
+    if (Boolean(quietFrom.value) !== Boolean(quietTo.value)) {
+      say(ctx.message, "Quiet hours need a start and an end (or neither).", "error");
+      return;
+    }
+    const body = {
+      locale: locale.value,
+      quiet_hours: quietFrom.value ? { start: quietFrom.value, end: quietTo.value } : null,
+      kinds: [...form.querySelectorAll("input[type=checkbox]:checked")].map((box) => box.value),
+    };
+    try {
+      await call("PATCH", `/contacts/${c.contact_id}`, body);
+      say(ctx.status, "Saved.", "ok");
+      say(ctx.message, "");
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "bad_quiet_hours") say(ctx.message, error.message, "error");
+      else ctx.failed(error);
+    }
+    await refresh();
+  }
+
+  async function withdraw(c) {
+    if (!confirm(`Stop sending messages to ${c.address}? The address is deleted.`)) return;
+    try {
+      await call("DELETE", `/contacts/${c.contact_id}`);
+      say(ctx.status, "Done: we deleted that address and send nothing more to it.", "ok");
+      say(ctx.message, "");
+    } catch (error) {
+      ctx.failed(error);
+    }
+    await refresh();
+  }
+
+  function showNotifications(items) {
+    const list = $("#notifications");
+    list.replaceChildren(
+      ...items.map((n) => {
+        const [label, badge] = DELIVERY[n.status] || [n.status, ""];
+        return el("li", { dataset: { delivery: n.delivery_id } },
+          el("strong", {}, n.summary || PURPOSES[n.purpose] || n.purpose),
+          el("span", {}, when(n.sent_at || n.created_at, ctx.zone())),
+          el("span", { class: `badge ${badge}` }, label));
+      }),
+    );
+    if (!items.length) list.append(el("li", { class: "muted" }, "No messages yet."));
+  }
+
+  const form = $("#contact-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const address = $("#contact-address").value.trim();
+    if (!address) return;
+    const reasons = {
+      bad_address: "That does not look like an e-mail address we can send to.",
+      contact_exists: "You have added this address already.",
+    };
+    try {
+      await call("POST", "/contacts", { address, locale: $("#contact-locale").value, source: "pages/volunteer" }, newKey());
+      form.reset();
+      say(ctx.status, `Check your inbox to confirm: we sent a link to ${address}.`, "ok");
+      say(ctx.message, "");
+    } catch (error) {
+      if (error instanceof ApiError && reasons[error.code]) say(ctx.message, reasons[error.code], "error");
+      else ctx.failed(error);
+    }
+    await refresh();
+  });
+
+  return { refresh };
+}
