@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -115,8 +116,11 @@ class NotificationList(BaseModel):
 class SiteMessagesBody(Body):
     # The name messages give the center in subjects and first lines; null: the neutral default.
     message_name: str | None = None
-    reminder_offsets: list[int] = Field(default_factory=lambda: [1440, 120], max_length=10)
-    daily_cap: int = 10
+    # Minutes before the start, at most four, each once (JSON Schema states it; the handler says it in a code).
+    reminder_offsets: list[Annotated[int, Field(ge=5, le=20160)]] = Field(
+        default_factory=lambda: [1440, 120], max_length=4, json_schema_extra={"uniqueItems": True}
+    )
+    daily_cap: int = Field(10, ge=1, le=100)
 
 
 class SiteMessages(BaseModel):

@@ -83,10 +83,11 @@ def normalize_address(channel: Channel, typed: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def require_member(standing: MemberStanding) -> None:
-    """The same answer for a made-up id and for another site's member: which sites a member belongs to is not told."""
+def require_member_here(standing: MemberStanding) -> None:
+    """The member a route names in its path, at the caller's site. The same answer for a made-up id and for another
+    site's member (404, as for any object out of reach): which sites a member belongs to is not told."""
     if standing is None:
-        raise InvalidInput("No member with this id is registered at this site.", code="unknown_member")
+        raise NotFound("No member with this id here.", code="member_not_found")
     if standing == "erased":
         raise InvalidInput("This member was erased at check-in.", code="member_erased")
 

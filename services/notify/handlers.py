@@ -61,7 +61,7 @@ def contact_out(row: ContactRow, *, show_address: bool) -> ContactOut:
 async def add_contact(cmd: AddContact, *, uow: NotifyUnitOfWork, clock: Clock) -> ContactOut:
     """Record the contact with its consent and queue its verification message; nothing else is sent to it until
     the link in that message is followed."""
-    domain.require_member(await uow.notify.member_standing(cmd.member_id, cmd.site_id))
+    domain.require_member_here(await uow.notify.member_standing(cmd.member_id, cmd.site_id))
     address = domain.normalize_address(cmd.channel, cmd.address)
     domain.check_quiet_hours(cmd.quiet_start, cmd.quiet_end)
     now = clock.now()
@@ -255,10 +255,13 @@ async def set_site_messages(cmd: SetSiteMessages, *, uow: NotifyUnitOfWork, cloc
 
 async def set_coordinator(cmd: SetCoordinator, *, uow: NotifyUnitOfWork, clock: Clock) -> Coordinator:
     """Mark (or unmark) a member as one of the site's coordinators: they are told of follow-ups."""
+    standing = await uow.notify.member_standing(cmd.member_id, cmd.site_id)
     if cmd.coordinator:
-        domain.require_member(await uow.notify.member_standing(cmd.member_id, cmd.site_id))
+        domain.require_member_here(standing)
         await uow.messages.add_coordinator(cmd.site_id, cmd.member_id, clock.now(), cmd.actor_id)
     else:
+        if standing is None:  # an erased member may still be unmarked (their erasure unmarked them already)
+            domain.require_member_here(standing)
         await uow.messages.remove_coordinator(cmd.site_id, cmd.member_id)
     return Coordinator(site_id=cmd.site_id, member_id=cmd.member_id, coordinator=cmd.coordinator)
 

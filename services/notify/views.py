@@ -10,7 +10,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
-from services.notify import handlers, queries
+from services.notify import domain, handlers, queries
 from services.notify.commands import (
     AddContact,
     AddContactBody,
@@ -119,6 +119,7 @@ async def list_contacts(call: Call) -> ContactList:
     if not _authorize(call):
         raise Forbidden("Addresses are shown only to the person; see /reachability.", code="addresses_private")
     async with _uow(call) as uow:
+        await _member_here(call, uow)
         return await queries.contacts_of(uow, call.uuid_param("member_id"), call.who.site_id)
 
 
@@ -175,6 +176,7 @@ async def withdraw_contact(call: Call) -> object:
 )
 async def reachability(call: Call) -> Reachability:
     async with _uow(call) as uow:
+        await _member_here(call, uow)
         return await queries.reachability(uow, call.uuid_param("member_id"), call.who.site_id)
 
 
@@ -190,6 +192,7 @@ async def notifications(call: Call) -> NotificationList:
     _authorize(call)
     query: NotificationsQuery = call.query
     async with _uow(call) as uow:
+        await _member_here(call, uow)
         return await queries.notifications(
             uow,
             call.uuid_param("member_id"),
@@ -306,11 +309,19 @@ async def unsubscribe(call: Call) -> object:
     return await execute(handlers.unsubscribe, Unsubscribe(key=key), uow=_uow(call), clock=call.request.app[CLOCK])
 
 
+async def _member_here(call: Call, uow: NotifyUnitOfWork) -> None:
+    """A member named in the path is one of the caller's site (404 otherwise, as another site's objects are)."""
+    domain.require_member_here(await uow.notify.member_standing(call.uuid_param("member_id"), call.who.site_id))
+
+
 async def _token_of(request: web.Request) -> str:
     """The page's form posts ``token=…``; an app may post JSON ``{"token": …}``."""
     raw = await request.read()
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError:  # a multipart form without its boundary, or a part that cannot be read
+            raise InvalidInput("The form cannot be read.", code="malformed_form") from None
         data: object = {"token": form.get("token")} if "token" in form else {}
     else:
         try:

@@ -149,23 +149,7 @@ def _reveals(body: object, world: World) -> list[str]:
     return [name for name, value in world.ids.items() if value in text]
 
 
-# Gaps this matrix found in notify, open with its owner; strict, so a fix shows here and its entry goes.
-KNOWN_GAPS = {
-    ("notify", "POST /members/{member_id}/contacts"): "another site's coordinator gets 422 unknown_member, not 403/404",
-    ("notify", "GET /members/{member_id}/reachability"): "another site's coordinator gets 200 reachable=false",
-}
-
-
-def _matrix() -> list[object]:
-    return [
-        pytest.param(route, marks=pytest.mark.xfail(strict=True, reason=gap))
-        if (gap := KNOWN_GAPS.get((route[0], _label(route))))
-        else route
-        for route in _with_ids()
-    ]
-
-
-@pytest.mark.parametrize("route", _matrix(), ids=_label)
+@pytest.mark.parametrize("route", _with_ids(), ids=_label)
 async def test_an_object_is_out_of_reach_of_other_sites_people_and_lower_roles(
     route: tuple[str, Operation],
     stack: Client,

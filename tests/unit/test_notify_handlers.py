@@ -19,7 +19,7 @@ from services.notify.models import (
     VerificationRow,
 )
 from shared.clock import FixedClock
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, NotFound
 from shared.events import Event
 from shared.members import MemberStanding
 from shared.uow import Recorder
@@ -154,9 +154,9 @@ async def test_adding_records_consent_queues_one_verification_and_emits_no_addre
 
 
 async def test_unknown_member_and_duplicate_address_are_refused(uow: FakeUnitOfWork) -> None:
-    with pytest.raises(InvalidInput) as unknown:
+    with pytest.raises(NotFound) as unknown:
         await handlers.add_contact(_add(uuid.uuid4()), uow=uow, clock=FixedClock(AT))  # type: ignore[arg-type]
-    assert unknown.value.code == "unknown_member"
+    assert (unknown.value.status, unknown.value.code) == (404, "member_not_found")
     member, _, _ = await _added(uow)
     with pytest.raises(Conflict) as twice:
         await handlers.add_contact(_add(member), uow=uow, clock=FixedClock(AT))  # type: ignore[arg-type]
