@@ -176,23 +176,22 @@ async def _confirm_without_the_link(settings: Settings, contact_id: str) -> None
         )
 
 
-async def _sent_to(settings: Settings, member_id: str, *, timeout_s: float) -> list[str]:
-    """The purposes of the messages sent to the member, other than the verification, once one is sent."""
+async def _emailed(settings: Settings, member_id: str, purpose: str, *, timeout_s: float) -> bool:
+    """Whether an e-mail of this purpose to the member was accepted by the mail server within the time."""
     engine = create_async_engine(settings.database_url)
     try:
         deadline = asyncio.get_running_loop().time() + timeout_s
         while True:
             async with engine.connect() as conn:
-                rows = await conn.execute(
+                sent = await conn.scalar(
                     text(
-                        "SELECT purpose FROM notify.deliveries WHERE member_id = :m AND status = 'sent'"
-                        " AND purpose <> 'verification' ORDER BY created_at"
+                        "SELECT count(*) FROM notify.deliveries WHERE member_id = :m AND channel = 'email'"
+                        " AND status = 'sent' AND purpose = :purpose"
                     ),
-                    {"m": uuid.UUID(member_id)},
+                    {"m": uuid.UUID(member_id), "purpose": purpose},
                 )
-                purposes = [str(row[0]) for row in rows]
-            if purposes or asyncio.get_running_loop().time() > deadline:
-                return purposes
+            if sent or asyncio.get_running_loop().time() > deadline:
+                return bool(sent)
             await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
@@ -255,11 +254,11 @@ async def _reach_the_volunteer(
     lines.append(f"{status}  our volunteer joins the waitlist (#{waiting.get('position')})")
     status, _ = await call("DELETE", f"{signups}/{other_id}", "coordinator")
     lines.append(f"{status}  the other drops out: our volunteer is promoted")
-    told = await _sent_to(settings, volunteer_id, timeout_s=15)
+    told = await _emailed(settings, volunteer_id, "shift_promoted", timeout_s=15)
     lines.append(
-        f"     notify told them ({', '.join(told)})"
+        "     notify e-mailed them that a place opened up (the message is above, as the mail server got it)"
         if told
-        else "     (no message about the promotion within 15 s: this notify sends verifications only so far)"
+        else "     (no message about the promotion reached the mail server within 15 s)"
     )
     return lines
 
