@@ -168,25 +168,7 @@ def _when(starts_at: datetime, **more: Any) -> dict[str, Any]:
 
 async def on_signed_up(event: Delivered[SignedUp], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
-    await tell(
-        uow,
-        purpose="shift_confirmed",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what="shift"),
-        at=clock.now(),
-    )
-    await plan_reminders(
-        uow,
-        member_id=e.member_id,
-        site_id=event.site_id,
-        subject="shift",
-        subject_id=e.shift_id,
-        starts_at=e.starts_at,
-        cause_id=event.id,
-        now=clock.now(),
-    )
+    await _seated(event, "shift_confirmed", e.member_id, "shift", e.shift_id, e.starts_at, uow=uow, clock=clock)
 
 
 async def on_waitlisted(event: Delivered[Waitlisted], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
@@ -204,25 +186,7 @@ async def on_waitlisted(event: Delivered[Waitlisted], *, uow: NotifyUnitOfWork, 
 
 async def on_promoted(event: Delivered[PromotedFromWaitlist], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
-    await tell(
-        uow,
-        purpose="shift_promoted",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what="shift"),
-        at=clock.now(),
-    )
-    await plan_reminders(
-        uow,
-        member_id=e.member_id,
-        site_id=event.site_id,
-        subject="shift",
-        subject_id=e.shift_id,
-        starts_at=e.starts_at,
-        cause_id=event.id,
-        now=clock.now(),
-    )
+    await _seated(event, "shift_promoted", e.member_id, "shift", e.shift_id, e.starts_at, uow=uow, clock=clock)
 
 
 async def on_dropped(event: Delivered[Dropped], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
@@ -346,25 +310,7 @@ def _gathering(
 async def on_registered(event: Delivered[GatheringRegistered], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
     subject, subject_id = _gathering(e)
-    await tell(
-        uow,
-        purpose="gathering_confirmed",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what=subject),
-        at=clock.now(),
-    )
-    await plan_reminders(
-        uow,
-        member_id=e.member_id,
-        site_id=event.site_id,
-        subject=subject,
-        subject_id=subject_id,
-        starts_at=e.starts_at,
-        cause_id=event.id,
-        now=clock.now(),
-    )
+    await _seated(event, "gathering_confirmed", e.member_id, subject, subject_id, e.starts_at, uow=uow, clock=clock)
 
 
 async def on_gathering_waitlisted(
@@ -388,22 +334,38 @@ async def on_gathering_promoted(
 ) -> None:
     e = event.data
     subject, subject_id = _gathering(e)
+    await _seated(event, "gathering_promoted", e.member_id, subject, subject_id, e.starts_at, uow=uow, clock=clock)
+
+
+async def _seated(
+    event: Delivered[Any],
+    purpose: MessagePurpose,
+    member_id: uuid.UUID,
+    subject: domain.Subject,
+    subject_id: uuid.UUID,
+    starts_at: datetime,
+    *,
+    uow: NotifyUnitOfWork,
+    clock: Clock,
+) -> None:
+    """A place on a shift, at a session or an event, at once or from the waitlist: the person is told, and
+    reminded before it starts."""
     await tell(
         uow,
-        purpose="gathering_promoted",
-        member_ids=[e.member_id],
+        purpose=purpose,
+        member_ids=[member_id],
         site_id=event.site_id,
         cause_id=event.id,
-        values=_when(e.starts_at, what=subject),
+        values=_when(starts_at, what=subject),
         at=clock.now(),
     )
     await plan_reminders(
         uow,
-        member_id=e.member_id,
+        member_id=member_id,
         site_id=event.site_id,
         subject=subject,
         subject_id=subject_id,
-        starts_at=e.starts_at,
+        starts_at=starts_at,
         cause_id=event.id,
         now=clock.now(),
     )
