@@ -83,11 +83,17 @@ def normalize_address(channel: Channel, typed: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def require_member_here(standing: MemberStanding) -> None:
-    """The member a route names in its path, at the caller's site. The same answer for a made-up id and for another
-    site's member (404, as for any object out of reach): which sites a member belongs to is not told."""
+def require_known_here(standing: MemberStanding) -> None:
+    """The member a route names in its path is one of the caller's site. The same answer for a made-up id and for
+    another site's member (404, as for any object out of reach): which sites a member belongs to is not told. An
+    erased member is still known: what is kept of them may be read (nothing, once their addresses are gone)."""
     if standing is None:
         raise NotFound("No member with this id here.", code="member_not_found")
+
+
+def require_member_here(standing: MemberStanding) -> None:
+    """As :func:`require_known_here`, for a change: an erased member gets nothing new."""
+    require_known_here(standing)
     if standing == "erased":
         raise InvalidInput("This member was erased at check-in.", code="member_erased")
 

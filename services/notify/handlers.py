@@ -260,8 +260,7 @@ async def set_coordinator(cmd: SetCoordinator, *, uow: NotifyUnitOfWork, clock: 
         domain.require_member_here(standing)
         await uow.messages.add_coordinator(cmd.site_id, cmd.member_id, clock.now(), cmd.actor_id)
     else:
-        if standing is None:  # an erased member may still be unmarked (their erasure unmarked them already)
-            domain.require_member_here(standing)
+        domain.require_known_here(standing)  # an erased member may still be unmarked
         await uow.messages.remove_coordinator(cmd.site_id, cmd.member_id)
     return Coordinator(site_id=cmd.site_id, member_id=cmd.member_id, coordinator=cmd.coordinator)
 

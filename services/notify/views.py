@@ -311,7 +311,7 @@ async def unsubscribe(call: Call) -> object:
 
 async def _member_here(call: Call, uow: NotifyUnitOfWork) -> None:
     """A member named in the path is one of the caller's site (404 otherwise, as another site's objects are)."""
-    domain.require_member_here(await uow.notify.member_standing(call.uuid_param("member_id"), call.who.site_id))
+    domain.require_known_here(await uow.notify.member_standing(call.uuid_param("member_id"), call.who.site_id))
 
 
 async def _token_of(request: web.Request) -> str:
