@@ -125,6 +125,27 @@ async def tell(
             )
 
 
+async def _tell(
+    event: Delivered[Any],
+    purpose: MessagePurpose,
+    member_ids: Iterable[uuid.UUID],
+    values: dict[str, Any],
+    *,
+    uow: NotifyUnitOfWork,
+    clock: Clock,
+) -> None:
+    """:func:`tell` of a consumed event: its site, its id as the cause, now."""
+    await tell(
+        uow,
+        purpose=purpose,
+        member_ids=member_ids,
+        site_id=event.site_id,
+        cause_id=event.id,
+        values=values,
+        at=clock.now(),
+    )
+
+
 async def plan_reminders(
     uow: NotifyUnitOfWork,
     *,
@@ -173,14 +194,13 @@ async def on_signed_up(event: Delivered[SignedUp], *, uow: NotifyUnitOfWork, clo
 
 async def on_waitlisted(event: Delivered[Waitlisted], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
-    await tell(
-        uow,
-        purpose="shift_waitlisted",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what="shift", position=e.position),
-        at=clock.now(),
+    await _tell(
+        event,
+        "shift_waitlisted",
+        [e.member_id],
+        _when(e.starts_at, what="shift", position=e.position),
+        uow=uow,
+        clock=clock,
     )
 
 
@@ -194,15 +214,7 @@ async def on_dropped(event: Delivered[Dropped], *, uow: NotifyUnitOfWork, clock:
     e = event.data
     await uow.messages.delete_reminders(e.shift_id, e.member_id)
     if e.dropped_by == "coordinator":
-        await tell(
-            uow,
-            purpose="shift_dropped",
-            member_ids=[e.member_id],
-            site_id=event.site_id,
-            cause_id=event.id,
-            values=_when(e.starts_at, what="shift"),
-            at=clock.now(),
-        )
+        await _tell(event, "shift_dropped", [e.member_id], _when(e.starts_at, what="shift"), uow=uow, clock=clock)
 
 
 async def on_shift_changed(event: Delivered[ShiftChanged], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
@@ -227,15 +239,7 @@ async def on_shift_changed(event: Delivered[ShiftChanged], *, uow: NotifyUnitOfW
 async def on_shift_cancelled(event: Delivered[ShiftCancelled], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
     await uow.messages.delete_reminders(e.shift_id)
-    await tell(
-        uow,
-        purpose="shift_cancelled",
-        member_ids=e.affected_member_ids,
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what="shift"),
-        at=clock.now(),
-    )
+    await _tell(event, "shift_cancelled", e.affected_member_ids, _when(e.starts_at, what="shift"), uow=uow, clock=clock)
 
 
 async def on_shift_missed(event: Delivered[ShiftMissed], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
@@ -245,53 +249,37 @@ async def on_shift_missed(event: Delivered[ShiftMissed], *, uow: NotifyUnitOfWor
     if not e.follow_up:
         return
     coordinators = [m for m in await uow.messages.coordinators(event.site_id) if m != e.member_id]
-    await tell(
-        uow,
-        purpose="shift_missed",
-        member_ids=coordinators,
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what="shift"),
-        at=clock.now(),
-    )
+    await _tell(event, "shift_missed", coordinators, _when(e.starts_at, what="shift"), uow=uow, clock=clock)
 
 
 async def on_hours_approved(event: Delivered[HoursApproved], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
-    await tell(
-        uow,
-        purpose="hours_approved",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.shift_starts_at, what="shift", minutes=e.minutes),
-        at=clock.now(),
+    await _tell(
+        event,
+        "hours_approved",
+        [e.member_id],
+        _when(e.shift_starts_at, what="shift", minutes=e.minutes),
+        uow=uow,
+        clock=clock,
     )
 
 
 async def on_hours_rejected(event: Delivered[HoursRejected], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
-    await tell(
-        uow,
-        purpose="hours_rejected",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.shift_starts_at, what="shift", minutes=e.minutes),
-        at=clock.now(),
+    await _tell(
+        event,
+        "hours_rejected",
+        [e.member_id],
+        _when(e.shift_starts_at, what="shift", minutes=e.minutes),
+        uow=uow,
+        clock=clock,
     )
 
 
 async def on_stipend_paid(event: Delivered[StipendPaid], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
-    await tell(
-        uow,
-        purpose="stipend_paid",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values={"period": e.period, "amount_cents": e.amount_cents},
-        at=clock.now(),
+    await _tell(
+        event, "stipend_paid", [e.member_id], {"period": e.period, "amount_cents": e.amount_cents}, uow=uow, clock=clock
     )
 
 
@@ -318,14 +306,13 @@ async def on_gathering_waitlisted(
 ) -> None:
     e = event.data
     subject, _ = _gathering(e)
-    await tell(
-        uow,
-        purpose="gathering_waitlisted",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what=subject, position=e.position),
-        at=clock.now(),
+    await _tell(
+        event,
+        "gathering_waitlisted",
+        [e.member_id],
+        _when(e.starts_at, what=subject, position=e.position),
+        uow=uow,
+        clock=clock,
     )
 
 
@@ -350,15 +337,7 @@ async def _seated(
 ) -> None:
     """A place on a shift, at a session or an event, at once or from the waitlist: the person is told, and
     reminded before it starts."""
-    await tell(
-        uow,
-        purpose=purpose,
-        member_ids=[member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(starts_at, what=subject),
-        at=clock.now(),
-    )
+    await _tell(event, purpose, [member_id], _when(starts_at, what=subject), uow=uow, clock=clock)
     await plan_reminders(
         uow,
         member_id=member_id,
@@ -377,42 +356,32 @@ async def on_registration_cancelled(
     e = event.data
     subject, subject_id = _gathering(e)
     await uow.messages.delete_reminders(subject_id, e.member_id)
-    await tell(
-        uow,
-        purpose="gathering_cancelled",
-        member_ids=[e.member_id],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what=subject),
-        at=clock.now(),
-    )
+    await _tell(event, "gathering_cancelled", [e.member_id], _when(e.starts_at, what=subject), uow=uow, clock=clock)
 
 
 async def on_session_cancelled(event: Delivered[SessionCancelled], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
     await uow.messages.delete_reminders(e.session_id)
-    await tell(
-        uow,
-        purpose="session_cancelled",
-        member_ids=[*e.confirmed_member_ids, *e.waitlisted_member_ids],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what="session"),
-        at=clock.now(),
+    await _tell(
+        event,
+        "session_cancelled",
+        [*e.confirmed_member_ids, *e.waitlisted_member_ids],
+        _when(e.starts_at, what="session"),
+        uow=uow,
+        clock=clock,
     )
 
 
 async def on_event_cancelled(event: Delivered[EventCancelled], *, uow: NotifyUnitOfWork, clock: Clock) -> None:
     e = event.data
     await uow.messages.delete_reminders(e.event_id)
-    await tell(
-        uow,
-        purpose="event_cancelled",
-        member_ids=[*e.confirmed_member_ids, *e.waitlisted_member_ids],
-        site_id=event.site_id,
-        cause_id=event.id,
-        values=_when(e.starts_at, what="event"),
-        at=clock.now(),
+    await _tell(
+        event,
+        "event_cancelled",
+        [*e.confirmed_member_ids, *e.waitlisted_member_ids],
+        _when(e.starts_at, what="event"),
+        uow=uow,
+        clock=clock,
     )
 
 
