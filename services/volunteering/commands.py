@@ -184,6 +184,11 @@ class ShiftsQuery(Query):
     from_: date | datetime | None = Field(default=None, alias="from")
     to: date | datetime | None = None
     open: bool = Field(default=False, description="Only shifts still ahead with a seat left")
+    include_full: bool = Field(
+        default=False,
+        description="Only shifts still ahead, full ones included (so a volunteer can join a waitlist); "
+        "wins over open=true",
+    )
     role: Slug | None = None
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=200)
@@ -515,6 +520,8 @@ class ShiftOut(BaseModel):
     confirmed: int
     waitlisted: int
     spots_left: int
+    seats_left: int = Field(description="Free seats (0 when full or cancelled); the same as spots_left")
+    waitlist_length: int = Field(description="How many wait for a seat; the same as waitlisted")
     needs_supervisor: bool
     supervisor_on_duty: bool | None = Field(
         description="For shifts that need one: whether a confirmed volunteer in a supervisor role is on an "
@@ -522,6 +529,12 @@ class ShiftOut(BaseModel):
     )
     status: ShiftStatus
     my_signup: MySignupOut | None = None
+    my_status: Literal["confirmed", "waitlisted"] | None = Field(
+        default=None, description="For a volunteer's token: their own sign-up on this shift, if any"
+    )
+    my_position: int | None = Field(
+        default=None, description="For a volunteer's token: their 1-based place on the waitlist, else null"
+    )
 
 
 class ShiftPage(BaseModel):

@@ -112,6 +112,7 @@ class VolunteeringQueries:
         after: tuple[datetime, uuid.UUID] | None,
         role_ids: Sequence[str] | None,
         open_after: datetime | None,
+        seats_only: bool,
         include_cancelled: bool,
         limit: int,
     ) -> list[ResultRow]:
@@ -121,7 +122,9 @@ class VolunteeringQueries:
         if role_ids is not None:
             stmt = stmt.where(shifts.c.role_id.in_(list(role_ids)))
         if open_after is not None:
-            stmt = stmt.where(shifts.c.confirmed < shifts.c.capacity, shifts.c.starts_at > open_after)
+            stmt = stmt.where(shifts.c.starts_at > open_after)
+        if seats_only:
+            stmt = stmt.where(shifts.c.confirmed < shifts.c.capacity)
         if not include_cancelled or open_after is not None:
             stmt = stmt.where(shifts.c.status == "scheduled")
         if after is not None:

@@ -351,7 +351,8 @@ async def schedule_series(call: Call) -> object:
 @api.get(
     "/shifts",
     summary="Shifts of this site by start time. A volunteer sees only shifts they are qualified for; "
-    "open=true keeps those still ahead with a seat left. Dates are inclusive local days.",
+    "open=true keeps those still ahead with a seat left, include_full=true those still ahead, full or not (with "
+    "the caller's own my_status and my_position). Dates are inclusive local days.",
     roles=PEOPLE,
     query=ShiftsQuery,
     response=ShiftPage,
@@ -393,7 +394,8 @@ async def list_shifts(call: Call) -> ShiftPage:
                 end=end,
                 after=after,
                 role_ids=role_ids,
-                open_after=now if query.open else None,
+                open_after=now if query.open or query.include_full else None,
+                seats_only=query.open and not query.include_full,
                 include_cancelled=actor.is_staff,
                 limit=query.limit + 1,
             )
@@ -421,9 +423,7 @@ async def list_shifts(call: Call) -> ShiftPage:
             mine = await queries.my_active_signups(volunteer, [i.shift_id for i in items])
             for item in items:
                 if item.shift_id in mine:
-                    item.my_signup = MySignupOut(
-                        status=mine[item.shift_id].status, position=mine[item.shift_id].position
-                    )
+                    _set_mine(item, mine[item.shift_id])
     next_cursor = paging.encode_cursor(items[-1].starts_at, items[-1].shift_id) if more and items else None
     return ShiftPage(items=items, next_cursor=next_cursor)
 
@@ -446,7 +446,7 @@ async def get_shift(call: Call) -> ShiftOut:
         if actor.member_id is not None:
             mine = (await queries.my_active_signups(actor.member_id, [shift_id])).get(shift_id)
             if mine is not None:
-                out.my_signup = MySignupOut(status=mine.status, position=mine.position)
+                _set_mine(out, mine)
     return out
 
 
@@ -769,9 +769,15 @@ async def _hours_page(
     return HoursPage(items=items, next_cursor=next_cursor, total_minutes=totals)
 
 
+def _set_mine(out: ShiftOut, mine: ResultRow) -> None:
+    out.my_signup = MySignupOut(status=mine.status, position=mine.position)
+    out.my_status, out.my_position = mine.status, mine.position
+
+
 def _shift_out(row: ResultRow) -> ShiftOut:
     zone = zoneinfo.ZoneInfo(row.timezone)
     scheduled = row.status == "scheduled"
+    seats_left = max(0, row.capacity - row.confirmed) if scheduled else 0
     return ShiftOut(
         shift_id=row.shift_id,
         series_id=row.series_id,
@@ -784,7 +790,9 @@ def _shift_out(row: ResultRow) -> ShiftOut:
         capacity=row.capacity,
         confirmed=row.confirmed,
         waitlisted=row.waitlisted,
-        spots_left=max(0, row.capacity - row.confirmed) if scheduled else 0,
+        spots_left=seats_left,
+        seats_left=seats_left,
+        waitlist_length=row.waitlisted,
         needs_supervisor=row.needs_supervisor,
         supervisor_on_duty=row.supervisor_on_duty if row.needs_supervisor else None,
         status=row.status,
