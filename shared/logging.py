@@ -13,6 +13,7 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor
 REDACTED_KEYS = frozenset(
     {
         "nickname",
+        "display_name",
         "name",
         "first_name",
         "last_name",

@@ -180,3 +180,54 @@ class MemberOut(BaseModel):
     visits: int
     last_visit_at: datetime | None
     present: bool
+
+
+# Display names: the name a volunteer chooses for staff to see (not the kiosk's nickname; README, "Display names").
+
+DISPLAY_NAMES_PER_LOOKUP = 200
+
+
+class DisplayNameBody(Body):
+    # Length and characters are checked by domain.clean_display_name, for one 422 code with a plain reason.
+    display_name: str = Field(description="1 to 60 characters after trimming, no control characters")
+
+
+class DisplayNamesLookupBody(Body):
+    member_ids: list[uuid.UUID] = Field(min_length=1, max_length=DISPLAY_NAMES_PER_LOOKUP)
+
+
+@dataclass(frozen=True, slots=True)
+class SetDisplayName:
+    site_id: str
+    actor_id: str
+    member_id: uuid.UUID
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDisplayName:
+    site_id: str
+    actor_id: str
+    member_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class DiscloseDisplayNames:
+    """A coordinator's or admin's look-up: answered for members of ``site_id`` only, recorded as a disclosure."""
+
+    site_id: str
+    actor_id: str
+    viewer_role: Literal["coordinator", "admin"]
+    member_ids: tuple[uuid.UUID, ...]
+
+
+class DisplayNameOut(BaseModel):
+    member_id: uuid.UUID
+    display_name: str | None
+    updated_at: datetime | None
+
+
+class DisplayNames(BaseModel):
+    names: dict[uuid.UUID, str | None] = Field(
+        description="Each member id asked for: the display name, or null (none given, erased, or not of this site)"
+    )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 import zoneinfo
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
 from shared.contracts import SupportType
 from shared.contracts.checkin import SUPPORT_TYPE_OF_PURPOSE, Purpose
+from shared.errors import InvalidInput
 
 # Easy to read aloud and type: no 0/O, no 1/I.
 KIOSK_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -61,3 +63,22 @@ def closing_instant_after(checked_in_at: datetime, zone: zoneinfo.ZoneInfo, clos
             if closing.astimezone(UTC) > after:
                 return closing
         day += timedelta(days=1)
+
+
+DISPLAY_NAME_MAX = 60
+# Bidirectional embeddings, overrides and isolates: they reorder what a roster shows after them ("Trojan Source").
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def clean_display_name(typed: str) -> str:
+    """A display name as stored: trimmed, 1 to 60 characters, one line with no control characters (C0/C1 controls,
+    line and paragraph separators, bidirectional overrides). Other format characters stay: the zero-width joiner
+    is part of many names' scripts and of emoji."""
+    name = typed.strip()
+    if not 1 <= len(name) <= DISPLAY_NAME_MAX:
+        raise InvalidInput("A display name is 1 to 60 characters.", code="display_name_length")
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI_CONTROLS for ch in name):
+        raise InvalidInput(
+            "A display name is one line of visible characters, no control characters.", code="display_name_characters"
+        )
+    return name

@@ -12,14 +12,25 @@ from services.checkin.commands import (
     CheckOutVisitor,
     ClosedVisits,
     CloseVisitsAtClosingTime,
+    DiscloseDisplayNames,
+    DisplayNameOut,
+    DisplayNames,
     EraseMember,
     MemberErasedResult,
     MemberRegisteredResult,
     RegisterMember,
+    RemoveDisplayName,
+    SetDisplayName,
 )
 from services.checkin.models import CheckinUnitOfWork, NewVisit, VisitRecord
 from shared.clock import Clock
-from shared.contracts.checkin import MemberErased, MemberRegistered, VisitorCheckedIn, VisitorCheckedOut
+from shared.contracts.checkin import (
+    MemberErased,
+    MemberRegistered,
+    NamesDisclosed,
+    VisitorCheckedIn,
+    VisitorCheckedOut,
+)
 from shared.errors import Conflict, NotFound
 from shared.uow import single_statement
 
@@ -182,3 +193,45 @@ async def erase_member(cmd: EraseMember, *, uow: CheckinUnitOfWork, clock: Clock
         at=now,
     )
     return MemberErasedResult(member_id=cmd.member_id, erased_at=now)
+
+
+# Display names: a volunteer's own (set, remove), and staff look-ups, each recorded as a disclosure.
+
+
+async def set_display_name(cmd: SetDisplayName, *, uow: CheckinUnitOfWork, clock: Clock) -> DisplayNameOut:
+    name = domain.clean_display_name(cmd.display_name)
+    if not await uow.checkin.is_current_member(cmd.member_id, cmd.site_id):
+        raise NotFound("No such member here.", code="member_not_found")
+    now = clock.now()
+    await uow.checkin.set_display_name(cmd.member_id, name, now)
+    return DisplayNameOut(member_id=cmd.member_id, display_name=name, updated_at=now)
+
+
+async def remove_display_name(cmd: RemoveDisplayName, *, uow: CheckinUnitOfWork, clock: Clock) -> DisplayNameOut:
+    if not await uow.checkin.is_current_member(cmd.member_id, cmd.site_id):
+        raise NotFound("No such member here.", code="member_not_found")
+    await uow.checkin.remove_display_name(cmd.member_id)
+    return DisplayNameOut(member_id=cmd.member_id, display_name=None, updated_at=None)
+
+
+async def disclose_display_names(cmd: DiscloseDisplayNames, *, uow: CheckinUnitOfWork, clock: Clock) -> DisplayNames:
+    """The names of the members asked for who belong to the caller's site; others are null, as if they had none,
+    so a look-up tells nothing about another site. A look-up that shows a name is recorded (who saw whose name,
+    when; never the name) in the transaction of the read."""
+    asked = list(dict.fromkeys(cmd.member_ids))
+    found = await uow.checkin.display_names_at(cmd.site_id, asked)
+    if found:
+        now = clock.now()
+        uow.emit(
+            NamesDisclosed(
+                viewer_id=cmd.actor_id,
+                viewer_role=cmd.viewer_role,
+                member_ids=sorted(found, key=str),
+                disclosed_at=now,
+            ),
+            subject=cmd.actor_id,
+            site_id=cmd.site_id,
+            actor_id=cmd.actor_id,
+            at=now,
+        )
+    return DisplayNames(names={member_id: found.get(member_id) for member_id in asked})

@@ -9,13 +9,16 @@ from typing import Any, ClassVar
 
 import asyncpg
 from sqlalchemy import (
+    CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Table,
     Text,
     UniqueConstraint,
     and_,
+    delete,
     func,
     select,
     text,
@@ -74,8 +77,26 @@ class Visit(Base):
     closed_by: Mapped[str | None] = mapped_column(Text)
 
 
+_MEMBER_KEY = f"{SCHEMA}.members.member_id"
+
+
+class DisplayName(Base):
+    """The name a volunteer chose for staff of their site to see (not the kiosk's nickname: README, "Display
+    names"). A row of its own, so that only the look-ups that disclose it read it; erasure deletes it."""
+
+    __tablename__ = "display_names"
+    __table_args__ = (CheckConstraint("char_length(display_name) BETWEEN 1 AND 60", name="display_name_length"),)
+
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey(_MEMBER_KEY, ondelete="CASCADE"), primary_key=True
+    )
+    display_name: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 members = Member.__table__
 visits = Visit.__table__
+display_names = DisplayName.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +214,62 @@ class CheckinRepository:
             .values(nickname=None, kiosk_code=None, erased_at=at)
             .returning(members.c.member_id)
         )
-        return result.first() is not None
+        if result.first() is None:
+            return False
+        await self.remove_display_name(member_id)
+        return True
 
     async def site_of_member(self, member_id: uuid.UUID) -> str | None:
         return await self.session.scalar(select(members.c.site_id).where(members.c.member_id == member_id))
+
+    # Display names
+
+    async def is_current_member(self, member_id: uuid.UUID, site_id: str) -> bool:
+        """Registered at this site and not erased."""
+        found = await self.session.scalar(
+            select(members.c.member_id).where(
+                members.c.member_id == member_id, members.c.site_id == site_id, members.c.erased_at.is_(None)
+            )
+        )
+        return found is not None
+
+    async def set_display_name(self, member_id: uuid.UUID, name: str, at: datetime) -> None:
+        await self.session.execute(
+            insert(display_names)
+            .values(member_id=member_id, display_name=name, updated_at=at)
+            .on_conflict_do_update(
+                index_elements=[display_names.c.member_id], set_={"display_name": name, "updated_at": at}
+            )
+        )
+
+    async def remove_display_name(self, member_id: uuid.UUID) -> bool:
+        result = await self.session.execute(
+            delete(display_names).where(display_names.c.member_id == member_id).returning(display_names.c.member_id)
+        )
+        return result.first() is not None
+
+    async def display_name_of(self, member_id: uuid.UUID) -> tuple[str, datetime] | None:
+        row = (
+            await self.session.execute(
+                select(display_names.c.display_name, display_names.c.updated_at).where(
+                    display_names.c.member_id == member_id
+                )
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def display_names_at(self, site_id: str, member_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The display names of those of ``member_ids`` who are current members of ``site_id``."""
+        rows = await self.session.execute(
+            select(display_names.c.member_id, display_names.c.display_name)
+            .join(members, members.c.member_id == display_names.c.member_id)
+            .where(
+                display_names.c.member_id.in_(member_ids),
+                members.c.site_id == site_id,
+                members.c.erased_at.is_(None),
+            )
+        )
+        return {row.member_id: row.display_name for row in rows}
 
 
 def _start_visit_sql(member: str) -> str:

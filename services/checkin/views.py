@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Literal
 
@@ -16,6 +17,11 @@ from services.checkin.commands import (
     CheckInVisitor,
     CheckOutByMemberBody,
     CheckOutVisitor,
+    DiscloseDisplayNames,
+    DisplayNameBody,
+    DisplayNameOut,
+    DisplayNames,
+    DisplayNamesLookupBody,
     EraseMember,
     MemberErasedResult,
     MemberOut,
@@ -23,6 +29,8 @@ from services.checkin.commands import (
     Occupancy,
     RegisterMember,
     RegisterMemberBody,
+    RemoveDisplayName,
+    SetDisplayName,
     VisitOut,
     VisitPage,
     VisitsQuery,
@@ -33,7 +41,7 @@ from services.checkin.settings import CheckinSettings
 from shared import paging
 from shared.access import STAFF, Role
 from shared.clock import Clock
-from shared.errors import NotFound
+from shared.errors import Forbidden, NotFound
 from shared.uow import execute
 from shared.web import SITES, Api, Call
 
@@ -264,3 +272,78 @@ async def get_member(call: Call) -> MemberOut:
 async def erase_member(call: Call) -> object:
     cmd = EraseMember(site_id=None, actor_id=call.who.actor_id, member_id=call.uuid_param("member_id"))
     return await execute(handlers.erase_member, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+# Display names (README, "Display names"): the volunteer's own, and the staff look-up that records a disclosure.
+
+
+def _own_member(call: Call) -> uuid.UUID:
+    member_id = call.uuid_param("member_id")
+    if call.who.member_id != member_id:
+        raise Forbidden("A volunteer sets and reads only their own display name.", code="not_yours")
+    return member_id
+
+
+@api.put(
+    "/members/{member_id}/display-name",
+    summary="Give the name staff of my site will see (1 to 60 characters); never shown on the kiosk",
+    roles=(Role.VOLUNTEER,),
+    body=DisplayNameBody,
+    response=DisplayNameOut,
+    errors=(403, 404, 422),
+)
+async def set_display_name(call: Call) -> object:
+    cmd = SetDisplayName(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        member_id=_own_member(call),
+        display_name=call.body.display_name,
+    )
+    return await execute(handlers.set_display_name, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+@api.delete(
+    "/members/{member_id}/display-name",
+    summary="Remove my display name: staff see my member id only",
+    roles=(Role.VOLUNTEER,),
+    response=DisplayNameOut,
+    errors=(403, 404),
+)
+async def remove_display_name(call: Call) -> object:
+    cmd = RemoveDisplayName(site_id=call.who.site_id, actor_id=call.who.actor_id, member_id=_own_member(call))
+    return await execute(handlers.remove_display_name, cmd, uow=_uow(call), clock=call.request.app[CLOCK])
+
+
+@api.get(
+    "/members/{member_id}/display-name",
+    summary="My display name (null when I gave none)",
+    roles=(Role.VOLUNTEER,),
+    response=DisplayNameOut,
+    errors=(403, 404),
+)
+async def get_display_name(call: Call) -> DisplayNameOut:
+    member_id = _own_member(call)
+    async with _uow(call) as uow:
+        if not await uow.checkin.is_current_member(member_id, call.who.site_id):
+            raise NotFound("No such member here.", code="member_not_found")
+        found = await uow.checkin.display_name_of(member_id)
+    name, updated_at = found if found is not None else (None, None)
+    return DisplayNameOut(member_id=member_id, display_name=name, updated_at=updated_at)
+
+
+@api.post(
+    "/members/display-names",
+    summary="Display names of members of my site (others are null); each look-up that shows a name is recorded "
+    "in the audit log (checkin.names_disclosed: who saw whose name, never the name)",
+    roles=STAFF,
+    body=DisplayNamesLookupBody,
+    response=DisplayNames,
+)
+async def disclose_display_names(call: Call) -> object:
+    cmd = DiscloseDisplayNames(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        viewer_role="admin" if call.who.role is Role.ADMIN else "coordinator",
+        member_ids=tuple(call.body.member_ids),
+    )
+    return await execute(handlers.disclose_display_names, cmd, uow=_uow(call), clock=call.request.app[CLOCK])

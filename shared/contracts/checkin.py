@@ -78,3 +78,18 @@ class MemberErased(EventData):
 
     member_id: uuid.UUID
     erased_at: datetime
+
+
+@register
+class NamesDisclosed(EventData):
+    event_type = "checkin.names_disclosed"
+    classification = "internal"
+    summary = (
+        "A coordinator or admin was shown the display names of these members (POST /members/display-names): who saw "
+        "whose name, when, for the audit log. Never carries a name. The subject is the viewer's id."
+    )
+
+    viewer_id: str  # the actor as every event names one: "token:<token id>"
+    viewer_role: Literal["coordinator", "admin"]
+    member_ids: list[uuid.UUID]
+    disclosed_at: datetime
