@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import problemtext
 from shared.access import Principal, Role, SiteDirectory, TokenStore
 from shared.errors import DomainError, InvalidInput, MalformedRequest, NotFound, Unauthorized, UnsupportedMediaType
 from shared.logging import get_logger
@@ -59,6 +60,9 @@ UNAVAILABLE_RETRY_AFTER_S = 2
 
 
 def problem(status: int, code: str, title: str, detail: str | None = None, **extra: Any) -> web.Response:
+    # Title and detail in the language the request asked for (shared/problemtext); the code stays as it is.
+    language = problemtext.LANGUAGE.get()
+    title, detail = problemtext.localize(code, title, detail, language)
     body: dict[str, Any] = {"type": f"/problems/{code}", "title": title, "status": status, "code": code}
     if detail:
         body["detail"] = detail
@@ -66,7 +70,10 @@ def problem(status: int, code: str, title: str, detail: str | None = None, **ext
     if request_id:
         body["request_id"] = request_id
     body.update(extra)
-    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_CONTENT_TYPE)
+    response = web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_CONTENT_TYPE)
+    response.headers["Content-Language"] = language
+    response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 def _validation_problem(exc: ValidationError, where: str) -> web.Response:
@@ -99,6 +106,7 @@ async def request_context_middleware(
     service = request.app[SERVICE_NAME]
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id, service=service)
+    problemtext.LANGUAGE.set(problemtext.negotiate(request.headers.get("Accept-Language")))
     started = time.perf_counter()
     response = await _answer(request, handler)
     elapsed = time.perf_counter() - started
