@@ -6,10 +6,12 @@ Canary e-mail addresses go through notify the same way: added by the person and 
 twice, verified from the message a real SMTP server received, changed, withdrawn, and erased with their member.
 
 The nickname lives in one place, ``checkin.members``, and is shown to the coordinators of the member's site (GET
-/members/{id}); an address lives in ``notify.contacts`` and is shown to the person alone (their own contacts), and
-goes to the mail relay. Anywhere else it is a leak; the canaries are looked for in: every message the broker carried
-(a tap queue bound to everything), every row of every table of every service (outbox and audit log included), every
-answer of every request (JSON, CSV and SVG alike), every line the processes logged, and every service's /metrics."""
+/members/{id}); a display name (here the same canary) lives in ``checkin.display_names``, is given and read back by
+its volunteer and shown to staff of the site who look it up (POST /members/display-names); an address lives in
+``notify.contacts`` and is shown to the person alone (their own contacts), and goes to the mail relay. Anywhere else
+it is a leak; the canaries are looked for in: every message the broker carried (a tap queue bound to everything),
+every row of every table of every service (outbox and audit log included), every answer of every request (JSON, CSV
+and SVG alike), every line the processes logged, and every service's /metrics."""
 
 from __future__ import annotations
 
@@ -40,7 +42,10 @@ pytestmark = pytest.mark.e2e
 
 SCHEMAS = ("checkin", "volunteering", "gatherings", "audit", "notify")
 WHERE_THE_NAME_LIVES = ("checkin", "members")
-SHOWN_TO_COORDINATORS = re.compile(r"^GET /members/[0-9a-f-]+$")
+# A volunteer's display name (here the same canary as their nickname): given and read back by them, looked up by staff.
+WHERE_DISPLAY_NAMES_LIVE = ("checkin", "display_names")
+SHOWN_TO_COORDINATORS = re.compile(r"^(GET /members/[0-9a-f-]+|POST /members/display-names)$")
+SHOWN_TO_THE_VOLUNTEER = re.compile(r"^(PUT|GET) /members/[0-9a-f-]+/display-name$")
 WHERE_ADDRESSES_LIVE = ("notify", "contacts")
 # Only a volunteer token reads its own member's contacts back (a coordinator gets 403 addresses_private).
 SHOWN_TO_THE_PERSON = re.compile(r"^(GET|PATCH) /members/[0-9a-f-]+/contacts(/[0-9a-f-]+)?$")
@@ -155,7 +160,7 @@ async def test_canary_nicknames_appear_nowhere_but_where_they_belong(
     everything = [*markers, *address_markers]
     in_messages = [m for m in messages if mentions(m.decode(errors="replace"), everything)]
     in_rows = {
-        **await rows_mentioning(db, markers, skip=(WHERE_THE_NAME_LIVES,)),
+        **await rows_mentioning(db, markers, skip=(WHERE_THE_NAME_LIVES, WHERE_DISPLAY_NAMES_LIVE)),
         **{
             f"{table} (address)": count
             for table, count in (await rows_mentioning(db, address_markers, skip=(WHERE_ADDRESSES_LIVE,))).items()
@@ -164,7 +169,11 @@ async def test_canary_nicknames_appear_nowhere_but_where_they_belong(
     in_answers = [
         (request, status)
         for request, status, text in client.answers
-        if (mentions(text, markers) and not SHOWN_TO_COORDINATORS.match(request))
+        if (
+            mentions(text, markers)
+            and not SHOWN_TO_COORDINATORS.match(request)
+            and not SHOWN_TO_THE_VOLUNTEER.match(request)
+        )
         or (mentions(text, address_markers) and not SHOWN_TO_THE_PERSON.match(request))
     ]
     in_log = [line for line in log.splitlines() if mentions(line, everything)]
@@ -201,7 +210,8 @@ async def test_canary_nicknames_appear_nowhere_but_where_they_belong(
     # The canaries were really there to be found: stored, shown to coordinators, and carried through the flows.
     stored = await db.fetch("SELECT nickname FROM checkin.members WHERE nickname IS NOT NULL")
     assert sorted(r["nickname"] for r in stored) == sorted([canaries[0], canaries[2]])  # the second was erased
-    assert await rows_mentioning(db, markers, skip=()) == {"checkin.members": 2}, "the row search finds nothing"
+    # The second member's display name went with their erasure.
+    assert await rows_mentioning(db, markers, skip=()) == {"checkin.members": 2, "checkin.display_names": 1}
     assert shown, "the coordinator's member view should have shown a nickname"
     # One address is left: the others were withdrawn, unsubscribed from or erased with their member.
     kept = await db.fetch("SELECT address FROM notify.contacts WHERE address IS NOT NULL")
@@ -303,6 +313,14 @@ async def every_flow(
     # Volunteering: a profile, a sign-up, hours, a stipend closed and exported.
     role = await center.role()
     people = await center.volunteers(2, [role], member_ids=[uuid.UUID(i) for i in ids[:2]], stipend_eligible=True)
+    for person, name in zip(people, canaries, strict=False):
+        path = f"/members/{person.member_id}/display-name"
+        await expect(await client.call("checkin", "PUT", path, token=person.token, json={"display_name": name}), 200)
+        await expect(await client.call("checkin", "GET", path, token=person.token), 200)
+    await expect(
+        await client.call("checkin", "POST", "/members/display-names", token=coordinator, json={"member_ids": ids}),
+        200,
+    )
     future = await center.shift(role, starts_in=timedelta(days=3), capacity=1)
     for person in people:
         await expect(await center.sign_up(future, person), 201)
