@@ -93,6 +93,9 @@ _HTTP_CODES = {
     415: ("unsupported_media_type", "Send application/json"),
 }
 
+# What the router takes for a UUID segment: loose on purpose (any spelling uuid.UUID reads, its hyphens optional);
+# Call.uuid_param still parses it.
+UUID_SEGMENT = "[0-9A-Fa-f-]{32,36}"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY)
 
@@ -266,8 +269,16 @@ class Api:
         errors: Sequence[int] = (),
         idempotent: bool = False,
         content_types: Sequence[str] = (),
+        uuid_params: Sequence[str] = (),
     ) -> Callable[[View], View]:
+        """``uuid_params``: path parameters the router matches only where the segment looks like a UUID, so that a
+        literal sibling (``/members/display-names`` beside ``/members/{member_id}``) is not also this route (its
+        405 would advertise this route's methods in ``Allow``). The documented path stays as written."""
         allowed = tuple(roles) if roles is not None else None
+        routed = path
+        for name in uuid_params:
+            assert f"{{{name}}}" in path, (path, name)
+            routed = routed.replace(f"{{{name}}}", f"{{{name}:{UUID_SEGMENT}}}")
 
         def register(view: View) -> View:
             async def handler(request: web.Request) -> web.StreamResponse:
@@ -306,7 +317,7 @@ class Api:
                 result = await view(call)
                 return _to_response(result, status)
 
-            self.routes.route(method, path)(handler)
+            self.routes.route(method, routed)(handler)
             self.operations.append(
                 Operation(
                     method,

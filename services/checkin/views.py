@@ -232,6 +232,7 @@ async def list_visits(call: Call) -> VisitPage:
     roles=STAFF,
     response=MemberOut,
     errors=(404,),
+    uuid_params=("member_id",),
 )
 async def get_member(call: Call) -> MemberOut:
     member_id = call.uuid_param("member_id")

@@ -149,6 +149,9 @@ async def test_a_look_up_asks_for_1_to_200_members_and_only_staff_may_make_it(ce
     for who in (token, center.site.tokens["kiosk"]):
         refused = await look_up(center, [member], token=who)
         assert (refused.status, refused.body["code"]) == (403, "wrong_role")
+    # The look-up is not also "the member whose id is display-names": only POST is allowed there.
+    wrong = await center.call("GET", "/members/display-names", token=center.coordinator, service="checkin")
+    assert (wrong.status, wrong.body["code"], wrong.headers["Allow"]) == (405, "method_not_allowed", "POST")
 
 
 async def test_erasing_a_member_deletes_their_display_name(center: Center) -> None:
