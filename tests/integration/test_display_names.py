@@ -9,7 +9,12 @@ import uuid
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.checkin import SCHEMA
+from services.checkin.models import Base
 from shared import access
 from shared.settings import Settings
 from tests.support.members import register
@@ -166,3 +171,21 @@ async def test_erasing_a_member_deletes_their_display_name(center: Center) -> No
     assert (await look_up(center, [member])).body["names"] == {str(member): None}
     gone = await name_call(center, "PUT", member, token, {"display_name": NAME})
     assert (gone.status, gone.body["code"]) == (404, "member_not_found")
+
+
+async def test_the_display_names_migration_builds_the_table_the_model_describes(engine: AsyncEngine) -> None:
+    def differences(connection: Any) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_schemas": True,
+                "include_name": lambda name, kind, _parents: name == SCHEMA if kind == "schema" else True,
+                "compare_type": True,
+                "version_table_schema": SCHEMA,
+            },
+        )
+        return compare_metadata(context, Base.metadata)
+
+    async with engine.connect() as conn:
+        found = await conn.run_sync(differences)
+    assert [d for d in found if "display_names" in repr(d)] == []
