@@ -520,8 +520,6 @@ class ShiftOut(BaseModel):
     confirmed: int
     waitlisted: int
     spots_left: int
-    seats_left: int = Field(description="Free seats (0 when full or cancelled); the same as spots_left")
-    waitlist_length: int = Field(description="How many wait for a seat; the same as waitlisted")
     needs_supervisor: bool
     supervisor_on_duty: bool | None = Field(
         description="For shifts that need one: whether a confirmed volunteer in a supervisor role is on an "
@@ -529,12 +527,6 @@ class ShiftOut(BaseModel):
     )
     status: ShiftStatus
     my_signup: MySignupOut | None = None
-    my_status: Literal["confirmed", "waitlisted"] | None = Field(
-        default=None, description="For a volunteer's token: their own sign-up on this shift, if any"
-    )
-    my_position: int | None = Field(
-        default=None, description="For a volunteer's token: their 1-based place on the waitlist, else null"
-    )
 
 
 class ShiftPage(BaseModel):

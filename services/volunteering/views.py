@@ -352,7 +352,7 @@ async def schedule_series(call: Call) -> object:
     "/shifts",
     summary="Shifts of this site by start time. A volunteer sees only shifts they are qualified for; "
     "open=true keeps those still ahead with a seat left, include_full=true those still ahead, full or not (with "
-    "the caller's own my_status and my_position). Dates are inclusive local days.",
+    "the caller's own my_signup). Dates are inclusive local days.",
     roles=PEOPLE,
     query=ShiftsQuery,
     response=ShiftPage,
@@ -771,13 +771,11 @@ async def _hours_page(
 
 def _set_mine(out: ShiftOut, mine: ResultRow) -> None:
     out.my_signup = MySignupOut(status=mine.status, position=mine.position)
-    out.my_status, out.my_position = mine.status, mine.position
 
 
 def _shift_out(row: ResultRow) -> ShiftOut:
     zone = zoneinfo.ZoneInfo(row.timezone)
     scheduled = row.status == "scheduled"
-    seats_left = max(0, row.capacity - row.confirmed) if scheduled else 0
     return ShiftOut(
         shift_id=row.shift_id,
         series_id=row.series_id,
@@ -790,9 +788,7 @@ def _shift_out(row: ResultRow) -> ShiftOut:
         capacity=row.capacity,
         confirmed=row.confirmed,
         waitlisted=row.waitlisted,
-        spots_left=seats_left,
-        seats_left=seats_left,
-        waitlist_length=row.waitlisted,
+        spots_left=max(0, row.capacity - row.confirmed) if scheduled else 0,
         needs_supervisor=row.needs_supervisor,
         supervisor_on_duty=row.supervisor_on_duty if row.needs_supervisor else None,
         status=row.status,

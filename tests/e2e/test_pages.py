@@ -552,6 +552,11 @@ async def test_the_proxy_passes_status_problems_and_idempotency_through(center: 
     assert anonymous.status == 401
     assert anonymous.headers["Content-Type"].startswith("application/problem+json")
     assert anonymous.body["code"] == "missing_token"
+    spanish = await center.call(
+        "pages", "POST", "/api/checkin/visits", json={}, headers={"Accept-Language": "es-ES,es;q=0.9"}
+    )
+    assert (spanish.status, spanish.body["code"]) == (401, "missing_token")
+    assert spanish.headers["Content-Language"] == "es" and spanish.body["title"] != anonymous.body["title"]
 
     key = str(uuid.uuid4())
     first = await center.call(

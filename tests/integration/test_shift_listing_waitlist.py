@@ -38,28 +38,28 @@ async def test_a_full_shift_is_listed_with_the_waitlist_and_each_volunteers_own_
     assert set(by_second) == {full, roomy}, "ahead only, full ones included; the past shift is not listed"
     assert past not in by_second
     for view in (by_first, by_second, by_third):
-        assert (view[full]["seats_left"], view[full]["waitlist_length"]) == (0, 2)
-        assert (view[roomy]["seats_left"], view[roomy]["waitlist_length"]) == (4, 0)
-        assert (view[roomy]["my_status"], view[roomy]["my_position"]) == (None, None)
-    assert (by_first[full]["my_status"], by_first[full]["my_position"]) == ("confirmed", None)
-    assert (by_second[full]["my_status"], by_second[full]["my_position"]) == ("waitlisted", 1)
-    assert (by_third[full]["my_status"], by_third[full]["my_position"]) == ("waitlisted", 2)
+        assert (view[full]["spots_left"], view[full]["waitlisted"]) == (0, 2)
+        assert (view[roomy]["spots_left"], view[roomy]["waitlisted"]) == (4, 0)
+        assert view[roomy]["my_signup"] is None
+    assert by_first[full]["my_signup"] == {"status": "confirmed", "position": None}
+    assert by_second[full]["my_signup"] == {"status": "waitlisted", "position": 1}
+    assert by_third[full]["my_signup"] == {"status": "waitlisted", "position": 2}
     assert await mine(unqualified) == {}, "only shifts the volunteer is qualified for"
 
     # Staff see the seats and the waitlist on every shift, past and full ones included.
     staff = await listed(center, center.coordinator, f"from={_day(-3)}&to={_day(5)}")
     assert {full, roomy, past} <= set(staff)
-    assert (staff[full]["seats_left"], staff[full]["waitlist_length"]) == (0, 2)
-    assert (staff[full]["my_status"], staff[full]["my_position"]) == (None, None)
+    assert (staff[full]["spots_left"], staff[full]["waitlisted"]) == (0, 2)
+    assert staff[full]["my_signup"] is None
 
     # The second volunteer leaves the waitlist (their own sign-up); the third moves up, nobody is seated.
     left = await center.drop(full, second)
     assert left.status == 200, left.body
     assert (left.body["previous_status"], left.body["promoted"]) == ("waitlisted", 0)
     by_second, by_third = await mine(second), await mine(third)
-    assert (by_second[full]["my_status"], by_second[full]["my_position"]) == (None, None)
-    assert (by_third[full]["my_status"], by_third[full]["my_position"]) == ("waitlisted", 1)
-    assert (by_third[full]["seats_left"], by_third[full]["waitlist_length"]) == (0, 1)
+    assert by_second[full]["my_signup"] is None
+    assert by_third[full]["my_signup"] == {"status": "waitlisted", "position": 1}
+    assert (by_third[full]["spots_left"], by_third[full]["waitlisted"]) == (0, 1)
     assert [(r.member_id, r.status) for r in await center.signups(full)] == [
         (first.member_id, "confirmed"),
         (second.member_id, "dropped"),
