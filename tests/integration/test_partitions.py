@@ -1,0 +1,252 @@
+"""The audit log and the visits, partitioned by month: the chain runs on across months and ``rcc audit verify``
+walks it; rows of a month nobody made a partition for wait in the default partition and ``rcc maintain`` moves them
+into their own (the chain unbroken); one open visit per member holds across two months' partitions, under
+concurrency too; the append-only triggers guard every partition; maintenance is safe to repeat. In a database of
+this module's own, so moving rows out of the default partition touches no other test's."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.audit import DB_ROLE, handlers
+from services.audit.commands import AppendToAuditLog
+from services.audit.models import PARTITIONED as AUDIT_LOG
+from services.audit.models import AuditUnitOfWork, Base
+from services.checkin.models import PARTITIONED as VISITS
+from services.cli import audit_verify, maintain_partitions
+from shared import partitions
+from shared.clock import SystemClock
+from shared.db import create_engine, make_connector
+from shared.events import ReceivedEvent, canonical_json, envelope
+from shared.settings import Settings
+from tests.conftest import QUEUES
+from tests.support.broker import delete_prefixed
+from tests.support.databases import drop_database, migrated_settings
+from tests.support.stack import eventually
+
+pytestmark = pytest.mark.integration
+
+NOVEMBER = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)
+DECEMBER = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+# A month no migration or maintenance run created a partition for: its rows wait in the default partition.
+LONG_AGO = datetime(2020, 2, 14, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+async def settings() -> AsyncIterator[Settings]:
+    name, settings = await migrated_settings()
+    yield settings
+    await delete_prefixed(settings, QUEUES)
+    await drop_database(name)
+
+
+@pytest.fixture
+async def writer(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The audit service's own role: INSERT and SELECT on the log's parent table only."""
+    engine = create_engine(settings, service="audit", role=DB_ROLE)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    yield conn
+    await conn.close()
+
+
+def event(at: datetime) -> ReceivedEvent:
+    ce = envelope(
+        event_id=uuid.uuid4(),
+        source="/rcc/test",
+        type_="test.happened",
+        time=at,
+        subject="s",
+        site_id="part-site",
+        data={},
+        dataschema="/rcc/schemas/test.happened/v1",
+        classification="internal",
+        sequence=1,
+    )
+    return ReceivedEvent.from_body(canonical_json(ce))
+
+
+async def append(engine: AsyncEngine, batch: list[ReceivedEvent]) -> int:
+    async with AuditUnitOfWork(make_connector(engine), Base.metadata) as uow:
+        result = await handlers.append_to_audit_log(AppendToAuditLog(batch), uow=uow, clock=SystemClock())
+        await uow.commit()
+    return result.appended
+
+
+async def where(db: asyncpg.Connection, event_id: uuid.UUID) -> str:
+    name: str = await db.fetchval("SELECT tableoid::regclass::text FROM audit.audit_log WHERE event_id = $1", event_id)
+    return name
+
+
+async def test_the_chain_runs_across_months_and_verify_walks_it(
+    settings: Settings, writer: AsyncEngine, db: asyncpg.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    november, december, stranded = event(NOVEMBER), event(DECEMBER), event(LONG_AGO)
+    for month in (NOVEMBER, DECEMBER):  # the partitions exist whatever month the test runs in
+        await maintain_months(settings, month)
+    assert await append(writer, [november, december]) == 2
+    assert await append(writer, [stranded]) == 1
+    # A redelivery of each, in a batch of its own and mixed with new events: the log keeps one copy.
+    assert await append(writer, [december, november, stranded]) == 0
+
+    assert await where(db, november.id) == "audit.audit_log_2026_11"
+    assert await where(db, december.id) == "audit.audit_log_2026_12"
+    assert await where(db, stranded.id) == "audit.audit_log_default"
+    assert await audit_verify(settings) == 0
+    verdict = capsys.readouterr().out
+    assert '"ok":true' in verdict and '"entries":3' in verdict, verdict
+
+    # The database refuses a second copy of an event even past the handler: (event_id, time) is a key.
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await db.execute(
+            "INSERT INTO audit.audit_log SELECT sequence + 100, event_id, type, source, site_id, subject, time,"
+            " recorded_at, body, prev_hash || 'x', hash FROM audit.audit_log WHERE event_id = $1",
+            december.id,
+        )
+
+    await maintain_partitions(settings, months_ahead=1)
+    assert await where(db, stranded.id) == "audit.audit_log_2020_02"
+    assert await db.fetchval("SELECT count(*) FROM audit.audit_log_default") == 0
+    assert await audit_verify(settings) == 0
+    assert '"ok":true' in capsys.readouterr().out
+
+    # Append-only in every partition, the one made by the move included, and for the table's owner too.
+    for partition in ("audit.audit_log_2026_12", "audit.audit_log_2020_02"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await db.execute(f"UPDATE {partition} SET body = body || ' '")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await db.execute(f"DELETE FROM {partition}")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await db.execute("TRUNCATE audit.audit_log")
+
+
+async def maintain_months(settings: Settings, month: datetime) -> None:
+    engine = create_async_engine(settings.database_url)
+    try:
+        for table in (AUDIT_LOG, VISITS):
+            async with engine.begin() as conn:
+                await partitions.maintain(conn, table, today=month.date(), months_ahead=0)
+    finally:
+        await engine.dispose()
+
+
+async def start_visit(db: asyncpg.Connection, member: uuid.UUID, at: datetime) -> uuid.UUID | None:
+    visit_id: uuid.UUID | None = await db.fetchval(
+        "INSERT INTO checkin.visits (visit_id, site_id, member_id, purpose, checked_in_at)"
+        " VALUES ($1, 'part-site', $2, 'drop_in', $3) RETURNING visit_id",
+        uuid.uuid4(),
+        member,
+        at,
+    )
+    return visit_id
+
+
+async def test_one_open_visit_per_member_across_months(settings: Settings, db: asyncpg.Connection) -> None:
+    for month in (NOVEMBER, DECEMBER):
+        await maintain_months(settings, month)
+    member = uuid.uuid4()
+    first = await start_visit(db, member, NOVEMBER)
+    assert first is not None
+    # The 31st's evening visit is still open on the 1st: a second one is not started, in another partition.
+    assert await start_visit(db, member, DECEMBER) is None
+    assert await start_visit(db, member, LONG_AGO) is None
+    # Anonymous walk-ins (no member) are never held back.
+    for at in (NOVEMBER, DECEMBER, DECEMBER):
+        assert await db.fetchval(
+            "INSERT INTO checkin.visits (visit_id, site_id, purpose, checked_in_at)"
+            " VALUES ($1, 'part-site', 'drop_in', $2) RETURNING visit_id",
+            uuid.uuid4(),
+            at,
+        )
+
+    await db.execute("UPDATE checkin.visits SET checked_out_at = $2 WHERE visit_id = $1", first, DECEMBER)
+    second = await start_visit(db, member, DECEMBER)
+    assert second is not None
+    partitions_of = await db.fetch(
+        "SELECT tableoid::regclass::text AS partition FROM checkin.visits WHERE member_id = $1 ORDER BY checked_in_at",
+        member,
+    )
+    assert [row["partition"] for row in partitions_of] == ["checkin.visits_2026_11", "checkin.visits_2026_12"]
+
+
+async def test_two_check_ins_of_one_member_at_once_in_two_months_start_one_visit(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    for month in (NOVEMBER, DECEMBER):
+        await maintain_months(settings, month)
+    member = uuid.uuid4()
+    other = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        transaction = db.transaction()
+        await transaction.start()
+        assert await start_visit(db, member, NOVEMBER) is not None
+        # The second waits for the first's claim on the member to commit or roll back; it cannot finish before.
+        waiting = asyncio.create_task(start_visit(other, member, DECEMBER))
+        pid = other.get_server_pid()
+
+        async def blocked() -> bool:
+            waits = await db.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1", pid)
+            return bool(waits)
+
+        await eventually(blocked)
+        assert not waiting.done()
+        await transaction.commit()
+        assert await waiting is None
+    finally:
+        await other.close()
+    open_visits = await db.fetchval(
+        "SELECT count(*) FROM checkin.visits WHERE member_id = $1 AND checked_out_at IS NULL", member
+    )
+    assert open_visits == 1
+
+
+async def test_maintenance_creates_the_months_ahead_and_is_safe_to_repeat(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    engine = create_async_engine(settings.database_url)
+    today = date(2031, 5, 17)
+    try:
+        async with engine.begin() as conn:
+            first = await partitions.maintain(conn, VISITS, today=today, months_ahead=2)
+        async with engine.begin() as conn:
+            again = await partitions.maintain(conn, VISITS, today=today, months_ahead=2)
+    finally:
+        await engine.dispose()
+    assert first.created == ["visits_2031_05", "visits_2031_06", "visits_2031_07"]
+    assert again.created == []
+    # The bounds are UTC months: the last minute of June is June's, the first of July is July's.
+    for at, partition in (
+        (datetime(2031, 6, 30, 23, 59, tzinfo=UTC), "checkin.visits_2031_06"),
+        (datetime(2031, 7, 1, 0, 0, tzinfo=UTC), "checkin.visits_2031_07"),
+    ):
+        visit = await start_visit(db, uuid.uuid4(), at)
+        assert (
+            await db.fetchval("SELECT tableoid::regclass::text FROM checkin.visits WHERE visit_id = $1", visit)
+            == partition
+        )
+
+
+async def test_a_tampered_entry_is_found_in_any_month(
+    settings: Settings, db: asyncpg.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Last in this module (it breaks the chain): an entry of an older month edited (its triggers turned off, as
+    someone with the owner's rights could) is found at its sequence."""
+    sequence = await db.fetchval("SELECT min(sequence) FROM audit.audit_log_2026_11")
+    assert sequence is not None
+    await db.execute("ALTER TABLE audit.audit_log_2026_11 DISABLE TRIGGER USER")
+    await db.execute("UPDATE audit.audit_log_2026_11 SET body = replace(body, 'part-site', 'part-sitf')")
+    await db.execute("ALTER TABLE audit.audit_log_2026_11 ENABLE TRIGGER USER")
+    assert await audit_verify(settings) == 1
+    assert f'"first_bad_sequence":{sequence}' in capsys.readouterr().out
