@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.audit import DB_ROLE, handlers
@@ -21,14 +23,16 @@ from services.audit.models import PARTITIONED as AUDIT_LOG
 from services.audit.models import AuditUnitOfWork, Base
 from services.checkin.models import PARTITIONED as VISITS
 from services.cli import audit_verify, maintain_partitions
+from services.registry import SCHEMAS
 from shared import partitions
 from shared.clock import SystemClock
 from shared.db import create_engine, make_connector
 from shared.events import ReceivedEvent, canonical_json, envelope
+from shared.migrate import upgrade
 from shared.settings import Settings
 from tests.conftest import QUEUES
 from tests.support.broker import delete_prefixed
-from tests.support.databases import drop_database, migrated_settings
+from tests.support.databases import create_database, database_url, drop_database, migrated_settings
 from tests.support.stack import eventually
 
 pytestmark = pytest.mark.integration
@@ -238,15 +242,89 @@ async def test_maintenance_creates_the_months_ahead_and_is_safe_to_repeat(
         )
 
 
-async def test_a_tampered_entry_is_found_in_any_month(
-    settings: Settings, db: asyncpg.Connection, capsys: pytest.CaptureFixture[str]
+async def test_an_existing_log_and_visits_are_carried_into_the_partitions_and_back(
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Last in this module (it breaks the chain): an entry of an older month edited (its triggers turned off, as
-    someone with the owner's rights could) is found at its sequence."""
-    sequence = await db.fetchval("SELECT min(sequence) FROM audit.audit_log_2026_11")
-    assert sequence is not None
+    """The upgrade of a database that holds entries and visits (audit 0002 → 0003, checkin 0001 → 0002): every row
+    kept, each in its month, the chain still verifies, an open visit still holds its member; the downgrade gives
+    the plain tables back with the same rows."""
+    name = await create_database()
+    url = database_url(name)
+    settings = Settings(database_url=url)
+    before = {"checkin": "0001", "audit": "0002"}
+
+    def migrate_to(revisions: dict[str, str]) -> None:
+        for schema in SCHEMAS:
+            upgrade(url, schema.name, schema.migrations, revisions.get(schema.name, "head"))
+
+    def downgrade_to(revisions: dict[str, str]) -> None:
+        for schema in SCHEMAS:
+            if schema.name in revisions:
+                config = Config()
+                config.set_main_option("script_location", str(schema.migrations))
+                config.attributes.update(database_url=url, schema=schema.name)
+                command.downgrade(config, revisions[schema.name])
+
+    try:
+        await asyncio.to_thread(migrate_to, before)
+        engine = create_engine(settings, service="audit", role=DB_ROLE)
+        try:
+            assert await append(engine, [event(NOVEMBER), event(DECEMBER), event(LONG_AGO)]) == 3
+        finally:
+            await engine.dispose()
+        db = await asyncpg.connect(url.replace("+asyncpg", ""))
+        try:
+            member = uuid.uuid4()
+            assert await start_visit(db, member, NOVEMBER) is not None
+            closed = await start_visit(db, uuid.uuid4(), DECEMBER)
+            await db.execute("UPDATE checkin.visits SET checked_out_at = $2 WHERE visit_id = $1", closed, DECEMBER)
+            snapshot = {
+                table: await db.fetch(f"SELECT * FROM {table} ORDER BY 1")
+                for table in ("audit.audit_log", "checkin.visits")
+            }
+
+            await asyncio.to_thread(migrate_to, {})
+            for table, rows in snapshot.items():
+                assert await db.fetch(f"SELECT * FROM {table} ORDER BY 1") == rows
+            months = await db.fetch("SELECT tableoid::regclass::text AS p FROM audit.audit_log ORDER BY sequence")
+            assert [r["p"] for r in months] == [
+                "audit.audit_log_2026_11",
+                "audit.audit_log_2026_12",
+                "audit.audit_log_2020_02",
+            ]
+            assert await audit_verify(settings) == 0
+            assert '"ok":true' in capsys.readouterr().out
+            assert await db.fetchval("SELECT visit_id FROM checkin.open_visits WHERE member_id = $1", member)
+            assert await start_visit(db, member, DECEMBER) is None
+
+            await asyncio.to_thread(downgrade_to, before)
+            assert not await db.fetchval("SELECT count(*) FROM pg_partitioned_table")
+            for table, rows in snapshot.items():
+                assert await db.fetch(f"SELECT * FROM {table} ORDER BY 1") == rows
+            assert await audit_verify(settings) == 0
+            assert '"ok":true' in capsys.readouterr().out
+        finally:
+            await db.close()
+    finally:
+        await drop_database(name)
+
+
+async def test_a_tampered_entry_is_found_in_any_month(
+    settings: Settings, writer: AsyncEngine, db: asyncpg.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Last in this module, as it breaks the chain of the module's database: an entry of an older month edited
+    (its partition's triggers turned off, as someone with the owner's rights could) is found at its sequence,
+    though newer months follow it."""
+    await maintain_months(settings, NOVEMBER)
+    await maintain_months(settings, DECEMBER)
+    older, newer = event(NOVEMBER), event(DECEMBER)
+    assert await append(writer, [older, newer]) == 2
+    sequence = await db.fetchval("SELECT sequence FROM audit.audit_log WHERE event_id = $1", older.id)
     await db.execute("ALTER TABLE audit.audit_log_2026_11 DISABLE TRIGGER USER")
-    await db.execute("UPDATE audit.audit_log_2026_11 SET body = replace(body, 'part-site', 'part-sitf')")
+    await db.execute(
+        "UPDATE audit.audit_log_2026_11 SET body = replace(body, 'part-site', 'part-sitf') WHERE event_id = $1",
+        older.id,
+    )
     await db.execute("ALTER TABLE audit.audit_log_2026_11 ENABLE TRIGGER USER")
     assert await audit_verify(settings) == 1
     assert f'"first_bad_sequence":{sequence}' in capsys.readouterr().out
