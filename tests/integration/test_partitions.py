@@ -178,6 +178,21 @@ async def test_one_open_visit_per_member_across_months(settings: Settings, db: a
     await db.execute("UPDATE checkin.visits SET checked_out_at = $2 WHERE visit_id = $1", first, DECEMBER)
     second = await start_visit(db, member, DECEMBER)
     assert second is not None
+
+    # An open visit that waited in the default partition keeps its member's claim when maintenance moves it, and
+    # gives it up at check-out.
+    waiting = uuid.uuid4()
+    stranded = await start_visit(db, waiting, datetime(2019, 7, 4, 12, 0, tzinfo=UTC))
+    assert await db.fetchval("SELECT tableoid::regclass::text FROM checkin.visits WHERE visit_id = $1", stranded) == (
+        "checkin.visits_default"
+    )
+    await maintain_months(settings, DECEMBER)
+    assert await db.fetchval("SELECT tableoid::regclass::text FROM checkin.visits WHERE visit_id = $1", stranded) == (
+        "checkin.visits_2019_07"
+    )
+    assert await start_visit(db, waiting, DECEMBER) is None
+    await db.execute("UPDATE checkin.visits SET checked_out_at = $2 WHERE visit_id = $1", stranded, DECEMBER)
+    assert await start_visit(db, waiting, DECEMBER) is not None
     partitions_of = await db.fetch(
         "SELECT tableoid::regclass::text AS partition FROM checkin.visits WHERE member_id = $1 ORDER BY checked_in_at",
         member,

@@ -306,3 +306,23 @@ def test_the_overlay_sets_namespace_image_and_sizes() -> None:
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
     ]
     assert pages_policy["egress"], "the patch keeps the pages' egress"
+
+
+# docker-compose.yml's scale example
+
+
+def test_compose_scale_runs_two_replicas_of_each_web_role_behind_the_pages() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    scale = {name: service for name, service in compose.items() if "scale" in service.get("profiles", [])}
+    assert set(scale) == {f"{name}-web" for name in SERVICES} | {"pages-scale"}
+    for name in SERVICES:
+        web = scale[f"{name}-web"]
+        assert web["command"] == ["rcc", "serve", name, "--role", "web"]
+        assert web["deploy"]["replicas"] == 2
+        assert "ports" not in web, "two replicas cannot publish one host port"
+        port = Settings().port_of(name)
+        assert scale["pages-scale"]["environment"][f"RCC_{name.upper()}_URL"] == f"http://{name}-web:{port}"
+        assert scale["pages-scale"]["depends_on"][f"{name}-web"] == {"condition": "service_healthy"}
+    # The containers of the plain profile go on relaying, consuming and scheduling for the web replicas.
+    for name in SERVICES:
+        assert compose[name]["command"] == ["rcc", "serve", name]
