@@ -139,25 +139,35 @@ async def audit_verify(settings: Settings) -> int:
     return 0 if result.ok else 1
 
 
-async def maintain_partitions(settings: Settings, months_ahead: int) -> None:
+async def maintain_partitions(settings: Settings, months_ahead: int) -> int:
     """Monthly partitions of the growing tables, ahead of time (shared/partitions.py), one transaction per table,
-    as the schema owner."""
+    as the schema owner. A table it cannot lock in time (or that fails otherwise) is left for the next run, after
+    the others; the exit status says so."""
     import datetime as dt
+
+    from sqlalchemy.exc import DBAPIError
 
     from services.audit.models import PARTITIONED as AUDIT_LOG
     from services.checkin.models import PARTITIONED as VISITS
     from shared import partitions
 
     today = dt.datetime.now(dt.UTC).date()
+    failed = 0
     async with admin_engine(settings) as engine:
         for table in (AUDIT_LOG, VISITS):
-            async with engine.begin() as conn:
-                report = await partitions.maintain(conn, table, today=today, months_ahead=months_ahead)
+            try:
+                async with engine.begin() as conn:
+                    report = await partitions.maintain(conn, table, today=today, months_ahead=months_ahead)
+            except DBAPIError as exc:
+                failed += 1
+                print(f"{table.schema}.{table.table}: not maintained, {exc.orig}", file=sys.stderr)
+                continue
             created = ", ".join(report.created) or "none"
             print(
                 f"{report.table}: created {created}; moved {report.moved_rows} rows out of the default partition;"
                 f" {report.default_rows} rows left there"
             )
+    return 1 if failed else 0
 
 
 async def reports_rebuild(settings: Settings) -> int:
@@ -315,7 +325,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         case "audit":
             return asyncio.run(audit_verify(settings))
         case "maintain":
-            asyncio.run(maintain_partitions(settings, args.months_ahead))
+            return asyncio.run(maintain_partitions(settings, args.months_ahead))
         case "reports":
             return asyncio.run(reports_rebuild(settings))
         case "notify":

@@ -324,6 +324,22 @@ async def test_an_existing_log_and_visits_are_carried_into_the_partitions_and_ba
         await drop_database(name)
 
 
+async def test_maintenance_does_not_queue_behind_a_long_transaction(
+    settings: Settings, db: asyncpg.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report reading the audit log holds a lock that creating its partition must wait for: maintenance gives up
+    on that table after its lock timeout (instead of queueing every append behind it), maintains the visits, and
+    exits 1; the next run creates what is missing."""
+    async with db.transaction():
+        await db.execute("SELECT count(*) FROM audit.audit_log")
+        assert await maintain_partitions(settings, months_ahead=9) == 1
+    out, err = capsys.readouterr()
+    assert "audit.audit_log: not maintained" in err and "lock timeout" in err
+    assert "checkin.visits: created" in out
+    assert await maintain_partitions(settings, months_ahead=9) == 0
+    assert "audit.audit_log: created" in capsys.readouterr().out
+
+
 async def test_a_tampered_entry_is_found_in_any_month(
     settings: Settings, writer: AsyncEngine, db: asyncpg.Connection, capsys: pytest.CaptureFixture[str]
 ) -> None:
