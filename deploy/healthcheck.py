@@ -1,8 +1,9 @@
 """The image's HEALTHCHECK: healthy while a service of this container answers GET /healthz with 200.
 
 One image runs every service, each on a port of its own (RCC_<SERVICE>_PORT, as in shared/settings.py), so the check
-asks each of those ports and is satisfied by any; `rcc serve all` answers on all of them. Only the standard library:
-it runs in the image as it is."""
+asks each of those ports and is satisfied by any; `rcc serve all` answers on all of them, and every process role
+(`--role web|relay|consumers|scheduler`) answers on its service's port. Kubernetes uses its own probes instead
+(deploy/k8s). Only the standard library: it runs in the image as it is."""
 
 import os
 import sys

@@ -139,6 +139,37 @@ async def audit_verify(settings: Settings) -> int:
     return 0 if result.ok else 1
 
 
+async def maintain_partitions(settings: Settings, months_ahead: int) -> int:
+    """Monthly partitions of the growing tables, ahead of time (shared/partitions.py), one transaction per table,
+    as the schema owner. A table it cannot lock in time (or that fails otherwise) is left for the next run, after
+    the others; the exit status says so."""
+    import datetime as dt
+
+    from sqlalchemy.exc import DBAPIError
+
+    from services.audit.models import PARTITIONED as AUDIT_LOG
+    from services.checkin.models import PARTITIONED as VISITS
+    from shared import partitions
+
+    today = dt.datetime.now(dt.UTC).date()
+    failed = 0
+    async with admin_engine(settings) as engine:
+        for table in (AUDIT_LOG, VISITS):
+            try:
+                async with engine.begin() as conn:
+                    report = await partitions.maintain(conn, table, today=today, months_ahead=months_ahead)
+            except DBAPIError as exc:
+                failed += 1
+                print(f"{table.schema}.{table.table}: not maintained, {exc.orig}", file=sys.stderr)
+                continue
+            created = ", ".join(report.created) or "none"
+            print(
+                f"{report.table}: created {created}; moved {report.moved_rows} rows out of the default partition;"
+                f" {report.default_rows} rows left there"
+            )
+    return 1 if failed else 0
+
+
 async def reports_rebuild(settings: Settings) -> int:
     """Drop the report projections and replay the audit log into them, in one transaction, as the admin user."""
     from services.audit.handlers import rebuild_reports
@@ -229,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke_cmd = token.add_parser("revoke", help="revoke a token by its id (or the token itself)")
     token_revoke_cmd.add_argument("token")
 
+    maintain = commands.add_parser(
+        "maintain", help="create the audit log's and the visits' monthly partitions ahead (run daily; safe to repeat)"
+    )
+    maintain.add_argument("--months-ahead", type=int, default=3, help="months after this one to create (default 3)")
+
     demo = commands.add_parser("demo", help="migrate, create a demo site, check people in, show the audit log")
     demo.add_argument("--exit", action="store_true", help="stop after the walkthrough instead of serving")
 
@@ -288,6 +324,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return asyncio.run(run_demo(settings, keep_serving=not args.exit))
         case "audit":
             return asyncio.run(audit_verify(settings))
+        case "maintain":
+            return asyncio.run(maintain_partitions(settings, args.months_ahead))
         case "reports":
             return asyncio.run(reports_rebuild(settings))
         case "notify":

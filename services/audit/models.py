@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from sqlalchemy import BigInteger, DateTime, Index, Table, Text, func, select, text
+from sqlalchemy import BigInteger, DateTime, Index, Table, Text, UniqueConstraint, func, select, text
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -23,6 +23,7 @@ from services.audit import SCHEMA
 from services.audit.domain import GENESIS_HASH, ChainLink
 from services.audit.reports.projector import Projector
 from shared.db import column_values, service_metadata
+from shared.partitions import MonthlyTable
 from shared.uow import UnitOfWork
 
 
@@ -33,28 +34,37 @@ class Base(DeclarativeBase):
 
 
 class AuditEntry(Base):
+    """Partitioned by month of the event's ``time`` (shared/partitions.py; ``rcc maintain`` creates the months
+    ahead). Unique keys include ``time``: a redelivered event has its first delivery's time, so (event_id, time)
+    still refuses it; sequence and prev_hash are unique within a month, and the chain lock below is what makes them
+    one line across months (migration 0003 of this schema says why)."""
+
     __tablename__ = "audit_log"
     __table_args__ = (
+        UniqueConstraint("event_id", "time", name="audit_log_event_id_key"),
+        UniqueConstraint("prev_hash", "time", name="audit_log_prev_hash_key"),
         Index("ix_audit_log_site_time", "site_id", "time"),
         Index("ix_audit_log_type_time", "type", "time"),
         Index("ix_audit_log_subject", "subject"),
+        {"postgresql_partition_by": "RANGE (time)"},
     )
 
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     type: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)
     site_id: Mapped[str] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(Text)
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # The CloudEvent as received, as canonical JSON text: exactly the bytes the hash covers.
     body: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(Text, unique=True)
+    prev_hash: Mapped[str] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(Text)
 
 
 audit_log = AuditEntry.__table__
+PARTITIONED = MonthlyTable(SCHEMA, "audit_log", "time")
 
 
 # Appends are serialised: the chain is a sequence, one link after another.

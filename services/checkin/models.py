@@ -34,6 +34,7 @@ from shared.contracts import SupportType
 from shared.contracts.checkin import Purpose
 from shared.db import service_metadata
 from shared.events import Event
+from shared.partitions import MonthlyTable
 from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
 
 
@@ -57,13 +58,15 @@ class Member(Base):
 
 
 class Visit(Base):
+    """Partitioned by month of ``checked_in_at`` (shared/partitions.py; ``rcc maintain`` creates the months ahead):
+    the key includes it, and a lookup by ``visit_id`` alone probes each partition's key index."""
+
     __tablename__ = "visits"
     __table_args__ = (
-        # One open visit per member, enforced by the database under any concurrency.
-        Index("uq_visits_open_member", "member_id", unique=True, postgresql_where=text("checked_out_at IS NULL")),
         Index("ix_visits_open_site", "site_id", postgresql_where=text("checked_out_at IS NULL")),
         Index("ix_visits_site_checked_in", "site_id", "checked_in_at", "visit_id"),
         Index("ix_visits_member", "member_id", "checked_in_at"),
+        {"postgresql_partition_by": "RANGE (checked_in_at)"},
     )
 
     visit_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -72,7 +75,7 @@ class Visit(Base):
     purpose: Mapped[str] = mapped_column(Text)
     support_type: Mapped[str | None] = mapped_column(Text)
     ref: Mapped[str | None] = mapped_column(Text)
-    checked_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checked_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     checked_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_by: Mapped[str | None] = mapped_column(Text)
 
@@ -94,9 +97,21 @@ class DisplayName(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class OpenVisit(Base):
+    """One open visit per member, enforced by the database under any concurrency and across the visits' monthly
+    partitions: row triggers on ``visits`` claim the member's row here when a visit starts (a visit whose member
+    holds a claim is not inserted) and release it at check-out (migration 0002 of this schema)."""
+
+    __tablename__ = "open_visits"
+
+    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    visit_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+
+
 members = Member.__table__
 visits = Visit.__table__
 display_names = DisplayName.__table__
+PARTITIONED = MonthlyTable(SCHEMA, "visits", "checked_in_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,9 +289,9 @@ class CheckinRepository:
 
 def _start_visit_sql(member: str) -> str:
     """The check-in as one statement, prepared once per connection (asyncpg's statement cache). ``member`` selects
-    the member (NULL for an anonymous walk-in; ``{who}`` is the code or id); the partial unique index turns a second
-    open visit into no row instead of an error; the outbox row is written only with a visit. Being one statement,
-    it needs no BEGIN and COMMIT of its own."""
+    the member (NULL for an anonymous walk-in; ``{who}`` is the code or id); the member's claim in ``open_visits``
+    turns a second open visit into no row instead of an error; the outbox row is written only with a visit. Being
+    one statement, it needs no BEGIN and COMMIT of its own."""
     who = 7 + len(OUTBOX_COLUMNS)
     event = outbox_insert(
         SCHEMA, first_param=7, rows="visit", merge_into_data="jsonb_build_object('member_id', visit.member_id)"
@@ -286,7 +301,6 @@ def _start_visit_sql(member: str) -> str:
         visit AS (
             INSERT INTO "{SCHEMA}".visits (visit_id, site_id, purpose, support_type, ref, checked_in_at, member_id)
             SELECT $1, $2, $3, $4, $5, $6, member.member_id FROM member
-            ON CONFLICT (member_id) WHERE checked_out_at IS NULL DO NOTHING
             RETURNING member_id
         ),
         event AS ({event})

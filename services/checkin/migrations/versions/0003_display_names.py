@@ -1,14 +1,14 @@
 """display names: the name a volunteer chose for staff of their site to see
 
-Revision ID: 0002
+Revision ID: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 SCHEMA = "checkin"
 
 
