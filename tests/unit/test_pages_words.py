@@ -133,7 +133,6 @@ def test_every_problem_code_has_words() -> None:
     assert len(codes) > 100
     words = table("problems.js", "PROBLEMS")
     assert sorted(codes - words.keys()) == [], "problem codes without words in problems.js"
-    assert sorted(words.keys() - codes) == [], "words for codes no service answers with (docs/errors.md)"
     assert all(text.strip() and "_" not in text for text in words.values())
 
 

@@ -40,6 +40,8 @@ export const PROBLEMS = {
   database_unavailable: "The center's system is busy. Try again shortly.",
   date_out_of_range: "That date is too far from today.",
   delivery_not_found: "This message is no longer on file.",
+  display_name_characters: "A name is one line of letters, digits and punctuation.",
+  display_name_length: "A name is 1 to 60 characters.",
   duration_or_end: "Give either a length or an end time, not both.",
   earlier_period_open: "Close the earlier month first.",
   ends_before_start: "The end must come after the start.",
@@ -142,8 +144,8 @@ export function explain(error) {
   if (error instanceof NetworkError) return t("The server cannot be reached. Try again shortly.");
   if (error instanceof ApiError) {
     if (PROBLEMS[error.code]) return t(PROBLEMS[error.code]);
-    // A code this page does not know yet (a newer service): the service's own title, in the language asked for.
-    return error.problem.title || t("The server could not do that.");
+    // A code this page does not know yet (a newer service): the service's own words, in the language asked for.
+    return error.problem.detail || error.problem.title || t("The server could not do that.");
   }
   console.error(error);
   return t("Something went wrong on this page. Reload it; if it happens again, tell your coordinator.");
