@@ -37,7 +37,9 @@ VISIBLE_TEXTS = """() => {
   }
   for (const el of document.querySelectorAll("[placeholder], [aria-label], img[alt]")) {
     if (!el.checkVisibility()) continue;
-    for (const name of ["placeholder", "aria-label", "alt"]) if (el.getAttribute(name)) texts.push(el.getAttribute(name));
+    for (const name of ["placeholder", "aria-label", "alt"]) {
+      if (el.getAttribute(name)) texts.push(el.getAttribute(name));
+    }
   }
   return texts;
 }"""
