@@ -17,9 +17,9 @@ from services.cli import running
 from services.pages.app import STATIC
 from services.registry import SERVICES
 from shared.settings import Settings
-from tests.e2e.test_pages import schedule_shift, volunteer_with_role
 from tests.support.axe import violations
 from tests.support.browser import CHROMIUM, PHONE, TABLET, Pages, chromium
+from tests.support.pagesetup import a_busy_site
 from tests.support.smtp import free_port
 from tests.support.stack import Client, SiteUnderTest, services
 
@@ -89,33 +89,11 @@ async def sign_in(page: Page, token: str) -> None:
     await page.locator("#token-form button[type=submit]").click()
 
 
-async def a_site_with_a_volunteer(center: Client, settings: Settings, site: SiteUnderTest) -> str:
-    """A volunteer with a shift, a full shift, hours waiting for approval: something in every list. → their token"""
-    role_id, member_id, token = await volunteer_with_role(center, settings, site)
-    _, _, other = await volunteer_with_role(center, settings, site)
-    await schedule_shift(center, site, role_id, days_ahead=2)
-    full = await schedule_shift(center, site, role_id, days_ahead=3, capacity=1)
-    reply = await center.call("volunteering", "POST", f"/shifts/{full}/signups", token=other, json={})
-    assert reply.status == 201, reply.body
-    mine = await schedule_shift(center, site, role_id, days_ahead=4)
-    reply = await center.call("volunteering", "POST", f"/shifts/{mine}/signups", token=token, json={})
-    assert reply.status == 201, reply.body
-    reply = await center.call(
-        "volunteering",
-        "POST",
-        "/hours",
-        token=site.tokens["coordinator"],
-        json={"member_id": member_id, "shift_id": mine, "minutes": 150, "reason": "covered the desk"},
-    )
-    assert reply.status == 201, reply.body
-    return token
-
-
 @pytest.mark.parametrize("locale", ["en-US", "es-ES"])
 async def test_each_page_speaks_the_browsers_language_with_no_serious_accessibility_violation(
     center: Client, settings: Settings, site: SiteUnderTest, pages: Pages, locale: str
 ) -> None:
-    volunteer = await a_site_with_a_volunteer(center, settings, site)
+    volunteer = await a_busy_site(center, settings, site)
     language = locale[:2]
     tokens = {"index": None, "volunteer": volunteer, "coordinator": site.tokens["coordinator"]}
     for name, token in tokens.items():
@@ -140,7 +118,7 @@ async def test_the_volunteer_page_in_a_spanish_browser_shows_spanish_dates_and_m
 ) -> None:
     """The issue's fault: in a Spanish-locale Chromium the volunteer page failed in every try. Here it loads, and its
     dates and times are Intl's Spanish in the site's time zone."""
-    token = await a_site_with_a_volunteer(center, settings, site)
+    token = await a_busy_site(center, settings, site)
     page = await pages.open("/volunteer", token=token, viewport=PHONE, locale="es-ES")
     await expect(page.get_by_role("heading", name="Mi voluntariado")).to_be_visible()
     mine = page.locator("#my-shifts li[data-shift]")
@@ -166,7 +144,7 @@ async def pages_api(center: Client, token: str, path: str) -> dict:
 async def test_the_language_switch_changes_the_page_and_is_remembered(
     center: Client, settings: Settings, site: SiteUnderTest, pages: Pages
 ) -> None:
-    token = await a_site_with_a_volunteer(center, settings, site)
+    token = await a_busy_site(center, settings, site)
     page = await pages.open("/volunteer", token=token, viewport=PHONE)
     await expect(page.get_by_role("heading", name="My volunteering")).to_be_visible()
     await expect(page.locator("#my-shifts li[data-shift]")).to_contain_text("Confirmed")
@@ -188,7 +166,7 @@ async def test_the_language_switch_changes_the_page_and_is_remembered(
 async def test_a_failure_says_whether_the_network_the_service_or_the_page_is_at_fault(
     center: Client, settings: Settings, site: SiteUnderTest, pages: Pages
 ) -> None:
-    token = await a_site_with_a_volunteer(center, settings, site)
+    token = await a_busy_site(center, settings, site)
     message = "#message"
 
     # The network: nothing reaches the services.
@@ -275,7 +253,7 @@ async def test_the_pages_fit_and_read_well_on_a_tablet_in_spanish(
     center: Client, settings: Settings, site: SiteUnderTest, pages: Pages
 ) -> None:
     """Spanish is longer than English: no sideways scrolling on a phone or a tablet."""
-    token = await a_site_with_a_volunteer(center, settings, site)
+    token = await a_busy_site(center, settings, site)
     for name, who in (("volunteer", token), ("coordinator", site.tokens["coordinator"])):
         for viewport in (PHONE, TABLET):
             page = await pages.open(f"/{name}", token=who, viewport=viewport, locale="es-ES")
