@@ -123,7 +123,7 @@ def table(module: str, name: str) -> dict[str, str]:
 
 def literal(path: str, name: str) -> set[str]:
     """The values of ``Name = Literal["a", "b"]`` in a service's source."""
-    match = re.search(rf"^{name} = Literal\[([^\]]*)\]", (ROOT / path).read_text(), re.M)
+    match = re.search(rf"^{name} = Literal\[([^\]]*)\]", (ROOT / path).read_text(), re.M | re.S)
     assert match, f"{name} is not a Literal in {path}"
     return set(re.findall(r'"(\w+)"', match.group(1)))
 
@@ -144,6 +144,7 @@ def test_every_problem_code_has_words() -> None:
         ("coordinator.js", "OCCUPANCY", "services/checkin/domain.py", "OccupancyStatus"),
         ("reach.js", "DELIVERY", "services/notify/domain.py", "DeliveryStatus"),
         ("reach.js", "KINDS", "services/notify/domain.py", "Kind"),
+        ("reach.js", "PURPOSES", "shared/contracts/notify.py", "MessagePurpose"),
     ],
 )
 def test_every_status_and_check_a_page_shows_has_words(module: str, name: str, source: str, literal_name: str) -> None:

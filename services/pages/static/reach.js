@@ -15,7 +15,29 @@ const KINDS = {
 const DELIVERY = { sent: "Sent", pending: "Waiting to be sent", failed: "Not delivered", dropped: "Not sent" };
 // The badge colour of each (a class name, not words).
 const deliveryBadge = { sent: "approved", pending: "pending", failed: "rejected", dropped: "rejected" };
-const PURPOSES = { verification: "Confirm your e-mail" };
+// What each message was about (MessagePurpose in shared/contracts/notify.py), in the page's language: notify's own
+// one-line summary is in the language of the person's contacts, which may not be the page's.
+const PURPOSES = {
+  verification: "Confirm your e-mail",
+  shift_confirmed: "You have a place on a volunteer shift",
+  shift_waitlisted: "You are on the waitlist for a volunteer shift",
+  shift_promoted: "A place opened up: you are on a volunteer shift",
+  shift_dropped: "You are no longer on a volunteer shift",
+  shift_changed: "A volunteer shift of yours changed",
+  shift_cancelled: "A volunteer shift of yours was cancelled",
+  shift_missed: "A friendly check-in about a missed shift",
+  hours_approved: "Your volunteer hours were approved",
+  hours_rejected: "A coordinator would like a word about your volunteer hours",
+  stipend_paid: "Your stipend was paid",
+  gathering_confirmed: "You have a place at a group or event",
+  gathering_waitlisted: "You are on the waitlist for a group or event",
+  gathering_promoted: "A place opened up: you have a place at a group or event",
+  gathering_cancelled: "Your place at a group or event was cancelled",
+  session_cancelled: "A session you had a place at was cancelled",
+  event_cancelled: "An event you had a place at was cancelled",
+  shift_reminder: "Reminder: your volunteer shift",
+  gathering_reminder: "Reminder: your group or event",
+};
 
 // ctx: { token: () => string, memberId: () => Promise<string>, zone: () => string, failed(error), status, message }
 export function reach(ctx) {
@@ -109,8 +131,7 @@ export function reach(ctx) {
     const list = $("#notifications");
     list.replaceChildren(
       ...items.map((n) => {
-        // The summary is written by notify in the contact's language; a purpose without one gets words here.
-        const title = n.summary || (PURPOSES[n.purpose] ? t(PURPOSES[n.purpose]) : t("A message from the center"));
+        const title = PURPOSES[n.purpose] ? t(PURPOSES[n.purpose]) : t("A message from the center");
         return el("li", { dataset: { delivery: n.delivery_id } },
           el("strong", {}, title),
           el("span", {}, when(n.sent_at || n.created_at, ctx.zone())),
