@@ -2,7 +2,7 @@
 
 Read from the static files as shipped: each page's HTML (elements marked ``data-i18n``, attributes named in
 ``data-i18n-attr``) and the ES modules it loads, followed through their imports (``t("…")`` calls, and the values of
-upper-case tables of words such as ``const PROBLEMS = {code: "words"}``, which the pages pass to ``t``)."""
+the tables of words that the pages pass to ``t`` by key, marked ``const NAME = words({code: "text"});``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ALL_PAGES = ["index", *PAGES]
 
 STRING = r'"((?:[^"\\]|\\.)*)"'
 T_CALL = re.compile(r"\bt\(\s*" + STRING)
-TABLE = re.compile(r"^(?:export )?const ([A-Z][A-Z_]*) = \{(.*?)\};", re.M | re.S)
+TABLE = re.compile(r"^(?:export )?const ([A-Z][A-Z_]*) = words\(\{(.*?)\}\);", re.M | re.S)
 TABLE_ENTRY = re.compile(r"([\w$]+):\s*" + STRING)
 IMPORT = re.compile(r'^import [^;]*? from "\./([\w.-]+\.js)";', re.M)
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -107,7 +107,10 @@ def test_the_scan_finds_what_it_should() -> None:
     """The parsing above, on a sample: a check that cannot fail is a defect."""
     html = '<h1 data-i18n>My shifts</h1><p>not this</p><nav data-i18n-attr="aria-label" aria-label="Pages"></nav>'
     assert html_texts(html) == {"My shifts", "Pages"}
-    js = 'const KINDS = {\n  a: "Alpha",\n  b: "Beta \\"quoted\\"",\n};\nsay(x, t("Hello {name}", { name }));\nt(y);'
+    js = (
+        'const KINDS = words({\n  a: "Alpha",\n  b: "Beta \\"quoted\\"",\n});\nconst IDS = { a: "not words" };\n'
+        'say(x, t("Hello {name}", { name }));\nt(y);'
+    )
     assert script_texts(js) == {"Alpha", 'Beta "quoted"', "Hello {name}"}
     assert "problems.js" in modules_of("volunteer") and "i18n.js" in modules_of("coordinator")
 

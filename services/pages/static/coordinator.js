@@ -4,7 +4,7 @@
 // Volunteers are shown by the display name they chose (each look-up is recorded as a disclosure by the check-in
 // service), else by the start of their id.
 
-import { $, ApiError, addDays, api, el, hours, localDate, say, shortId, tokenGate, when } from "./common.js";
+import { $, ApiError, addDays, api, el, hours, localDate, say, shortId, tokenGate, when, words } from "./common.js";
 import { currentLanguage, formatDateTime, formatNumber, preferredLanguage, t, useLanguage } from "./i18n.js";
 import { explain } from "./problems.js";
 
@@ -16,15 +16,15 @@ let zone;
 let weekStart;
 let roster = null; // { kind: "shift" | "session" | "event", id }
 
-const OCCUPANCY = { ok: "Room to spare", near: "Nearly full", full: "Full" };
+const OCCUPANCY = words({ ok: "Room to spare", near: "Nearly full", full: "Full" });
 // Why hours need a look before approval (ReviewCode in services/volunteering/domain.py).
-const REVIEW = {
+const REVIEW = words({
   auto_closed: "Checked out automatically at closing",
   no_signup: "No sign-up for this shift",
   zero_minutes: "No time recorded",
   outside_shift: "Outside the shift's times",
-};
-const FIGURES = {
+});
+const FIGURES = words({
   visits: "Visits",
   unduplicated_members: "People (unduplicated)",
   new_members: "New members",
@@ -33,7 +33,7 @@ const FIGURES = {
   volunteers_active: "Volunteers active",
   group_attendance: "Group attendance",
   events_held: "Events held",
-};
+});
 
 const call = (service, method, path, options = {}) => api(service, method, path, { token, ...options });
 

@@ -2,10 +2,10 @@
 // (docs/errors.md) has words here, and each page that imports this module has them in its catalogue too: a test
 // fails when one is missing. The kiosk keeps its own few words and does not load this list.
 
-import { ApiError, NetworkError } from "./common.js";
+import { ApiError, NetworkError, words } from "./common.js";
 import { t } from "./i18n.js";
 
-export const PROBLEMS = {
+export const PROBLEMS = words({
   addresses_private: "Addresses are shown only to the person they belong to.",
   already_cancelled: "This was cancelled already.",
   already_checked_in: "This person is checked in already.",
@@ -81,6 +81,9 @@ export const PROBLEMS = {
   not_signed_up: "You are not signed up for this shift any more.",
   not_yours: "You can do this only for yourself.",
   nothing_to_pay: "Nothing is left to pay on this payout.",
+  occurred_before_closing: "That time is before the center last closed.",
+  occurred_in_future: "That time is in the future; check the device's clock.",
+  occurred_too_long_ago: "That time is more than a day ago.",
   overlap: "You already have a shift at that time.",
   own_hours: "Nobody approves or rejects their own hours.",
   party_too_large: "This party is bigger than the whole group or event.",
@@ -136,7 +139,7 @@ export const PROBLEMS = {
   volunteer_paused: "Your volunteering is paused; talk to your coordinator.",
   wrong_role: "This device's token is not allowed to do that.",
   wrong_site: "This belongs to another site.",
-};
+});
 
 // Words for any failure: the network (try again), the service's problem (its code's words), or a fault in the page
 // itself, which goes to the console for whoever debugs it and is not passed off as an outage.

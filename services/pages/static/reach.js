@@ -2,22 +2,21 @@
 // a message), language, quiet hours, which kinds of message they want, withdrawing; and the messages sent to them,
 // so someone without e-mail still sees "you moved up from the waitlist". Only the person sees an address.
 
-import { $, ApiError, api, el, newKey, say, when } from "./common.js";
+import { $, ApiError, api, el, newKey, say, when, words } from "./common.js";
 import { t } from "./i18n.js";
 
-// Tables of words (upper-case names): the catalogue test reads their values as texts to translate.
-const KINDS = {
+const KINDS = words({
   confirmations: "Confirmations of sign-ups and registrations",
   changes: "Changes and cancellations",
   reminders: "Reminders before a shift or event",
   approvals: "Hours approved and stipends",
-};
-const DELIVERY = { sent: "Sent", pending: "Waiting to be sent", failed: "Not delivered", dropped: "Not sent" };
+});
+const DELIVERY = words({ sent: "Sent", pending: "Waiting to be sent", failed: "Not delivered", dropped: "Not sent" });
 // The badge colour of each (a class name, not words).
 const deliveryBadge = { sent: "approved", pending: "pending", failed: "rejected", dropped: "rejected" };
 // What each message was about (MessagePurpose in shared/contracts/notify.py), in the page's language: notify's own
 // one-line summary is in the language of the person's contacts, which may not be the page's.
-const PURPOSES = {
+const PURPOSES = words({
   verification: "Confirm your e-mail",
   shift_confirmed: "You have a place on a volunteer shift",
   shift_waitlisted: "You are on the waitlist for a volunteer shift",
@@ -37,7 +36,7 @@ const PURPOSES = {
   event_cancelled: "An event you had a place at was cancelled",
   shift_reminder: "Reminder: your volunteer shift",
   gathering_reminder: "Reminder: your group or event",
-};
+});
 
 // ctx: { token: () => string, memberId: () => Promise<string>, zone: () => string, failed(error), status, message }
 export function reach(ctx) {

@@ -2,7 +2,7 @@
 // stipends, how we reach me (reach.js), the name coordinators see, calendar. In the browser's language or the one
 // picked here.
 
-import { $, ApiError, api, dollars, el, hours, say, tokenGate, when } from "./common.js";
+import { $, ApiError, api, dollars, el, hours, say, tokenGate, when, words } from "./common.js";
 import { currentLanguage, formatNumber, preferredLanguage, t, useLanguage } from "./i18n.js";
 import { explain } from "./problems.js";
 import { reach } from "./reach.js";
@@ -17,12 +17,12 @@ let zone;
 const call = (method, path, body) => api("volunteering", method, path, { token, body });
 const reaching = reach({ token: () => token, memberId: () => myId(), zone: () => zone, failed, status, message });
 
-const SHIFT_STATUS = {
+const SHIFT_STATUS = words({
   confirmed: "Confirmed",
   waitlisted: "On the waitlist",
   cancelled: "Cancelled",
-};
-const HOURS_STATUS = { pending: "Waiting for approval", approved: "Approved", rejected: "Not approved" };
+});
+const HOURS_STATUS = words({ pending: "Waiting for approval", approved: "Approved", rejected: "Not approved" });
 
 let gate;
 start();
