@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import expect
 
 from services.registry import SERVICES
 from shared.settings import Settings
+from tests.support import members
 from tests.support.browser import CHROMIUM, PHONE, Pages, chromium
 from tests.support.pagesetup import role, shift, sign_up, volunteer
 from tests.support.stack import Client, SiteUnderTest, services
@@ -211,3 +213,57 @@ async def test_each_figure_of_the_monthly_report_keeps_its_label_and_value_in_on
             assert apart, (a, b)
     overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the board scrolls sideways by {overflow}px at {width}px"
+
+
+async def test_a_coordinator_cancels_a_registration_on_an_events_roster_and_the_first_waiting_is_seated(
+    center: Client, site: SiteUnderTest, pages: Pages
+) -> None:
+    starts = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    reply = await center.call(
+        "gatherings",
+        "POST",
+        "/events",
+        token=site.tokens["coordinator"],
+        json={
+            "title": "Sober bowling night",
+            "kind": "sports",
+            "starts_at": starts.isoformat(),
+            "ends_at": (starts + timedelta(hours=2)).isoformat(),
+            "capacity": 2,
+        },
+    )
+    assert reply.status == 201, reply.body
+    event_id = reply.body["event_id"]
+    seated, first, second = [str(m) for m in await members.register(center, site, 3, known_to=["gatherings"])]
+    for member_id, adults in ((seated, 2), (first, 1), (second, 1)):
+        reply = await center.call(
+            "gatherings",
+            "POST",
+            f"/events/{event_id}/registrations",
+            token=site.tokens["coordinator"],
+            json={"member_id": member_id, "adults": adults},
+        )
+        assert reply.status == 201, reply.body
+
+    page = await pages.open("/coordinator", token=site.tokens["coordinator"])
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.locator(f"#gatherings li[data-gathering='{event_id}']").get_by_role("button", name="Roster").click()
+    await expect(page.locator("#roster-title")).to_contain_text("Roster: Sober bowling night")
+    await expect(page.locator("#roster-summary")).to_have_text("1 of 2 seats taken · 2 waiting")
+    await expect(page.locator("#roster-confirmed li")).to_have_text(
+        [re.compile(f"^Volunteer {seated[:8]}\\s*2 adults")]
+    )
+    await expect(page.locator("#roster-waiting li")).to_have_text(
+        [re.compile(f"^#1\\s*Volunteer {first[:8]}"), re.compile(f"^#2\\s*Volunteer {second[:8]}")]
+    )
+
+    await page.locator("#roster-confirmed li").get_by_role("button", name="Cancel registration").click()
+    await expect(page.locator("#status")).to_have_text(
+        f"Volunteer {seated[:8]} is off the roster. "
+        f"Moved up from the waitlist: Volunteer {first[:8]}, Volunteer {second[:8]}."
+    )
+    await expect(page.locator("#roster-waiting li")).to_have_text(["Nobody is waiting."])
+    reply = await center.call(
+        "gatherings", "GET", f"/events/{event_id}/registrations", token=site.tokens["coordinator"]
+    )
+    assert [r["member_id"] for r in reply.body["confirmed"]] == [first, second]
