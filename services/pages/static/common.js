@@ -131,9 +131,12 @@ export function tokenGate(role, start) {
   };
 }
 
+// The date (YYYY-MM-DD) in the site's time zone, put together from its parts: no language's format is relied on.
 export function localDate(timeZone, at = new Date()) {
-  // en-CA formats as YYYY-MM-DD.
-  return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(at);
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" })
+    .formatToParts(at);
+  const part = (type) => parts.find((p) => p.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")}`;
 }
 
 export function addDays(isoDate, days) {
