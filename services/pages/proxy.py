@@ -20,7 +20,6 @@ UPSTREAMS: web.AppKey[dict[str, URL]] = web.AppKey("pages_upstreams")
 HTTP = web.AppKey("pages_http", aiohttp.ClientSession)
 
 PREFIX = "/api/"
-# Accept-Language: a problem's title and detail come back in the page's language.
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Idempotency-Key", "Content-Type", "Accept", "Accept-Language")
 # Hop-by-hop, or set by this server itself (the request id is the one it forwarded, so they match).
 DROPPED_RESPONSE_HEADERS = frozenset(

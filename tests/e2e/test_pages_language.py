@@ -8,19 +8,15 @@ import json
 import re
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
-from aiohttp import web
 from playwright.async_api import Page, Route, expect
 
-from services.cli import running
 from services.pages.app import STATIC
 from services.registry import SERVICES
 from shared.settings import Settings
 from tests.support.axe import violations
 from tests.support.browser import CHROMIUM, PHONE, TABLET, Pages, chromium
 from tests.support.pagesetup import a_busy_site
-from tests.support.smtp import free_port
 from tests.support.stack import Client, SiteUnderTest, services
 
 pytestmark = pytest.mark.e2e
@@ -220,33 +216,6 @@ async def test_a_failure_says_whether_the_network_the_service_or_the_page_is_at_
     )
     assert any("TypeError" in line for line in pages.console), pages.console
     pages.console.clear()
-
-
-async def test_the_proxy_passes_the_pages_language_to_the_service(settings: Settings) -> None:
-    """So a problem's title and detail come back in the page's language."""
-    seen: list[str | None] = []
-
-    async def echo(request: web.Request) -> web.Response:
-        seen.append(request.headers.get("Accept-Language"))
-        return web.json_response({})
-
-    upstream = web.Application()
-    upstream.router.add_get("/{tail:.*}", echo)
-    runner = web.AppRunner(upstream)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        pointed = settings.model_copy(update={"pages_port": 0, "checkin_url": f"http://127.0.0.1:{port}"})
-        async with (
-            running(pointed, ["pages"]) as urls,
-            aiohttp.ClientSession() as http,
-            http.get(f"{urls['pages']}/api/checkin/occupancy", headers={"Accept-Language": "es"}) as response,
-        ):
-            assert response.status == 200
-    finally:
-        await runner.cleanup()
-    assert seen == ["es"]
 
 
 async def test_the_pages_fit_and_read_well_on_a_tablet_in_spanish(

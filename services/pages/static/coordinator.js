@@ -187,8 +187,8 @@ async function showWeek() {
 }
 
 function shiftCard(s) {
-  const left = s.seats_left ?? s.spots_left;
-  const waiting = s.waitlist_length ?? s.waitlisted;
+  const left = s.spots_left;
+  const waiting = s.waitlisted;
   const state = s.status === "cancelled" ? "cancelled" : left > 0 ? "open" : "full";
   return el("li", { dataset: { shift: s.shift_id, state } },
     el("strong", {}, s.role_title),

@@ -109,19 +109,19 @@ function showMine(items) {
 }
 
 function seatsText(s) {
-  const left = s.seats_left ?? s.spots_left;
-  const waiting = s.waitlist_length ?? s.waitlisted;
-  if (left) return t("{left} of {capacity} open", { left: formatNumber(left), capacity: formatNumber(s.capacity) });
-  return t("Full · {waiting} waiting", { waiting: formatNumber(waiting) });
+  if (s.spots_left) {
+    return t("{left} of {capacity} open", { left: formatNumber(s.spots_left), capacity: formatNumber(s.capacity) });
+  }
+  return t("Full · {waiting} waiting", { waiting: formatNumber(s.waitlisted) });
 }
 
 function showOffered(items) {
   const list = $("#open-shifts");
   list.replaceChildren(
     ...items.map((s) => {
-      const mine = s.my_status ?? s.my_signup?.status ?? null;
-      const position = s.my_position ?? s.my_signup?.position ?? null;
-      const full = !(s.seats_left ?? s.spots_left);
+      const mine = s.my_signup?.status ?? null;
+      const position = s.my_signup?.position ?? null;
+      const full = !s.spots_left;
       return el("li", { dataset: { shift: s.shift_id, full: String(full) } },
         el("strong", {}, s.role_title),
         el("span", {}, span(s.starts_at, s.ends_at, s.timezone)),
