@@ -1,5 +1,12 @@
 // What the three pages share: the device's token, calls to the APIs (through this origin's /api/ proxy), small DOM
-// helpers, and dates in the site's time zone. Text goes in with textContent only, never as HTML.
+// helpers, and dates, hours and money in the site's time zone and the person's language (i18n.js). Text goes in
+// with textContent only, never as HTML.
+
+import { currentLanguage, formatDateTime, formatNumber, t } from "./i18n.js";
+
+// Marks a table of English texts that a page passes to t() by key ({code: "words"}), so the catalogue test reads
+// its values as texts to translate; it changes nothing at run time.
+export const words = (table) => table;
 
 export class NetworkError extends Error {}
 
@@ -18,7 +25,8 @@ export function isRetryable(error) {
 }
 
 export async function api(service, method, path, { token, body, idempotencyKey, accept } = {}) {
-  const headers = {};
+  // The services answer a problem's title and detail in this language; its code stays the same.
+  const headers = { "Accept-Language": currentLanguage() };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
   if (accept) headers.Accept = accept;
@@ -117,15 +125,18 @@ export function tokenGate(role, start) {
     rejected() {
       store.forget();
       gate.hidden = false;
-      say(message, "This device's token was not accepted. Enter a valid token.", "error");
+      say(message, t("This device's token was not accepted. Enter a valid token."), "error");
       input.focus();
     },
   };
 }
 
+// The date (YYYY-MM-DD) in the site's time zone, put together from its parts: no language's format is relied on.
 export function localDate(timeZone, at = new Date()) {
-  // en-CA formats as YYYY-MM-DD.
-  return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(at);
+  const parts = new Intl.DateTimeFormat("en-US", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" })
+    .formatToParts(at);
+  const part = (type) => parts.find((p) => p.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")}`;
 }
 
 export function addDays(isoDate, days) {
@@ -134,20 +145,23 @@ export function addDays(isoDate, days) {
   return day.toISOString().slice(0, 10);
 }
 
+// A time in the site's zone, in the person's language ("Tue, Dec 8, 2:00 PM" / "mar, 8 dic, 14:00").
 export function when(iso, timeZone, withDay = true) {
   const options = { timeZone, hour: "numeric", minute: "2-digit" };
   if (withDay) Object.assign(options, { weekday: "short", month: "short", day: "numeric" });
-  return new Intl.DateTimeFormat(undefined, options).format(new Date(iso));
+  return formatDateTime(iso, options);
 }
 
+// Minutes as "2 h 30 min" (the same units in English and Spanish), the numbers in the person's language.
 export function hours(minutes) {
   const h = Math.floor(minutes / 60);
   const m = minutes % 60;
-  return h && m ? `${h} h ${m} min` : h ? `${h} h` : `${m} min`;
+  if (h && m) return `${formatNumber(h)} h ${formatNumber(m)} min`;
+  return h ? `${formatNumber(h)} h` : `${formatNumber(m)} min`;
 }
 
 export function dollars(cents) {
-  return (cents / 100).toLocaleString(undefined, { style: "currency", currency: "USD" });
+  return formatNumber(cents / 100, { style: "currency", currency: "USD" });
 }
 
 // A member, volunteer or visit is shown by the start of its pseudonymous id, never by a name.

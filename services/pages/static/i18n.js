@@ -55,7 +55,8 @@ export function translateDocument(root = document) {
   }
   for (const node of root.querySelectorAll("[data-i18n-attr]")) {
     for (const name of node.dataset.i18nAttr.split(",")) {
-      const key = `i18n${name}`;
+      // A dataset name is camelCase: "aria-label" is kept as data-i18n-aria-label (dataset.i18nAriaLabel).
+      const key = `i18n-${name}`.replace(/-([a-z])/g, (_, letter) => letter.toUpperCase());
       node.dataset[key] ||= node.getAttribute(name) || "";
       node.setAttribute(name, t(node.dataset[key]));
     }
