@@ -32,7 +32,7 @@ class SiteSettingsRow:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """A verified, consenting contact that wants this kind, and how many messages it was given lately."""
+    """A verified, consenting contact that wants this kind, and how many messages its person was given lately."""
 
     contact_id: uuid.UUID
     member_id: uuid.UUID
@@ -127,13 +127,16 @@ class MessagesRepository:
 
     async def recipients(self, member_id: uuid.UUID, site_id: str, kind: Purpose, since: datetime) -> list[Recipient]:
         """The member's contacts at the site a message of ``kind`` may go to: verified, not withdrawn, wanting the
-        kind; with what each was given since ``since`` (verifications and dropped messages do not count)."""
+        kind; with how many messages the *person* was given here since ``since``, over all their channels (one
+        message to two addresses is one; verifications, in-app entries and dropped messages do not count)."""
         c, d = contacts.c, deliveries.c
         given = (
-            select(func.count())
+            select(func.count(func.distinct(func.row(d.purpose, d.cause_id))))
             .where(
-                d.contact_id == c.contact_id,
+                d.member_id == c.member_id,
+                d.site_id == c.site_id,
                 d.created_at >= since,
+                d.channel != "inapp",
                 d.status.in_(("pending", "sent")),
                 d.kind != "verification",
             )
