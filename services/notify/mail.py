@@ -6,8 +6,10 @@ site by its neutral name only, as a lock screen shows them to whoever looks."""
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 import zoneinfo
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -24,11 +26,15 @@ from shared.contracts.notify import MessagePurpose
 
 TEMPLATES = Path(__file__).parent / "templates"
 
+# Templates are compiled once per (purpose, locale) and kept: the files do not change while the service runs, so
+# they are not checked again for each message (auto_reload would stat the file on every render).
 _env = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
     undefined=StrictUndefined,
     keep_trailing_newline=True,
+    auto_reload=False,
+    cache_size=-1,
 )
 
 SUBJECTS: dict[tuple[MessagePurpose, Locale], str] = {
@@ -118,6 +124,18 @@ def compose(letter: Letter, sender: str, site_name: str, at: datetime) -> EmailM
 _WIRE = SMTP.clone(max_line_length=998)
 
 
+def flatten(message: EmailMessage) -> bytes:
+    """The message as it goes on the wire. Flattened here rather than by aiosmtplib (78-character lines): CPython
+    folds a long subject with a non-ASCII word so that it reads back with a doubled space; a line of up to 998
+    characters (RFC 5322) needs no folding."""
+    return message.as_bytes(policy=_WIRE)
+
+
+def envelope(message: EmailMessage) -> tuple[str, str]:
+    """(MAIL FROM, RCPT TO) of a composed message."""
+    return parseaddr(str(message["From"]))[1], parseaddr(str(message["To"]))[1]
+
+
 class TemporaryFailure(Exception):
     """The relay could not take the message now (4xx, refused connection, timeout): try again later."""
 
@@ -126,33 +144,128 @@ class PermanentFailure(Exception):
     """The relay refused the message for good (5xx)."""
 
 
-async def send(message: EmailMessage, relay: Relay, timeout_s: float) -> None:
-    """Raises :class:`TemporaryFailure` or :class:`PermanentFailure` whose text is the reply code or the error's
-    class (never the relay's words, which may quote the address)."""
-    # Flattened here rather than by aiosmtplib (78-character lines): CPython folds a long subject with a non-ASCII
-    # word so that it reads back with a doubled space; a line of up to 998 characters (RFC 5322) needs no folding.
-    flat = message.as_bytes(policy=_WIRE)
-    try:
-        await aiosmtplib.send(
-            flat,
-            sender=parseaddr(str(message["From"]))[1],
-            recipients=[parseaddr(str(message["To"]))[1]],
+class Interrupted(Exception):
+    """The connection failed while the relay had the message's DATA (reset, timeout): whether it took the message is
+    unknown, so it is not tried again."""
+
+
+def _refused(code: int) -> TemporaryFailure | PermanentFailure:
+    # The reply code only, never the relay's words (they may quote the address).
+    if 400 <= code < 500 or code < 0:
+        return TemporaryFailure(f"smtp {code}")
+    return PermanentFailure(f"smtp {code}")
+
+
+_BROKEN = (aiosmtplib.SMTPException, OSError, TimeoutError)
+
+
+class Postman:
+    """One SMTP connection to the relay, kept open from message to message and round to round (a connection and
+    its greeting cost more than the message), opened again when it fails.
+
+    :meth:`hand_over` is the at-most-once step: MAIL and RCPT go while ``handed`` records, committed, that the
+    message's DATA is about to go; DATA goes only once that is durable. A sender killed after that leaves the mark,
+    and a marked message is never sent again (see :mod:`services.notify.sender`)."""
+
+    def __init__(self, relay: Relay, timeout_s: float) -> None:
+        self.relay = relay
+        self.timeout_s = timeout_s
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def hand_over(self, wire: bytes, sender: str, recipient: str, handed: Callable[[], Awaitable[bool]]) -> bool:
+        """True: the relay took the message. False: ``handed`` said the message is no longer this sender's (its
+        lease was taken over), so nothing was sent. Raises :class:`TemporaryFailure` or :class:`PermanentFailure`
+        when the relay did not take it, :class:`Interrupted` when that is unknown."""
+        marking = asyncio.ensure_future(handed())
+        try:
+            client = await self._envelope(sender, recipient)
+        except BaseException:
+            # Not handed: the mark (if it was written) is cleared with the outcome the caller records.
+            await asyncio.gather(marking, return_exceptions=True)
+            raise
+        try:
+            mine = await marking
+        except BaseException:
+            await self._reset(client)
+            raise
+        if not mine:
+            await self._reset(client)
+            return False
+        try:
+            await client.data(wire, timeout=self.timeout_s)
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code < 0:
+                self._drop()
+                raise Interrupted(type(exc).__name__) from None
+            if exc.code == 421:
+                self._drop()
+            raise _refused(exc.code) from None  # the relay answered: it did not take the message
+        except _BROKEN as exc:
+            self._drop()
+            raise Interrupted(type(exc).__name__) from None
+        return True
+
+    async def _envelope(self, sender: str, recipient: str) -> aiosmtplib.SMTP:
+        """MAIL and RCPT on a connection that works: a kept connection the relay closed meanwhile is opened again
+        once, at once (that is not the message's failure)."""
+        for attempt in (1, 2):
+            client, fresh = await self._connected()
+            try:
+                await client.mail(sender, timeout=self.timeout_s)
+                await client.rcpt(recipient, timeout=self.timeout_s)
+                return client
+            except aiosmtplib.SMTPResponseException as exc:
+                if exc.code == 421 or exc.code < 0:
+                    self._drop()
+                else:
+                    await self._reset(client)
+                raise _refused(exc.code) from None
+            except _BROKEN as exc:
+                self._drop()
+                if fresh or attempt == 2:
+                    raise TemporaryFailure(type(exc).__name__) from None
+        raise AssertionError("unreachable")
+
+    async def _connected(self) -> tuple[aiosmtplib.SMTP, bool]:
+        if self._client is not None and self._client.is_connected:
+            return self._client, False
+        relay = self.relay
+        client = aiosmtplib.SMTP(
             hostname=relay.hostname,
             port=relay.port,
             username=relay.username,
             password=relay.password,
             use_tls=relay.use_tls,
             start_tls=relay.start_tls,
-            timeout=timeout_s,
+            timeout=self.timeout_s,
         )
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        codes = [refusal.code for refusal in exc.recipients]
-        if all(400 <= code < 500 for code in codes):
-            raise TemporaryFailure(f"smtp {codes[0]}") from None
-        raise PermanentFailure(f"smtp {codes[0] if codes else 'refused'}") from None
-    except aiosmtplib.SMTPResponseException as exc:
-        if 400 <= exc.code < 500 or exc.code < 0:
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPResponseException as exc:
+            # A greeting or login refused is the relay's state, not this message's: tried again, never a bounce.
+            client.close()
             raise TemporaryFailure(f"smtp {exc.code}") from None
-        raise PermanentFailure(f"smtp {exc.code}") from None
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        raise TemporaryFailure(type(exc).__name__) from None
+        except _BROKEN as exc:
+            client.close()
+            raise TemporaryFailure(type(exc).__name__) from None
+        self._client = client
+        return client, True
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.rset(timeout=self.timeout_s)
+        except _BROKEN:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit(timeout=self.timeout_s)
+            except _BROKEN:
+                client.close()
