@@ -270,6 +270,7 @@ async def _latency(count: int, rate: float, stack: Stack, outcome: Outcome) -> N
     sink = await _start_sink(stack, sink_port, "--times", str(times))
     try:
         notify = await stack.start_service("notify", _notify_env(sink_port))
+        cpu_before = notify.cpu_seconds()
         published = await _publish_promotions(stack, site_id, people, rate)
         await stack.poll(
             "SELECT count(*) AS sent FROM notify.deliveries WHERE purpose = 'shift_promoted' AND channel = 'email'"
@@ -279,9 +280,11 @@ async def _latency(count: int, rate: float, stack: Stack, outcome: Outcome) -> N
             what="notify sending the promotions",
             interval=0.25,
         )
+        cpu_after = notify.cpu_seconds()
         await stack.stop(notify)
     finally:
         await _stop_sink(sink)
+    cpu_ms = (cpu_after - cpu_before) * 1000 / count if cpu_before is not None and cpu_after is not None else None
     arrived = dict(json.loads(times.read_text()))
     latencies = []
     for (_, contact_id), (event_id, at) in zip(people, published, strict=True):
@@ -294,6 +297,7 @@ async def _latency(count: int, rate: float, stack: Stack, outcome: Outcome) -> N
         Figure(f"promotion published → SMTP accepted at {rate:g}/s, p50", p50, "ms"),
         Figure(f"promotion published → SMTP accepted at {rate:g}/s, p99", p99, "ms", LATENCY_GOAL),
         Figure("promotion published → SMTP accepted, max", max(latencies) if latencies else None, "ms"),
+        Figure("CPU per promotion: notify service (consume, queue, send)", cpu_ms, "ms"),
     ]
     if len(latencies) < count:
         outcome.notes.append(f"notify latency: {count - len(latencies)} of {count} promotions never arrived")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import zoneinfo
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -35,9 +36,7 @@ from services.notify.mail import (
     Postman,
     Relay,
     TemporaryFailure,
-    compose,
-    envelope,
-    flatten,
+    write,
 )
 from services.notify.models import ClaimedDelivery, NotifyUnitOfWork
 from services.notify.settings import NotifySettings
@@ -61,6 +60,7 @@ class Sender:
         self.stopping = False
         self._wake = asyncio.Event()
         self._outcomes: list[DeliveryOutcome] = []
+        self._settled_at = -float("inf")
 
     def wake(self) -> None:
         """Messages were queued in this process: a round now rather than at the next tick."""
@@ -103,12 +103,16 @@ class Sender:
     async def round(self) -> int:
         """One round; returns how many messages it leased."""
         s = self.settings
-        await execute(
-            handlers.settle_interrupted,
-            SettleInterrupted(limit=s.send_batch_size, max_attempts=s.max_attempts, retry_base_s=s.retry_base_s),
-            uow=self.uow(),
-            clock=self.clock,
-        )
+        # A dead sender's marks only matter once their lease has run out: looked for a few times a lease, not
+        # every round (at a trickle of messages a round is one message, and this is a transaction of its own).
+        if (ticked := time.monotonic()) - self._settled_at >= s.send_lease_s / 4:
+            self._settled_at = ticked
+            await execute(
+                handlers.settle_interrupted,
+                SettleInterrupted(limit=s.send_batch_size, max_attempts=s.max_attempts, retry_base_s=s.retry_base_s),
+                uow=self.uow(),
+                clock=self.clock,
+            )
         now = self.clock.now()
         async with self.uow() as claim:
             due = await claim.notify.claim_due(now, now + timedelta(seconds=s.send_lease_s), s.send_batch_size)
@@ -204,14 +208,13 @@ class Sender:
             page_url=s.page_url(),
             place=delivery.site_name,
         )
-        message = compose(letter, s.notify_from, delivery.message_name or s.notify_site_name, self.clock.now())
-        sender, recipient = envelope(message)
 
         async def handed() -> bool:
             return await marks.notify.mark_handed(delivery.delivery_id, delivery.attempts)
 
         try:
-            took = await postman.hand_over(flatten(message), sender, recipient, handed)
+            wire = write(letter, s.notify_from, delivery.message_name or s.notify_site_name, self.clock.now())
+            took = await postman.hand_over(wire.data, wire.mail_from, wire.rcpt_to, handed)
         except TemporaryFailure as exc:
             log.info("notification_deferred", delivery_id=str(delivery.delivery_id), error=str(exc))
             return _outcome(s, delivery, None, str(exc))
