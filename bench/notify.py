@@ -14,29 +14,31 @@ messages of the same size over one kept connection (the goal's baseline); the sa
 the service uses; and one connection per message (a smaller count: it is slow). CPU per message is each process's
 own CPU time (user + system) over its messages; PostgreSQL's share is not in the service's figure.
 
-**Latency.** ``--promotions`` (500) one-seat shifts, each held by a volunteer with another waiting who has a
-verified address (set up over HTTP, not timed); the holders drop at ``--promotion-rate`` (50/s), and each
-promotion travels the real way: volunteering's outbox and relay, RabbitMQ, notify's consumer and sender, the SMTP
-server (a sink that notes when each Message-ID arrived). Latency = arrival − the promotion's outbox row's
-``created_at`` (the drop transaction's start, a moment before its commit: the figure is not flattered)."""
+**Latency**, measured twice at ``--promotion-rate`` (50/s), ``--promotions`` (500) each time:
+(a) notify's part alone: real ``volunteering.promoted_from_waitlist`` CloudEvents published into the broker, each
+for a member with a verified address; latency = the SMTP server's receipt − the publish.
+(b) the whole way: one-seat shifts, each held by a volunteer with another waiting who has a verified address (set
+up over HTTP, not timed); the holders drop (volunteering, HTTP), and each promotion travels volunteering's outbox
+and relay, RabbitMQ, notify's consumer and sender to the SMTP server. Latency = the receipt − the promotion's
+outbox row's ``created_at`` (the drop transaction's start, a moment before its commit: not flattered), with the
+p99 of each stage. The SMTP server is a sink that notes when each Message-ID arrived."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
-import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import aiohttp
 
 from bench.common import Figure, Goal, Outcome, Process, Stack, benchmark, free_port, per_second, ratio, say
 from bench.load import percentiles
-from bench.signups import SETUP_CONCURRENCY, _coordinator_token
+from bench.notify_latency import drop_at, one_seat_shifts, publish_promotions
+from bench.signups import _coordinator_token
 from services.notify.domain import event_message_id, hash_secret, new_secret
 
 RATIO_GOAL = Goal(">=", 0.5)
@@ -266,10 +268,35 @@ async def _fall_due(stack: Stack, notify: Process, count: int) -> tuple[float | 
 
 
 async def _latency(count: int, rate: float, stack: Stack, outcome: Outcome) -> None:
-    """Shifts of one seat, each held by one volunteer with another on its waitlist who has a verified address;
-    the holders drop at ``rate`` (volunteering over HTTP), each drop promotes the next in line, and the promotion
-    travels the real way: volunteering's outbox, its relay, RabbitMQ, notify's consumer, its sender, the SMTP
-    server. Latency = the SMTP server's receipt − the promotion's outbox row (the drop transaction's start)."""
+    await _latency_from_broker(count, rate, stack, outcome)
+    await _latency_from_volunteering(count, rate, stack, outcome)
+
+
+async def _latency_from_broker(count: int, rate: float, stack: Stack, outcome: Outcome) -> None:
+    """Notify's part alone: promotions published into the broker at ``rate``; latency = the SMTP server's receipt
+    − the publish."""
+    site_id = (await stack.seed_site()).site_id
+    members = [uuid.uuid4() for _ in range(count)]
+    people = await _seed_contacts(stack, site_id, members, ["confirmations"])
+    async with _timed_notify(stack) as (notify, arrivals):
+        cpu_before = notify.cpu_seconds()
+        published = await publish_promotions(stack.amqp, stack.settings, site_id, members, rate)
+        await _sent(stack, site_id, "shift_promoted", count, "notify sending the promotions")
+        cpu = _cpu_ms(cpu_before, notify.cpu_seconds(), count)
+    arrived = dict(arrivals)
+    latencies = [
+        (arrived[mid] - at) * 1000
+        for (event_id, at), (_, contact_id) in zip(published, people, strict=True)
+        if (mid := event_message_id("shift_promoted", event_id, contact_id, SENDER)) in arrived
+    ]
+    _latency_figures(outcome, "published into the broker", rate, count, latencies, cpu)
+
+
+async def _latency_from_volunteering(count: int, rate: float, stack: Stack, outcome: Outcome) -> None:
+    """The whole way: one-seat shifts, each held by a volunteer with another waiting who has a verified address;
+    the holders drop at ``rate`` (volunteering over HTTP) and each promotion goes through volunteering's outbox and
+    relay, RabbitMQ, notify's consumer and sender to the SMTP server. Latency = the receipt − the promotion's
+    outbox row (``created_at``, the drop transaction's start)."""
     site_id = (await stack.seed_site()).site_id
     coordinator = await _coordinator_token(stack, site_id)
     holders = [uuid.uuid4() for _ in range(count)]
@@ -279,22 +306,15 @@ async def _latency(count: int, rate: float, stack: Stack, outcome: Outcome) -> N
         [(m, site_id) for m in holders + waiting],
     )
     await _seed_contacts(stack, site_id, waiting, ["confirmations"])
-    sink_port = free_port()
-    times = stack.workdir / "smtp-sink-times.json"
-    sink = await _start_sink(stack, sink_port, "--times", str(times))
-    try:
-        volunteering = await stack.start_service("volunteering")
-        notify = await stack.start_service("notify", _notify_env(sink_port))
+    volunteering = await stack.start_service("volunteering")
+    async with _timed_notify(stack) as (notify, arrivals):
         say(f"setting up {count:,} one-seat shifts, each held and with one volunteer waiting (not timed)")
-        shifts = await _one_seat_shifts(volunteering.url, coordinator, holders, waiting)
-        await _sent(stack, "shift_waitlisted", count, "notify telling the waitlisted (not timed)")
+        shifts = await one_seat_shifts(volunteering.url, coordinator, holders, waiting)
+        await _sent(stack, site_id, "shift_waitlisted", count, "notify telling the waitlisted (not timed)")
         cpu_before = notify.cpu_seconds()
-        await _drop_at(volunteering.url, coordinator, shifts, holders, rate)
-        await _sent(stack, "shift_promoted", count, "notify sending the promotions")
-        cpu_after = notify.cpu_seconds()
-        await stack.stop(notify)
-    finally:
-        await _stop_sink(sink)
+        await drop_at(volunteering.url, coordinator, shifts, holders, rate)
+        await _sent(stack, site_id, "shift_promoted", count, "notify sending the promotions")
+        cpu = _cpu_ms(cpu_before, notify.cpu_seconds(), count)
     # Where the time goes: the drop transaction's start, the relay's publish, notify's consumer transaction (its
     # start), the message queued (the consumer's clock), the SMTP server's receipt.
     stages = {
@@ -304,108 +324,72 @@ async def _latency(count: int, rate: float, stack: Stack, outcome: Outcome) -> N
             " FROM volunteering.outbox AS o"
             " JOIN notify.inbox AS i ON i.event_id = o.event_id AND i.consumer = 'notify'"
             " JOIN notify.deliveries AS d ON d.cause_id = o.event_id AND d.channel = 'email'"
-            " WHERE o.type = 'volunteering.promoted_from_waitlist'"
+            " WHERE o.type = 'volunteering.promoted_from_waitlist' AND o.site_id = $1",
+            site_id,
         )
     }
     latencies: list[float] = []
     steps: list[list[float]] = [[], [], [], []]
-    for message_id, arrived in json.loads(times.read_text()):
+    for message_id, arrived in arrivals:
         if message_id.startswith("<shift_promoted.") and (moments := stages.get(message_id.split(".")[1])):
             latencies.append((arrived - moments[0]) * 1000)
             for step, (start, end) in enumerate(zip(moments, [*moments[1:], arrived], strict=True)):
                 steps[step].append((end - start) * 1000)
-    cpu_ms = (cpu_after - cpu_before) * 1000 / count if cpu_before is not None and cpu_after is not None else None
-    p50, p99 = percentiles(latencies)
-    say(f"promotion → SMTP: {len(latencies):,} of {count:,}; p50 {p50 or 0:.0f} ms, p99 {p99 or 0:.0f} ms")
-    outcome.figures += [
-        Figure(f"promotion commit → SMTP accepted at {rate:g}/s, p50", p50, "ms"),
-        Figure(f"promotion commit → SMTP accepted at {rate:g}/s, p99", p99, "ms", LATENCY_GOAL),
-        Figure("promotion commit → SMTP accepted, max", max(latencies) if latencies else None, "ms"),
-        Figure("CPU per promotion: notify service (consume, queue, send)", cpu_ms, "ms"),
-    ]
+    _latency_figures(outcome, "committed by volunteering", rate, count, latencies, cpu)
     for name, values in zip(
         ("commit → published (volunteering's relay)", "published → consumed", "consumed → queued", "queued → SMTP"),
         steps,
         strict=True,
     ):
         outcome.figures.append(Figure(f"  of which {name}, p99", percentiles(values)[1], "ms"))
+
+
+@contextlib.asynccontextmanager
+async def _timed_notify(stack: Stack) -> AsyncIterator[tuple[Process, list[tuple[str, float]]]]:
+    """A notify process sending to a sink that notes each arrival; the arrivals (Message-ID, wall clock) are
+    filled in when the block ends (the sink writes them as it stops)."""
+    sink_port = free_port()
+    times = stack.workdir / f"smtp-sink-times-{sink_port}.json"
+    arrivals: list[tuple[str, float]] = []
+    sink = await _start_sink(stack, sink_port, "--times", str(times))
+    try:
+        notify = await stack.start_service("notify", _notify_env(sink_port))
+        yield notify, arrivals
+        await stack.stop(notify)
+    finally:
+        await _stop_sink(sink)
+    arrivals += [(message_id, at) for message_id, at in json.loads(times.read_text())]
+
+
+def _cpu_ms(before: float | None, after: float | None, count: int) -> float | None:
+    return (after - before) * 1000 / count if before is not None and after is not None else None
+
+
+def _latency_figures(
+    outcome: Outcome, start: str, rate: float, count: int, latencies: list[float], cpu_ms: float | None
+) -> None:
+    p50, p99 = percentiles(latencies)
+    say(f"promotion {start} → SMTP: {len(latencies):,} of {count:,}; p50 {p50 or 0:.0f} ms, p99 {p99 or 0:.0f} ms")
+    outcome.figures += [
+        Figure(f"promotion {start} → SMTP accepted at {rate:g}/s, p50", p50, "ms"),
+        Figure(f"promotion {start} → SMTP accepted at {rate:g}/s, p99", p99, "ms", LATENCY_GOAL),
+        Figure(f"promotion {start} → SMTP accepted, max", max(latencies) if latencies else None, "ms"),
+        Figure(f"CPU per promotion {start}: notify service", cpu_ms, "ms"),
+    ]
     if len(latencies) < count:
-        outcome.notes.append(f"notify latency: {count - len(latencies)} of {count} promotions never arrived")
+        outcome.notes.append(f"notify latency ({start}): {count - len(latencies)} of {count} never arrived")
 
 
-async def _sent(stack: Stack, purpose: str, count: int, what: str) -> None:
+async def _sent(stack: Stack, site_id: str, purpose: str, count: int, what: str) -> None:
     await stack.poll(
-        "SELECT count(*) AS sent FROM notify.deliveries WHERE purpose = $1 AND channel = 'email' AND status = 'sent'",
+        "SELECT count(*) AS sent FROM notify.deliveries WHERE site_id = $1 AND purpose = $2 AND channel = 'email'"
+        " AND status = 'sent'",
         lambda r: r["sent"] >= count,
         timeout=max(180.0, count / 5),
         what=what,
         interval=0.25,
-        args=(purpose,),
+        args=(site_id, purpose),
     )
-
-
-async def _one_seat_shifts(
-    volunteering: str, token: str, holders: list[uuid.UUID], waiting: list[uuid.UUID]
-) -> list[str]:
-    starts = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
-    role_id = f"bench_{uuid.uuid4().hex[:8]}"
-    limit = asyncio.Semaphore(SETUP_CONCURRENCY)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as http:
-
-        async def call(method: str, url: str, body: dict[str, Any], expected: int) -> Any:
-            async with limit, http.request(method, volunteering + url, json=body) as response:
-                answer = await response.json(content_type=None)
-                if response.status != expected:
-                    raise RuntimeError(f"{method} {url}: {response.status} {answer}")
-                return answer
-
-        await call("POST", "/roles", {"role_id": role_id, "title": "Benchmark desk"}, 201)
-        await asyncio.gather(*(call("PUT", f"/volunteers/{m}", {"roles": [role_id]}, 200) for m in holders + waiting))
-
-        async def shift(n: int, holder: uuid.UUID, next_in_line: uuid.UUID) -> str:
-            at = starts + timedelta(hours=n % 200)
-            made = await call(
-                "POST",
-                "/shifts",
-                {
-                    "role_id": role_id,
-                    "starts_at": at.isoformat(),
-                    "ends_at": (at + timedelta(minutes=30)).isoformat(),
-                    "capacity": 1,
-                },
-                201,
-            )
-            shift_id = str(made["shift_id"])
-            await call("POST", f"/shifts/{shift_id}/signups", {"member_id": str(holder)}, 201)
-            await call("POST", f"/shifts/{shift_id}/signups", {"member_id": str(next_in_line)}, 201)
-            return shift_id
-
-        return list(
-            await asyncio.gather(*(shift(n, h, w) for n, (h, w) in enumerate(zip(holders, waiting, strict=True))))
-        )
-
-
-async def _drop_at(volunteering: str, token: str, shifts: list[str], holders: list[uuid.UUID], rate: float) -> None:
-    """Each holder drops at its moment (a request each, not waiting for the one before)."""
-    say(f"dropping {len(shifts):,} holders at {rate:g}/s: each drop promotes the next in line")
-    headers = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as http:
-
-        async def drop(shift_id: str, member_id: uuid.UUID) -> None:
-            async with http.delete(f"{volunteering}/shifts/{shift_id}/signups/{member_id}") as response:
-                answer = await response.json(content_type=None)
-                if response.status != 200 or answer.get("promoted") != 1:
-                    raise RuntimeError(f"drop {shift_id}: {response.status} {answer}")
-
-        began = time.monotonic()
-        drops = []
-        for n, (shift_id, holder) in enumerate(zip(shifts, holders, strict=True)):
-            delay = began + n / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            drops.append(asyncio.create_task(drop(shift_id, holder)))
-        await asyncio.gather(*drops)
 
 
 # --- the SMTP sink -------------------------------------------------------------------------------------------
