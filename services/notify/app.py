@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -7,7 +8,7 @@ from aiohttp import web
 from services.notify import SERVICE, consumers, reminders, sender
 from services.notify.models import Base, NotifyUnitOfWork
 from services.notify.settings import NotifySettings
-from services.notify.views import CLOCK, SETTINGS, UOW, api
+from services.notify.views import CLOCK, SENDER, SETTINGS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
 from shared.db import make_connector
@@ -26,8 +27,8 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             _unit_of_work,
             runtime.broker(settings, SERVICE),
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
+            _sender,
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.process),
-            runtime.every("notify-sender", settings.send_interval_s, send_due),
             runtime.every("notify-reminders", settings.remind_interval_s, remind_due),
         ]
     )
@@ -47,12 +48,19 @@ async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def send_due(app: web.Application) -> None:
-    # A full batch means more are waiting: keep going without the pause between ticks.
-    while await sender.send_due(app[SETTINGS], app[UOW], app[CLOCK]) >= app[SETTINGS].send_batch_size:
-        pass
+async def _sender(app: web.Application) -> AsyncIterator[None]:
+    """The sender's rounds for the app's life; at shutdown it finishes the messages on the wire and records them."""
+    postbox = sender.Sender(app[SETTINGS], app[UOW], app[CLOCK])
+    app[SENDER] = postbox
+    task = asyncio.create_task(postbox.run(), name="notify-sender")
+    yield
+    await postbox.stop(task)
 
 
 async def remind_due(app: web.Application) -> None:
-    while await reminders.remind_due(app[SETTINGS], app[UOW], app[CLOCK]) >= app[SETTINGS].remind_batch_size:
-        pass
+    while True:
+        handled = await reminders.remind_due(app[SETTINGS], app[UOW], app[CLOCK])
+        if handled:
+            app[SENDER].wake()  # their messages are queued: no need to wait for the sender's tick
+        if handled < app[SETTINGS].remind_batch_size:
+            return

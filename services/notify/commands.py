@@ -206,6 +206,23 @@ class DeliveryOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryOutcomes:
+    """A sender's round of outcomes, recorded together."""
+
+    outcomes: tuple[DeliveryOutcome, ...]
+    max_attempts: int
+    retry_base_s: float
+    retry_max_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SettleInterrupted:
+    limit: int
+    max_attempts: int
+    retry_base_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class SetSiteMessages:
     site_id: str
     actor_id: str
@@ -227,3 +244,7 @@ class OutcomeRecorded(BaseModel):
     delivery_id: uuid.UUID
     purpose: MessagePurpose
     status: DeliveryStatus
+
+
+class OutcomesRecorded(BaseModel):
+    items: list[OutcomeRecorded]

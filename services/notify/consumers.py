@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.notify import handlers, messages
-from services.notify.views import CLOCK, UOW
+from services.notify.views import CLOCK, SENDER, UOW
 from shared.contracts.checkin import MemberErased, MemberRegistered
 from shared.contracts.gatherings import (
     EventCancelled,
@@ -30,6 +30,7 @@ from shared.contracts.volunteering import (
     StipendPaid,
     Waitlisted,
 )
+from shared.events import ReceivedEvent
 from shared.inbox import Subscriptions, inbox_consumer
 from shared.messaging import ProcessBatch
 
@@ -61,4 +62,10 @@ BINDINGS = SUBSCRIPTIONS.bindings
 
 
 def process(app: web.Application) -> ProcessBatch:
-    return inbox_consumer(QUEUE, app[UOW], app[CLOCK], SUBSCRIPTIONS)
+    apply = inbox_consumer(QUEUE, app[UOW], app[CLOCK], SUBSCRIPTIONS)
+
+    async def process_and_wake(events: list[ReceivedEvent]) -> None:
+        await apply(events)
+        app[SENDER].wake()  # committed: what it queued goes now, not at the sender's next tick
+
+    return process_and_wake

@@ -155,9 +155,14 @@ def header_safe(value: str) -> str:
     return _CONTROL.sub(" ", value).strip()
 
 
-def retry_delay(attempts: int, base_s: float, rng: random.Random | None = None) -> timedelta:
-    """Exponential backoff with full jitter in its upper half, so retries after an outage do not all land at once."""
-    ceiling = base_s * 2 ** max(0, attempts - 1)
+def retry_delay(
+    attempts: int, base_s: float, rng: random.Random | None = None, *, max_s: float | None = None
+) -> timedelta:
+    """Exponential backoff with full jitter in its upper half, so retries after an outage do not all land at once;
+    never longer than ``max_s`` (a relay back after an hour is tried within that, not hours later)."""
+    ceiling = base_s * 2 ** max(0, min(attempts - 1, 30))
+    if max_s is not None:
+        ceiling = min(ceiling, max_s)
     jitter = (rng or random).uniform(0.5, 1.0)
     return timedelta(seconds=ceiling * jitter)
 

@@ -12,11 +12,14 @@ from services.notify.commands import (
     ContactOut,
     Coordinator,
     DeliveryOutcome,
+    DeliveryOutcomes,
     Done,
     OutcomeRecorded,
+    OutcomesRecorded,
     QuietHours,
     SetCoordinator,
     SetSiteMessages,
+    SettleInterrupted,
     SiteMessages,
     Unsubscribe,
     UpdateContact,
@@ -25,7 +28,15 @@ from services.notify.commands import (
     WithdrawContact,
     Withdrawn,
 )
-from services.notify.models import ContactRow, NewContact, NewDelivery, NotifyUnitOfWork, Preferences
+from services.notify.models import (
+    ContactRow,
+    DeliveryChange,
+    DeliveryRow,
+    NewContact,
+    NewDelivery,
+    NotifyUnitOfWork,
+    Preferences,
+)
 from shared.clock import Clock
 from shared.contracts.checkin import MemberErased, MemberRegistered
 from shared.contracts.notify import (
@@ -172,53 +183,128 @@ async def unsubscribe(cmd: Unsubscribe, *, uow: NotifyUnitOfWork, clock: Clock) 
     return Done()
 
 
-async def record_outcome(cmd: DeliveryOutcome, *, uow: NotifyUnitOfWork, clock: Clock) -> OutcomeRecorded:
-    """What the relay said about a message (sent, refused for good, or to be tried again up to a limit), or what
-    the rules said before it was tried (wait for the end of quiet hours, or drop it)."""
-    delivery = await uow.notify.delivery(cmd.delivery_id)
-    if delivery is None:
-        raise NotFound("No such delivery.", code="delivery_not_found")
-    recorded = OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status=delivery.status)
-    if delivery.status != "pending":
-        return recorded
+async def record_outcomes(cmd: DeliveryOutcomes, *, uow: NotifyUnitOfWork, clock: Clock) -> OutcomesRecorded:
+    """What the relay said about a round's messages (sent, refused for good, to be tried again up to a limit, or
+    unknown: interrupted), or what the rules said before one was tried (wait for the end of quiet hours, give it
+    back untried, or drop it): all in one transaction. A message that is no longer pending stays as it ended."""
+    rows = await uow.notify.deliveries_for_update(list(dict.fromkeys(o.delivery_id for o in cmd.outcomes)))
     now = clock.now()
-    if cmd.defer_until is not None:
-        await uow.notify.defer_delivery(delivery.delivery_id, cmd.defer_until)
-        return recorded
-    if cmd.outcome == "dropped":
-        await uow.notify.finish_delivery(delivery.delivery_id, "dropped", now, None, cmd.drop_reason or "too_late")
-        return recorded.model_copy(update={"status": "dropped"})
-    if cmd.outcome is None and delivery.attempts < cmd.max_attempts:
-        delay = domain.retry_delay(delivery.attempts, cmd.retry_base_s)
-        await uow.notify.retry_delivery(delivery.delivery_id, now + delay, cmd.error or "temporary")
-        return recorded
-    if cmd.outcome == "sent":
-        await uow.notify.finish_delivery(delivery.delivery_id, "sent", now, None)
-        uow.emit(
-            NotificationSent(
-                delivery_id=delivery.delivery_id,
-                contact_id=delivery.contact_id,
-                member_id=delivery.member_id,
-                channel=delivery.channel,
-                purpose=delivery.kind,
-                sent_at=now,
-                attempts=delivery.attempts,
-                message=delivery.purpose,
-            ),
-            subject=delivery.member_id,
-            site_id=delivery.site_id,
-            at=now,
+    changes: list[DeliveryChange] = []
+    bounced: list[uuid.UUID] = []
+    recorded: list[OutcomeRecorded] = []
+    for outcome in cmd.outcomes:
+        delivery = rows.pop(outcome.delivery_id, None)
+        if delivery is None:
+            continue
+        change = _settle(delivery, outcome, cmd, now)
+        recorded.append(
+            OutcomeRecorded(delivery_id=delivery.delivery_id, purpose=delivery.purpose, status=change.status)
         )
-        return recorded.model_copy(update={"status": "sent"})
-    reason: Literal["refused", "retries_exhausted", "withdrawn"]
-    if cmd.outcome == "failed" and cmd.error == "withdrawn":
-        reason = "withdrawn"
-    elif cmd.outcome == "failed":
-        reason = "refused"
-        await uow.notify.count_bounce(delivery.contact_id)
-    else:
-        reason = "retries_exhausted"
-    await uow.notify.finish_delivery(delivery.delivery_id, "failed", now, cmd.error)
+        if delivery.status != "pending":
+            continue
+        changes.append(change)
+        if change.status == "sent":
+            _emit_sent(uow, delivery, now)
+        elif change.status == "failed":
+            reason = _failure_reason(outcome)
+            if reason == "refused":
+                bounced.append(delivery.contact_id)
+            _emit_failed(uow, delivery, now, reason)
+    await uow.notify.apply_changes(changes)
+    await uow.notify.count_bounces(bounced)
+    return OutcomesRecorded(items=recorded)
+
+
+async def record_outcome(cmd: DeliveryOutcome, *, uow: NotifyUnitOfWork, clock: Clock) -> OutcomeRecorded:
+    """:func:`record_outcomes` of one message."""
+    result = await record_outcomes(
+        DeliveryOutcomes(outcomes=(cmd,), max_attempts=cmd.max_attempts, retry_base_s=cmd.retry_base_s),
+        uow=uow,
+        clock=clock,
+    )
+    if not result.items:
+        raise NotFound("No such delivery.", code="delivery_not_found")
+    return result.items[0]
+
+
+async def settle_interrupted(cmd: SettleInterrupted, *, uow: NotifyUnitOfWork, clock: Clock) -> OutcomesRecorded:
+    """Messages whose sender died between marking them handed to the relay and recording its answer: they may have
+    arrived, so they are not sent again (at most once); they end failed, reason ``interrupted``."""
+    now = clock.now()
+    found = await uow.notify.interrupted(now, cmd.limit)
+    outcomes = tuple(
+        DeliveryOutcome(d.delivery_id, "failed", "interrupted", cmd.max_attempts, cmd.retry_base_s) for d in found
+    )
+    if not outcomes:
+        return OutcomesRecorded(items=[])
+    return await record_outcomes(
+        DeliveryOutcomes(outcomes=outcomes, max_attempts=cmd.max_attempts, retry_base_s=cmd.retry_base_s),
+        uow=uow,
+        clock=clock,
+    )
+
+
+def _settle(delivery: DeliveryRow, cmd: DeliveryOutcome, batch: DeliveryOutcomes, now: datetime) -> DeliveryChange:
+    """The row after this outcome (a row no longer pending is given as it is)."""
+    if delivery.status != "pending":
+        return DeliveryChange(delivery.delivery_id, delivery.status, delivery.attempts)
+    if cmd.defer_until is not None:
+        # Not tried (quiet hours, or a sender stopping gives it back): the lease's attempt is given back.
+        return DeliveryChange(
+            delivery.delivery_id, "pending", max(delivery.attempts - 1, 0), next_attempt_at=cmd.defer_until
+        )
+    if cmd.outcome == "dropped":
+        return DeliveryChange(
+            delivery.delivery_id,
+            "dropped",
+            delivery.attempts,
+            finished_at=now,
+            drop_reason=cmd.drop_reason or "too_late",
+        )
+    if cmd.outcome is None and delivery.attempts < batch.max_attempts:
+        delay = domain.retry_delay(delivery.attempts, batch.retry_base_s, max_s=batch.retry_max_s)
+        return DeliveryChange(
+            delivery.delivery_id,
+            "pending",
+            delivery.attempts,
+            next_attempt_at=now + delay,
+            error=cmd.error or "temporary",
+        )
+    if cmd.outcome == "sent":
+        return DeliveryChange(delivery.delivery_id, "sent", delivery.attempts, finished_at=now)
+    return DeliveryChange(delivery.delivery_id, "failed", delivery.attempts, finished_at=now, error=cmd.error)
+
+
+FailureReason = Literal["refused", "retries_exhausted", "withdrawn", "interrupted"]
+
+
+def _failure_reason(cmd: DeliveryOutcome) -> FailureReason:
+    if cmd.outcome == "failed" and cmd.error in ("withdrawn", "interrupted"):
+        return "withdrawn" if cmd.error == "withdrawn" else "interrupted"
+    if cmd.outcome == "failed":
+        return "refused"
+    return "retries_exhausted"
+
+
+def _emit_sent(uow: NotifyUnitOfWork, delivery: DeliveryRow, now: datetime) -> None:
+    uow.emit(
+        NotificationSent(
+            delivery_id=delivery.delivery_id,
+            contact_id=delivery.contact_id,
+            member_id=delivery.member_id,
+            channel=delivery.channel,
+            purpose=delivery.kind,
+            sent_at=now,
+            attempts=delivery.attempts,
+            message=delivery.purpose,
+        ),
+        subject=delivery.member_id,
+        site_id=delivery.site_id,
+        at=now,
+    )
+
+
+def _emit_failed(uow: NotifyUnitOfWork, delivery: DeliveryRow, now: datetime, reason: FailureReason) -> None:
     uow.emit(
         NotificationFailed(
             delivery_id=delivery.delivery_id,
@@ -235,7 +321,6 @@ async def record_outcome(cmd: DeliveryOutcome, *, uow: NotifyUnitOfWork, clock: 
         site_id=delivery.site_id,
         at=now,
     )
-    return recorded.model_copy(update={"status": "failed"})
 
 
 async def set_site_messages(cmd: SetSiteMessages, *, uow: NotifyUnitOfWork, clock: Clock) -> SiteMessages:

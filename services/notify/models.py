@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Column, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -167,6 +168,48 @@ class DeliveryRow:
     kind: Purpose = "verification"
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryChange:
+    """What recording an outcome does to one delivery row (the mark of a hand-over is cleared with it)."""
+
+    delivery_id: uuid.UUID
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = None  # None: as it is
+    finished_at: datetime | None = None
+    error: str | None = None  # None on a pending row: the last error stays
+    drop_reason: DropReason | None = None
+
+
+_DELIVERY_FOR_UPDATE = f"""
+    SELECT d.delivery_id, d.contact_id, d.member_id, d.site_id, d.purpose, d.status, d.attempts, c.channel, d.kind
+    FROM "{SCHEMA}".deliveries AS d JOIN "{SCHEMA}".contacts AS c USING (contact_id)
+"""
+
+_APPLY_CHANGES = f"""
+    UPDATE "{SCHEMA}".deliveries AS d SET
+        status = u.status,
+        attempts = u.attempts,
+        next_attempt_at = coalesce(u.next_attempt_at, d.next_attempt_at),
+        finished_at = u.finished_at,
+        last_error = CASE WHEN u.status = 'pending' AND u.error IS NULL THEN d.last_error ELSE u.error END,
+        links = CASE WHEN u.status = 'pending' THEN d.links ELSE '{{}}'::jsonb END,
+        drop_reason = u.drop_reason,
+        handed_at = NULL
+    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[])
+        AS u(delivery_id, status, attempts, next_attempt_at, finished_at, error, drop_reason)
+    WHERE d.delivery_id = u.delivery_id
+"""
+
+# The compare-and-set of a hand-over: the row is still pending, unmarked, and leased by this very claim (a claim
+# after a lease ran out counts another attempt).
+_MARK_HANDED = f"""
+    UPDATE "{SCHEMA}".deliveries SET handed_at = now()
+    WHERE delivery_id = $1 AND attempts = $2 AND status = 'pending' AND handed_at IS NULL
+    RETURNING true
+"""
+
+
 def _contact_columns() -> tuple[Column[Any], ...]:
     c = contacts.c
     return (
@@ -191,8 +234,10 @@ def _contact_columns() -> tuple[Column[Any], ...]:
 class NotifyRepository(KnownMembersRepository):
     known_members = known_members
 
-    def __init__(self, session: AsyncConnection) -> None:
+    def __init__(self, session: AsyncConnection, driver: asyncpg.Connection | None = None) -> None:
         self.session = session
+        # The asyncpg connection under the session, for the sender's set-based and per-message statements.
+        self.driver = driver
 
     async def add_contact(self, contact: NewContact) -> bool:
         """False when the member already has this address on this channel (and has not withdrawn it)."""
@@ -347,7 +392,7 @@ class NotifyRepository(KnownMembersRepository):
                 f"""
                 WITH due AS (
                     SELECT delivery_id FROM "{SCHEMA}".deliveries
-                    WHERE status = 'pending' AND next_attempt_at <= :now
+                    WHERE status = 'pending' AND next_attempt_at <= :now AND handed_at IS NULL
                     ORDER BY next_attempt_at
                     LIMIT :limit
                     FOR UPDATE SKIP LOCKED
@@ -396,61 +441,57 @@ class NotifyRepository(KnownMembersRepository):
             for row in rows
         ]
 
-    async def delivery(self, delivery_id: uuid.UUID) -> DeliveryRow | None:
-        d = deliveries.c
-        row = (
-            await self.session.execute(
-                select(
-                    d.delivery_id,
-                    d.contact_id,
-                    d.member_id,
-                    d.site_id,
-                    d.purpose,
-                    d.status,
-                    d.attempts,
-                    contacts.c.channel,
-                    d.kind,
-                )
-                .join_from(deliveries, contacts, d.contact_id == contacts.c.contact_id)
-                .where(d.delivery_id == delivery_id)
-                .with_for_update(of=deliveries)
+    def _raw(self) -> asyncpg.Connection:
+        if self.driver is None:
+            raise RuntimeError("this repository was made without its asyncpg connection")
+        return self.driver
+
+    async def deliveries_for_update(self, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, DeliveryRow]:
+        """Lock the rows whose outcomes are recorded (in one order, so two recorders never wait on each other)."""
+        rows = await self._raw().fetch(
+            _DELIVERY_FOR_UPDATE + " WHERE d.delivery_id = ANY($1::uuid[]) ORDER BY d.delivery_id FOR UPDATE OF d",
+            delivery_ids,
+        )
+        return {row["delivery_id"]: DeliveryRow(*row.values()) for row in rows}
+
+    async def interrupted(self, now: datetime, limit: int) -> list[DeliveryRow]:
+        """Messages a sender began handing to the relay and never recorded, whose lease ran out: the sender died."""
+        rows = await self._raw().fetch(
+            _DELIVERY_FOR_UPDATE + " WHERE d.status = 'pending' AND d.next_attempt_at <= $1"
+            " AND d.handed_at IS NOT NULL ORDER BY d.delivery_id LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
+            now,
+            limit,
+        )
+        return [DeliveryRow(*row.values()) for row in rows]
+
+    async def apply_changes(self, changes: list[DeliveryChange]) -> None:
+        """Every recorded outcome of a round in one statement."""
+        if not changes:
+            return
+        await self._raw().execute(
+            _APPLY_CHANGES,
+            [c.delivery_id for c in changes],
+            [c.status for c in changes],
+            [c.attempts for c in changes],
+            [c.next_attempt_at for c in changes],
+            [c.finished_at for c in changes],
+            [c.error for c in changes],
+            [c.drop_reason for c in changes],
+        )
+
+    async def mark_handed(self, delivery_id: uuid.UUID, attempts: int) -> bool:
+        """Record that this claim's message goes to the relay now (False: the row is no longer this claim's).
+        Run outside a transaction, the statement commits on its own before DATA is sent."""
+        return bool(await self._raw().fetchval(_MARK_HANDED, delivery_id, attempts))
+
+    async def count_bounces(self, contact_ids: list[uuid.UUID]) -> None:
+        if contact_ids:
+            await self._raw().execute(
+                f'UPDATE "{SCHEMA}".contacts AS c SET bounces = c.bounces + u.n'
+                " FROM (SELECT id, count(*)::int AS n FROM unnest($1::uuid[]) AS id GROUP BY id) AS u"
+                " WHERE c.contact_id = u.id",
+                contact_ids,
             )
-        ).first()
-        return None if row is None else DeliveryRow(*row)
-
-    async def finish_delivery(
-        self,
-        delivery_id: uuid.UUID,
-        status: DeliveryStatus,
-        at: datetime,
-        error: str | None,
-        drop_reason: DropReason | None = None,
-    ) -> None:
-        await self.session.execute(
-            update(deliveries)
-            .where(deliveries.c.delivery_id == delivery_id)
-            .values(status=status, finished_at=at, last_error=error, links=text("'{}'::jsonb"), drop_reason=drop_reason)
-        )
-
-    async def defer_delivery(self, delivery_id: uuid.UUID, until: datetime) -> None:
-        """Wait (quiet hours): the lease's attempt is given back, as nothing was tried."""
-        await self.session.execute(
-            update(deliveries)
-            .where(deliveries.c.delivery_id == delivery_id)
-            .values(next_attempt_at=until, attempts=func.greatest(deliveries.c.attempts - 1, 0))
-        )
-
-    async def retry_delivery(self, delivery_id: uuid.UUID, at: datetime, error: str) -> None:
-        await self.session.execute(
-            update(deliveries)
-            .where(deliveries.c.delivery_id == delivery_id)
-            .values(next_attempt_at=at, last_error=error)
-        )
-
-    async def count_bounce(self, contact_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(contacts).where(contacts.c.contact_id == contact_id).values(bounces=contacts.c.bounces + 1)
-        )
 
 
 class NotifyUnitOfWork(UnitOfWork):
@@ -459,5 +500,5 @@ class NotifyUnitOfWork(UnitOfWork):
     sender = "no-reply@localhost"
 
     def start(self) -> None:
-        self.notify = NotifyRepository(self.session)
+        self.notify = NotifyRepository(self.session, self.driver)
         self.messages = MessagesRepository(self.session)

@@ -32,7 +32,7 @@ class SiteSettingsRow:
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """A verified, consenting contact that wants this kind, and how many messages it was given lately."""
+    """A verified, consenting contact that wants this kind, and how many messages its person was given lately."""
 
     contact_id: uuid.UUID
     member_id: uuid.UUID
@@ -67,8 +67,16 @@ class DueReminder:
 class MessagesRepository:
     def __init__(self, session: AsyncConnection) -> None:
         self.session = session
+        # A site's settings as this unit of work read or wrote them: a consumer's batch reads them once a site, not
+        # twice an event.
+        self._settings: dict[str, SiteSettingsRow] = {}
 
     async def site_settings(self, site_id: str) -> SiteSettingsRow:
+        if (known := self._settings.get(site_id)) is None:
+            known = self._settings[site_id] = await self._read_site_settings(site_id)
+        return known
+
+    async def _read_site_settings(self, site_id: str) -> SiteSettingsRow:
         s = site_settings.c
         row = (
             await self.session.execute(
@@ -98,7 +106,8 @@ class MessagesRepository:
             .values(site_id=site_id, **values)
             .on_conflict_do_update(index_elements=[site_settings.c.site_id], set_=values)
         )
-        return SiteSettingsRow(site_id, message_name, offsets, cap, at)
+        self._settings[site_id] = SiteSettingsRow(site_id, message_name, offsets, cap, at)
+        return self._settings[site_id]
 
     async def add_coordinator(self, site_id: str, member_id: uuid.UUID, at: datetime, by: str) -> bool:
         result = await self.session.execute(
@@ -127,13 +136,16 @@ class MessagesRepository:
 
     async def recipients(self, member_id: uuid.UUID, site_id: str, kind: Purpose, since: datetime) -> list[Recipient]:
         """The member's contacts at the site a message of ``kind`` may go to: verified, not withdrawn, wanting the
-        kind; with what each was given since ``since`` (verifications and dropped messages do not count)."""
+        kind; with how many messages the *person* was given here since ``since``, over all their channels (one
+        message to two addresses is one; verifications, in-app entries and dropped messages do not count)."""
         c, d = contacts.c, deliveries.c
         given = (
-            select(func.count())
+            select(func.count(func.distinct(func.row(d.purpose, d.cause_id))))
             .where(
-                d.contact_id == c.contact_id,
+                d.member_id == c.member_id,
+                d.site_id == c.site_id,
                 d.created_at >= since,
+                d.channel != "inapp",
                 d.status.in_(("pending", "sent")),
                 d.kind != "verification",
             )
@@ -215,7 +227,20 @@ class MessagesRepository:
         for another start is moved (a new id: its message is a new one)."""
         if not planned:
             return
-        statement = insert(reminders).values(
+        statement = insert(reminders)
+        # Rows as parameters (executemany), not as a VALUES list: the statement is compiled once, not per call.
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[reminders.c.member_id, reminders.c.subject_id, reminders.c.offset_minutes],
+                set_={
+                    "reminder_id": statement.excluded.reminder_id,
+                    "starts_at": statement.excluded.starts_at,
+                    "due_at": statement.excluded.due_at,
+                    "status": "scheduled",
+                    "cause_id": statement.excluded.cause_id,
+                },
+                where=reminders.c.starts_at != statement.excluded.starts_at,
+            ),
             [
                 {
                     "reminder_id": r.reminder_id,
@@ -231,20 +256,7 @@ class MessagesRepository:
                     "created_at": r.created_at,
                 }
                 for r in planned
-            ]
-        )
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[reminders.c.member_id, reminders.c.subject_id, reminders.c.offset_minutes],
-                set_={
-                    "reminder_id": statement.excluded.reminder_id,
-                    "starts_at": statement.excluded.starts_at,
-                    "due_at": statement.excluded.due_at,
-                    "status": "scheduled",
-                    "cause_id": statement.excluded.cause_id,
-                },
-                where=reminders.c.starts_at != statement.excluded.starts_at,
-            )
+            ],
         )
 
     async def move_reminders(self, subject_id: uuid.UUID, starts_at: datetime, cause_id: uuid.UUID) -> int:

@@ -21,12 +21,17 @@ class NotifySettings(Settings):
     remind_interval_s: float = Field(default=5.0, gt=0)
     remind_batch_size: int = Field(default=200, ge=1, le=5000)
     verification_ttl_h: float = Field(default=24.0, gt=0)
+    # How often the sender looks for due messages (it is also woken when this process queues some), how many it
+    # leases at once, and over how many SMTP connections (kept open) it sends them.
     send_interval_s: float = Field(default=0.5, gt=0)
-    send_batch_size: int = Field(default=50, ge=1, le=1000)
+    send_batch_size: int = Field(default=200, ge=1, le=1000)
+    send_connections: int = Field(default=4, ge=1, le=32)
     # A message being sent is leased for this long; a sender that died mid-send leaves it to be claimed again.
     send_lease_s: float = Field(default=60.0, gt=0)
     # Temporary SMTP failures retry after base * 2^attempt (with jitter), up to this many attempts.
     retry_base_s: float = Field(default=5.0, gt=0)
+    # ... and never more than this apart, so a relay that is back is used again within it.
+    retry_max_s: float = Field(default=900.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
 
     def public_url(self) -> str:

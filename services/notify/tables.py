@@ -97,6 +97,11 @@ class Delivery(Base):
         ),
         CheckConstraint("(status = 'dropped') = (drop_reason IS NOT NULL)", name="dropped_has_reason"),
         Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_deliveries_handed",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending' AND handed_at IS NOT NULL"),
+        ),
         Index("ix_deliveries_member", "member_id", "created_at"),
         Index("ix_deliveries_contact", "contact_id", "created_at"),
         Index(
@@ -133,6 +138,10 @@ class Delivery(Base):
     drop_reason: Mapped[str | None] = mapped_column(Text)
     # One-click unsubscribe of this message's kind: the hash of the key its link carries.
     unsubscribe_hash: Mapped[str | None] = mapped_column(Text, unique=True)
+    # Set (committed) just before the message's DATA goes to the relay, cleared when the relay's answer is recorded:
+    # a pending row that still has it when its lease runs out was being sent by a sender that died. Whether the
+    # relay took it is unknown, so it is never sent again (at most once): it ends failed, reason "interrupted".
+    handed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SiteSettings(Base):

@@ -37,6 +37,7 @@ from services.notify.commands import (
     Withdrawn,
 )
 from services.notify.models import NotifyUnitOfWork
+from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from shared.access import STAFF, Role
 from shared.clock import Clock
@@ -47,6 +48,7 @@ from shared.web import Api, Call
 UOW: web.AppKey[Callable[[], NotifyUnitOfWork]] = web.AppKey("notify_uow")
 CLOCK = web.AppKey("notify_clock", Clock)
 SETTINGS = web.AppKey("notify_settings", NotifySettings)
+SENDER = web.AppKey("notify_sender", Sender)
 
 api = Api(service="notify", title="Recovery community center: notifications")
 

@@ -169,13 +169,17 @@ def word(purpose: MessagePurpose, values: Values, locale: Locale, zone: zoneinfo
     what = WHAT.get((str(values.get("what") or "shift"), locale), WHAT[("shift", locale)])
     minutes = values.get("minutes")
     cents = values.get("amount_cents")
-    headline = HEADLINES[purpose][locale].format(
+    line = HEADLINES[purpose][locale]
+    headline = line.format(
         name=name,
         when=when,
         what=what,
         position=values.get("position") or 1,
         hours=_hours(minutes if isinstance(minutes, int) else 0),
-        amount=format_currency((cents if isinstance(cents, int) else 0) / 100, "USD", locale=locale),
+        # Babel's currency format is the dearest part of a message: only where the line says an amount.
+        amount=format_currency((cents if isinstance(cents, int) else 0) / 100, "USD", locale=locale)
+        if "{amount}" in line
+        else "",
         period=values.get("period") or "",
     )
     subject = headline if purpose == "verification" else f"{name}: {headline}"

@@ -95,7 +95,10 @@ class NotificationSent(EventData):
 class NotificationFailed(EventData):
     event_type = "notify.notification_failed"
     classification = "internal"
-    summary = "A message could not be delivered (refused by the relay, retries exhausted, or the contact withdrawn)."
+    summary = (
+        "A message could not be delivered (refused by the relay, retries exhausted, or the contact withdrawn), or its"
+        " sender was stopped while handing it to the relay (interrupted: it may have arrived; it is not sent again)."
+    )
 
     delivery_id: uuid.UUID
     contact_id: uuid.UUID
@@ -105,4 +108,4 @@ class NotificationFailed(EventData):
     failed_at: datetime
     attempts: int
     message: MessagePurpose | None = Field(default=None, description="Which message (absent from older versions)")
-    reason: Literal["refused", "retries_exhausted", "withdrawn"]
+    reason: Literal["refused", "retries_exhausted", "withdrawn", "interrupted"]

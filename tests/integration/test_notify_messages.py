@@ -716,3 +716,149 @@ async def test_erasure_deletes_a_members_reminders_and_coordinator_mark(
     assert await _reminders(engine, shift_id) == []
     listed = await nstack.call("notify", "GET", "/site/coordinators", token=place.tokens["coordinator"])
     assert listed.body["items"] == []
+
+
+def _moved(shift_id: uuid.UUID, starts_at: datetime, member: uuid.UUID) -> dict[str, Any]:
+    return {
+        "shift_id": shift_id,
+        "role_id": "front_desk",
+        "changed": ["starts_at"],
+        "starts_at": starts_at,
+        "ends_at": starts_at + timedelta(hours=3),
+        "capacity": 3,
+        "needs_supervisor": False,
+        "confirmed": 1,
+        "waitlisted": 0,
+        "affected_member_ids": [member],
+    }
+
+
+async def test_a_withdrawn_contacts_queued_message_is_dropped_and_an_unverified_one_gets_only_its_verification(
+    nstack: Client, place: SiteUnderTest, inbox: Inbox, engine: AsyncEngine, uow: Any
+) -> None:
+    member = place.volunteer_member_id
+    assert member is not None
+    withdrawing = _address()
+    contact_id = await _contact(engine, place, member, withdrawing)
+    # A change is held a minute (more may follow): queued, not sent, when the person withdraws.
+    await _process(
+        uow, _event(ShiftChanged, place, **_moved(uuid.uuid4(), datetime.now(UTC) + timedelta(days=5), member))
+    )
+    [queued] = await _rows(
+        engine, "SELECT delivery_id, status FROM notify.deliveries WHERE contact_id = :c", c=contact_id
+    )
+    assert queued.status == "pending"
+    reply = await nstack.call(
+        "notify", "DELETE", f"/members/{member}/contacts/{contact_id}", token=place.tokens["volunteer"]
+    )
+    assert reply.status == 200, reply.body
+    async with engine.begin() as conn:  # due now rather than in a minute
+        await conn.execute(
+            text("UPDATE notify.deliveries SET next_attempt_at = now() WHERE delivery_id = :d"),
+            {"d": queued.delivery_id},
+        )
+
+    async def settled() -> bool:
+        [row] = await _rows(engine, "SELECT status FROM notify.deliveries WHERE delivery_id = :d", d=queued.delivery_id)
+        return bool(row.status != "pending")
+
+    await eventually(settled)
+    [row] = await _rows(
+        engine,
+        "SELECT status, drop_reason, attempts, links::text FROM notify.deliveries WHERE delivery_id = :d",
+        d=queued.delivery_id,
+    )
+    assert (row.status, row.drop_reason, row.links) == ("dropped", "withdrawn", "{}")
+
+    # Unverified: added the real way, its verification arrives; what happens to the person then sends it nothing.
+    [other] = await members.new_known(engine, place.site_id, 1)
+    unverified = _address()
+    added = await nstack.call(
+        "notify", "POST", f"/members/{other}/contacts", token=place.tokens["coordinator"], json={"address": unverified}
+    )
+    assert added.status == 201, added.body
+    [verification] = await _arrived(inbox, unverified)
+    assert str(verification.message["Subject"]).startswith("Please confirm your email")
+    starts = datetime.now(UTC) + timedelta(days=2)
+    await _process(
+        uow,
+        _event(SignedUp, place, **_shift(starts, other, signed_up_by="self")),
+        _event(ShiftChanged, place, **_moved(uuid.uuid4(), starts, other)),
+        _event(
+            HoursApproved,
+            place,
+            hours_id=uuid.uuid4(),
+            shift_id=uuid.uuid4(),
+            member_id=other,
+            role_id="front_desk",
+            shift_starts_at=starts,
+            minutes=60,
+            approved_at=datetime.now(UTC),
+        ),
+    )
+    rows = await _rows(engine, "SELECT channel, purpose FROM notify.deliveries WHERE member_id = :m", m=other)
+    assert sorted((r.channel, r.purpose) for r in rows) == [
+        ("email", "verification"),
+        ("inapp", "hours_approved"),
+        ("inapp", "shift_changed"),
+        ("inapp", "shift_confirmed"),
+    ]
+    assert _to(inbox, withdrawing) == [] and len(_to(inbox, unverified)) == 1
+
+
+async def test_the_daily_cap_counts_a_persons_messages_over_all_their_addresses(
+    nstack: Client, place: SiteUnderTest, engine: AsyncEngine, uow: Any
+) -> None:
+    """Two addresses, each wanting different kinds: per address neither reaches a cap of 3, the person does."""
+    put = await nstack.call(
+        "notify",
+        "PUT",
+        "/site/messages",
+        token=place.tokens["coordinator"],
+        json={"message_name": None, "reminder_offsets": [1440, 120], "daily_cap": 3},
+    )
+    assert put.status == 200, put.body
+    [member, neighbour] = await members.new_known(engine, place.site_id, 2)
+    approvals = await _contact(engine, place, member, _address(), kinds=("approvals",))
+    confirmations = await _contact(engine, place, member, _address(), kinds=("confirmations",))
+    both = await _contact(engine, place, neighbour, _address())
+    starts = datetime.now(UTC) + timedelta(days=3)
+
+    def approved(who: uuid.UUID) -> dict[str, Any]:
+        return _event(
+            HoursApproved,
+            place,
+            hours_id=uuid.uuid4(),
+            shift_id=uuid.uuid4(),
+            member_id=who,
+            role_id="front_desk",
+            shift_starts_at=starts,
+            minutes=60,
+            approved_at=datetime.now(UTC),
+        )
+
+    for event in (
+        approved(member),
+        approved(member),
+        _event(SignedUp, place, **_shift(starts, member, signed_up_by="self")),
+        _event(SignedUp, place, **_shift(starts + timedelta(days=1), member, signed_up_by="self")),
+        # Another person's messages are theirs: two of them, under the cap.
+        approved(neighbour),
+        _event(SignedUp, place, **_shift(starts, neighbour, signed_up_by="self")),
+    ):
+        await _process(uow, event)
+    rows = await _rows(
+        engine,
+        "SELECT contact_id, purpose, status, drop_reason FROM notify.deliveries"
+        " WHERE member_id IN (:a, :b) AND channel = 'email' ORDER BY created_at",
+        a=member,
+        b=neighbour,
+    )
+    mine = [(r.contact_id, r.purpose, r.drop_reason) for r in rows if r.contact_id in (approvals, confirmations)]
+    assert mine == [
+        (approvals, "hours_approved", None),
+        (approvals, "hours_approved", None),
+        (confirmations, "shift_confirmed", None),
+        (confirmations, "shift_confirmed", "daily_cap"),
+    ]
+    assert [r.drop_reason for r in rows if r.contact_id == both] == [None, None]

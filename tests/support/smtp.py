@@ -30,6 +30,9 @@ class Inbox:
     messages: list[Received] = field(default_factory=list)
     # The replies the server gives, in turn, to RCPT TO of an address (then it accepts): "451 ..." or "550 ...".
     refusals: dict[str, list[str]] = field(default_factory=dict)
+    # How long the server takes over each message's DATA before it answers: a slower relay, so that a sender
+    # killed mid-batch is killed while messages are on the wire.
+    delay_s: float = 0.0
     controller: Controller | None = None
 
     def start(self) -> None:
@@ -68,6 +71,8 @@ class _Collect:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.inbox.delay_s:
+            await asyncio.sleep(self.inbox.delay_s)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.inbox.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
@@ -81,8 +86,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def smtp_server() -> Iterator[Inbox]:
-    inbox = Inbox("127.0.0.1", free_port())
+def smtp_server(*, delay_s: float = 0.0) -> Iterator[Inbox]:
+    inbox = Inbox("127.0.0.1", free_port(), delay_s=delay_s)
     inbox.start()
     try:
         yield inbox

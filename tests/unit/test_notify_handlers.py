@@ -12,6 +12,7 @@ from services.notify import domain, handlers
 from services.notify.commands import AddContact, DeliveryOutcome, UpdateContact, VerifyContact, WithdrawContact
 from services.notify.models import (
     ContactRow,
+    DeliveryChange,
     DeliveryRow,
     NewContact,
     NewDelivery,
@@ -92,19 +93,31 @@ class FakeRepository:
         self.delivery_state[d.delivery_id] = ("pending", 1, None)
         return True
 
-    async def delivery(self, delivery_id: uuid.UUID) -> DeliveryRow | None:
-        d = self.deliveries[delivery_id]
-        status, attempts, _ = self.delivery_state[delivery_id]
-        return DeliveryRow(d.delivery_id, d.contact_id, d.member_id, d.site_id, d.purpose, status, attempts, "email")  # type: ignore[arg-type]
+    async def deliveries_for_update(self, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, DeliveryRow]:
+        rows = {}
+        for delivery_id in delivery_ids:
+            d = self.deliveries[delivery_id]
+            status, attempts, _ = self.delivery_state[delivery_id]
+            rows[delivery_id] = DeliveryRow(
+                d.delivery_id,
+                d.contact_id,
+                d.member_id,
+                d.site_id,
+                d.purpose,
+                status,
+                attempts,
+                "email",  # type: ignore[arg-type]
+            )
+        return rows
 
-    async def finish_delivery(self, delivery_id: uuid.UUID, status: str, at: datetime, error: str | None) -> None:
-        self.delivery_state[delivery_id] = (status, self.delivery_state[delivery_id][1], error)
+    async def apply_changes(self, changes: list[DeliveryChange]) -> None:
+        for c in changes:
+            if c.status == "pending" and c.error is not None and c.next_attempt_at is not None:
+                self.retries.append(c.next_attempt_at)
+            self.delivery_state[c.delivery_id] = (c.status, c.attempts, c.error)
 
-    async def retry_delivery(self, delivery_id: uuid.UUID, at: datetime, error: str) -> None:
-        self.retries.append(at)
-
-    async def count_bounce(self, contact_id: uuid.UUID) -> None:
-        self.bounces += 1
+    async def count_bounces(self, contact_ids: list[uuid.UUID]) -> None:
+        self.bounces += len(contact_ids)
 
 
 class FakeUnitOfWork(Recorder):
