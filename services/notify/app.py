@@ -27,8 +27,8 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             runtime.broker(settings, SERVICE),
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.process),
-            runtime.every("notify-sender", settings.send_interval_s, send_due),
-            runtime.every("notify-reminders", settings.remind_interval_s, remind_due),
+            runtime.every(settings, "notify-sender", settings.send_interval_s, send_due, shared=True),
+            runtime.every(settings, "notify-reminders", settings.remind_interval_s, remind_due, shared=True),
         ]
     )
     return app
