@@ -290,7 +290,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         case "serve":
             if args.role is not None:
                 settings = settings.model_copy(update={"role": args.role})
-            asyncio.run(serve(settings, list(SERVABLE) if args.service == "all" else [args.service]))
+            names = list(SERVABLE) if args.service == "all" else [args.service]
+            if not settings.runs("web"):  # the pages are web only: a relay or consumer box serves no pages
+                names = [name for name in names if name != PAGES.name] or names
+            asyncio.run(serve(settings, names))
         case "site" if args.site_command == "create":
             asyncio.run(site_create(settings, args))
         case "site":

@@ -27,6 +27,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             runtime.broker(settings, SERVICE),
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.process),
+            # Both claim their rows with FOR UPDATE SKIP LOCKED, so every scheduler replica may work at once.
             runtime.every(settings, "notify-sender", settings.send_interval_s, send_due, shared=True),
             runtime.every(settings, "notify-reminders", settings.remind_interval_s, remind_due, shared=True),
         ]
