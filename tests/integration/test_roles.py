@@ -17,19 +17,26 @@ from typing import Any
 import aio_pika
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.audit import DB_ROLE as AUDIT_DB_ROLE
+from services.audit.commands import AppendToAuditLog
+from services.audit.handlers import append_to_audit_log, verify_audit_log
+from services.audit.models import AuditUnitOfWork
+from services.audit.models import Base as AuditBase
 from services.checkin.models import Base, CheckinUnitOfWork
 from shared import access
+from shared.clock import SystemClock
 from shared.db import create_engine, make_connector
 from shared.errors import Unauthorized
-from shared.events import Event
+from shared.events import Event, ReceivedEvent, canonical_json
 from shared.messaging import Broker, declare_exchanges
 from shared.outbox import OutboxRelay
 from shared.runtime import ENGINE, every
 from shared.settings import Settings
-from tests.integration.helpers import sub_prefix, unique
+from shared.uow import execute
+from tests.integration.helpers import cloud_event, sub_prefix, unique
 from tests.integration.test_outbox_relay import member_registered
 from tests.support.stack import SiteUnderTest, eventually, make_site, services
 from tests.support.volunteering import Center
@@ -294,3 +301,37 @@ async def test_a_revoked_token_stops_working_on_every_replica_within_the_cache_t
     assert Settings.model_fields["token_cache_ttl_s"].metadata, "the TTL must stay bounded"
     with pytest.raises(ValueError):
         Settings(token_cache_ttl_s=6)
+
+
+async def test_two_audit_consumer_replicas_append_to_one_chain(settings: Settings) -> None:
+    """Each replica appends its batches under the chain's lock and reads the head after it got it: two appending at
+    once never write one sequence twice, and the chain verifies."""
+    engines = [create_engine(settings, service=f"it-audit-{n}", role=AUDIT_DB_ROLE) for n in range(2)]
+    site_id = f"site-{unique('chain')}"
+    try:
+
+        async def replica(engine: AsyncEngine) -> None:
+            connector = make_connector(engine)
+            for _ in range(15):
+                batch = [
+                    ReceivedEvent.from_body(canonical_json(cloud_event("it.chain_probe", site_id=site_id)))
+                    for _ in range(4)
+                ]
+                await execute(
+                    append_to_audit_log,
+                    AppendToAuditLog(batch),
+                    uow=AuditUnitOfWork(connector, AuditBase.metadata),
+                    clock=SystemClock(),
+                )
+
+        await asyncio.gather(*(replica(engine) for engine in engines))
+        async with AuditUnitOfWork(make_connector(engines[0]), AuditBase.metadata) as uow:
+            verdict = await verify_audit_log(uow, 5_000)
+            count = await uow.session.scalar(
+                text("SELECT count(*) FROM audit.audit_log WHERE site_id = :site"), {"site": site_id}
+            )
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert count == 2 * 15 * 4
+    assert verdict.ok, verdict
