@@ -335,3 +335,17 @@ async def test_two_audit_consumer_replicas_append_to_one_chain(settings: Setting
             await engine.dispose()
     assert count == 2 * 15 * 4
     assert verdict.ok, verdict
+
+
+async def test_a_web_replica_is_ready_without_the_broker_and_a_relay_replica_is_not(settings: Settings) -> None:
+    nowhere = settings.model_copy(update={"amqp_url": "amqp://guest:guest@127.0.0.1:1/"})
+    async with services(as_role(nowhere, "web"), ["checkin"]) as web_replica:
+        assert (await web_replica.call("checkin", "GET", "/readyz")).status == 200
+    async with services(as_role(nowhere, "relay"), ["checkin"]) as relay:
+        ready = await relay.call("checkin", "GET", "/readyz")
+        health = await relay.call("checkin", "GET", "/healthz")
+        async with relay.http.get(relay.urls["checkin"] + "/metrics") as response:
+            exposition = await response.text()
+    assert ready.status == 503 and "broker" in ready.body["detail"], ready.body
+    assert health.status == 200 and health.body["broker"] == "disconnected", health.body
+    assert gauge(exposition, "rcc_broker_connected", "checkin") == 0
