@@ -55,9 +55,9 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
     }
 
     first = await _replica(stack, "web")
-    one = await _load(stack, [first], bodies["one"], site, options)
+    one, one_cpu = await _load(stack, [first], bodies["one"], site, options)
     second = await _replica(stack, "web")
-    two = await _load(stack, [first, second], bodies["two"], site, options)
+    two, two_cpu = await _load(stack, [first, second], bodies["two"], site, options)
 
     one_rps = sum(r.requests_per_s for r in one)
     two_rps = sum(r.requests_per_s for r in two)
@@ -70,6 +70,8 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
             Figure("two / one requests/s", ratio(two_rps, one_rps), ""),
             Figure("one replica p99 latency", max(r.p99_ms for r in one), "ms"),
             Figure("two replicas p99 latency (the worse replica)", max(r.p99_ms for r in two), "ms"),
+            Figure("one replica CPU per request", one_cpu, "ms"),
+            Figure("two replicas CPU per request", two_cpu, "ms"),
             Figure("errors (non-2xx + socket)", errors, f"of {sum(r.requests for r in one + two):,}"),
         ]
     )
@@ -89,10 +91,13 @@ async def _replica(stack: Stack, role: str) -> Process:
 
 async def _load(
     stack: Stack, replicas: list[Process], bodies: list[Path], site: SeededSite, options: argparse.Namespace
-) -> list[LoadResult]:
+) -> tuple[list[LoadResult], float | None]:
+    """Each replica's load, and the web replicas' CPU milliseconds per request together: on a shared machine the
+    steadier figure (throughput also depends on how much of the CPUs the processes got)."""
     connections = options.scaleout_connections // len(replicas)
     say(f"{len(replicas)} web replica(s): {connections} connections each for {options.scaleout_duration}s")
-    return list(
+    before = [replica.cpu_seconds() for replica in replicas]
+    results = list(
         await asyncio.gather(
             *(
                 wrk_post_lines(
@@ -108,3 +113,9 @@ async def _load(
             )
         )
     )
+    after = [replica.cpu_seconds() for replica in replicas]
+    requests = sum(r.requests for r in results)
+    if None in before or None in after or not requests:
+        return results, None
+    used = sum(a - b for a, b in zip(after, before, strict=True) if a is not None and b is not None)
+    return results, used * 1000 / requests
