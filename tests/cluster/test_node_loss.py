@@ -150,6 +150,16 @@ async def test_2000_check_ins_through_a_lost_broker_node_and_killed_replicas_rea
         for replicas in roles.values():
             await replicas.stop()
         await db.close()
+    # Every process lists the nodes in the same order, so all of them started on the first; when that node is the
+    # one stopped, the relays and consumers that stayed up must have gone on to another node.
+    moved = [
+        process.log_path.parent.name
+        for key in ("checkin relay", "audit consumers")
+        for process in roles[key].processes
+        if any(line.get("event") == "broker_trying_next_node" for line in process.log_lines())
+    ]
+    if leader is cluster.nodes[0]:
+        assert moved, "no relay or consumer replica moved to another broker node"
 
     in_audit = tally((events[v] for v in accepted if v in events), recorded)
     verify = await _rcc(settings, "audit", "verify")
@@ -168,6 +178,7 @@ async def test_2000_check_ins_through_a_lost_broker_node_and_killed_replicas_rea
         accepted=len(accepted),
         rate_per_s=round(CHECK_INS / sent_in),
         stopped_node=leader.name,
+        moved_to_another_node=len(moved),
         not_yet_audited_at_node_return=behind[0],
         drain_after_node_back_s=round(timeline["accepted at node return audited"] - timeline["node back"], 2),
         drain_after_last_answer_s=round(max(0.0, drained - load_done), 2),

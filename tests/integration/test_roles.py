@@ -38,6 +38,7 @@ from shared.settings import Settings
 from shared.uow import execute
 from tests.integration.helpers import cloud_event, sub_prefix, unique
 from tests.integration.test_outbox_relay import member_registered
+from tests.support.proxy import TcpProxy
 from tests.support.stack import SiteUnderTest, eventually, make_site, services
 from tests.support.volunteering import Center
 
@@ -349,3 +350,31 @@ async def test_a_web_replica_is_ready_without_the_broker_and_a_relay_replica_is_
     assert ready.status == 503 and "broker" in ready.body["detail"], ready.body
     assert health.status == 200 and health.body["broker"] == "disconnected", health.body
     assert gauge(exposition, "rcc_broker_connected", "checkin") == 0
+
+
+async def test_the_broker_connection_goes_on_to_the_next_node_that_answers(settings: Settings) -> None:
+    """Two "nodes" (two proxies to the one broker): the connection starts on the first, moves to the second when the
+    first is cut, keeps its publisher confirms there, and the first's return does not move it back."""
+    first, second = TcpProxy(), TcpProxy()
+    await first.start()
+    await second.start()
+    broker = Broker(settings.model_copy(update={"amqp_url": f"{first.url},{second.url}"}), name=unique("it-nodes-"))
+    broker.start()
+    try:
+        await asyncio.wait_for(broker.wait_ready(), 10)
+        assert broker.node == f"127.0.0.1:{first.port}"
+        first.cut()
+
+        async def on_second() -> bool:
+            return broker.is_ready and broker.failovers > 0
+
+        await eventually(on_second, timeout=30)
+        assert broker.node == f"127.0.0.1:{second.port}" and second.connections_made == 1
+        assert broker.channel is not None and broker.channel.publisher_confirms
+        first.restore()
+        await asyncio.sleep(2)  # a connection that is up stays where it is
+        assert broker.is_ready and second.connections_made == 1
+    finally:
+        await broker.close()
+        await first.close()
+        await second.close()
