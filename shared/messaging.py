@@ -109,10 +109,20 @@ class Broker:
     async def _follow_live_node(self, connection: aio_pika.RobustConnection) -> None:
         """While the connection is down, point its next reconnect attempt at the next node. The robust connection
         reads its URL at every attempt (one a second), so a node that is stopped is left within a second or two;
-        one that answers keeps it."""
+        one that answers keeps it. An attempt already under way when the URL moves on still finishes on its node,
+        so once connected the node is read back from the connection itself."""
         while not connection.is_closed:
             await asyncio.sleep(1.0)
-            if connection.connected.is_set():
+            if connection.connected.is_set() and connection.transport is not None:
+                actual = connection.transport.connection.url
+                at = next(
+                    (n for n, url in enumerate(self._nodes) if (url.host, url.port) == (actual.host, actual.port)),
+                    self._node,
+                )
+                if at != self._node:
+                    self._node = at
+                    connection.url = self._nodes[at]
+                    log.info("broker_connected", node=self.node)
                 continue
             self._next_node()
             self.failovers += 1

@@ -366,14 +366,15 @@ async def test_the_broker_connection_goes_on_to_the_next_node_that_answers(setti
         first.cut()
 
         async def on_second() -> bool:
-            return broker.is_ready and broker.failovers > 0
+            return broker.is_ready and broker.node == f"127.0.0.1:{second.port}"
 
         await eventually(on_second, timeout=30)
-        assert broker.node == f"127.0.0.1:{second.port}" and second.connections_made == 1
+        assert broker.failovers > 0 and second.connections_made >= 1
         assert broker.channel is not None and broker.channel.publisher_confirms
+        made = (first.connections_made, second.connections_made)
         first.restore()
         await asyncio.sleep(2)  # a connection that is up stays where it is
-        assert broker.is_ready and second.connections_made == 1
+        assert broker.is_ready and (first.connections_made, second.connections_made) == made
     finally:
         await broker.close()
         await first.close()
