@@ -24,7 +24,14 @@ from bench.report import RunReport, machine_facts, now, render_table, write_resu
 from shared.settings import Settings
 
 # Importing a module registers its benchmarks; "all" runs them in this order. Add new benchmark modules here.
-BENCHMARK_MODULES = ("bench.checkin", "bench.pipeline", "bench.signups", "bench.reports", "bench.notify")
+BENCHMARK_MODULES = (
+    "bench.checkin",
+    "bench.pipeline",
+    "bench.signups",
+    "bench.reports",
+    "bench.notify",
+    "bench.scaleout",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ from shared.errors import DomainError
 from shared.logging import configure_logging, get_logger
 from shared.messaging import declare_consumer_queue, declare_exchanges
 from shared.migrate import upgrade
-from shared.settings import Settings
+from shared.settings import PROCESS_ROLES, Settings
 
 
 def migrate(settings: Settings) -> None:
@@ -37,7 +37,7 @@ def migrate(settings: Settings) -> None:
 
 
 async def declare_topology(settings: Settings) -> None:
-    connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+    connection = await connect_any(settings.amqp_nodes)
     try:
         channel = await connection.channel()
         await declare_exchanges(channel, settings)
@@ -46,6 +46,16 @@ async def declare_topology(settings: Settings) -> None:
                 await declare_consumer_queue(channel, settings, queue[0], queue[1])
     finally:
         await connection.close()
+
+
+async def connect_any(nodes: Sequence[str]) -> aio_pika.abc.AbstractConnection:
+    """A plain connection to the first broker node that answers (a cluster's nodes hold the same topology)."""
+    for url in nodes[:-1]:
+        try:
+            return await aio_pika.connect(url, timeout=10)
+        except (OSError, aio_pika.exceptions.AMQPConnectionError):
+            continue
+    return await aio_pika.connect(nodes[-1], timeout=10)
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +89,7 @@ async def serve(settings: Settings, names: Sequence[str]) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with running(settings, names) as urls:
         for name, url in urls.items():
-            log.info("serving", service=name, url=url)
+            log.info("serving", service=name, url=url, role=settings.role)
         await stop.wait()
         log.info("stopping")
 
@@ -241,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply the database migrations of every schema (safe to repeat)")
     serve_cmd = commands.add_parser("serve", help="run one service (or the pages), or all of them in one process")
     serve_cmd.add_argument("service", choices=[*SERVABLE, "all"])
+    serve_cmd.add_argument(
+        "--role",
+        choices=PROCESS_ROLES,
+        help="what this process runs: web (HTTP only), relay (the outbox relay), consumers, scheduler (periodic"
+        " jobs), or all (default: RCC_ROLE, else all); any number of replicas of each may run",
+    )
 
     site = commands.add_parser("site", help="sites (centers)").add_subparsers(dest="site_command", required=True)
     create = site.add_parser("create", help="add a site")
@@ -308,7 +324,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             migrate(settings)
             print("migrations applied", file=sys.stderr)
         case "serve":
-            asyncio.run(serve(settings, list(SERVABLE) if args.service == "all" else [args.service]))
+            if args.role is not None:
+                settings = settings.model_copy(update={"role": args.role})
+            names = list(SERVABLE) if args.service == "all" else [args.service]
+            if not settings.runs("web"):  # the pages are web only: a relay or consumer box serves no pages
+                names = [name for name in names if name != PAGES.name] or names
+            asyncio.run(serve(settings, names))
         case "site" if args.site_command == "create":
             asyncio.run(site_create(settings, args))
         case "site":

@@ -40,7 +40,11 @@ class Broker:
     Consumers open channels of their own on the connection.
 
     Connecting never blocks start-up: while the broker is unreachable, requests still succeed and outbox rows
-    wait; ``wait_ready`` lets consumers start once it is there."""
+    wait; ``wait_ready`` lets consumers start once it is there.
+
+    With several nodes (a cluster: ``Settings.amqp_nodes``) the first connection goes to the first node that
+    answers, and while the connection is down every reconnect attempt goes to the next node in turn, so it comes back
+    on whichever node is alive; aio-pika's robust connection then restores the channels and the consumers on it."""
 
     def __init__(self, settings: Settings, *, name: str) -> None:
         self.settings = settings
@@ -50,6 +54,18 @@ class Broker:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.users = 0
+        self._nodes = [make_url(url, reconnect_interval=1) for url in settings.amqp_nodes]
+        self._node = 0
+        self.failovers = 0
+
+    @property
+    def node(self) -> str:
+        """The node this connection uses (or tries next), without its credentials."""
+        url = self._nodes[self._node]
+        return f"{url.host}:{url.port}"
+
+    def _next_node(self) -> None:
+        self._node = (self._node + 1) % len(self._nodes)
 
     def start(self) -> None:
         if self._task is None:
@@ -61,8 +77,8 @@ class Broker:
                 # Made first and connected second (what connect_robust does in one call), so that a close that
                 # cancels us mid-connect still has the connection to close: otherwise its pending connect task is
                 # left behind for the garbage collector.
-                self.connection = aio_pika.RobustConnection(
-                    make_url(self.settings.amqp_url, reconnect_interval=1),
+                self.connection = connection = aio_pika.RobustConnection(
+                    self._nodes[self._node],
                     # The prefix names the deployment (or test run) in `rabbitmqctl list_connections`.
                     client_properties={"connection_name": f"rcc-{self.name} {self.settings.broker_prefix}".strip()},
                 )
@@ -73,18 +89,45 @@ class Broker:
                     self.channel = await self.connection.channel(publisher_confirms=True)
                     await declare_exchanges(self.channel, self.settings)
                 self._connected.set()
+                log.info("broker_connected", node=self.node)
+                if len(self._nodes) > 1:
+                    await self._follow_live_node(connection)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep trying; readiness reports it meanwhile
                 if cancel_requested():  # closing mid-connect: the error is how the cancellation surfaced
                     raise asyncio.CancelledError() from exc
-                log.warning("broker_connect_failed", error=type(exc).__name__)
+                log.warning("broker_connect_failed", node=self.node, error=type(exc).__name__)
+                self._next_node()
                 if self.connection is not None:
                     with contextlib.suppress(Exception):
                         await self.connection.close()
                     self.connection = None
                 await asyncio.sleep(1)
+
+    async def _follow_live_node(self, connection: aio_pika.RobustConnection) -> None:
+        """While the connection is down, point its next reconnect attempt at the next node. The robust connection
+        reads its URL at every attempt (one a second), so a node that is stopped is left within a second or two;
+        one that answers keeps it. An attempt already under way when the URL moves on still finishes on its node,
+        so once connected the node is read back from the connection itself."""
+        while not connection.is_closed:
+            await asyncio.sleep(1.0)
+            if connection.connected.is_set() and connection.transport is not None:
+                actual = connection.transport.connection.url
+                at = next(
+                    (n for n, url in enumerate(self._nodes) if (url.host, url.port) == (actual.host, actual.port)),
+                    self._node,
+                )
+                if at != self._node:
+                    self._node = at
+                    connection.url = self._nodes[at]
+                    log.info("broker_connected", node=self.node)
+                continue
+            self._next_node()
+            self.failovers += 1
+            connection.url = self._nodes[self._node]  # aio-pika reads it at each reconnect attempt
+            log.warning("broker_trying_next_node", node=self.node)
 
     async def wait_ready(self) -> AbstractRobustConnection:
         await self._connected.wait()

@@ -17,3 +17,9 @@ PUBLISH_FAILURES = Counter(
 )
 OUTBOX_BACKLOG = Gauge("rcc_outbox_backlog", "Outbox rows seen waiting at the last relay pass", ["service"])
 MESSAGES_CONSUMED = Counter("rcc_messages_consumed_total", "Messages handled by a consumer", ["consumer", "outcome"])
+# Read when /metrics is scraped, so every replica (a web one too) shows them: an outbox whose oldest unsent row keeps
+# ageing means no relay is publishing (stuck, or none running); alert on it.
+OUTBOX_OLDEST_UNSENT = Gauge(
+    "rcc_outbox_oldest_unsent_seconds", "Age of the oldest outbox row not yet confirmed by the broker", ["service"]
+)
+BROKER_CONNECTED = Gauge("rcc_broker_connected", "1 while this process's broker connection is up", ["service"])

@@ -202,7 +202,11 @@ def build_openapi(api: Api) -> dict[str, Any]:
 
     for path, summary, answers in (
         ("/healthz", "The process is up", {}),
-        ("/readyz", "Database and broker are reachable", {"503": _problem_response(503, "Not ready: says which")}),
+        (
+            "/readyz",
+            "The database is reachable (relay, consumers and all: the broker too)",
+            {"503": _problem_response(503, "Not ready: says which")},
+        ),
         ("/metrics", "Prometheus metrics", {}),
         ("/openapi.json", "This document", {}),
     ):

@@ -1,6 +1,11 @@
 """A token bucket per bearer token, in process: a kiosk stuck in a loop (or a leaked token) cannot crowd out the
 others. Each service process keeps its own buckets; limits are per token, not per site.
 
+With replicas the limit is per replica, on purpose: behind a load balancer a token gets at most N times the limit
+from N web replicas, which still stops a runaway client, and a shared bucket in PostgreSQL would add a write (and a
+hot row) to every request of the kiosk hot path. Where one exact limit matters, divide it among the replicas
+(``RCC_RATE_LIMIT_PER_MINUTE`` = limit / replicas).
+
 The buckets are bounded, least recently used out first (an ``OrderedDict``: the standard library does it in O(1)
 and no dependency is needed for it). A bucket left alone for ``burst / rate`` seconds is full again, so forgetting
 the one used longest ago costs nothing; emptying them all would hand every busy token a fresh burst."""

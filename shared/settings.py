@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProcessRole = Literal["web", "relay", "consumers", "scheduler", "all"]
+PROCESS_ROLES: tuple[ProcessRole, ...] = ("web", "relay", "consumers", "scheduler", "all")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RCC_", extra="ignore", frozen=True)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/rcc"
+    # One broker node, or a cluster's nodes separated by commas (or listed in ``amqp_urls``, which wins when set):
+    # the connection goes to the first that answers and, when it is lost, on to the next live node.
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_urls: str | None = None
     # Prefixes every exchange and queue name so test runs (and tenants of one broker) never collide.
     broker_prefix: str = ""
     host: str = "127.0.0.1"
@@ -29,6 +35,9 @@ class Settings(BaseSettings):
     gatherings_url: str | None = None
     audit_url: str | None = None
     notify_url: str | None = None
+    # What a process runs (``rcc serve SERVICE --role``): ``web`` answers HTTP and publishes nothing, ``relay`` runs
+    # the outbox relay, ``consumers`` the queue consumers, ``scheduler`` the periodic jobs; ``all`` is one box.
+    role: ProcessRole = "all"
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stderr is a TTY
 
@@ -53,7 +62,8 @@ class Settings(BaseSettings):
     # Per bearer token: sustained requests per minute and the burst allowed above it (0 turns limiting off).
     rate_limit_per_minute: int = 600
     rate_limit_burst: int = 60
-    token_cache_ttl_s: float = 5.0
+    # At most 5 s: a revoked token must stop working on every replica within that (each caches for itself).
+    token_cache_ttl_s: float = Field(default=5.0, ge=0, le=5)
     page_size_max: int = 200
     occupancy_near_ratio: float = Field(default=0.85, gt=0, le=1)
 
@@ -76,6 +86,16 @@ class Settings(BaseSettings):
         # A wildcard bind address is where a server listens, not an address to connect to.
         host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port_of(service)}"
+
+    @property
+    def amqp_nodes(self) -> list[str]:
+        """The broker nodes to connect to, in the order tried."""
+        nodes = [url.strip() for url in (self.amqp_urls or self.amqp_url).split(",") if url.strip()]
+        return nodes or [self.amqp_url]
+
+    def runs(self, part: ProcessRole) -> bool:
+        """Whether this process runs ``part`` (its role, or every part for ``all``)."""
+        return self.role in (part, "all")
 
     @property
     def exchange_name(self) -> str:

@@ -43,6 +43,11 @@ SERVICE_NAME = web.AppKey("service_name", str)
 READINESS: web.AppKey[list[ReadinessCheck]] = web.AppKey("readiness")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+# What /healthz says of the broker ("connected", "disconnected", "not used by this role"), and what /metrics
+# refreshes before it answers (gauges read at scrape time: broker state, the oldest unsent outbox row).
+BROKER_STATE: web.AppKey[Callable[[], str]] = web.AppKey("broker_state")
+METRIC_PROBES: web.AppKey[list[Callable[[], Awaitable[None]]]] = web.AppKey("metric_probes")
+PROCESS_ROLE = web.AppKey("process_role", str)
 
 log = get_logger(component="http")
 
@@ -495,8 +500,15 @@ def broker_check(broker: Broker) -> ReadinessCheck:
     return check
 
 
-async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up (a liveness probe: never fails because a dependency is away). The detail says which role
+    it runs and how its broker connection stands, for an operator; readiness is ``/readyz``."""
+    detail = {"status": "ok"}
+    if (role := request.app.get(PROCESS_ROLE)) is not None:
+        detail["role"] = role
+    if (broker_state := request.app.get(BROKER_STATE)) is not None:
+        detail["broker"] = broker_state()
+    return web.json_response(detail)
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -509,7 +521,9 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
-async def metrics(_request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.Response:
+    # A probe that fails (the database is away) leaves its gauge as it was: /metrics itself always answers.
+    await asyncio.gather(*(probe() for probe in request.app.get(METRIC_PROBES, ())), return_exceptions=True)
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -522,11 +536,14 @@ def make_app(api: Api, settings: Settings) -> web.Application:
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app[SERVICE_NAME] = api.service
     app[READINESS] = []
+    app[METRIC_PROBES] = []
+    app[PROCESS_ROLE] = settings.role
     app[OPENAPI] = api.openapi()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi_json)
-    app.add_routes(api.routes)
+    if settings.runs("web"):  # a relay, consumer or scheduler replica answers its probes and nothing else
+        app.add_routes(api.routes)
     app.on_response_prepare.append(neutral_server_header)
     return app

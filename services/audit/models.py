@@ -93,18 +93,18 @@ class AuditRepository:
         self.session = session
 
     async def lock_chain_and_read_head(self) -> tuple[int, str]:
-        """Take the chain's transaction-scoped lock, then read the head: (last sequence, its hash), or (0, genesis)."""
+        """Take the chain's transaction-scoped lock, then read the head: (last sequence, its hash), or (0, genesis).
+
+        Two statements, not one: a statement reads the snapshot taken when it started (READ COMMITTED), so a head read
+        in the statement that waited for the lock would miss the entries the lock's previous holder committed
+        meanwhile, and two appenders (two consumer replicas) would both write the same next sequence."""
+        await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
         row = (
             await self.session.execute(
-                text(
-                    "SELECT l.sequence, l.hash FROM (SELECT pg_advisory_xact_lock(:key)) AS locked "
-                    f"LEFT JOIN LATERAL (SELECT sequence, hash FROM {SCHEMA}.audit_log "
-                    "ORDER BY sequence DESC LIMIT 1) AS l ON true"
-                ),
-                {"key": CHAIN_LOCK_KEY},
+                text(f"SELECT sequence, hash FROM {SCHEMA}.audit_log ORDER BY sequence DESC LIMIT 1")
             )
-        ).one()
-        return (row.sequence or 0, row.hash or GENESIS_HASH)
+        ).first()
+        return (row.sequence, row.hash) if row is not None else (0, GENESIS_HASH)
 
     async def recorded_ids(self, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         rows = await self.session.scalars(select(audit_log.c.event_id).where(audit_log.c.event_id.in_(event_ids)))

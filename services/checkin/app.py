@@ -28,7 +28,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             _unit_of_work,
             runtime.broker(settings, SERVICE),
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
-            runtime.every("checkin-auto-close", settings.auto_close_interval_s, close_visits_at_closing_time),
+            runtime.every(settings, "checkin-auto-close", settings.auto_close_interval_s, close_visits_at_closing_time),
         ]
     )
     return app

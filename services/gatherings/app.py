@@ -32,7 +32,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             runtime.broker(settings, SERVICE),
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.process),
-            runtime.every("gatherings-horizon", settings.horizon_interval_s, extend_schedules),
+            runtime.every(settings, "gatherings-horizon", settings.horizon_interval_s, extend_schedules),
         ]
     )
     return app

@@ -29,7 +29,9 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
             _sender,
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.process),
-            runtime.every("notify-reminders", settings.remind_interval_s, remind_due),
+            # Reminders and the sender claim their rows with FOR UPDATE SKIP LOCKED: every scheduler replica may
+            # work at once.
+            runtime.every(settings, "notify-reminders", settings.remind_interval_s, remind_due, shared=True),
         ]
     )
     return app
@@ -49,9 +51,13 @@ async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sender(app: web.Application) -> AsyncIterator[None]:
-    """The sender's rounds for the app's life; at shutdown it finishes the messages on the wire and records them."""
+    """The sender's rounds for the app's life (scheduler role); at shutdown it finishes the messages on the wire and
+    records them. Other roles keep an idle sender, so a consumer's ``wake()`` costs nothing there."""
     postbox = sender.Sender(app[SETTINGS], app[UOW], app[CLOCK])
     app[SENDER] = postbox
+    if not app[SETTINGS].runs("scheduler"):
+        yield
+        return
     task = asyncio.create_task(postbox.run(), name="notify-sender")
     yield
     await postbox.stop(task)

@@ -34,8 +34,8 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             runtime.broker(settings, SERVICE),
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.attendance),
-            runtime.every("volunteering-missed-shifts", settings.missed_check_interval_s, mark_missed_shifts),
-            runtime.every("volunteering-series-horizon", settings.series_extend_interval_s, extend_series),
+            runtime.every(settings, "volunteering-missed-shifts", settings.missed_check_interval_s, mark_missed_shifts),
+            runtime.every(settings, "volunteering-series-horizon", settings.series_extend_interval_s, extend_series),
         ]
     )
     return app

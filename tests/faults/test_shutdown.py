@@ -157,7 +157,7 @@ async def test_a_background_task_whose_cancellation_surfaces_as_an_error_is_not_
         raise asyncio.CancelledError()
 
     app = web.Application()
-    ctx = background("t", run)(app) if kind == "background" else every("t", 0.01, run)(app)
+    ctx = background("t", run)(app) if kind == "background" else every(Settings(), "t", 0.01, run, shared=True)(app)
     await ctx.__anext__()
     await asyncio.sleep(0.05)
     stopping = asyncio.create_task(anext(ctx, None))
