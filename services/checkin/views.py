@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Literal
 
@@ -38,7 +39,7 @@ from shared.access import STAFF, Role, Site
 from shared.clock import Clock
 from shared.errors import NotFound
 from shared.ratelimit import RateLimiter
-from shared.uow import execute
+from shared.uow import IdempotencyClaim, execute
 from shared.web import SITES, Api, Call
 
 UOW: web.AppKey[Callable[[], CheckinUnitOfWork]] = web.AppKey("checkin_uow")
@@ -58,6 +59,20 @@ _REGISTERED_BY: dict[Role, Literal["kiosk", "coordinator", "admin"]] = {
 
 def _uow(call: Call) -> CheckinUnitOfWork:
     return call.request.app[UOW]()
+
+
+def _retry_claim(call: Call) -> IdempotencyClaim | None:
+    """The Idempotency-Key's claim, minus ``occurred_at``: a kiosk tries a check-in at once without it, and when no
+    answer comes, queues it and sends it again under the same key stating when it was tapped. If the first try did
+    arrive, that is the same check-in, answered with the first result; if not, it is recorded at the tapped time."""
+    claim = call.idempotency()
+    if claim is None:
+        return None
+    payload = json.loads(call.raw_body) if call.raw_body.strip() else {}
+    if isinstance(payload, dict):
+        payload.pop("occurred_at", None)
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return IdempotencyClaim.of(claim.scope, claim.key, call.request.method, call.request.path_qs, canonical)
 
 
 async def _site_bounding(call: Call, occurred_at: object) -> Site | None:
@@ -122,7 +137,7 @@ async def check_in(call: Call) -> object:
         uow=_uow(call),
         clock=call.request.app[CLOCK],
         status=201,
-        idempotency=call.idempotency(),
+        idempotency=_retry_claim(call),
     )
 
 
@@ -149,7 +164,7 @@ async def check_out(call: Call) -> object:
         cmd,
         uow=_uow(call),
         clock=call.request.app[CLOCK],
-        idempotency=call.idempotency(),
+        idempotency=_retry_claim(call),
     )
 
 
@@ -177,7 +192,7 @@ async def check_out_member(call: Call) -> object:
         cmd,
         uow=_uow(call),
         clock=call.request.app[CLOCK],
-        idempotency=call.idempotency(),
+        idempotency=_retry_claim(call),
     )
 
 

@@ -294,3 +294,22 @@ async def test_code_checks_are_rate_limited_per_kiosk(settings: Settings, vstack
     assert 429 in statuses[10:]
     refused = next(r for r in replies if r.status == 429)
     assert refused.body["code"] == "rate_limited"
+
+
+async def test_a_queued_retry_stating_its_time_is_the_same_check_in_as_a_first_try_that_arrived(center: Center) -> None:
+    """The kiosk tries at once without occurred_at; with no answer it queues the check-in and sends it again under
+    the same key, now with the time of the tap. The first try had arrived: the retry gets its answer, nothing new."""
+    kiosk = center.site.tokens["kiosk"]
+    code = await register(center)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"kiosk_code": code, "purpose": "drop_in"}
+    first = await center.call("POST", "/visits", token=kiosk, service="checkin", json=body, headers=key)
+    assert first.status == 201, first.body
+    stated = {**body, "occurred_at": iso(datetime.now(UTC) - timedelta(seconds=30))}
+    again = await center.call("POST", "/visits", token=kiosk, service="checkin", json=stated, headers=key)
+    assert (again.status, again.body, again.headers.get("Idempotent-Replayed")) == (201, first.body, "true")
+    assert not (await visit_row(center, first.body["visit_id"])).checked_in_offline
+    # Anything else under that key is still another request.
+    other = {**stated, "purpose": "education"}
+    reused = await center.call("POST", "/visits", token=kiosk, service="checkin", json=other, headers=key)
+    assert reused.body["code"] == "idempotency_key_reused", reused.body
