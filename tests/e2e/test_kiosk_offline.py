@@ -135,6 +135,8 @@ async def test_a_kiosk_reloaded_offline_comes_up_queues_and_the_visit_is_at_the_
     # Ten minutes slow: the time sent must be the server's, told by its Date header.
     page = await kiosk.open(site.tokens["kiosk"], clock_behind=timedelta(minutes=10))
     await expect(page.get_by_role("heading", name=START)).to_be_visible()
+    # Its first answer from the server (today's groups) came, with the server's Date: it knows how slow it is.
+    await expect(page.locator("#today-list")).to_have_text("No groups or events later today.")
     await installed(page)
 
     await page.context.set_offline(True)
