@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Request, expect
 
 from services.checkin.domain import KIOSK_CODE_ALPHABET
+from services.pages import app as pages_app
 from services.pages.app import KIOSK_SHELL, STATIC
 from shared.settings import Settings
 from tests.support.browser import CHROMIUM, TABLET, chromium
@@ -405,3 +407,46 @@ async def test_the_kiosk_first_load_weighs_under_30_kb_with_its_worker_and_catal
         + "\n  ".join(f"{size:6d}  {path}" for path, size in sorted(transferred.items()))
     )
     assert total < 30_000, transferred
+
+
+# --- deploys ------------------------------------------------------------------------------------------------------
+
+
+async def test_a_deploy_replaces_the_kiosk_cache_and_the_kiosk_takes_it_on_back_at_its_start_screen(
+    center: Client, site: SiteUnderTest, kiosk: Kiosk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = await kiosk.open(site.tokens["kiosk"])
+    await expect(page.get_by_role("heading", name=START)).to_be_visible()
+    await installed(page)
+    [before] = await page.evaluate("caches.keys()")
+    assert before == f"rcc-kiosk-{pages_app.kiosk_shell_version()}"
+
+    # A deploy: the shell's files differ, so their hash and the worker do.
+    monkeypatch.setattr(pages_app, "kiosk_shell_version", lambda: "0123456789abcdef")
+    async with page.expect_event("load"):
+        await page.evaluate("navigator.serviceWorker.getRegistration('/kiosk').then((r) => r.update())")
+    await expect(page.get_by_role("heading", name=START)).to_be_visible()
+    assert await page.evaluate("caches.keys()") == ["rcc-kiosk-0123456789abcdef"]
+
+
+async def test_the_worker_is_named_by_the_shell_files_contents_so_any_change_to_one_is_a_new_worker(
+    center: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with center.http.get(center.urls["pages"] + "/sw.js") as response:
+        assert response.status == 200 and response.content_type == "text/javascript"
+        served = await response.text()
+    assert f'const VERSION = "{pages_app.kiosk_shell_version()}";' in served
+    assert f"const SHELL = {json.dumps(list(KIOSK_SHELL))};" in served
+    for url in KIOSK_SHELL:
+        async with center.http.get(center.urls["pages"] + url) as response:
+            assert response.status == 200, url
+
+    copy = tmp_path / "static"
+    shutil.copytree(STATIC, copy)
+    monkeypatch.setattr(pages_app, "STATIC", copy)
+    first = pages_app.kiosk_shell_version()
+    assert pages_app.kiosk_shell_version() == first
+    (copy / "i18n" / "kiosk.es.json").write_text(
+        (copy / "i18n" / "kiosk.es.json").read_text().replace("Hoy", "Hoy día")
+    )
+    assert pages_app.kiosk_shell_version() != first

@@ -426,10 +426,13 @@ function updateWhenIdle() {
   if (updateReady && !$("#home").hidden && !busy && !syncing) location.reload();
 }
 if ("serviceWorker" in navigator) {
-  const hadWorker = Boolean(navigator.serviceWorker.controller);
+  let controlled = Boolean(navigator.serviceWorker.controller);
   navigator.serviceWorker.addEventListener("controllerchange", () => {
-    // The first install takes over this page as it is; only a new deploy's worker needs the page loaded again.
-    if (!hadWorker) return;
+    // The first install takes over this page as it is; a later worker is a new deploy's, with new files.
+    if (!controlled) {
+      controlled = true;
+      return;
+    }
     updateReady = true;
     updateWhenIdle();
   });
