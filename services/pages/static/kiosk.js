@@ -442,7 +442,6 @@ if ("serviceWorker" in navigator) {
 // --- start --------------------------------------------------------------------------------------------------------
 
 await speak(kioskLanguage);
-await adoptOldQueue().catch((error) => console.error("kiosk: the old queue was not moved", error));
 const gate = tokenGate("kiosk", (saved) => {
   token = saved;
   home();
@@ -451,4 +450,10 @@ const gate = tokenGate("kiosk", (saved) => {
   refreshToday();
   sync();
 });
-showQueue();
+// After the start screen shows, not before it: a visitor need not wait for the queue.
+adoptOldQueue()
+  .catch((error) => console.error("kiosk: the old queue was not moved", error))
+  .finally(() => {
+    showQueue();
+    if (token) retryTimer = setTimeout(sync, FIRST_RETRY_MS);
+  });
