@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import json
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -450,3 +451,33 @@ async def test_the_worker_is_named_by_the_shell_files_contents_so_any_change_to_
         (copy / "i18n" / "kiosk.es.json").read_text().replace("Hoy", "Hoy día")
     )
     assert pages_app.kiosk_shell_version() != first
+
+
+async def test_check_ins_left_in_the_old_queue_by_an_updated_kiosk_are_sent_at_the_time_they_were_saved(
+    center: Client, site: SiteUnderTest, kiosk: Kiosk
+) -> None:
+    member = await register(center, site)
+    saved_at = (datetime.now(UTC) - timedelta(minutes=20)).replace(microsecond=0)
+    old = [
+        {
+            "key": str(uuid.uuid4()),
+            "what": "check-in",
+            "path": "/visits",
+            "body": {"kiosk_code": member["kiosk_code"], "purpose": "education"},
+            "saved_at": saved_at.isoformat().replace("+00:00", "Z"),
+        }
+    ]
+    context = await kiosk.context()
+    await context.add_init_script(
+        f"if (!localStorage.getItem('rcc.kiosk.token')) {{"
+        f" localStorage.setItem('rcc.kiosk.token', {json.dumps(site.tokens['kiosk'])});"
+        f" localStorage.setItem('rcc.kiosk.queue', {json.dumps(json.dumps(old))}); }}"
+    )
+    page = await context.new_page()
+    page.on("pageerror", lambda error: kiosk.errors.append(str(error)))
+    await page.goto("/kiosk?idle=600")
+    await expect(page.locator("#sync-state")).to_have_text("All saved check-ins are sent.")
+    assert await page.evaluate("localStorage.getItem('rcc.kiosk.queue')") is None
+    [visit] = await visits(center, site)
+    assert (visit["member_id"], visit["purpose"], visit["recorded_offline"]) == (member["member_id"], "education", True)
+    assert instant(visit["checked_in_at"]) == saved_at
