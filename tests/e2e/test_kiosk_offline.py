@@ -481,3 +481,14 @@ async def test_check_ins_left_in_the_old_queue_by_an_updated_kiosk_are_sent_at_t
     [visit] = await visits(center, site)
     assert (visit["member_id"], visit["purpose"], visit["recorded_offline"]) == (member["member_id"], "education", True)
     assert instant(visit["checked_in_at"]) == saved_at
+
+
+async def test_staff_can_make_spanish_the_language_the_kiosk_starts_in(
+    center: Client, site: SiteUnderTest, kiosk: Kiosk
+) -> None:
+    page = await kiosk.open(site.tokens["kiosk"])
+    await page.get_by_role("button", name="Español").click()
+    await page.get_by_text("Ajustes del quiosco").click()
+    await page.get_by_role("button", name="Empezar siempre en este idioma").click()
+    await page.reload()
+    await expect(page.get_by_role("heading", name="¿Qué le gustaría hacer?")).to_be_visible()
