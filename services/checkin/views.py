@@ -197,7 +197,7 @@ async def check_out_member(call: Call) -> object:
 
 
 @api.post(
-    "/members/code-check",
+    "/code-checks",
     summary="Whether a kiosk code belongs to a member here (yes or no, nothing else), before the visitor goes on",
     roles=(Role.KIOSK,),
     body=CodeCheckBody,

@@ -266,9 +266,7 @@ async def test_a_kiosk_checks_a_code_first_and_learns_only_whether_it_exists(
     code = await register(center)
 
     async def check(typed: str, token: str = kiosk) -> Any:
-        return await center.call(
-            "POST", "/members/code-check", token=token, service="checkin", json={"kiosk_code": typed}
-        )
+        return await center.call("POST", "/code-checks", token=token, service="checkin", json={"kiosk_code": typed})
 
     found = await check(code.lower()[:3] + "-" + code.lower()[3:])
     assert (found.status, found.body) == (200, {"exists": True})
@@ -283,9 +281,7 @@ async def test_a_kiosk_checks_a_code_first_and_learns_only_whether_it_exists(
 async def test_code_checks_are_rate_limited_per_kiosk(settings: Settings, vstack: Client) -> None:
     site = await make_site(settings)
     replies = [
-        await vstack.call(
-            "checkin", "POST", "/members/code-check", token=site.tokens["kiosk"], json={"kiosk_code": "ABCDEF"}
-        )
+        await vstack.call("checkin", "POST", "/code-checks", token=site.tokens["kiosk"], json={"kiosk_code": "ABCDEF"})
         for _ in range(15)
     ]
     statuses = [r.status for r in replies]

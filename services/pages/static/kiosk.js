@@ -327,7 +327,7 @@ $("#code").addEventListener("input", (event) => {
 // server says it when the queue is sent.
 async function codeIsUnknown(code) {
   try {
-    const { body } = await call("checkin", "POST", "/members/code-check", { body: { kiosk_code: code } });
+    const { body } = await call("checkin", "POST", "/code-checks", { body: { kiosk_code: code } });
     return !body.exists;
   } catch (error) {
     if (error.status === 401) signedOut();
