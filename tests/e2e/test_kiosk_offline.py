@@ -492,3 +492,20 @@ async def test_staff_can_make_spanish_the_language_the_kiosk_starts_in(
     await page.get_by_role("button", name="Empezar siempre en este idioma").click()
     await page.reload()
     await expect(page.get_by_role("heading", name="¿Qué le gustaría hacer?")).to_be_visible()
+
+
+async def test_the_queue_is_sent_as_soon_as_the_browser_is_back_online_not_at_the_next_retry(
+    center: Client, site: SiteUnderTest, kiosk: Kiosk
+) -> None:
+    page = await kiosk.open(site.tokens["kiosk"], clock_behind=timedelta(0))
+    await expect(page.get_by_role("heading", name=START)).to_be_visible()
+    # The page's timers stop: no retry can come on its own, so only the `online` event can send the queue.
+    await page.clock.pause_at(datetime.now(UTC) + timedelta(seconds=1))
+    await page.context.set_offline(True)
+    await page.get_by_role("button", name="Check in without a code").click()
+    await page.get_by_role("button", name="Just dropping in").click()
+    await expect(page.locator("#sync-state")).to_have_text("1 check-in saved — it will be sent when we're back online")
+    await page.context.set_offline(False)
+    await expect(page.locator("#sync-state")).to_have_text("All saved check-ins are sent.")
+    [visit] = await visits(center, site)
+    assert (visit["anonymous"], visit["recorded_offline"]) == (True, True)
