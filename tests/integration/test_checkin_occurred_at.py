@@ -5,15 +5,18 @@ report's visit facts, volunteer hours). And the kiosk's cheap code check, before
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+import zoneinfo
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.checkin import domain
 from services.checkin.models import Base as CheckinBase
 from shared import access
+from shared.errors import InvalidInput
 from shared.outbox import cloudevent_from_row
 from shared.settings import Settings
 from tests.support.stack import Client, eventually, make_site
@@ -309,3 +312,35 @@ async def test_a_queued_retry_stating_its_time_is_the_same_check_in_as_a_first_t
     other = {**stated, "purpose": "education"}
     reused = await center.call("POST", "/visits", token=kiosk, service="checkin", json=other, headers=key)
     assert reused.body["code"] == "idempotency_key_reused", reused.body
+
+
+# The bounds themselves, without I/O.
+
+
+NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
+
+
+def test_the_last_closing_is_today_once_past_it_and_yesterday_before_it() -> None:
+    closes = time(21, 0)
+    evening = datetime(2026, 3, 10, 22, 0, tzinfo=NEW_YORK)
+    morning = datetime(2026, 3, 10, 9, 0, tzinfo=NEW_YORK)
+    assert domain.last_closing_before(evening, NEW_YORK, closes) == datetime(2026, 3, 10, 21, 0, tzinfo=NEW_YORK)
+    assert domain.last_closing_before(morning, NEW_YORK, closes) == datetime(2026, 3, 9, 21, 0, tzinfo=NEW_YORK)
+
+
+def test_on_a_fall_back_night_the_last_closing_is_the_later_of_the_two() -> None:
+    # 2026-11-01 01:30 happens twice in New York; a site closing at 01:30 last closed at the second one.
+    after_both = datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
+    last = domain.last_closing_before(after_both, NEW_YORK, time(1, 30))
+    assert last.astimezone(UTC) == datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+
+
+def test_a_time_within_the_skew_counts_as_now_and_one_beyond_it_is_refused() -> None:
+    now = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+    closes = time(21, 0)
+    assert domain.visit_time(now, None, NEW_YORK, closes) == now
+    assert domain.visit_time(now, now + domain.OCCURRED_AHEAD_SKEW, NEW_YORK, closes) == now
+    assert domain.visit_time(now, now - timedelta(hours=3), NEW_YORK, closes) == now - timedelta(hours=3)
+    with pytest.raises(InvalidInput) as ahead:
+        domain.visit_time(now, now + domain.OCCURRED_AHEAD_SKEW + timedelta(seconds=1), NEW_YORK, closes)
+    assert ahead.value.code == "occurred_in_future"
