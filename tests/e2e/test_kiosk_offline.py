@@ -490,6 +490,7 @@ async def test_staff_can_make_spanish_the_language_the_kiosk_starts_in(
     await page.get_by_role("button", name="Español").click()
     await page.get_by_text("Ajustes del quiosco").click()
     await page.get_by_role("button", name="Empezar siempre en este idioma").click()
+    await expect(page.locator("#message")).to_have_text("Este quiosco empezará en este idioma.")
     await page.reload()
     await expect(page.get_by_role("heading", name="¿Qué le gustaría hacer?")).to_be_visible()
 

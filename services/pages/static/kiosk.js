@@ -50,7 +50,10 @@ async function speak(language, { remember = false } = {}) {
   drawToday();
 }
 languageButton.addEventListener("click", () => speak(document.documentElement.lang === "es" ? "en" : "es"));
-$("#keep-language").addEventListener("click", () => speak(document.documentElement.lang, { remember: true }));
+$("#keep-language").addEventListener("click", async () => {
+  await speak(document.documentElement.lang, { remember: true });
+  tell(message, () => t("This kiosk will start in this language."), "ok");
+});
 
 // --- the server's clock: the time of a tap is sent in the server's time ------------------------------------------
 
