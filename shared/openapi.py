@@ -49,6 +49,7 @@ _AREAS: dict[str, tuple[str, str]] = {
     "visits": ("Visits", "Check-in and check-out at the kiosk, and the visits of a site (pseudonymous ids only)"),
     "checkouts": ("Visits", ""),
     "members": ("Members", "Members registered without a name needed: kiosk codes, visit counts, erasure"),
+    "code-checks": ("Members", ""),
     "occupancy": ("Occupancy", "How many people are in the center now, against its capacity"),
     "roles": ("Roles", "Volunteer roles of a site and the trainings each requires"),
     "volunteers": ("Volunteers", "Volunteer profiles, trainings, and a volunteer's stipend statement"),

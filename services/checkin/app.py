@@ -8,10 +8,11 @@ from services.checkin import SERVICE, handlers
 from services.checkin.commands import CloseVisitsAtClosingTime
 from services.checkin.models import Base, CheckinUnitOfWork
 from services.checkin.settings import CheckinSettings
-from services.checkin.views import CLOCK, SETTINGS, UOW, api
+from services.checkin.views import CLOCK, CODE_CHECKS, SETTINGS, UOW, api
 from shared import runtime
 from shared.clock import Clock, SystemClock
 from shared.db import make_connector
+from shared.ratelimit import RateLimiter
 from shared.settings import Settings
 from shared.uow import execute
 from shared.web import SITES, make_app
@@ -22,6 +23,7 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
     app = make_app(api, settings)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
+    app[CODE_CHECKS] = RateLimiter(settings.code_checks_per_minute, settings.code_checks_burst)
     app.cleanup_ctx.extend(
         [
             runtime.database(settings, SERVICE),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.checkin.domain import OccupancyStatus
 from shared.access import Site
@@ -22,11 +22,17 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class OccurredAtBody(Body):
+    # The kiosk's clock (corrected by the server's Date header) when the person tapped, for one it saved offline;
+    # accepted within bounds (domain.visit_time) and then the visit's time, stored beside the receive time.
+    occurred_at: AwareDatetime | None = None
+
+
 class RegisterMemberBody(Body):
     nickname: str | None = Field(default=None, min_length=1, max_length=40)
 
 
-class CheckInBody(Body):
+class CheckInBody(OccurredAtBody):
     model_config = ConfigDict(
         json_schema_extra=exactly_one_of(
             kiosk_code={"type": "string"}, member_id={"type": "string"}, anonymous={"const": True}
@@ -48,7 +54,15 @@ class CheckInBody(Body):
         return self
 
 
-class CheckOutByMemberBody(Body):
+class CheckOutBody(OccurredAtBody):
+    pass
+
+
+class CodeCheckBody(Body):
+    kiosk_code: str = Field(min_length=1, max_length=20)
+
+
+class CheckOutByMemberBody(OccurredAtBody):
     model_config = ConfigDict(
         json_schema_extra=exactly_one_of(kiosk_code={"type": "string"}, member_id={"type": "string"})
     )
@@ -91,6 +105,8 @@ class CheckInVisitor:
     member_id: uuid.UUID | None = None
     anonymous: bool = False
     ref: str | None = None
+    occurred_at: datetime | None = None
+    site: Site | None = None  # its closing time bounds occurred_at; needed only with one
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +116,8 @@ class CheckOutVisitor:
     visit_id: uuid.UUID | None = None
     kiosk_code: str | None = None
     member_id: uuid.UUID | None = None
+    occurred_at: datetime | None = None
+    site: Site | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +133,10 @@ class EraseMember:
 
 
 # Results
+
+
+class CodeCheck(BaseModel):
+    exists: bool
 
 
 class MemberRegisteredResult(BaseModel):
@@ -163,6 +185,11 @@ class VisitOut(BaseModel):
     checked_in_at: datetime
     checked_out_at: datetime | None
     closed_by: str | None
+    # When the server received the check-in and check-out; they differ from the visit's times when a kiosk
+    # recorded them offline (and are null for visits from before these were kept).
+    checked_in_received_at: datetime | None
+    checked_out_received_at: datetime | None
+    recorded_offline: bool
 
 
 class VisitPage(BaseModel):

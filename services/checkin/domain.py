@@ -12,6 +12,11 @@ from shared.contracts import SupportType
 from shared.contracts.checkin import SUPPORT_TYPE_OF_PURPOSE, Purpose
 from shared.errors import InvalidInput
 
+# How far a kiosk's clock may run ahead of ours (its clock is corrected by our Date header, so this is the error left).
+OCCURRED_AHEAD_SKEW = timedelta(minutes=2)
+# A kiosk offline for longer than a day has lost more than its queue; its check-ins are no longer worth trusting.
+OCCURRED_MAX_AGE = timedelta(hours=24)
+
 # Easy to read aloud and type: no 0/O, no 1/I.
 KIOSK_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
@@ -82,3 +87,43 @@ def clean_display_name(typed: str) -> str:
             "A display name is one line of visible characters, no control characters.", code="display_name_characters"
         )
     return name
+
+
+def last_closing_before(now: datetime, zone: zoneinfo.ZoneInfo, closes_at: time) -> datetime:
+    """The site's most recent closing time at or before ``now``: visits left open were closed then."""
+    day = now.astimezone(zone).date()
+    while True:
+        # The later of a fall-back night's two closing times first (fold 1), as that one is the last.
+        for fold in (1, 0):
+            closing = datetime.combine(day, closes_at, tzinfo=zone).replace(fold=fold)
+            if closing.astimezone(UTC) <= now:
+                return closing
+        day -= timedelta(days=1)
+
+
+def visit_time(now: datetime, occurred_at: datetime | None, zone: zoneinfo.ZoneInfo, closes_at: time) -> datetime:
+    """When a check-in or check-out happened: ``now`` (its receive time), or the kiosk's ``occurred_at`` for one
+    it saved while offline, accepted only when it is plausible. Not before the site's last closing: the visits of
+    that day were closed then (or counted as left open), and a late arrival must not reopen or extend them."""
+    if occurred_at is None:
+        return now
+    if occurred_at > now + OCCURRED_AHEAD_SKEW:
+        raise InvalidInput(
+            "The time given is in the future; check the kiosk's clock.",
+            code="occurred_in_future",
+            latest=(now + OCCURRED_AHEAD_SKEW).isoformat(),
+        )
+    if occurred_at < now - OCCURRED_MAX_AGE:
+        raise InvalidInput(
+            "The time given is more than 24 hours ago.",
+            code="occurred_too_long_ago",
+            earliest=(now - OCCURRED_MAX_AGE).isoformat(),
+        )
+    last_close = last_closing_before(now, zone, closes_at)
+    if occurred_at < last_close:
+        raise InvalidInput(
+            "The time given is before the site last closed; that day's visits are closed.",
+            code="occurred_before_closing",
+            earliest=last_close.astimezone(UTC).isoformat(),
+        )
+    return min(occurred_at, now)

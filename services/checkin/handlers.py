@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from services.checkin import domain
 from services.checkin.commands import (
@@ -23,6 +24,7 @@ from services.checkin.commands import (
     SetDisplayName,
 )
 from services.checkin.models import CheckinUnitOfWork, NewVisit, VisitRecord
+from shared.access import Site
 from shared.clock import Clock
 from shared.contracts.checkin import (
     MemberErased,
@@ -56,9 +58,18 @@ async def register_member(cmd: RegisterMember, *, uow: CheckinUnitOfWork, clock:
     return MemberRegisteredResult(member_id=member_id, kiosk_code=code)
 
 
+def _visit_time(now: datetime, occurred_at: datetime | None, site: Site | None) -> datetime:
+    if occurred_at is None:
+        return now
+    assert site is not None, "occurred_at is bounded by the site's closing time"
+    return domain.visit_time(now, occurred_at, site.zone, site.closes_at)
+
+
 @single_statement
 async def check_in_visitor(cmd: CheckInVisitor, *, uow: CheckinUnitOfWork, clock: Clock) -> CheckedIn:
-    now = clock.now()
+    received = clock.now()
+    now = _visit_time(received, cmd.occurred_at, cmd.site)
+    offline = cmd.occurred_at is not None
     code = None
     if cmd.kiosk_code is not None:
         code = domain.normalize_kiosk_code(cmd.kiosk_code)
@@ -71,6 +82,8 @@ async def check_in_visitor(cmd: CheckInVisitor, *, uow: CheckinUnitOfWork, clock
         support_type=domain.support_type_of(cmd.purpose),
         ref=cmd.ref,
         checked_in_at=now,
+        received_at=received,
+        recorded_offline=offline,
     )
     # Written by the same statement as the visit (one round trip), with the member id it resolves.
     event = uow.emit(
@@ -82,6 +95,7 @@ async def check_in_visitor(cmd: CheckInVisitor, *, uow: CheckinUnitOfWork, clock
             support_type=visit.support_type,
             ref=cmd.ref,
             checked_in_at=now,
+            recorded_offline=offline,
         ),
         subject=visit.visit_id,
         site_id=cmd.site_id,
@@ -114,7 +128,9 @@ async def _explain_refused_check_in(cmd: CheckInVisitor, code: str | None, uow: 
 
 
 async def check_out_visitor(cmd: CheckOutVisitor, *, uow: CheckinUnitOfWork, clock: Clock) -> CheckedOut:
-    now = clock.now()
+    received = clock.now()
+    now = _visit_time(received, cmd.occurred_at, cmd.site)
+    offline = cmd.occurred_at is not None
     visit_id = cmd.visit_id
     if visit_id is None:
         code = domain.normalize_kiosk_code(cmd.kiosk_code) if cmd.kiosk_code is not None else None
@@ -122,13 +138,15 @@ async def check_out_visitor(cmd: CheckOutVisitor, *, uow: CheckinUnitOfWork, clo
         visit_id = await uow.checkin.open_visit_of(member_id) if member_id is not None else None
         if visit_id is None:
             raise Conflict("Not checked in.", code="not_checked_in")
-    visit = await uow.checkin.close_visit(visit_id, cmd.site_id, now, "kiosk")
+    visit = await uow.checkin.close_visit(
+        visit_id, cmd.site_id, now, "kiosk", received_at=received, recorded_offline=offline
+    )
     if visit is None:
         existing = await uow.checkin.get_visit(visit_id, cmd.site_id)
         if existing is None:
             raise NotFound("No such visit here.", code="visit_not_found")
         raise Conflict("This visit is already checked out.", code="already_checked_out")
-    _emit_checked_out(uow, visit, "kiosk", cmd.actor_id)
+    _emit_checked_out(uow, visit, "kiosk", cmd.actor_id, recorded_offline=offline)
     assert visit.checked_out_at is not None
     return CheckedOut(
         visit_id=visit.visit_id,
@@ -149,7 +167,7 @@ async def close_visits_at_closing_time(
         closing = domain.closing_instant_after(visit.checked_in_at, site.zone, site.closes_at)
         if closing > now:
             continue
-        record = await uow.checkin.close_visit(visit.visit_id, site.site_id, closing, "auto_close")
+        record = await uow.checkin.close_visit(visit.visit_id, site.site_id, closing, "auto_close", received_at=now)
         if record is not None:
             _emit_checked_out(uow, record, "auto_close", None)
             closed += 1
@@ -157,7 +175,12 @@ async def close_visits_at_closing_time(
 
 
 def _emit_checked_out(
-    uow: CheckinUnitOfWork, visit: VisitRecord, closed_by: domain.ClosedBy, actor_id: str | None
+    uow: CheckinUnitOfWork,
+    visit: VisitRecord,
+    closed_by: domain.ClosedBy,
+    actor_id: str | None,
+    *,
+    recorded_offline: bool = False,
 ) -> None:
     assert visit.checked_out_at is not None
     uow.emit(
@@ -170,6 +193,7 @@ def _emit_checked_out(
             checked_out_at=visit.checked_out_at,
             minutes=domain.minutes_between(visit.checked_in_at, visit.checked_out_at),
             closed_by=closed_by,
+            recorded_offline=recorded_offline,
         ),
         subject=visit.visit_id,
         site_id=visit.site_id,

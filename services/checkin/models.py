@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -78,6 +79,12 @@ class Visit(Base):
     checked_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     checked_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_by: Mapped[str | None] = mapped_column(Text)
+    # checked_in_at/checked_out_at are when it happened (a kiosk's occurred_at for one saved offline); these are
+    # when the server received it. Null on visits older than migration 0002.
+    checked_in_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checked_out_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checked_in_offline: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    checked_out_offline: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 _MEMBER_KEY = f"{SCHEMA}.members.member_id"
@@ -122,6 +129,8 @@ class NewVisit:
     support_type: SupportType | None
     ref: str | None
     checked_in_at: datetime
+    received_at: datetime
+    recorded_offline: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +175,16 @@ class CheckinRepository:
             sql, who = _START_BY_MEMBER, member_id
         else:
             sql, who = _START_ANONYMOUS, None
-        args = (visit.visit_id, visit.site_id, visit.purpose, visit.support_type, visit.ref, visit.checked_in_at)
+        args = (
+            visit.visit_id,
+            visit.site_id,
+            visit.purpose,
+            visit.support_type,
+            visit.ref,
+            visit.checked_in_at,
+            visit.received_at,
+            visit.recorded_offline,
+        )
         started = await self.driver.fetchrow(sql, *args, *outbox_args(event), *(() if who is None else (who,)))
         return (False, None) if started is None else (True, started[0])
 
@@ -184,13 +202,25 @@ class CheckinRepository:
         )
 
     async def close_visit(
-        self, visit_id: uuid.UUID, site_id: str, at: datetime, closed_by: ClosedBy
+        self,
+        visit_id: uuid.UUID,
+        site_id: str,
+        at: datetime,
+        closed_by: ClosedBy,
+        *,
+        received_at: datetime,
+        recorded_offline: bool = False,
     ) -> VisitRecord | None:
         row = (
             await self.session.execute(
                 update(visits)
                 .where(visits.c.visit_id == visit_id, visits.c.site_id == site_id, visits.c.checked_out_at.is_(None))
-                .values(checked_out_at=func.greatest(at, visits.c.checked_in_at), closed_by=closed_by)
+                .values(
+                    checked_out_at=func.greatest(at, visits.c.checked_in_at),
+                    closed_by=closed_by,
+                    checked_out_received_at=received_at,
+                    checked_out_offline=recorded_offline,
+                )
                 .returning(*_visit_columns())
             )
         ).first()
@@ -292,15 +322,16 @@ def _start_visit_sql(member: str) -> str:
     the member (NULL for an anonymous walk-in; ``{who}`` is the code or id); the member's claim in ``open_visits``
     turns a second open visit into no row instead of an error; the outbox row is written only with a visit. Being
     one statement, it needs no BEGIN and COMMIT of its own."""
-    who = 7 + len(OUTBOX_COLUMNS)
+    who = 9 + len(OUTBOX_COLUMNS)
     event = outbox_insert(
-        SCHEMA, first_param=7, rows="visit", merge_into_data="jsonb_build_object('member_id', visit.member_id)"
+        SCHEMA, first_param=9, rows="visit", merge_into_data="jsonb_build_object('member_id', visit.member_id)"
     )
     return f"""
         WITH member AS ({member.format(who=f"${who}")}),
         visit AS (
-            INSERT INTO "{SCHEMA}".visits (visit_id, site_id, purpose, support_type, ref, checked_in_at, member_id)
-            SELECT $1, $2, $3, $4, $5, $6, member.member_id FROM member
+            INSERT INTO "{SCHEMA}".visits (visit_id, site_id, purpose, support_type, ref, checked_in_at,
+                                           checked_in_received_at, checked_in_offline, member_id)
+            SELECT $1, $2, $3, $4, $5, $6, $7, $8, member.member_id FROM member
             RETURNING member_id
         ),
         event AS ({event})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Literal
@@ -15,8 +16,11 @@ from services.checkin.commands import (
     CheckedOut,
     CheckInBody,
     CheckInVisitor,
+    CheckOutBody,
     CheckOutByMemberBody,
     CheckOutVisitor,
+    CodeCheck,
+    CodeCheckBody,
     DiscloseDisplayNames,
     DisplayNameBody,
     DisplayNameOut,
@@ -35,19 +39,21 @@ from services.checkin.commands import (
     VisitPage,
     VisitsQuery,
 )
-from services.checkin.domain import occupancy_status
+from services.checkin.domain import is_well_formed_code, normalize_kiosk_code, occupancy_status
 from services.checkin.models import CheckinUnitOfWork, members, visits
 from services.checkin.settings import CheckinSettings
 from shared import paging
-from shared.access import STAFF, Role
+from shared.access import STAFF, Role, Site
 from shared.clock import Clock
 from shared.errors import Forbidden, NotFound
-from shared.uow import execute
+from shared.ratelimit import RateLimiter
+from shared.uow import IdempotencyClaim, execute
 from shared.web import SITES, Api, Call
 
 UOW: web.AppKey[Callable[[], CheckinUnitOfWork]] = web.AppKey("checkin_uow")
 CLOCK = web.AppKey("checkin_clock", Clock)
 SETTINGS = web.AppKey("checkin_settings", CheckinSettings)
+CODE_CHECKS = web.AppKey("checkin_code_checks", RateLimiter)
 
 api = Api(service="checkin", title="Recovery community center: check-in")
 
@@ -61,6 +67,25 @@ _REGISTERED_BY: dict[Role, Literal["kiosk", "coordinator", "admin"]] = {
 
 def _uow(call: Call) -> CheckinUnitOfWork:
     return call.request.app[UOW]()
+
+
+def _retry_claim(call: Call) -> IdempotencyClaim | None:
+    """The Idempotency-Key's claim, minus ``occurred_at``: a kiosk tries a check-in at once without it, and when no
+    answer comes, queues it and sends it again under the same key stating when it was tapped. If the first try did
+    arrive, that is the same check-in, answered with the first result; if not, it is recorded at the tapped time."""
+    claim = call.idempotency()
+    if claim is None:
+        return None
+    payload = json.loads(call.raw_body) if call.raw_body.strip() else {}
+    if isinstance(payload, dict):
+        payload.pop("occurred_at", None)
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return IdempotencyClaim.of(claim.scope, claim.key, call.request.method, call.request.path_qs, canonical)
+
+
+async def _site_bounding(call: Call, occurred_at: object) -> Site | None:
+    """The site whose closing time bounds an ``occurred_at``; none looked up on the online hot path."""
+    return None if occurred_at is None else await call.request.app[SITES].get(call.who.site_id)
 
 
 @api.post(
@@ -98,7 +123,7 @@ async def register_member(call: Call) -> object:
     body=CheckInBody,
     response=CheckedIn,
     status=201,
-    errors=(404, 409),
+    errors=(404, 409, 422),
     idempotent=True,
 )
 async def check_in(call: Call) -> object:
@@ -111,6 +136,8 @@ async def check_in(call: Call) -> object:
         member_id=body.member_id,
         anonymous=body.anonymous,
         ref=body.ref,
+        occurred_at=body.occurred_at,
+        site=await _site_bounding(call, body.occurred_at),
     )
     return await execute(
         handlers.check_in_visitor,
@@ -118,7 +145,7 @@ async def check_in(call: Call) -> object:
         uow=_uow(call),
         clock=call.request.app[CLOCK],
         status=201,
-        idempotency=call.idempotency(),
+        idempotency=_retry_claim(call),
     )
 
 
@@ -126,18 +153,26 @@ async def check_in(call: Call) -> object:
     "/visits/{visit_id}/checkout",
     summary="Check out of a visit",
     roles=(Role.KIOSK,),
+    body=CheckOutBody,
     response=CheckedOut,
-    errors=(404, 409),
+    errors=(404, 409, 422),
     idempotent=True,
 )
 async def check_out(call: Call) -> object:
-    cmd = CheckOutVisitor(site_id=call.who.site_id, actor_id=call.who.actor_id, visit_id=call.uuid_param("visit_id"))
+    body: CheckOutBody = call.body
+    cmd = CheckOutVisitor(
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        visit_id=call.uuid_param("visit_id"),
+        occurred_at=body.occurred_at,
+        site=await _site_bounding(call, body.occurred_at),
+    )
     return await execute(
         handlers.check_out_visitor,
         cmd,
         uow=_uow(call),
         clock=call.request.app[CLOCK],
-        idempotency=call.idempotency(),
+        idempotency=_retry_claim(call),
     )
 
 
@@ -147,21 +182,45 @@ async def check_out(call: Call) -> object:
     roles=(Role.KIOSK,),
     body=CheckOutByMemberBody,
     response=CheckedOut,
-    errors=(409,),
+    errors=(409, 422),
     idempotent=True,
 )
 async def check_out_member(call: Call) -> object:
     body: CheckOutByMemberBody = call.body
     cmd = CheckOutVisitor(
-        site_id=call.who.site_id, actor_id=call.who.actor_id, kiosk_code=body.kiosk_code, member_id=body.member_id
+        site_id=call.who.site_id,
+        actor_id=call.who.actor_id,
+        kiosk_code=body.kiosk_code,
+        member_id=body.member_id,
+        occurred_at=body.occurred_at,
+        site=await _site_bounding(call, body.occurred_at),
     )
     return await execute(
         handlers.check_out_visitor,
         cmd,
         uow=_uow(call),
         clock=call.request.app[CLOCK],
-        idempotency=call.idempotency(),
+        idempotency=_retry_claim(call),
     )
+
+
+@api.post(
+    "/code-checks",
+    summary="Whether a kiosk code belongs to a member here (yes or no, nothing else), before the visitor goes on",
+    roles=(Role.KIOSK,),
+    body=CodeCheckBody,
+    response=CodeCheck,
+    errors=(429,),
+)
+async def check_code(call: Call) -> CodeCheck:
+    # A POST, so the code stays out of URLs and access logs; its own tighter limit, so it is no cheap oracle.
+    call.request.app[CODE_CHECKS].check(call.who.token_id)
+    code = normalize_kiosk_code(call.body.kiosk_code)
+    if not is_well_formed_code(code):
+        return CodeCheck(exists=False)
+    async with _uow(call) as uow:
+        member_id = await uow.checkin.find_member_id(call.who.site_id, kiosk_code=code)
+    return CodeCheck(exists=member_id is not None)
 
 
 @api.get(
@@ -195,7 +254,18 @@ async def list_visits(call: Call) -> VisitPage:
     site = await call.request.app[SITES].get(call.who.site_id)
     c = visits.c
     stmt = select(
-        c.visit_id, c.member_id, c.purpose, c.support_type, c.ref, c.checked_in_at, c.checked_out_at, c.closed_by
+        c.visit_id,
+        c.member_id,
+        c.purpose,
+        c.support_type,
+        c.ref,
+        c.checked_in_at,
+        c.checked_out_at,
+        c.closed_by,
+        c.checked_in_received_at,
+        c.checked_out_received_at,
+        c.checked_in_offline,
+        c.checked_out_offline,
     ).where(c.site_id == site.site_id)
     between = paging.instant_range(query.from_, query.to, site.zone)
     if between.start is not None:
@@ -219,6 +289,9 @@ async def list_visits(call: Call) -> VisitPage:
             checked_in_at=r.checked_in_at,
             checked_out_at=r.checked_out_at,
             closed_by=r.closed_by,
+            checked_in_received_at=r.checked_in_received_at,
+            checked_out_received_at=r.checked_out_received_at,
+            recorded_offline=r.checked_in_offline or r.checked_out_offline,
         )
         for r in rows[: query.limit]
     ]

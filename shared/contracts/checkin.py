@@ -52,7 +52,10 @@ class VisitorCheckedIn(EventData):
     purpose: Purpose
     support_type: SupportType | None
     ref: str | None
+    # When the person checked in: for one a kiosk saved offline, its (skew-corrected) clock at the tap, not the
+    # time it reached the server. Consumers take the visit's time from here, never from the envelope.
     checked_in_at: datetime
+    recorded_offline: bool = False
 
 
 @register
@@ -68,6 +71,8 @@ class VisitorCheckedOut(EventData):
     checked_out_at: datetime
     minutes: int
     closed_by: Literal["kiosk", "auto_close"]
+    # The check-out (checked_out_at) was saved by a kiosk offline and sent later.
+    recorded_offline: bool = False
 
 
 @register

@@ -155,8 +155,13 @@ RECURRENCE = ORDER | {
     "invalid_request:date_from_datetime_parsing",
 }
 ROLE = {"unknown_role"}  # a role id that names no role of the site (an unknown id in a body)
+# A kiosk's occurred_at is the last day up to now and after the site's last closing, relative to the server's clock.
+OCCURRED = {"occurred_in_future", "occurred_too_long_ago", "occurred_before_closing"}
 SEMANTIC_REFUSALS: dict[tuple[str, str], set[str]] = {
     ("GET", "/visits"): RANGE,
+    ("POST", "/visits"): OCCURRED,
+    ("POST", "/visits/{visit_id}/checkout"): OCCURRED,
+    ("POST", "/checkouts"): OCCURRED,
     ("GET", "/shifts"): RANGE,
     ("GET", "/me/shifts"): RANGE,
     ("GET", "/me/hours"): RANGE,

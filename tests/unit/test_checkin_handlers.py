@@ -121,7 +121,16 @@ class FakeCheckinRepository:
                 return visit.visit_id
         return None
 
-    async def close_visit(self, visit_id: uuid.UUID, site_id: str, at: datetime, closed_by: str) -> VisitRecord | None:
+    async def close_visit(
+        self,
+        visit_id: uuid.UUID,
+        site_id: str,
+        at: datetime,
+        closed_by: str,
+        *,
+        received_at: datetime,
+        recorded_offline: bool = False,
+    ) -> VisitRecord | None:
         visit = self.visits.get(visit_id)
         if visit is None or visit.site_id != site_id or visit.checked_out_at is not None:
             return None
@@ -278,6 +287,7 @@ async def test_check_in_by_lowercase_code_with_dashes(uow: FakeUnitOfWork, clock
         "support_type": "emotional",
         "ref": "group:42",
         "checked_in_at": "2026-06-10T16:05:00Z",
+        "recorded_offline": False,
     }
     assert uow.checkin.visits[result.visit_id].member_id == member.member_id
 
