@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench.common import BENCHMARKS, Figure, Outcome, Stack, say
 from bench.report import RunReport, format_value, machine_facts, now, render_table, write_results
+from shared import eventloop
 from shared.settings import Settings
 
 # Importing a module registers its benchmarks; "all" runs them in this order. Add new benchmark modules here.
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     names = selected(parser, options.benchmarks)
     command = shlex.join(["python", "-m", "bench.run", *_without_note(sys.argv[1:] if argv is None else argv)])
     try:
-        report = asyncio.run(run(names, options, command))
+        # The services' event loop: the pipeline's raw publisher and consumer run in this process.
+        report = eventloop.run(run(names, options, command))
     except (KeyboardInterrupt, asyncio.CancelledError):
         say("interrupted; the run's database and broker objects were removed")
         sys.exit(130)

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.registry import PAGES, ROOT, SCHEMAS, SERVABLE, SERVICES
-from shared import access, errorcatalog
+from shared import access, errorcatalog, eventloop
 from shared.errors import DomainError
 from shared.logging import configure_logging, get_logger
 from shared.messaging import declare_consumer_queue, declare_exchanges
@@ -272,7 +272,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             migrate(settings)
             print("migrations applied", file=sys.stderr)
         case "serve":
-            asyncio.run(serve(settings, list(SERVABLE) if args.service == "all" else [args.service]))
+            eventloop.run(serve(settings, list(SERVABLE) if args.service == "all" else [args.service]))
         case "site" if args.site_command == "create":
             asyncio.run(site_create(settings, args))
         case "site":
