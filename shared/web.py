@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 from aiohttp import web_response as aiohttp_web_response
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.access import Principal, Role, SiteDirectory, TokenStore
 from shared.errors import DomainError, InvalidInput, MalformedRequest, NotFound, Unauthorized, UnsupportedMediaType
+from shared.events import read_json
 from shared.logging import get_logger
 from shared.messaging import Broker, is_transient
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -454,7 +456,7 @@ def _parse_json(request: web.Request, raw: bytes) -> Any:
     if request.content_type not in ("application/json", "application/merge-patch+json"):
         raise UnsupportedMediaType("Send the body as application/json.") from None
     try:
-        return json.loads(raw)
+        return read_json(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedRequest(f"The body is not valid JSON: {exc}") from None
 
@@ -463,13 +465,24 @@ def _to_response(result: Any, status: int) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
     if isinstance(result, Outcome):
-        response = web.json_response(result.body, status=result.status)
+        response = json_answer(result.body, result.status)
         if result.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return response
     if isinstance(result, BaseModel):
         return web.Response(status=status, body=result.model_dump_json(), content_type="application/json")
-    return web.json_response(result, status=status)
+    return json_answer(result, status)
+
+
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    """``web.json_response``, written by orjson (a twentieth of json.dumps' CPU; non-ASCII text as UTF-8 rather
+    than escaped, the same JSON)."""
+    return web.Response(
+        body=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
