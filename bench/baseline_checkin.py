@@ -19,6 +19,7 @@ import asyncpg
 from aiohttp import web
 
 from services.checkin.domain import support_type_of
+from shared import eventloop
 from shared.contracts.checkin import VisitorCheckedIn
 from shared.events import format_time
 
@@ -109,9 +110,14 @@ def main() -> None:
     parser.add_argument("--site", required=True, help="the site every visit is recorded at")
     parser.add_argument("--pool-size", type=int, default=10, help="asyncpg pool size (min = max)")
     args = parser.parse_args()
-    # Like the services: one process, the default event loop, no access log.
+    # Like the services: one process, their event loop (shared.eventloop), no access log.
     web.run_app(
-        create_app(args.dsn, args.site, args.pool_size), host="127.0.0.1", port=args.port, access_log=None, print=None
+        create_app(args.dsn, args.site, args.pool_size),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
+        loop=eventloop.new_event_loop(),
     )
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import asyncpg
 from aiohttp import web
 
+from shared import eventloop
 from shared.events import format_time
 
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -115,8 +116,15 @@ def main() -> None:
     parser.add_argument("--dsn", required=True, help="postgresql://… of the benchmark's database")
     parser.add_argument("--pool-size", type=int, default=10, help="asyncpg pool size (min = max)")
     args = parser.parse_args()
-    # Like the services: one process, the default event loop, no access log, the same listen backlog.
-    web.run_app(create_app(args.dsn, args.pool_size), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    # Like the services: one process, their event loop (shared.eventloop), no access log, the same listen backlog.
+    web.run_app(
+        create_app(args.dsn, args.pool_size),
+        host="127.0.0.1",
+        port=args.port,
+        access_log=None,
+        print=None,
+        loop=eventloop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ class Figure:
     value: float | str | None  # None: could not be measured (the note says why)
     unit: str = ""
     goal: Goal | None = None
+    # ``--repeat``: the lowest and highest value over the runs, as text ("0.41–0.55"); the value is their median.
+    spread: str | None = None
 
     @property
     def verdict(self) -> str:

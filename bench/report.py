@@ -58,18 +58,29 @@ def format_value(figure: Figure) -> str:
     return f"{text} {figure.unit}".strip()
 
 
-def rows(report: RunReport) -> list[tuple[str, str, str, str, str]]:
+def _repeated(report: RunReport) -> bool:
+    """A ``--repeat`` run: its tables gain a spread column (one run's keep the five columns they always had)."""
+    return any(f.spread is not None for outcome in report.outcomes.values() for f in outcome.figures)
+
+
+def header(report: RunReport) -> tuple[str, ...]:
+    if _repeated(report):
+        return ("benchmark", "figure", "median", "spread (min–max)", "goal", "met")
+    return ("benchmark", "figure", "value", "goal", "met")
+
+
+def rows(report: RunReport) -> list[tuple[str, ...]]:
+    spread = (lambda f: (f.spread or "",)) if _repeated(report) else (lambda _f: ())
     return [
-        (name, f.name, format_value(f), str(f.goal) if f.goal else "", f.verdict)
+        (name, f.name, format_value(f), *spread(f), str(f.goal) if f.goal else "", f.verdict)
         for name, outcome in report.outcomes.items()
         for f in outcome.figures
     ]
 
 
 def render_table(report: RunReport) -> str:
-    header = ("benchmark", "figure", "value", "goal", "met")
-    table = [header, *rows(report)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    table = [header(report), *rows(report)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table]
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines += [f"note ({name}): {note}" for name, outcome in report.outcomes.items() for note in outcome.notes]
@@ -147,7 +158,8 @@ def write_results(report: RunReport, path: Path = RESULTS) -> None:
 def _section(title: str, report: RunReport) -> str:
     lines = [title, "", f"- run: {report.started:%Y-%m-%d %H:%M} UTC, `{report.command}`"]
     lines += [f"- {key}: {value}" for key, value in {**report.machine, **report.parameters}.items()]
-    lines += ["", "| benchmark | figure | value | goal | met |", "|---|---|---|---|---|"]
+    columns = header(report)
+    lines += ["", f"| {' | '.join(columns)} |", "|" + "---|" * len(columns)]
     lines += [f"| {' | '.join(cell.replace('|', '/') for cell in row)} |" for row in rows(report)]
     notes = [f"{name}: {note}" for name, outcome in report.outcomes.items() for note in outcome.notes]
     notes += [f"{name} FAILED: {error}" for name, error in report.failures.items()]

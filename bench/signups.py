@@ -31,6 +31,7 @@ from bench.common import (
     Figure,
     Goal,
     Outcome,
+    Process,
     Stack,
     benchmark,
     free_port,
@@ -59,6 +60,8 @@ class Burst:
     p99_ms: float | None
     statuses: dict[str, int]
     outcomes: dict[str, int]
+    # The server process's CPU time over the burst per request, opening the connections included (both targets).
+    cpu_ms: float | None = None
 
     @property
     def failed(self) -> int:
@@ -109,7 +112,8 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
     }
     outcome = Outcome()
     for target, seats in targets.items():
-        real = await _burst(stack, f"{target}", urls[target], bodies[target], coordinator)
+        server = gatherings if target == "event" else volunteering
+        real = await _burst(stack, f"{target}", urls[target], bodies[target], coordinator, server)
         in_db = {row[0]: row[1] for row in await stack.db.fetch(stored[target][0], uuid.UUID(stored[target][1]))}
         verdict = _verdict(real, in_db, seats, len(members))
         floor = floors[target]
@@ -122,6 +126,8 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
             Figure(f"{name}: baseline time to settle", floor.settle_ms, "ms"),
             Figure(f"{name}: baseline p99 per request", floor.p99_ms, "ms"),
             Figure(f"{name}: baseline / service time to settle", ratio(floor.settle_ms, real.settle_ms), ""),
+            Figure(f"{name}: service process CPU per request", real.cpu_ms, "ms"),
+            Figure(f"{name}: baseline process CPU per request", floor.cpu_ms, "ms"),
         ]
         if not verdict.startswith("yes"):
             outcome.notes.append(f"{name}: {verdict}; answers {real.statuses}, outcomes {real.outcomes}")
@@ -167,17 +173,18 @@ async def _baseline(stack: Stack, members: list[uuid.UUID], targets: dict[str, i
             f"INSERT INTO {baseline_signups.TARGETS} (target_id, capacity) VALUES ($1, $2)", target_id, seats
         )
         floors[target] = await _burst(
-            stack, f"baseline {target}", f"{server.url}/targets/{target_id}/signups", bodies, token=""
+            stack, f"baseline {target}", f"{server.url}/targets/{target_id}/signups", bodies, "", server
         )
     await stack.stop(server)
     await stack.db.execute(baseline_signups.DROP_SQL)
     return floors
 
 
-async def _burst(stack: Stack, name: str, url: str, bodies: list[str], token: str) -> Burst:
+async def _burst(stack: Stack, name: str, url: str, bodies: list[str], token: str, server: Process) -> Burst:
     """Run bench/burst.py as its own process, so the load generator does not share a CPU-bound event loop."""
     path = write_lines(stack.workdir / f"burst-{name.replace(' ', '-')}.jsonl", bodies)
     say(f"{name}: {len(bodies):,} sign-ups at once")
+    cpu_before = server.cpu_seconds()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -194,13 +201,15 @@ async def _burst(stack: Stack, name: str, url: str, bodies: list[str], token: st
         proc.kill()
         await proc.wait()
         raise
+    cpu_after = server.cpu_seconds()
+    cpu_ms = (cpu_after - cpu_before) * 1000 / len(bodies) if cpu_after is not None and cpu_before is not None else None
     text = out.decode(errors="replace")
     line = next((line for line in text.splitlines() if line.startswith(RESULT_MARKER)), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"bench.burst failed ({proc.returncode}):\n{text[-3000:]}")
     result = json.loads(line.removeprefix(RESULT_MARKER))
     p50, p99 = percentiles(result["latencies_ms"])
-    burst = Burst(result["settle_ms"], p50, p99, result["statuses"], result["outcomes"])
+    burst = Burst(result["settle_ms"], p50, p99, result["statuses"], result["outcomes"], cpu_ms)
     say(
         f"{name}: settled in {burst.settle_ms:,.0f} ms, p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
         f"answers {burst.statuses}, {burst.outcomes}"

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.registry import PAGES, ROOT, SCHEMAS, SERVABLE, SERVICES
-from shared import access, errorcatalog
+from shared import access, errorcatalog, eventloop
 from shared.errors import DomainError
 from shared.logging import configure_logging, get_logger
 from shared.messaging import declare_consumer_queue, declare_exchanges
@@ -329,7 +329,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             names = list(SERVABLE) if args.service == "all" else [args.service]
             if not settings.runs("web"):  # the pages are web only: a relay or consumer box serves no pages
                 names = [name for name in names if name != PAGES.name] or names
-            asyncio.run(serve(settings, names))
+            eventloop.run(serve(settings, names))
         case "site" if args.site_command == "create":
             asyncio.run(site_create(settings, args))
         case "site":

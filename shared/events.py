@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from shared.contracts import EventData
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -15,8 +17,47 @@ SPECVERSION = "1.0"
 
 
 def canonical_json(value: Any) -> bytes:
-    """One byte string per JSON value: sorted keys, no whitespace, UTF-8. The audit hash chain is computed over it."""
+    """One byte string per JSON value: sorted keys, no whitespace, UTF-8. The audit hash chain is computed over it.
+
+    The bytes are those of ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, whose form
+    the chain has always hashed. orjson writes the same bytes a tenth of the time when the value holds no float
+    (it spells some floats differently: 1e-7 for 1e-07) and no integer beyond 64 bits (which it refuses); every
+    character in strings and keys was checked to come out the same (tests/unit/test_canonical_json.py)."""
+    if not _holds_float(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer beyond 64 bits, or something json.dumps refuses as well
+            pass
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def read_json(raw: bytes, **json_options: Any) -> Any:
+    """``json.loads(raw, **json_options)``'s value, read by orjson in a fifth of the CPU where both read the same.
+    json reads what orjson refuses (UTF-16, a BOM, NaN, a lone surrogate) and raises its errors; and a value with a
+    float is read again by json, as orjson reads an integer beyond 64 bits as a float, not as the integer sent."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw, **json_options)
+    if _holds_float(value):
+        return json.loads(raw, **json_options)
+    return value
+
+
+def _holds_float(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool:  # nearly everything: decided by one look
+            continue
+        if isinstance(item, float):
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
 
 
 def format_time(at: datetime) -> str:
@@ -122,7 +163,7 @@ class ReceivedEvent:
     @classmethod
     def from_body(cls, body: bytes) -> ReceivedEvent:
         try:
-            ce = json.loads(body, parse_constant=_refuse_constant)
+            ce = read_json(body, parse_constant=_refuse_constant)
         except (UnicodeDecodeError, json.JSONDecodeError, MalformedEvent) as exc:
             raise MalformedEvent(f"body is not JSON: {exc}") from exc
         if not isinstance(ce, dict):

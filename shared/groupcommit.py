@@ -6,6 +6,10 @@ processes), so with one transaction each, the lock, the commit and its WAL flush
 run was in the database go in together, in arrival order: one transaction, each request in a savepoint of its own,
 so a refused one (a domain error, a failed statement) undoes only itself. The answers are given after the commit,
 never before: a request that got its 2xx is durable, exactly as with ``execute``.
+
+A handler marked :func:`refuses_without_writing` runs without the savepoints (SAVEPOINT and RELEASE are two of a
+sign-up's four round trips under the row lock): its refusals leave nothing to undo. Should one of its statements
+fail all the same, the transaction is lost, and the run is done again with a savepoint per request.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
+
+import asyncpg
 
 from shared.clock import Clock
+from shared.errors import DomainError
 from shared.locks import KeyedLocks
 from shared.logging import get_logger
 from shared.uow import ATTEMPTS, IdempotencyClaim, Outcome, R, U, decide, retryable
@@ -37,6 +44,22 @@ class _Request(Generic[R]):
     abandoned: bool = False
 
 
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+
+
+def refuses_without_writing(handler: H) -> H:
+    """Marks a handler whose every refusal (a ``DomainError``) is raised before it wrote anything, or after a
+    statement that wrote nothing (a place that was taken, a duplicate). In a group-commit run it then needs no
+    savepoint: a refused request has nothing to undo. A request with an Idempotency-Key still gets one (its key is
+    claimed before the handler runs)."""
+    handler.refuses_without_writing = True  # type: ignore[attr-defined]  # a mark, as uow.single_statement
+    return handler
+
+
+class _NeedsSavepoints(Exception):
+    """A run without savepoints lost its transaction to a failed statement: it is done again with them."""
+
+
 class GroupCommit(Generic[U, R]):
     """Runs ``handler`` for the requests of one key in shared transactions. ``locks`` is the service's in-process
     queue for that key: a run holds it, so other changes of the same row (a cancellation) keep their turn."""
@@ -55,6 +78,7 @@ class GroupCommit(Generic[U, R]):
         self.clock = clock
         self.locks = locks
         self.status = status
+        self.savepoints = not getattr(handler, "refuses_without_writing", False)
         self._waiting: dict[Hashable, list[_Request[R]]] = {}
         self._runners: dict[Hashable, asyncio.Task[None]] = {}
 
@@ -95,17 +119,19 @@ class GroupCommit(Generic[U, R]):
             del self._runners[key]
 
     async def _commit_run(self, run: list[_Request[R]]) -> None:
-        for attempt in range(1, ATTEMPTS + 1):
+        savepoints = self.savepoints
+        attempt = 1
+        while True:
             try:
-                answers = await self._in_one_transaction(run)
+                answers = await self._in_one_transaction(run, savepoints=savepoints)
+            except _NeedsSavepoints:
+                savepoints = True  # once at most, and not an attempt: the run is done again with savepoints
+                continue
             except Exception as exc:  # noqa: BLE001 - the run failed as a whole: each request gets the error
                 if attempt < ATTEMPTS and retryable(exc):
+                    attempt += 1
                     continue
-                log.warning(
-                    "group_commit_failed", handler=self.handler.__name__, requests=len(run), error=type(exc).__name__
-                )
-                for request in run:
-                    _tell(request, exc)
+                self._failed(run, exc)
                 return
             except BaseException:  # cancelled: whether it committed is unknown, and no answer may claim it did
                 for request in run:
@@ -115,15 +141,41 @@ class GroupCommit(Generic[U, R]):
                 _tell(request, answer)
             return
 
-    async def _in_one_transaction(self, run: list[_Request[R]]) -> list[Outcome[R] | Exception]:
+    def _failed(self, run: list[_Request[R]], exc: Exception) -> None:
+        log.warning("group_commit_failed", handler=self.handler.__name__, requests=len(run), error=type(exc).__name__)
+        for request in run:
+            _tell(request, exc)
+
+    async def _in_one_transaction(self, run: list[_Request[R]], *, savepoints: bool) -> list[Outcome[R] | Exception]:
         answers: list[Outcome[R] | Exception] = []
         uow = self.uow()
         uow.transactional = True
         async with uow:
             for request in run:
-                answers.append(await self._one(request, uow))
+                if savepoints or request.idempotency is not None:
+                    answers.append(await self._one(request, uow))
+                else:
+                    answers.append(await self._one_without_savepoint(request, uow))
             await uow.commit()
         return answers
+
+    async def _one_without_savepoint(self, request: _Request[R], uow: U) -> Outcome[R] | Exception:
+        emitted = len(uow.events)
+        try:
+            return await decide(
+                self.handler, request.cmd, uow=uow, clock=self.clock, status=self.status, idempotency=None
+            )
+        except DomainError as exc:
+            # A refusal made of a failed statement (one the handler turned into a domain error) lost the
+            # transaction too: a COMMIT now would quietly roll back every answer of the run.
+            if isinstance(exc.__cause__ or exc.__context__, asyncpg.PostgresError):
+                raise _NeedsSavepoints from exc
+            del uow.events[emitted:]
+            return exc
+        except Exception as exc:
+            if retryable(exc):
+                raise  # a deadlock: the whole run goes again, as any run would
+            raise _NeedsSavepoints from exc
 
     async def _one(self, request: _Request[R], uow: U) -> Outcome[R] | Exception:
         emitted = len(uow.events)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import re
 import time
 import typing
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 from aiohttp import web_response as aiohttp_web_response
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import problemtext
 from shared.access import Principal, Role, SiteDirectory, TokenStore
 from shared.errors import DomainError, InvalidInput, MalformedRequest, NotFound, Unauthorized, UnsupportedMediaType
+from shared.events import read_json
 from shared.logging import get_logger
 from shared.messaging import Broker, is_transient
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -110,7 +113,8 @@ async def request_context_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # 32 hex digits, as uuid4().hex gave, for a fifth of its CPU (every request pays it).
+    request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
     service = request.app[SERVICE_NAME]
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id, service=service)
@@ -120,14 +124,31 @@ async def request_context_middleware(
     elapsed = time.perf_counter() - started
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    HTTP_REQUESTS.labels(service, request.method, route, response.status).inc()
-    HTTP_LATENCY.labels(service, route).observe(elapsed)
+    status = response.status
+    counted, timed = _metrics(service, request.method, route, status)
+    counted.inc()
+    timed.observe(elapsed)
     response.headers["X-Request-ID"] = request_id
-    level = "debug" if response.status < 400 else "info" if response.status < 500 else "error"
-    getattr(log, level)(
-        "http_request", method=request.method, route=route, status=response.status, ms=round(elapsed * 1000, 2)
-    )
+    level = "debug" if status < 400 else "info" if status < 500 else "error"
+    getattr(log, level)("http_request", method=request.method, route=route, status=status, ms=round(elapsed * 1000, 2))
     return response
+
+
+# The metric children of each (service, method, route, status) seen: prometheus_client's ``labels()`` takes a lock
+# and builds its key on every call, which cost more CPU per request than counting itself. Only routes of the app
+# are kept (a bounded set); an unmatched path's method is whatever a client sent, so those are not.
+_MetricChildren = tuple[Any, Any]
+_METRICS: dict[tuple[str, str, str, int], _MetricChildren] = {}
+
+
+def _metrics(service: str, method: str, route: str, status: int) -> _MetricChildren:
+    key = (service, method, route, status)
+    children = _METRICS.get(key)
+    if children is None:
+        children = (HTTP_REQUESTS.labels(service, method, route, status), HTTP_LATENCY.labels(service, route))
+        if route != "unmatched":
+            _METRICS[key] = children
+    return children
 
 
 async def _answer(
@@ -459,7 +480,7 @@ def _parse_json(request: web.Request, raw: bytes) -> Any:
     if request.content_type not in ("application/json", "application/merge-patch+json"):
         raise UnsupportedMediaType("Send the body as application/json.") from None
     try:
-        return json.loads(raw)
+        return read_json(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedRequest(f"The body is not valid JSON: {exc}") from None
 
@@ -468,13 +489,24 @@ def _to_response(result: Any, status: int) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
     if isinstance(result, Outcome):
-        response = web.json_response(result.body, status=result.status)
+        response = json_answer(result.body, result.status)
         if result.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return response
     if isinstance(result, BaseModel):
         return web.Response(status=status, body=result.model_dump_json(), content_type="application/json")
-    return web.json_response(result, status=status)
+    return json_answer(result, status)
+
+
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    """``web.json_response``, written by orjson (a twentieth of json.dumps' CPU; non-ASCII text as UTF-8 rather
+    than escaped, the same JSON)."""
+    return web.Response(
+        body=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]

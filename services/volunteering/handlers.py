@@ -68,6 +68,7 @@ from shared.contracts.volunteering import (
     Waitlisted,
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.groupcommit import refuses_without_writing
 from shared.inbox import Delivered
 from shared.recurrence import MAX_OCCURRENCES, off_loop, require_occurrence
 
@@ -397,6 +398,7 @@ async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: 
 # Sign-ups
 
 
+@refuses_without_writing
 async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> SignUpResult:
     """Sign-ups of one shift are decided one at a time (its row lock), so this path is two statements: the locks
     with every fact the checks need, then the sign-up and its event. The view runs sign-ups that arrive together in

@@ -1,6 +1,7 @@
 """Group commit against the real PostgreSQL: requests that arrive together share one transaction, each in its own
 savepoint; a refused one undoes only itself; answers come only after the commit; Idempotency-Keys replay within a
-run; a request whose client hung up before its turn is never run."""
+run; a request whose client hung up before its turn is never run. A handler that refuses without writing runs
+without the savepoints, and a failed statement then has the run done again with them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -18,7 +20,7 @@ from services.gatherings.models import Base, GatheringsUnitOfWork
 from shared.clock import Clock, SystemClock
 from shared.db import create_engine, make_connector
 from shared.errors import Conflict
-from shared.groupcommit import MAX_RUN, GroupCommit
+from shared.groupcommit import MAX_RUN, GroupCommit, refuses_without_writing
 from shared.locks import KeyedLocks
 from shared.settings import Settings
 from shared.uow import IdempotencyClaim
@@ -228,3 +230,75 @@ async def test_without_the_database_every_request_of_the_run_gets_the_error(
     answers = await asyncio.gather(*(broken.submit("k", Put(unique("v-"))) for _ in range(5)), return_exceptions=True)
     assert all(isinstance(a, ConnectionRefusedError) for a in answers)
     assert not broken._runners
+
+
+@pytest.fixture
+async def without_savepoints(
+    harness: tuple[Harness, GroupCommit],
+) -> AsyncIterator[tuple[Harness, GroupCommit, list[bool]]]:
+    """The same scratch table behind a handler marked ``refuses_without_writing``; ``savepoints`` records, per run,
+    whether it was done with them."""
+    h, _ = harness
+
+    @refuses_without_writing
+    async def put(cmd: Put, *, uow: GatheringsUnitOfWork, clock: Clock) -> Written:
+        return await h.put(cmd, uow=uow, clock=clock)
+
+    runs: list[bool] = []
+
+    class Recording(GroupCommit[GatheringsUnitOfWork, Written]):
+        async def _in_one_transaction(self, run: list[Any], *, savepoints: bool) -> list[Any]:
+            runs.append(savepoints)
+            return await super()._in_one_transaction(run, savepoints=savepoints)
+
+    group = Recording(
+        put,
+        uow=lambda: GatheringsUnitOfWork(make_connector(h.engine), Base.metadata),
+        clock=SystemClock(),
+        locks=KeyedLocks(),
+        status=201,
+    )
+    try:
+        yield h, group, runs
+    finally:
+        await group.close()
+
+
+async def test_a_handler_that_refuses_without_writing_runs_without_savepoints(
+    without_savepoints: tuple[Harness, GroupCommit, list[bool]],
+) -> None:
+    """Shown by a handler that breaks that promise: what it wrote before refusing is not undone."""
+    h, group, runs = without_savepoints
+    puts = [Put(unique("v-")), Put(unique("refused-"), refuse=True), Put(unique("v-"))]
+    _, answers = await submit_behind_a_held_run(h, group, "k", puts)
+    assert isinstance(answers[1], Conflict) and answers[1].code == "refused"
+    assert isinstance(answers[0], Written) and isinstance(answers[2], Written)
+    assert answers[0].transaction == answers[2].transaction
+    assert runs == [False, False]  # the held first request's run, then the queued three
+    assert {p.value for p in puts} <= await h.values()
+
+
+async def test_a_failed_statement_without_savepoints_does_the_run_again_with_them(
+    without_savepoints: tuple[Harness, GroupCommit, list[bool]],
+) -> None:
+    h, group, runs = without_savepoints
+    puts = [Put(unique("v-")), Put(unique("v-"), clash=True), Put(unique("v-"))]
+    _, answers = await submit_behind_a_held_run(h, group, "k", puts)
+    assert "unique" in str(answers[1]).lower()
+    assert isinstance(answers[0], Written) and isinstance(answers[2], Written)
+    assert answers[0].transaction == answers[2].transaction
+    assert runs == [False, False, True]
+    stored = await h.values()
+    assert puts[0].value in stored and puts[2].value in stored
+
+
+async def test_with_an_idempotency_key_a_request_keeps_its_savepoint(
+    without_savepoints: tuple[Harness, GroupCommit, list[bool]],
+) -> None:
+    """Its key was claimed before the handler refused: the savepoint undoes the claim with the rest."""
+    h, group, _ = without_savepoints
+    claim = IdempotencyClaim(scope=f"token:{uuid.uuid4()}", key="refused", fingerprint="f")
+    refused = Put(unique("refused-"), refuse=True)
+    _, answers = await submit_behind_a_held_run(h, group, "k", [refused], [claim])
+    assert isinstance(answers[0], Conflict)
+    assert refused.value not in await h.values()

@@ -12,8 +12,10 @@ from services.gatherings.models import GatheringsUnitOfWork, NewRegistration, Re
 from shared.clock import Clock
 from shared.contracts.gatherings import GatheringRegistered, GatheringRegistrationCancelled, GatheringWaitlisted
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.groupcommit import refuses_without_writing
 
 
+@refuses_without_writing
 async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) -> RegistrationResult:
     """Sign-ups for one gathering are decided one at a time under its row lock, so what each costs under the lock
     is paid in series: two prepared statements on the raw connection (lock and read, a no-op wait when the run's
