@@ -5,16 +5,13 @@ problem+json errors, request ids, metrics, and the standard ``/healthz``, ``/rea
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import re
 import time
-import typing
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 import orjson
@@ -26,10 +23,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import problemtext
+from shared import problemtext, requestbody
 from shared.access import Principal, Role, SiteDirectory, TokenStore
-from shared.errors import DomainError, InvalidInput, MalformedRequest, NotFound, Unauthorized, UnsupportedMediaType
-from shared.events import read_json
+from shared.errors import DomainError, InvalidInput, NotFound, Unauthorized
 from shared.logging import get_logger
 from shared.messaging import Broker, is_transient
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -320,21 +316,23 @@ class Api:
                 call = Call(request, principal)
                 if body is not None:
                     call.raw_body = await request.read()
-                    payload = _parse_json(request, call.raw_body)
-                    if b"\\u0000" in call.raw_body and _holds_nul(payload):
+                    payload = requestbody.parse_json(request, call.raw_body)
+                    if b"\\u0000" in call.raw_body and requestbody.holds_nul(payload):
                         return _nul_problem("body")
-                    if numbers := _numbers_given_as_times(body, payload):
+                    if numbers := requestbody.numbers_given_as_times(body, payload):
                         return _numbers_problem(numbers, "body")
                     try:
                         # Strict: JSON types as documented (no "5" for 5, no 0 for a date); strings still become
                         # dates, times and ids, as JSON has no types of its own for them.
-                        call.body = body.model_validate_json(_as_json_types(payload, call.raw_body), strict=True)
+                        call.body = body.model_validate_json(
+                            requestbody.as_json_types(payload, call.raw_body), strict=True
+                        )
                     except ValidationError as exc:
                         return _validation_problem(exc, "body")
                 if query is not None:
                     if any("\x00" in value for value in request.query.values()):
                         return _nul_problem("query")
-                    if numbers := _numbers_given_as_times(query, request.query):
+                    if numbers := requestbody.numbers_given_as_times(query, request.query):
                         return _numbers_problem(numbers, "query")
                     try:
                         call.query = query.model_validate(dict(request.query))
@@ -384,73 +382,6 @@ class Api:
         return build_openapi(self)
 
 
-_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
-
-
-@functools.cache
-def _time_fields(model: type[BaseModel]) -> frozenset[str]:
-    """The names (as sent) of a model's date and time fields."""
-
-    def leaves(annotation: Any) -> Iterator[Any]:
-        args = typing.get_args(annotation)
-        if typing.get_origin(annotation) is typing.Annotated:
-            yield from leaves(args[0])
-        elif args:
-            for arg in args:
-                yield from leaves(arg)
-        else:
-            yield annotation
-
-    return frozenset(
-        field.alias or name
-        for name, field in model.model_fields.items()
-        if any(isinstance(leaf, type) and issubclass(leaf, date) for leaf in leaves(field.annotation))
-    )
-
-
-def _numbers_given_as_times(model: type[BaseModel], data: Any) -> list[str]:
-    """Fields where a number came as a date or time: pydantic would read "0.5" as a Unix timestamp, which nobody
-    sending a date means."""
-    if not isinstance(data, Mapping):
-        return []
-    found = []
-    for name in _time_fields(model) & data.keys():
-        value = data[name]
-        values = value if isinstance(value, list) else [value]
-        if any(isinstance(v, str) and _NUMBER.fullmatch(v) for v in values):
-            found.append(name)
-    return found
-
-
-def _as_json_types(payload: Any, raw: bytes) -> bytes:
-    """The body as sent, or, when it writes a whole number as a float, again with it as an integer: JSON Schema
-    counts 5.0 as an integer. Most bodies hold none and are plain ASCII, and are validated from the bytes that came
-    (json.loads also reads UTF-16 and a UTF-8 BOM, which the validator's own parser does not; those go round)."""
-    if raw.strip() and raw.isascii() and b"\x00" not in raw and not _holds_whole_float(payload):
-        return raw
-
-    def whole(value: Any) -> Any:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, dict):
-            return {key: whole(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [whole(item) for item in value]
-        return value
-
-    return json.dumps(whole(payload)).encode()
-
-
-def _holds_whole_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return value.is_integer()
-    if isinstance(value, dict):
-        return any(_holds_whole_float(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_holds_whole_float(item) for item in value)
-    return False
-
-
 def _numbers_problem(names: list[str], where: str) -> web.Response:
     errors = [
         {"loc": [where, name], "msg": "Give an ISO 8601 date or time, not a number", "type": "number_as_time"}
@@ -459,30 +390,9 @@ def _numbers_problem(names: list[str], where: str) -> web.Response:
     return problem(422, "invalid_request", "The request is not valid", f"Check the {where}.", errors=errors)
 
 
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
-
-
 def _nul_problem(where: str) -> web.Response:
     # PostgreSQL text cannot hold U+0000; refuse it here, as bad input, rather than fail in the database.
     return problem(422, "invalid_character", "The request is not valid", f"The {where} contains a NUL character.")
-
-
-def _parse_json(request: web.Request, raw: bytes) -> Any:
-    if not raw.strip():
-        return {}
-    if request.content_type not in ("application/json", "application/merge-patch+json"):
-        raise UnsupportedMediaType("Send the body as application/json.") from None
-    try:
-        return read_json(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedRequest(f"The body is not valid JSON: {exc}") from None
 
 
 def _to_response(result: Any, status: int) -> web.StreamResponse:
