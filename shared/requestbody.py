@@ -95,7 +95,8 @@ def holds_nul(value: Any) -> bool:
 
 
 def parse_json(request: web.Request, raw: bytes) -> Any:
-    if not raw.strip():
+    # No body at all is an empty one; a body of blanks is not JSON, and is refused as such.
+    if not raw:
         return {}
     if request.content_type not in ("application/json", "application/merge-patch+json"):
         raise UnsupportedMediaType("Send the body as application/json.") from None

@@ -298,7 +298,8 @@ async def test_an_existing_log_and_visits_are_carried_into_the_partitions_and_ba
                 for table in ("audit.audit_log", "checkin.visits")
             }
 
-            await asyncio.to_thread(migrate_to, {})
+            # To the partitioning revisions themselves: later ones may add columns the snapshot has not.
+            await asyncio.to_thread(migrate_to, {"checkin": "0002", "audit": "0003"})
             for table, rows in snapshot.items():
                 assert await db.fetch(f"SELECT * FROM {table} ORDER BY 1") == rows
             months = await db.fetch("SELECT tableoid::regclass::text AS p FROM audit.audit_log ORDER BY sequence")

@@ -27,6 +27,8 @@ SAMPLES: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
     "RegisterMemberBody": lambda ids: {"nickname": "Sam"},
     "CheckInBody": lambda ids: {"member_id": _id(ids, "member_id"), "purpose": "drop_in"},
     "CheckOutByMemberBody": lambda ids: {"member_id": _id(ids, "member_id")},
+    "CheckOutBody": lambda ids: {},
+    "CodeCheckBody": lambda ids: {"kiosk_code": "7Q4K2M"},
     "DisplayNameBody": lambda ids: {"display_name": "Sam Rivera"},
     "DisplayNamesLookupBody": lambda ids: {"member_ids": [_id(ids, "member_id")]},
     # volunteering
