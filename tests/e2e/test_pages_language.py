@@ -17,7 +17,7 @@ from shared.settings import Settings
 from tests.support.axe import violations
 from tests.support.browser import CHROMIUM, PHONE, TABLET, Pages, chromium
 from tests.support.pagesetup import a_busy_site
-from tests.support.stack import Client, SiteUnderTest, services
+from tests.support.stack import Client, SiteUnderTest, eventually, services
 
 pytestmark = pytest.mark.e2e
 
@@ -147,7 +147,12 @@ async def test_the_language_switch_changes_the_page_and_is_remembered(
     await page.get_by_label("Language", exact=True).select_option("es")
     await expect(page.get_by_role("heading", name="Mi voluntariado")).to_be_visible()
     await expect(page.locator("#my-shifts li[data-shift]")).to_contain_text("Confirmado")
-    assert await english_left(page, "volunteer") == []
+
+    # The rest of the page (the messages come last) is drawn again in Spanish; what was English goes.
+    async def all_spanish() -> bool:
+        return await english_left(page, "volunteer") == []
+
+    await eventually(all_spanish, timeout=10)
     await page.reload()
     await expect(page.get_by_role("heading", name="Mi voluntariado")).to_be_visible()
     await expect(page.get_by_label("Idioma", exact=True)).to_have_value("es")
