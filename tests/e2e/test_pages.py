@@ -26,6 +26,7 @@ from shared import access
 from shared.settings import Settings
 from tests.support import members
 from tests.support.browser import CHROMIUM, PHONE, TABLET, Pages, chromium
+from tests.support.pagesetup import shift
 from tests.support.smtp import Inbox, free_port, smtp_server
 from tests.support.stack import Client, SiteUnderTest, eventually, make_site, services
 
@@ -322,32 +323,11 @@ async def volunteer_with_role(center: Client, settings: Settings, site: SiteUnde
     return role_id, str(member_id), token
 
 
-async def schedule_shift(
-    center: Client, site: SiteUnderTest, role_id: str, *, days_ahead: int, capacity: int = 2
-) -> str:
-    start = (datetime.now(UTC) + timedelta(days=days_ahead)).replace(minute=0, second=0, microsecond=0)
-    reply = await center.call(
-        "volunteering",
-        "POST",
-        "/shifts",
-        token=site.tokens["coordinator"],
-        json={
-            "role_id": role_id,
-            "starts_at": start.isoformat(),
-            "ends_at": (start + timedelta(hours=3)).isoformat(),
-            "capacity": capacity,
-            "needs_supervisor": False,
-        },
-    )
-    assert reply.status == 201, reply.body
-    return reply.body["shift_id"]
-
-
 async def test_a_volunteer_takes_and_drops_a_shift_on_their_phone(
     center: Client, settings: Settings, site: SiteUnderTest, pages: Pages
 ) -> None:
     role_id, member_id, token = await volunteer_with_role(center, settings, site)
-    shift_id = await schedule_shift(center, site, role_id, days_ahead=3)
+    shift_id = await shift(center, site, role_id, days_ahead=3)
     page = await pages.open("/volunteer", token=token, viewport=PHONE)
     page.on("dialog", lambda dialog: dialog.accept())
 
@@ -449,7 +429,7 @@ async def test_a_coordinator_approves_hours_and_downloads_the_monthly_csv(
     center: Client, settings: Settings, site: SiteUnderTest, pages: Pages, tmp_path: Path
 ) -> None:
     role_id, member_id, _ = await volunteer_with_role(center, settings, site)
-    shift_id = await schedule_shift(center, site, role_id, days_ahead=2)
+    shift_id = await shift(center, site, role_id, days_ahead=2)
     reply = await center.call(
         "volunteering",
         "POST",
@@ -519,8 +499,8 @@ async def test_every_page_fits_phone_and_tablet_screens(
             json={"kiosk_code": member["kiosk_code"], "purpose": "drop_in"},
         )
     for days in (1, 2, 4):
-        await schedule_shift(center, site, role_id, days_ahead=days)
-    shift_id = await schedule_shift(center, site, role_id, days_ahead=5)
+        await shift(center, site, role_id, days_ahead=days)
+    shift_id = await shift(center, site, role_id, days_ahead=5)
     await center.call("volunteering", "POST", f"/shifts/{shift_id}/signups", token=volunteer_token, json={})
     await center.call(
         "volunteering",
