@@ -232,11 +232,13 @@ class Stack:
 
     # processes
 
-    async def start_service(self, name: str, env: dict[str, str] | None = None) -> Process:
+    async def start_service(self, name: str, env: dict[str, str] | None = None, *, role: str = "all") -> Process:
+        """``rcc serve name --role role``. The process is called ``name`` when it answers the HTTP load (``all``,
+        ``web``) and ``name-role`` otherwise, so its peak RSS and CPU are reported apart."""
         port = free_port()
         return await self.start(
-            name,
-            [sys.executable, "-m", "services.cli", "serve", name],
+            name if role in ("all", "web") else f"{name}-{role}",
+            [sys.executable, "-m", "services.cli", "serve", name, "--role", role],
             port,
             env={**(env or {}), f"RCC_{name.upper()}_PORT": str(port)},
             is_service=True,

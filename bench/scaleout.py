@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import sys
 from pathlib import Path
 
 from bench.checkin import check_in_body
-from bench.common import Figure, Outcome, Process, SeededSite, Stack, benchmark, free_port, ratio, say, write_lines
+from bench.common import Figure, Outcome, Process, SeededSite, Stack, benchmark, ratio, say, write_lines
 from bench.load import LoadResult, wrk_post_lines
 
 
@@ -39,7 +38,7 @@ def add_options(group: argparse._ArgumentGroup) -> None:
 async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
     site = await stack.seed_site()
     await stack.start_service("audit")
-    await _replica(stack, "relay")
+    await stack.start_service("checkin", role="relay")
     per_setup = math.ceil(options.scaleout_members_per_second * options.scaleout_duration)
     say(f"seeding {2 * per_setup:,} members")
     members = iter(await stack.seed_members(site.site_id, 2 * per_setup))
@@ -54,9 +53,9 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
         for setup, replicas in (("one", 1), ("two", 2))
     }
 
-    first = await _replica(stack, "web")
+    first = await stack.start_service("checkin", role="web")
     one, one_cpu = await _load(stack, [first], bodies["one"], site, options)
-    second = await _replica(stack, "web")
+    second = await stack.start_service("checkin", role="web")
     two, two_cpu = await _load(stack, [first, second], bodies["two"], site, options)
 
     one_rps = sum(r.requests_per_s for r in one)
@@ -76,17 +75,6 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
         ]
     )
     return outcome
-
-
-async def _replica(stack: Stack, role: str) -> Process:
-    port = free_port()
-    return await stack.start(
-        "checkin",
-        [sys.executable, "-m", "services.cli", "serve", "checkin", "--role", role],
-        port,
-        env={"RCC_CHECKIN_PORT": str(port)},
-        is_service=True,
-    )
 
 
 async def _load(
