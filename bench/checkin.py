@@ -4,6 +4,10 @@ wrk loads ``POST /visits`` (a kiosk token, a distinct member per request, 32 con
 a short warm-up, first against the baseline (bench/baseline_checkin.py: one raw asyncpg transaction of the two
 inserts), then against the check-in service. The audit service runs throughout, as in production.
 
+Check-in runs as production scales it out: a ``--role web`` process answers the load and a ``--role relay``
+process publishes its outbox, so the web process's CPU per request (the ratio's figure) counts what a request
+costs, and the relay's CPU per event and the backlog it left when the load stopped say whether it keeps up.
+
 Order: the baseline goes first, while the check-in service (and so its outbox relay) is not running; its outbox
 rows are then marked published and its visits closed, so the real run starts from a table state a center could
 have, and the relay publishes only the real run's events."""
@@ -14,6 +18,7 @@ import argparse
 import math
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import (
@@ -33,6 +38,8 @@ from bench.load import LoadResult, wrk_post_lines
 
 RATIO_GOAL = Goal(">=", 0.5)
 P99_GOAL_MS = Goal("<", 50.0)
+# The relay keeps up when what it left unsent at the end is less than a second of the load.
+BACKLOG_GOAL_S = Goal("<", 1.0)
 # Each phase of a target's load, with the option that says how long it lasts.
 PHASES = {"warmup": "warmup", "measured": "duration"}
 
@@ -79,26 +86,30 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
         ],
         baseline_port,
     )
-    floor, floor_cpu = await _warm_and_measure(stack, "baseline", baseline, bodies["baseline"], site, options)
+    floor = await _warm_and_measure(stack, "baseline", baseline, bodies["baseline"], site, options)
     await stack.stop(baseline)
     await _retire_baseline_rows(stack)
 
-    checkin = await stack.start_service("checkin")
-    real, real_cpu = await _warm_and_measure(stack, "checkin", checkin, bodies["checkin"], site, options)
+    relay = await stack.start_service("checkin", role="relay")
+    checkin = await stack.start_service("checkin", role="web")
+    real = await _warm_and_measure(stack, "checkin", checkin, bodies["checkin"], site, options, relay=relay)
     backlog = await stack.db.fetchval("SELECT count(*) FROM checkin.outbox WHERE published_at IS NULL")
+    rate = real.load.requests_per_s
 
     outcome = Outcome(
         figures=[
-            *_load_figures("check-in", real, p99_goal=P99_GOAL_MS),
-            *_load_figures("baseline", floor),
-            Figure("check-in / baseline requests/s", ratio(real.requests_per_s, floor.requests_per_s), "", RATIO_GOAL),
-            Figure("check-in process CPU per request", real_cpu, "ms"),
-            Figure("baseline process CPU per request", floor_cpu, "ms"),
-            Figure("baseline / check-in CPU per request", ratio(floor_cpu, real_cpu), ""),
+            *_load_figures("check-in", real.load, p99_goal=P99_GOAL_MS),
+            *_load_figures("baseline", floor.load),
+            Figure("check-in / baseline requests/s", ratio(rate, floor.load.requests_per_s), "", RATIO_GOAL),
+            Figure("check-in web process CPU per request", real.cpu_ms, "ms"),
+            Figure("baseline process CPU per request", floor.cpu_ms, "ms"),
+            Figure("baseline / check-in CPU per request", ratio(floor.cpu_ms, real.cpu_ms), ""),
+            Figure("check-in relay process CPU per event", real.relay_cpu_us, "µs"),
             Figure("outbox backlog when the load stopped", backlog, "events"),
+            Figure("the backlog in seconds of load", backlog / rate if rate else None, "s", BACKLOG_GOAL_S),
         ]
     )
-    for name, result in (("check-in", real), ("baseline", floor)):
+    for name, result in (("check-in", real.load), ("baseline", floor.load)):
         if result.reused:
             outcome.notes.append(
                 f"{name}: {result.reused} requests reused a member (409s among the errors); raise --members-per-second"
@@ -131,6 +142,13 @@ def check_in_body(member_id: uuid.UUID) -> str:
     return f'{{"member_id": "{member_id}", "purpose": "drop_in"}}'
 
 
+@dataclass(frozen=True)
+class Measured:
+    load: LoadResult
+    cpu_ms: float | None  # the server process's CPU per request
+    relay_cpu_us: float | None = None  # the relay process's CPU per event it published meanwhile
+
+
 async def _warm_and_measure(
     stack: Stack,
     target: str,
@@ -138,14 +156,20 @@ async def _warm_and_measure(
     bodies: dict[str, Path],
     site: SeededSite,
     options: argparse.Namespace,
-) -> tuple[LoadResult, float | None]:
-    """The measured load, and the server process's CPU milliseconds per request during it. On a shared machine the
-    CPU cost is the steadier figure: throughput also depends on how much of the CPUs the process got."""
+    *,
+    relay: Process | None = None,
+) -> Measured:
+    """The measured load, and the server process's CPU milliseconds per request during it (and the relay's per event
+    it published meanwhile). On a shared machine the CPU cost is the steadier figure: throughput also depends on
+    how much of the CPUs the process got."""
     results, cpu = {}, {}
+    relay_before, published_before = None, 0
     for phase, option in PHASES.items():
         seconds = getattr(options, option)
         say(f"{target}: {phase} for {seconds:g}s")
         cpu[phase] = server.cpu_seconds()
+        if phase == "measured" and relay is not None:
+            relay_before, published_before = relay.cpu_seconds(), await _published(stack)
         results[phase] = await wrk_post_lines(
             server.url + "/visits",
             bodies[phase],
@@ -156,15 +180,30 @@ async def _warm_and_measure(
             log=stack.workdir / f"wrk-{target}.log",
         )
     measured = results["measured"]
-    after = server.cpu_seconds()
-    before = cpu["measured"]
-    cpu_ms = (after - before) * 1000 / measured.requests if None not in (after, before) and measured.requests else None
+    cpu_ms = _per(cpu["measured"], server.cpu_seconds(), measured.requests, 1000)
+    relay_cpu_us = None
+    if relay is not None:
+        published = await _published(stack) - published_before
+        relay_cpu_us = _per(relay_before, relay.cpu_seconds(), published, 1_000_000)
     say(
         f"{target}: {measured.requests_per_s:,.0f} requests/s, p50 {measured.p50_ms:.1f} ms, "
         f"p99 {measured.p99_ms:.1f} ms, {measured.errors} errors"
         + (f", {cpu_ms:.2f} ms CPU per request" if cpu_ms is not None else "")
+        + (f", relay {relay_cpu_us:.0f} µs CPU per event" if relay_cpu_us is not None else "")
     )
-    return measured, cpu_ms
+    return Measured(measured, cpu_ms, relay_cpu_us)
+
+
+def _per(before: float | None, after: float | None, count: int, unit: int) -> float | None:
+    """CPU seconds between two readings, per item, in ``unit`` parts of a second."""
+    if before is None or after is None or not count:
+        return None
+    return (after - before) * unit / count
+
+
+async def _published(stack: Stack) -> int:
+    count: int = await stack.db.fetchval("SELECT count(*) FROM checkin.outbox WHERE published_at IS NOT NULL")
+    return count
 
 
 async def _retire_baseline_rows(stack: Stack) -> None:
