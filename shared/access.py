@@ -16,7 +16,7 @@ import uuid
 import zoneinfo
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as time_of_day
 from typing import Generic, TypeVar
@@ -91,11 +91,12 @@ class Principal:
     role: Role
     site_id: str
     member_id: uuid.UUID | None
+    # What events and logs record as the actor: the token's id, never a person's name. Formatted once per principal
+    # (the token cache keeps it), not on every read: a UUID's str() on each request showed in the check-in profile.
+    actor_id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def actor_id(self) -> str:
-        """What events and logs record as the actor: the token's id, never a person's name."""
-        return f"token:{self.token_id}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "actor_id", f"token:{self.token_id}")
 
     def require_site(self, site_id: str) -> None:
         """A kiosk, volunteer or coordinator works only on its own site; an admin on any."""
