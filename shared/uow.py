@@ -7,9 +7,10 @@ handler and commits state, outbox rows and the idempotent response together.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Self, TypeVar
@@ -20,7 +21,7 @@ from sqlalchemy import MetaData, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from shared.clock import Clock
@@ -191,6 +192,21 @@ class UnitOfWork(Recorder):
             .where(self._idempotency.c.scope == claim.scope, self._idempotency.c.key == claim.key)
             .values(status=status, response=body)
         )
+
+
+@contextlib.asynccontextmanager
+async def checkout(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnection, asyncpg.Connection]]:
+    """A pooled connection that leaves transactions to its asyncpg connection, and that asyncpg connection, checked
+    out in one pass into SQLAlchemy's sync layer (as the unit of work checks out), for code that speaks asyncpg."""
+    unstarted = engine.connect()
+    connection, driver = await greenlet_spawn(_autocommit_checkout, unstarted.sync_engine)
+    session = AsyncConnection(unstarted.engine, connection)
+    try:
+        if driver is None:
+            raise RuntimeError("the pooled connection has no asyncpg connection under it")
+        yield session, driver
+    finally:
+        await session.close()
 
 
 def _autocommit_checkout(engine: Engine) -> tuple[Connection, asyncpg.Connection | None]:

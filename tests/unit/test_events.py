@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from cloudevents.core.bindings.rabbitmq import RabbitMQMessage, from_rabbitmq
 from cloudevents.core.formats.json import JSONFormat
+from pamqp import frame
+from pamqp.header import ContentHeader
 
 from shared.events import CONTENT_TYPE, MalformedEvent, ReceivedEvent, canonical_json, envelope, format_time
-from shared.outbox import cloudevent_from_row
+from shared.outbox import amqp_message, amqp_properties, cloudevent_from_row
 
 EVENT_ID = uuid.UUID("6f1c2a52-8d4e-4c1a-9a57-2b0d7e1f3c11")
 MEMBER_ID = "0b5e9f3e-6a7d-4f2b-8c1e-3d4a5b6c7d8e"
@@ -218,6 +220,17 @@ def test_outbox_envelope_without_actor_parses_with_the_sdk() -> None:
     assert event.get_id() == str(EVENT_ID)
     assert event.get_extension("actorid") is None
     assert event.get_extension("correlationid") is None
+
+
+def test_the_relay_sends_the_properties_of_the_aio_pika_message() -> None:
+    ce = cloudevent_from_row(outbox_row(), "/rcc/checkin")
+
+    sent = ContentHeader(properties=amqp_properties(ce), body_size=1)
+    expected = ContentHeader(properties=amqp_message(ce).properties, body_size=1)
+
+    assert frame.marshal(sent, 1) == frame.marshal(expected, 1)
+    assert sent.properties.message_id == str(EVENT_ID)
+    assert sent.properties.delivery_mode == 2
 
 
 def test_outbox_envelope_round_trips_through_from_body() -> None:
