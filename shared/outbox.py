@@ -34,6 +34,11 @@ from shared.uow import checkout
 
 PUBLISHED_RETENTION = "7 days"
 MAX_BACKOFF_S = 60.0
+# After a pass that published, the next waits this long even if woken sooner: under a steady stream of commits each
+# pass would otherwise take the few rows of one wake-up, and a pass (its transaction, commit and confirms, and the
+# broker's own writes) costs about as much as the publishes of several rows. A first row after a quiet spell goes
+# at once.
+LINGER_S = 0.02
 
 
 def cloudevent_from_row(row: Any, source: str) -> dict[str, Any]:
@@ -126,17 +131,19 @@ class OutboxRelay:
             while True:
                 self.wakeup.clear()
                 try:
-                    _, full, _ = await self.publish_pending()
+                    published, full, _ = await self.publish_pending()
                 except Exception as exc:  # database or broker down: rows wait, we retry
                     if cancel_requested():  # stopping mid-pass; the error is only how the cancellation surfaced
                         raise asyncio.CancelledError() from exc
                     self.log.warning("relay_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
-                    full = False
+                    published, full = 0, False
                 passes += 1
                 if passes % 3600 == 0:
                     await self._prune()
                 if full:
                     continue
+                if published:
+                    await asyncio.sleep(LINGER_S)
                 # asyncio.timeout, not wait_for: wait_for (Python 3.11) loses a cancellation that coincides with a
                 # wake-up, and the relay would then never stop.
                 with contextlib.suppress(TimeoutError):
