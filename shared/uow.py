@@ -7,9 +7,11 @@ handler and commits state, outbox rows and the idempotent response together.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +23,9 @@ from sqlalchemy import MetaData, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import Pool, QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from shared.clock import Clock
@@ -80,6 +84,7 @@ class UnitOfWork(Recorder):
         # False for a handler whose writes, outbox row included, are one statement (see ``single_statement``).
         self.transactional = True
         self._active = False
+        self._turns: Turns | None = None
 
     async def __aenter__(self) -> Self:
         # "session" in PostgreSQL's sense: one connection. The transaction is begun here on the driver (asyncpg)
@@ -90,7 +95,15 @@ class UnitOfWork(Recorder):
         # The checkout, the AUTOCOMMIT and the driver connection in one pass into SQLAlchemy's sync layer: each
         # pass (a greenlet switch there and back) cost more CPU than the work it did, and a check-in paid three.
         unstarted = self._connect()
-        connection, driver = await greenlet_spawn(_autocommit_checkout, unstarted.sync_engine)
+        self._turns = turns_of(unstarted.sync_engine.pool)
+        if self._turns is not None:
+            await self._turns.wait()
+        try:
+            connection, driver = await greenlet_spawn(_autocommit_checkout, unstarted.sync_engine)
+        except BaseException:
+            if self._turns is not None:
+                self._turns.release()
+            raise
         self.session = AsyncConnection(unstarted.engine, connection)
         try:
             if driver is None:
@@ -101,7 +114,7 @@ class UnitOfWork(Recorder):
                 self._transaction = self.driver.transaction()
                 await self._transaction.start()
         except BaseException:
-            await self.session.close()
+            await self._close()
             raise
         self._active = True
         self.events = []
@@ -125,7 +138,14 @@ class UnitOfWork(Recorder):
             self._active, self._transaction = False, None
             await self.session.invalidate()
         finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        try:
             await self.session.close()
+        finally:
+            if self._turns is not None:
+                self._turns.release()
 
     async def commit(self) -> None:
         """Write the emitted events to the outbox and commit; the unit of work is done after this."""
@@ -207,6 +227,43 @@ async def checkout(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncConnection, 
         yield session, driver
     finally:
         await session.close()
+
+
+class Turns:
+    """Checkouts of a pool's connections in the order they were asked for. SQLAlchemy's pool hands a returned
+    connection to whoever asks next, and a unit of work that was already waiting, woken to take it, goes to the back
+    of the queue when a newer one got there first: under load a few waited many times as long as the rest (in the
+    check-in benchmark the checkout's p99 was 132 ms, the statement's 23 ms). At most the pool's size pass at a time,
+    first come first served (``asyncio.Semaphore`` queues a newcomer behind the waiters), so the pool itself has no
+    one to keep waiting; the pool's timeout bounds the wait here, and ends it with the pool's error."""
+
+    def __init__(self, size: int, timeout_s: float) -> None:
+        self._free = asyncio.Semaphore(size)
+        self._timeout_s = timeout_s
+
+    async def wait(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._free.acquire()
+        except TimeoutError as exc:
+            raise PoolTimeout(f"no pooled connection within {self._timeout_s:g} s") from exc
+
+    def release(self) -> None:
+        self._free.release()
+
+
+_TURNS: weakref.WeakKeyDictionary[Pool, Turns] = weakref.WeakKeyDictionary()
+
+
+def turns_of(pool: Pool) -> Turns | None:
+    """The pool's turns (a new pool, as ``engine.dispose()`` makes, gets its own); none for a pool of no fixed
+    size, where nobody waits."""
+    if not isinstance(pool, QueuePool):
+        return None
+    turns = _TURNS.get(pool)
+    if turns is None:
+        turns = _TURNS[pool] = Turns(pool.size(), pool.timeout())  # create_engine allows no overflow
+    return turns
 
 
 def _autocommit_checkout(engine: Engine) -> tuple[Connection, asyncpg.Connection | None]:
