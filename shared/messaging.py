@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aio_pika
+import aiormq
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from aio_pika.connection import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -237,9 +238,77 @@ def is_transient(exc: BaseException) -> bool:
 ProcessBatch = Callable[[list[ReceivedEvent]], Awaitable[None]]
 
 
+class Delivery(Protocol):
+    """What the consumer reads of a delivered message, and how it settles it."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def redelivered(self) -> bool: ...
+    @property
+    def headers(self) -> dict[str, Any] | None: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def routing_key(self) -> str | None: ...
+    async def ack(self, multiple: bool = False) -> None: ...
+    async def reject(self, requeue: bool = False) -> None: ...
+
+
+class _Message:
+    """A delivery as aiormq hands it over, settled on the channel it came on. Not aio-pika's IncomingMessage: that
+    one copies every property into a locked object (a guarded ``__setattr__`` per field) and runs the callback in a
+    task of its own, about a third of the consumer's CPU per message for fields nobody reads (bench/notes-audit.md)."""
+
+    __slots__ = ("_delivered",)
+
+    def __init__(self, delivered: aiormq.abc.DeliveredMessage) -> None:
+        self._delivered = delivered
+
+    @property
+    def body(self) -> bytes:
+        return self._delivered.body
+
+    @property
+    def redelivered(self) -> bool:
+        return bool(getattr(self._delivered.delivery, "redelivered", False))
+
+    @property
+    def headers(self) -> dict[str, Any] | None:
+        return self._delivered.header.properties.headers
+
+    @property
+    def content_type(self) -> str | None:
+        return self._delivered.header.properties.content_type
+
+    @property
+    def message_id(self) -> str | None:
+        return self._delivered.header.properties.message_id
+
+    @property
+    def routing_key(self) -> str | None:
+        return self._delivered.routing_key
+
+    async def ack(self, multiple: bool = False) -> None:
+        tag = self._delivered.delivery_tag
+        if tag is not None:
+            await self._delivered.channel.basic_ack(tag, multiple=multiple)
+
+    async def reject(self, requeue: bool = False) -> None:
+        tag = self._delivered.delivery_tag
+        if tag is not None:
+            await self._delivered.channel.basic_reject(tag, requeue=requeue)
+
+
+class _SubscriptionLost(Exception):
+    """The channel under the subscription closed, or the broker cancelled it."""
+
+
 @dataclass
 class _Delivery:
-    message: AbstractIncomingMessage
+    message: Delivery
     event: ReceivedEvent
 
 
@@ -248,7 +317,11 @@ class Consumer:
     event id in that transaction (see ``shared.inbox``). Acks only after it returned (i.e. committed).
 
     A message that is not a CloudEvent, or that fails on its own, is dead-lettered with the reason in a header;
-    transient failures (database down) are retried here with backoff, holding the messages unacked."""
+    transient failures (database down) are retried here with backoff, holding the messages unacked.
+
+    It subscribes on the aiormq channel under its aio-pika channel, so aio-pika does not restore the subscription
+    after a reconnect: when the channel under it closes (or the broker cancels it), the consumer finishes what it
+    holds, opens a channel of its own again and subscribes anew, slow start and all, as a restarted process would."""
 
     def __init__(
         self,
@@ -264,8 +337,10 @@ class Consumer:
         self.bindings = bindings
         self.process = process
         self.settings = settings
-        self._pending: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        # None marks the end of a subscription (see _watch); what came before it is still handled.
+        self._pending: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self._channel: aio_pika.abc.AbstractChannel | None = None
+        self._underlay: aiormq.abc.AbstractChannel | None = None
         self.queue: aio_pika.abc.AbstractQueue | None = None
         self._careful = True
         self._consumer_tag = ""
@@ -274,6 +349,7 @@ class Consumer:
 
     async def start(self) -> None:
         connection = await self.broker.wait_ready()
+        await connection.connected.wait()  # after a reconnect: however long the broker is away
         # Bounded, like every exchange with the broker here (see _ack): on a timeout run() fails, closes the channel
         # and its supervisor starts the consumer again.
         async with asyncio.timeout(SETUP_TIMEOUT_S):
@@ -288,60 +364,105 @@ class Consumer:
         self._careful = True
         await self._channel.set_qos(prefetch_count=1)
         self.queue = await declare_consumer_queue(self._channel, self.settings, self.name, self.bindings)
-        self._consumer_tag = await self.queue.consume(self._receive, no_ack=False)
+        self._underlay = underlay = await self._channel.get_underlay_channel()
+        self._watch(underlay)
+        self._consumer_tag = await self._consume(underlay)
+
+    def _watch(self, underlay: aiormq.abc.AbstractChannel) -> None:
+        """End the subscription on ``underlay`` when it closes or the broker cancels it (a queue deleted)."""
+
+        def lost(*_: object) -> None:
+            if self._underlay is underlay:
+                self._underlay = None
+                self._pending.put_nowait(None)
+
+        def cancelled(frame: aiormq.spec.Basic.Cancel) -> None:
+            if frame.consumer_tag == self._consumer_tag:
+                lost()
+
+        underlay.closing.add_done_callback(lost)
+        underlay.on_consumer_cancel_callbacks.add(cancelled)
+
+    async def _consume(self, underlay: aiormq.abc.AbstractChannel) -> str:
+        assert self.queue is not None
+        ok = await underlay.basic_consume(self.queue.name, self._receive, no_ack=False)
+        assert ok.consumer_tag is not None
+        return ok.consumer_tag
 
     async def _widen(self) -> None:
         """Leave the slow start: a consumer's prefetch is fixed when it subscribes (RabbitMQ applies a new
         per-consumer qos to new consumers only), so subscribe again with the full prefetch, then cancel the
         one-at-a-time subscription. Its unacked delivery, if any, stays ours to ack on this channel."""
-        assert self._channel is not None and self.queue is not None
+        assert self._channel is not None
+        underlay = self._underlay
+        if underlay is None:
+            return  # lost meanwhile: the next subscription starts carefully again
         self._careful = False
         await self._channel.set_qos(prefetch_count=self.settings.consumer_prefetch)
-        narrow, self._consumer_tag = self._consumer_tag, await self.queue.consume(self._receive, no_ack=False)
-        await self.queue.cancel(narrow)
+        narrow, self._consumer_tag = self._consumer_tag, await self._consume(underlay)
+        await underlay.basic_cancel(narrow)
 
-    async def _receive(self, message: AbstractIncomingMessage) -> None:
+    async def _receive(self, delivered: aiormq.abc.DeliveredMessage) -> None:
         self.unacked += 1
-        await self._pending.put(message)
+        self._pending.put_nowait(_Message(delivered))
 
     async def run(self) -> None:
         try:
-            await self.start()
             while True:
-                batch = await self._next_batch()
-                await self._handle(batch)
-                if self._careful and not any(message.redelivered for message in batch):
-                    async with asyncio.timeout(SETUP_TIMEOUT_S):  # as in start()
-                        await self._widen()
+                await self.start()
+                try:
+                    while True:
+                        batch = await self._next_batch()
+                        await self._handle(batch)
+                        if self._careful and not any(message.redelivered for message in batch):
+                            async with asyncio.timeout(SETUP_TIMEOUT_S):  # as in start()
+                                await self._widen()
+                except _SubscriptionLost:
+                    log.warning("consumer_subscribing_again", consumer=self.name)
+                await self._close_channel()
         finally:
-            # Otherwise a stopped consumer's channel keeps receiving (and holding) messages. Closed even when it
-            # looks closed: a robust channel waiting to reconnect would come back with this stopped consumer's
-            # subscription, and the messages it took would sit in a queue no one reads.
-            if self._channel is not None:
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(self.settings.publish_timeout_s):
-                        await asyncio.shield(self._channel.close())
+            await self._close_channel()
 
-    async def _next_batch(self) -> list[AbstractIncomingMessage]:
-        batch = [await self._pending.get()]
+    async def _close_channel(self) -> None:
+        # Otherwise a stopped consumer's channel keeps receiving (and holding) messages. Closed even when it looks
+        # closed: a robust channel waiting to reconnect would come back, and hold messages no one reads.
+        self._underlay = None
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.settings.publish_timeout_s):
+                    await asyncio.shield(channel.close())
+
+    async def _next_batch(self) -> list[Delivery]:
+        first = await self._pending.get()
+        if first is None:
+            raise _SubscriptionLost()
+        batch = [first]
         if self._careful:
             return batch  # nothing more comes before this one is settled
         deadline = asyncio.get_running_loop().time() + self.settings.consumer_batch_linger_s
+        message: Delivery | None
         while len(batch) < self.settings.consumer_batch_size:
             if not self._pending.empty():
-                batch.append(self._pending.get_nowait())
-                continue
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
+                message = self._pending.get_nowait()
+            else:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives in the same tick as a
+                # message, and a consumer that ignored its cancellation keeps the process from ever shutting down.
+                try:
+                    async with asyncio.timeout(remaining):
+                        message = await self._pending.get()
+                except TimeoutError:
+                    break
+            if message is None:
+                self._pending.put_nowait(None)  # this batch first; the next call ends the subscription
                 break
-            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives in the same tick as a
-            # message, and a consumer that ignored its cancellation keeps the process from ever shutting down.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    batch.append(await self._pending.get())
+            batch.append(message)
         return batch
 
-    async def _handle(self, messages: list[AbstractIncomingMessage]) -> None:
+    async def _handle(self, messages: list[Delivery]) -> None:
         deliveries: list[_Delivery] = []
         for message in messages:
             try:
@@ -379,7 +500,7 @@ class Consumer:
             MESSAGES_CONSUMED.labels(self.name, "processed").inc(len(deliveries))
             return True
 
-    async def _ack(self, message: AbstractIncomingMessage, covering: int = 1) -> None:
+    async def _ack(self, message: Delivery, covering: int = 1) -> None:
         """Ack ``message`` and, with ``covering`` > 1, every earlier delivery of its batch in one frame (batches
         are handled in delivery order, so everything before it on the channel is settled)."""
         self.unacked -= covering
@@ -394,7 +515,7 @@ class Consumer:
                 raise asyncio.CancelledError() from exc
             log.warning("consumer_ack_lost", consumer=self.name, error=type(exc).__name__)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _dead_letter(self, message: Delivery, reason: str) -> None:
         reason = reason[:500]
         log.error("message_dead_lettered", consumer=self.name, message_id=message.message_id, reason=reason)
         MESSAGES_CONSUMED.labels(self.name, "dead_lettered").inc()

@@ -12,17 +12,19 @@ import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import ClassVar
 
+import asyncpg
 from sqlalchemy import BigInteger, DateTime, Index, Table, Text, UniqueConstraint, func, select, text
-from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.audit import SCHEMA
 from services.audit.domain import GENESIS_HASH, ChainLink
 from services.audit.reports.projector import Projector
-from shared.db import column_values, service_metadata
+from shared.db import service_metadata
 from shared.partitions import MonthlyTable
 from shared.uow import UnitOfWork
 
@@ -88,9 +90,34 @@ class NewEntry:
     hash: str
 
 
+# The append's two statements, on the driver: one array per column (a batch is one Bind, whatever its size), where
+# SQLAlchemy would bind and send each row, and an IN list of as many parameters, on its own.
+_APPEND_COLUMNS = {
+    "sequence": "bigint",
+    "event_id": "uuid",
+    "type": "text",
+    "source": "text",
+    "site_id": "text",
+    "subject": "text",
+    "time": "timestamptz",
+    "recorded_at": "timestamptz",
+    "body": "text",
+    "prev_hash": "text",
+    "hash": "text",
+}
+_APPEND = (
+    f"INSERT INTO {SCHEMA}.audit_log ({', '.join(_APPEND_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_APPEND_COLUMNS.values(), start=1))
+    + ")"
+)
+_entry_row = attrgetter(*_APPEND_COLUMNS)
+_RECORDED = f"SELECT event_id FROM {SCHEMA}.audit_log WHERE event_id = any($1::uuid[])"
+
+
 class AuditRepository:
-    def __init__(self, session: AsyncConnection) -> None:
+    def __init__(self, session: AsyncConnection, driver: asyncpg.Connection) -> None:
         self.session = session
+        self.driver = driver
 
     async def lock_chain_and_read_head(self) -> tuple[int, str]:
         """Take the chain's transaction-scoped lock, then read the head: (last sequence, its hash), or (0, genesis).
@@ -107,12 +134,13 @@ class AuditRepository:
         return (row.sequence, row.hash) if row is not None else (0, GENESIS_HASH)
 
     async def recorded_ids(self, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        rows = await self.session.scalars(select(audit_log.c.event_id).where(audit_log.c.event_id.in_(event_ids)))
-        return set(rows)
+        return {row[0] for row in await self.driver.fetch(_RECORDED, event_ids)}
 
     async def append(self, entries: list[NewEntry]) -> None:
         if entries:
-            await self.session.execute(insert(audit_log), [column_values(entry) for entry in entries])
+            await self.driver.execute(
+                _APPEND, *(list(column) for column in zip(*map(_entry_row, entries), strict=True))
+            )
 
     async def links(self, chunk_rows: int) -> AsyncIterator[list[ChainLink]]:
         """The whole chain in sequence order, a chunk at a time (keyset pagination keeps memory flat)."""
@@ -137,6 +165,6 @@ class AuditUnitOfWork(UnitOfWork):
     source = "/rcc/audit"
 
     def start(self) -> None:
-        self.audit = AuditRepository(self.session)
+        self.audit = AuditRepository(self.session, self.driver)
         # The append handler projects what it appended, in the same transaction (services/audit/reports/projector.py).
         self.projector = Projector(self.session)

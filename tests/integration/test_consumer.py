@@ -255,6 +255,44 @@ async def test_a_redelivered_event_is_applied_once(settings: Settings, engine: A
         assert await drain_dead(connection, queue_name) == []
 
 
+async def test_a_consumer_the_broker_cancels_subscribes_again(
+    settings: Settings, engine: AsyncEngine, scratch: str
+) -> None:
+    """The consumer subscribes under aio-pika, which does not restore that subscription: when the broker cancels it
+    (here: its queue is deleted), the consumer declares the queue again, subscribes and goes on consuming."""
+    async with harness(settings, "cancelled") as (isolated, name, key, connection):
+        recorder = Recorder(make_connector(engine), scratch, name, key)
+        before, after = cloud_event(key), cloud_event(key)
+        queue_name = isolated.queue_name(name)
+        await declare_queue(connection, isolated, name, key)
+        await publish(connection, isolated, key, [message_of(before)])
+        async with running_consumer(isolated, name, [key], recorder):
+
+            async def applied(count: int) -> bool:
+                return len(await recorder.effects(engine)) == count
+
+            await eventually(lambda: applied(1), timeout=20)
+            channel = await connection.channel()
+            await channel.queue_delete(queue_name)
+            await channel.close()
+
+            async def consumed_again() -> bool:  # declared, bound, and a consumer on it
+                probe = await connection.channel()
+                try:
+                    queue = await probe.declare_queue(queue_name, passive=True)
+                except aio_pika.exceptions.ChannelClosed:
+                    return False
+                finally:
+                    with contextlib.suppress(Exception):
+                        await probe.close()
+                return bool(queue.declaration_result.consumer_count)
+
+            await eventually(consumed_again, timeout=20)
+            await publish(connection, isolated, key, [message_of(after)])
+            await eventually(lambda: applied(2), timeout=20)
+        assert sorted(await recorder.effects(engine)) == sorted(uuid.UUID(ce["id"]) for ce in [before, after])
+
+
 async def test_a_malformed_message_is_dead_lettered_and_the_valid_ones_are_processed(
     settings: Settings, engine: AsyncEngine, scratch: str
 ) -> None:
