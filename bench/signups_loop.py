@@ -31,7 +31,6 @@ from shared import access, eventloop
 from shared.logging import configure_logging
 from tests.support.databases import drop_database, migrated_settings
 
-
 # Per route ("events", "shifts"): wall-clock ms from the first request sent to the last answer read, per round.
 settled: dict[str, list[float]] = {"events": [], "shifts": []}
 
@@ -103,7 +102,12 @@ async def main(options: argparse.Namespace) -> None:
         members = [uuid.uuid4() for _ in range(options.signups)]
         async with engine.begin() as conn:
             await access.create_site(
-                conn, site_id, name="Loop", capacity=40, timezone="America/Chicago", closes_at=access.parse_closes_at("21:00")
+                conn,
+                site_id,
+                name="Loop",
+                capacity=40,
+                timezone="America/Chicago",
+                closes_at=access.parse_closes_at("21:00"),
             )
             _, token = await access.issue_token(conn, role=access.Role.COORDINATOR, site_id=site_id, label="loop")
         await engine.dispose()
@@ -151,7 +155,13 @@ async def main(options: argparse.Namespace) -> None:
                 if profile:
                     profile.enable()
                 for target, port, path, bodies, seats in (
-                    ("event", gatherings, f"/events/{event['event_id']}/registrations", event_bodies, options.event_seats),
+                    (
+                        "event",
+                        gatherings,
+                        f"/events/{event['event_id']}/registrations",
+                        event_bodies,
+                        options.event_seats,
+                    ),
                     ("shift", volunteering, f"/shifts/{shift['shift_id']}/signups", shift_bodies, options.shift_seats),
                 ):
                     per_request, with_connections, outcomes = await _burst(port, path, token, bodies)
