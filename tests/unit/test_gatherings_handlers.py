@@ -269,7 +269,10 @@ class FakeGatheringsRepository:
 
     # Registrations
 
-    async def place_run(self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool]) -> None:
+    async def place_run(
+        self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool], events: list[Event]
+    ) -> None:
+        self.outbox.extend(events)
         for r, seated in zip(placed, confirmed, strict=True):
             assert await self.active_registration_of(gathering_id, r.member_id) is None, "one active per member"
             self._seq += 1
