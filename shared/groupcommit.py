@@ -29,10 +29,9 @@ import asyncpg
 
 from shared.clock import Clock
 from shared.errors import DomainError
-from shared.events import Event
 from shared.locks import KeyedLocks
 from shared.logging import get_logger
-from shared.uow import ATTEMPTS, OUTBOX_COLUMNS, IdempotencyClaim, Outcome, R, U, decide, outbox_args, retryable
+from shared.uow import ATTEMPTS, IdempotencyClaim, Outcome, R, U, decide, retryable
 
 log = get_logger(component="group_commit")
 
@@ -53,30 +52,6 @@ class _Request(Generic[R]):
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 # ``(cmds, *, uow, clock)``: one answer per command, in order; a refusal is returned, not raised.
 RunHandler = Callable[..., Awaitable[Sequence[Any]]]
-
-
-# The outbox columns' types (``shared.uow.OUTBOX_COLUMNS``' order), for a run's rows as arrays; the payload goes as
-# JSON text and is cast in the statement.
-_OUTBOX_ARRAYS = ("uuid", "text", "text", "text", "text", "text", "timestamptz", "text", "text", "text")
-
-
-def outbox_rows_insert(schema: str, *, first_param: int) -> str:
-    """The outbox rows of a run handler's events, in the order emitted, as a data-modifying CTE body of the run's one
-    writing statement (one insert for the run, not one per event at commit). Its parameters are
-    :func:`outbox_arrays` of the events ``uow.emit(…, by_statement=True)`` returned, from ``$first_param`` on."""
-    columns = ", ".join(OUTBOX_COLUMNS)
-    arrays = ", ".join(f"${first_param + i}::{kind}[]" for i, kind in enumerate(_OUTBOX_ARRAYS))
-    values = ", ".join("e.data::jsonb" if column == "data" else f"e.{column}" for column in OUTBOX_COLUMNS)
-    return (
-        f'INSERT INTO "{schema}".outbox ({columns}) SELECT {values} '
-        f"FROM unnest({arrays}) WITH ORDINALITY AS e({columns}, n) ORDER BY e.n"
-    )
-
-
-def outbox_arrays(events: Sequence[Event]) -> list[list[Any]]:
-    """The parameters of :func:`outbox_rows_insert`: one array per outbox column."""
-    rows = [outbox_args(event) for event in events]
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in OUTBOX_COLUMNS]
 
 
 def refuses_without_writing(handler: H) -> H:

@@ -42,8 +42,6 @@ from services.gatherings.domain import GatheringType, Party, Room, room_left
 from shared.contracts import SupportType
 from shared.contracts.gatherings import AttendanceSource, EventKind, RegisteredBy
 from shared.db import service_metadata
-from shared.events import Event
-from shared.groupcommit import outbox_arrays, outbox_rows_insert
 from shared.members import KnownMembersRepository, MemberStanding
 from shared.uow import UnitOfWork
 
@@ -523,12 +521,9 @@ class GatheringsRepository(KnownMembersRepository):
         assert row is not None  # aggregates answer one row
         return SeatsHeld(dict(zip(row["member_ids"], row["registration_ids"], strict=True)), row["waiting"])
 
-    async def place_run(
-        self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool], events: list[Event]
-    ) -> None:
-        """Insert a run's registrations in arrival order (``seq``, the waitlist's order, follows it), take the
-        confirmed ones' seats and write their events' outbox rows, in one statement. The caller decided each under
-        the gathering's lock."""
+    async def place_run(self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool]) -> None:
+        """Insert a run's registrations in arrival order (``seq``, the waitlist's order, follows it) and take the
+        confirmed ones' seats, in one statement. The caller decided each under the gathering's lock."""
         seated = [r.party for r, seat in zip(placed, confirmed, strict=True) if seat]
         await self.driver.execute(
             _PLACE_RUN,
@@ -543,7 +538,6 @@ class GatheringsRepository(KnownMembersRepository):
             [r.registered_at for r in placed],
             sum(p.adults for p in seated),
             sum(p.children for p in seated),
-            *outbox_arrays(events),
         )
 
     async def find_gathering(
@@ -714,8 +708,7 @@ _PLACE_RUN = f"""
             WITH ORDINALITY AS r(registration_id, member_id, adults, children, status, registered_by, registered_at, n)
         ORDER BY r.n
         RETURNING 1
-    ),
-    events AS ({outbox_rows_insert(SCHEMA, first_param=12)})
+    )
     UPDATE "{SCHEMA}".gatherings SET taken_adults = taken_adults + $10, taken_children = taken_children + $11
     WHERE gathering_id = $1 AND ($10 > 0 OR $11 > 0)
 """

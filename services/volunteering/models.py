@@ -57,8 +57,6 @@ from services.volunteering.tables import (
 )
 from shared.contracts.volunteering import ActingAs
 from shared.db import column_values
-from shared.events import Event
-from shared.groupcommit import outbox_arrays, outbox_rows_insert
 from shared.members import KnownMembersRepository
 from shared.uow import UnitOfWork
 
@@ -353,12 +351,9 @@ class ShiftRepository:
             waiting,
         )
 
-    async def add_sign_ups(
-        self, shift: ShiftRecord, placed: list[NewSignup], statuses: list[ActiveStatus], events: list[Event]
-    ) -> None:
-        """Insert a run's sign-ups in arrival order (``seq``, the waitlist's order, follows it), count the confirmed
-        ones' seats and write their events' outbox rows, in one statement. The caller decided each under the
-        locks."""
+    async def add_sign_ups(self, shift: ShiftRecord, placed: list[NewSignup], statuses: list[ActiveStatus]) -> None:
+        """Insert a run's sign-ups in arrival order (``seq``, the waitlist's order, follows it) and count the
+        confirmed ones' seats, in one statement. The caller decided each under the locks."""
         await self.driver.execute(
             _ADD_SIGN_UPS,
             shift.shift_id,
@@ -370,7 +365,6 @@ class ShiftRepository:
             [g.signed_up_by for g in placed],
             [g.actor_id for g in placed],
             statuses.count("confirmed"),
-            *outbox_arrays(events),
         )
 
     async def overlapping_confirmed(
@@ -685,8 +679,7 @@ _ADD_SIGN_UPS = f"""
             WITH ORDINALITY AS g(signup_id, member_id, status, signed_up_at, signed_up_by, actor_id, n)
         ORDER BY g.n
         RETURNING 1
-    ),
-    events AS ({outbox_rows_insert(SCHEMA, first_param=10)})
+    )
     UPDATE "{SCHEMA}".shifts SET confirmed = confirmed + $9 WHERE shift_id = $1 AND $9 > 0
 """
 

@@ -2,9 +2,9 @@
 
 Sign-ups of one shift are decided one after another under its row lock, so what each costs under the lock is paid in
 series by every sign-up waiting behind it. The view runs the sign-ups that arrive together as one run
-(``shared.groupcommit``), and ``sign_up_run`` decides a run in three statements whatever its length: the locks (the
+(``shared.groupcommit``), and ``sign_up_run`` decides a run in four statements whatever its length: the locks (the
 shift's, then each member's) with every fact the checks need; the members' sign-ups, here and on overlapping shifts,
-and the waitlist, read after the locks; one insert of the run's sign-ups with their events' outbox rows."""
+and the waitlist, read after the locks; one insert of the run's sign-ups; their events at commit."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from services.volunteering.records import ActiveStatus, NewSignup, SignedUpAlrea
 from shared.clock import Clock
 from shared.contracts.volunteering import ActingAs, SignedUp, Waitlisted
 from shared.errors import Conflict, DomainError, NotFound
-from shared.events import Event
 from shared.groupcommit import refuses_without_writing
 
 
@@ -48,7 +47,7 @@ async def sign_up_run(
         except DomainError as refused:
             answers.append(refused)
     if run is not None and run.placed:
-        await uow.shifts.add_sign_ups(run.facts.shift, run.placed, run.statuses, run.events)
+        await uow.shifts.add_sign_ups(run.facts.shift, run.placed, run.statuses)
     return answers
 
 
@@ -72,7 +71,6 @@ class _Run:
     confirmed: int
     placed: list[NewSignup] = field(default_factory=list)
     statuses: list[ActiveStatus] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)  # written by the run's statement
 
 
 def _member_of(cmd: SignUp) -> uuid.UUID:
@@ -138,17 +136,13 @@ def _decide(cmd: SignUp, run: _Run | None, now: datetime, uow: VolunteeringUnitO
     if run.confirmed < shift.capacity:
         status = "confirmed"
         run.confirmed += 1
-        data: SignedUp | Waitlisted = seated
+        uow.emit(seated, subject=shift.shift_id, site_id=shift.site_id, actor_id=actor.actor_id, at=now)
     else:
         status = "waitlisted"
         run.waiting += 1
         position = run.waiting
-        data = Waitlisted(**seated.model_dump(), position=position)
-    run.events.append(
-        uow.emit(
-            data, subject=shift.shift_id, site_id=shift.site_id, actor_id=actor.actor_id, at=now, by_statement=True
-        )
-    )
+        waiting = Waitlisted(**seated.model_dump(), position=position)
+        uow.emit(waiting, subject=shift.shift_id, site_id=shift.site_id, actor_id=actor.actor_id, at=now)
     run.existing[member_id] = status
     run.placed.append(NewSignup(signup_id, shift.shift_id, shift.site_id, member_id, now, by, actor.actor_id))
     run.statuses.append(status)

@@ -269,10 +269,7 @@ class FakeGatheringsRepository:
 
     # Registrations
 
-    async def place_run(
-        self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool], events: list[Event]
-    ) -> None:
-        self.outbox.extend(events)
+    async def place_run(self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool]) -> None:
         for r, seated in zip(placed, confirmed, strict=True):
             assert await self.active_registration_of(gathering_id, r.member_id) is None, "one active per member"
             self._seq += 1

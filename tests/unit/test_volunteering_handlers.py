@@ -232,10 +232,7 @@ class FakeShifts:
         waiting = sum(1 for g in self._active(shift.shift_id) if g.status == "waitlisted")
         return SignedUpAlready(existing, clash, waiting)
 
-    async def add_sign_ups(
-        self, shift: ShiftRecord, placed: list[NewSignup], statuses: list[ActiveStatus], events: list[Event]
-    ) -> None:
-        self.outbox.extend(events)
+    async def add_sign_ups(self, shift: ShiftRecord, placed: list[NewSignup], statuses: list[ActiveStatus]) -> None:
         for signup, status in zip(placed, statuses, strict=True):
             assert not [g for g in self._active(shift.shift_id) if g.member_id == signup.member_id], "one active"
             self._seq += 1

@@ -15,7 +15,6 @@ from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, NewRe
 from shared.clock import Clock
 from shared.contracts.gatherings import GatheringRegistered, GatheringRegistrationCancelled, GatheringWaitlisted
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
-from shared.events import Event
 from shared.groupcommit import refuses_without_writing
 from shared.members import MemberStanding
 
@@ -24,11 +23,11 @@ async def register_run(
     cmds: Sequence[Register], *, uow: GatheringsUnitOfWork, clock: Clock
 ) -> list[RegistrationResult | DomainError]:
     """Registrations for one gathering, decided in arrival order under its row lock as one run: what the run costs
-    under the lock is paid in series by every sign-up waiting behind it, so it is three statements whatever its
-    length (the lock with the members' standings; their registrations and the waitlist, read after the lock; one
-    insert of the run's registrations with their events' outbox rows) and the decisions in Python between. Each
-    answer is a result or the refusal of that one registration; a refused one writes nothing. The view runs sign-ups
-    that arrive together as one run (``shared.groupcommit``)."""
+    under the lock is paid in series by every sign-up waiting behind it, so it is four statements whatever its length
+    (the lock with the members' standings; their registrations and the waitlist, read after the lock; one insert of
+    the run's registrations; their events at commit) and the decisions in Python between. Each answer is a result
+    or the refusal of that one registration; a refused one writes nothing. The view runs sign-ups that arrive
+    together as one run (``shared.groupcommit``)."""
     gathering_id = cmds[0].gathering_id
     assert all(cmd.gathering_id == gathering_id for cmd in cmds), "a run is one gathering's"
     members = list(dict.fromkeys(cmd.member_id for cmd in cmds))
@@ -45,7 +44,7 @@ async def register_run(
         except DomainError as refused:
             answers.append(refused)
     if run is not None and run.placed:
-        await uow.gatherings.place_run(gathering_id, run.placed, run.confirmed, run.events)
+        await uow.gatherings.place_run(gathering_id, run.placed, run.confirmed)
     return answers
 
 
@@ -60,7 +59,6 @@ class _Run:
     room: Room
     placed: list[NewRegistration] = field(default_factory=list)
     confirmed: list[bool] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)  # written by the run's statement
 
 
 def _decide(cmd: Register, run: _Run | None, now: datetime, uow: GatheringsUnitOfWork) -> RegistrationResult:
@@ -111,11 +109,7 @@ def _decide(cmd: Register, run: _Run | None, now: datetime, uow: GatheringsUnitO
         run.waiting += 1
         position = run.waiting
         data = GatheringWaitlisted(**common, registered_by=cmd.role, registered_at=now, position=position)
-    run.events.append(
-        uow.emit(
-            data, subject=registration_id, site_id=gathering.site_id, actor_id=cmd.actor_id, at=now, by_statement=True
-        )
-    )
+    uow.emit(data, subject=registration_id, site_id=gathering.site_id, actor_id=cmd.actor_id, at=now)
     run.registration_of[cmd.member_id] = registration_id
     run.placed.append(
         NewRegistration(registration_id, gathering.gathering_id, gathering.site_id, cmd.member_id, party, cmd.role, now)
