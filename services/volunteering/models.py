@@ -320,7 +320,7 @@ class ShiftRepository:
         return None if row is None else ActiveSignup(row[0], row[1], row[2], row[3])
 
     async def lock_for_sign_ups(self, shift_id: uuid.UUID, members: list[uuid.UUID]) -> SignUpFacts | None:
-        """Lock the shift, then these members' sign-ups (in one order, so that two runs never wait on each other),
+        """Lock the shift, then these members' sign-ups (in key order, so that two runs never deadlock on them),
         and read each member's standing at the shift's site and qualification facts: one round trip. None when
         there is no such shift."""
         keys = sorted({zlib.crc32(m.bytes) - 2**31 for m in members})
