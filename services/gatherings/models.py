@@ -507,19 +507,20 @@ class GatheringsRepository(KnownMembersRepository):
     ) -> tuple[GatheringRow, dict[uuid.UUID, MemberStanding]] | None:
         """Lock the gathering for a run of registrations (``handlers.registrations``), with the standing at its site
         of each member named in the run: one prepared statement on the raw connection."""
-        row = await self.driver.fetchrow(_LOCK_FOR_RUN, gathering_id, members)
+        row = await self.driver.fetchrow(_LOCK_FOR_RUN, gathering_id, [str(m) for m in members])
         if row is None:
             return None
-        standings: dict[uuid.UUID, MemberStanding] = dict.fromkeys(row["known"], "known")
-        standings.update(dict.fromkeys(row["erased"], "erased"))
+        standings: dict[uuid.UUID, MemberStanding] = dict.fromkeys(map(uuid.UUID, row["known"]), "known")
+        standings.update(dict.fromkeys(map(uuid.UUID, row["erased"]), "erased"))
         return GatheringRow(*row[:-2]), standings
 
     async def seats_held(self, gathering_id: uuid.UUID, members: list[uuid.UUID]) -> SeatsHeld:
         """Under the gathering's lock, in a statement after the lock's (whose snapshot may predate its wait): the
         active registrations of these members, and how many parties wait."""
-        row = await self.driver.fetchrow(_SEATS_HELD, gathering_id, members)
+        row = await self.driver.fetchrow(_SEATS_HELD, gathering_id, [str(m) for m in members])
         assert row is not None  # aggregates answer one row
-        return SeatsHeld(dict(zip(row["member_ids"], row["registration_ids"], strict=True)), row["waiting"])
+        held = zip(map(uuid.UUID, row["member_ids"]), map(uuid.UUID, row["registration_ids"]), strict=True)
+        return SeatsHeld(dict(held), row["waiting"])
 
     async def place_run(self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool]) -> None:
         """Insert a run's registrations in arrival order (``seq``, the waitlist's order, follows it) and take the
@@ -529,13 +530,13 @@ class GatheringsRepository(KnownMembersRepository):
             _PLACE_RUN,
             gathering_id,
             placed[0].site_id,
-            [r.registration_id for r in placed],
-            [r.member_id for r in placed],
-            [r.party.adults for r in placed],
-            [r.party.children for r in placed],
+            [str(r.registration_id) for r in placed],
+            [str(r.member_id) for r in placed],
+            [str(r.party.adults) for r in placed],
+            [str(r.party.children) for r in placed],
             ["confirmed" if seat else "waitlisted" for seat in confirmed],
             [r.registered_by for r in placed],
-            [r.registered_at for r in placed],
+            [r.registered_at.isoformat() for r in placed],
             sum(p.adults for p in seated),
             sum(p.children for p in seated),
         )
@@ -671,15 +672,17 @@ def group_columns() -> tuple[Column[Any], ...]:
 
 
 _GATHERING_COLUMNS = ", ".join(f.name for f in fields(GatheringRow))
+# A run's arrays go as text[] and are cast in the statement: asyncpg introspects any other array type once per pooled
+# connection (~7 ms each), which a fresh process's first bursts paid for every connection of the pool.
 _LOCK_FOR_RUN = f"""
     SELECT {_GATHERING_COLUMNS},
         ARRAY(
-            SELECT k.member_id FROM "{SCHEMA}".known_members AS k
-            WHERE k.member_id = ANY($2::uuid[]) AND k.site_id = g.site_id AND k.erased_at IS NULL
+            SELECT k.member_id::text FROM "{SCHEMA}".known_members AS k
+            WHERE k.member_id = ANY($2::text[]::uuid[]) AND k.site_id = g.site_id AND k.erased_at IS NULL
         ) AS known,
         ARRAY(
-            SELECT k.member_id FROM "{SCHEMA}".known_members AS k
-            WHERE k.member_id = ANY($2::uuid[]) AND k.site_id = g.site_id AND k.erased_at IS NOT NULL
+            SELECT k.member_id::text FROM "{SCHEMA}".known_members AS k
+            WHERE k.member_id = ANY($2::text[]::uuid[]) AND k.site_id = g.site_id AND k.erased_at IS NOT NULL
         ) AS erased
     FROM "{SCHEMA}".gatherings AS g
     WHERE gathering_id = $1
@@ -688,11 +691,11 @@ _LOCK_FOR_RUN = f"""
 _SEATS_HELD = f"""
     WITH active AS (
         SELECT member_id, registration_id FROM "{SCHEMA}".registrations
-        WHERE gathering_id = $1 AND member_id = ANY($2::uuid[]) AND status <> 'cancelled'
+        WHERE gathering_id = $1 AND member_id = ANY($2::text[]::uuid[]) AND status <> 'cancelled'
     )
     SELECT
-        ARRAY(SELECT member_id FROM active ORDER BY member_id) AS member_ids,
-        ARRAY(SELECT registration_id FROM active ORDER BY member_id) AS registration_ids,
+        ARRAY(SELECT member_id::text FROM active ORDER BY member_id) AS member_ids,
+        ARRAY(SELECT registration_id::text FROM active ORDER BY member_id) AS registration_ids,
         (SELECT count(*) FROM "{SCHEMA}".registrations WHERE gathering_id = $1 AND status = 'waitlisted') AS waiting
 """
 # The registrations in the arrays' order: unnest keeps it and the insert takes ``seq`` from its sequence row by row.
@@ -704,7 +707,10 @@ _PLACE_RUN = f"""
         )
         SELECT r.registration_id, $1, $2, r.member_id, r.adults, r.children, r.status, r.registered_by,
             r.registered_at, CASE WHEN r.status = 'confirmed' THEN r.registered_at END
-        FROM unnest($3::uuid[], $4::uuid[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[])
+        FROM unnest(
+            $3::text[]::uuid[], $4::text[]::uuid[], $5::text[]::int[], $6::text[]::int[], $7::text[], $8::text[],
+            $9::text[]::timestamptz[]
+        )
             WITH ORDINALITY AS r(registration_id, member_id, adults, children, status, registered_by, registered_at, n)
         ORDER BY r.n
         RETURNING 1

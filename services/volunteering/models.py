@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -324,7 +324,9 @@ class ShiftRepository:
         and read each member's standing at the shift's site and qualification facts: one round trip. None when
         there is no such shift."""
         keys = sorted({zlib.crc32(m.bytes) - 2**31 for m in members})
-        rows = await self.driver.fetch(_LOCK_FOR_SIGN_UPS, shift_id, MEMBER_LOCK_SPACE, keys, members)
+        rows = await self.driver.fetch(
+            _LOCK_FOR_SIGN_UPS, shift_id, MEMBER_LOCK_SPACE, [str(k) for k in keys], [str(m) for m in members]
+        )
         if not rows:
             return None
         facts = SignUpFacts(shift_record(tuple(rows[0])), {}, {}, {})
@@ -336,14 +338,19 @@ class ShiftRepository:
             if row["member_site"] is not None:
                 facts.profiles[member_id] = Profile(member_id, row["member_site"], tuple(row["roles"]), row["active"])
                 held = zip(row["training_ids"] or (), row["completed_on"] or (), row["expires_on"] or (), strict=True)
-                facts.trainings[member_id] = [TrainingRecord(*record) for record in held]
+                facts.trainings[member_id] = [
+                    TrainingRecord(training, date.fromisoformat(done), date.fromisoformat(ends) if ends else None)
+                    for training, done, ends in held
+                ]
         return facts
 
     async def signed_up(self, shift: ShiftRecord, members: list[uuid.UUID]) -> SignedUpAlready:
         """Under the shift's and the members' locks, in a statement after theirs (whose snapshot may predate the
         waits): each member's active sign-up here, a confirmed shift of theirs overlapping this one, and how many
         wait here."""
-        rows = await self.driver.fetch(_SIGNED_UP, shift.shift_id, members, shift.starts_at, shift.ends_at)
+        rows = await self.driver.fetch(
+            _SIGNED_UP, shift.shift_id, [str(m) for m in members], shift.starts_at, shift.ends_at
+        )
         waiting = rows[0]["waiting"] if rows else 0
         return SignedUpAlready(
             {row["member_id"]: row["existing"] for row in rows if row["existing"] is not None},
@@ -358,10 +365,10 @@ class ShiftRepository:
             _ADD_SIGN_UPS,
             shift.shift_id,
             shift.site_id,
-            [g.signup_id for g in placed],
-            [g.member_id for g in placed],
+            [str(g.signup_id) for g in placed],
+            [str(g.member_id) for g in placed],
             statuses,
-            [g.signed_up_at for g in placed],
+            [g.signed_up_at.isoformat() for g in placed],
             [g.signed_up_by for g in placed],
             [g.actor_id for g in placed],
             statuses.count("confirmed"),
@@ -630,6 +637,8 @@ class HoursRepository:
         return [PayableHours(*row) for row in rows]
 
 
+# A run's arrays go as text[] and are cast in the statement: asyncpg introspects any other array type once per pooled
+# connection (~7 ms each), which a fresh process's first bursts paid for every connection of the pool.
 _LOCK_FOR_SIGN_UPS = f"""
     WITH shift AS MATERIALIZED (
         SELECT s.shift_id, s.site_id, s.role_id, s.series_id, s.starts_at, s.ends_at, s.timezone, s.capacity,
@@ -642,19 +651,19 @@ _LOCK_FOR_SIGN_UPS = f"""
     -- in the keys' order.
     member_locks AS MATERIALIZED (
         SELECT count(pg_advisory_xact_lock($2::int, keys.key)) AS taken
-        FROM shift CROSS JOIN (SELECT key FROM unnest($3::int[]) AS key ORDER BY key) AS keys
+        FROM shift CROSS JOIN (SELECT key FROM unnest($3::text[]::int[]) AS key ORDER BY key) AS keys
     )
     SELECT shift.*, m.member_id, v.site_id AS member_site, v.roles, v.active, t.training_ids, t.completed_on,
            t.expires_on,
            CASE WHEN k.member_id IS NULL THEN NULL WHEN k.erased_at IS NULL THEN 'known' ELSE 'erased' END
                AS member_standing
     FROM shift CROSS JOIN member_locks
-    LEFT JOIN unnest($4::uuid[]) AS m(member_id) ON true
+    LEFT JOIN unnest($4::text[]::uuid[]) AS m(member_id) ON true
     LEFT JOIN "{SCHEMA}".known_members k ON k.member_id = m.member_id AND k.site_id = shift.site_id
     LEFT JOIN "{SCHEMA}".volunteers v ON v.member_id = m.member_id
     LEFT JOIN LATERAL (
-        SELECT array_agg(training_id) AS training_ids, array_agg(completed_on) AS completed_on,
-               array_agg(expires_on) AS expires_on
+        SELECT array_agg(training_id) AS training_ids, array_agg(completed_on::text) AS completed_on,
+               array_agg(expires_on::text) AS expires_on
         FROM "{SCHEMA}".trainings WHERE member_id = v.member_id
     ) t ON true
 """
@@ -666,7 +675,7 @@ _SIGNED_UP = f"""
          WHERE g.member_id = m.member_id AND g.status = 'confirmed' AND s.status = 'scheduled' AND s.shift_id <> $1
            AND s.starts_at < $4 AND s.ends_at > $3 LIMIT 1) AS clash,
         (SELECT count(*) FROM "{SCHEMA}".signups WHERE shift_id = $1 AND status = 'waitlisted') AS waiting
-    FROM unnest($2::uuid[]) AS m(member_id)
+    FROM unnest($2::text[]::uuid[]) AS m(member_id)
 """
 # The sign-ups in the arrays' order: unnest keeps it and the insert takes ``seq`` from its sequence row by row.
 _ADD_SIGN_UPS = f"""
@@ -675,7 +684,9 @@ _ADD_SIGN_UPS = f"""
                                         actor_id, confirmed_at, promoted)
         SELECT g.signup_id, $1, $2, g.member_id, g.status, g.signed_up_at, g.signed_up_by, g.actor_id,
                CASE WHEN g.status = 'confirmed' THEN g.signed_up_at END, false
-        FROM unnest($3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[], $7::text[], $8::text[])
+        FROM unnest(
+            $3::text[]::uuid[], $4::text[]::uuid[], $5::text[], $6::text[]::timestamptz[], $7::text[], $8::text[]
+        )
             WITH ORDINALITY AS g(signup_id, member_id, status, signed_up_at, signed_up_by, actor_id, n)
         ORDER BY g.n
         RETURNING 1
