@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import math
 import os
@@ -134,6 +135,8 @@ async def main(options: argparse.Namespace) -> None:
         gatherings_runner, gatherings = await _serve(gatherings_app(settings))
         volunteering_runner, volunteering = await _serve(volunteering_app(settings))
         runners = [gatherings_runner, volunteering_runner]
+        gc.collect()  # as ``rcc serve`` does once its apps started
+        gc.freeze()
         engine = create_async_engine(settings.database_url)
         site_id = f"loop-{uuid.uuid4().hex[:8]}"
         members = [uuid.uuid4() for _ in range(options.signups)]
