@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import sys
@@ -88,6 +89,10 @@ async def serve(settings: Settings, names: Sequence[str]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running(settings, names) as urls:
+        # What start-up built (modules, metadata, schemas) lives as long as the process: out of the collector's
+        # reach, a full collection under load walks only what requests made (~5 ms instead of ~100 ms).
+        gc.collect()
+        gc.freeze()
         for name, url in urls.items():
             log.info("serving", service=name, url=url, role=settings.role)
         await stop.wait()

@@ -41,7 +41,14 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
     sessionmaker = make_connector(app[runtime.ENGINE])
     app[UOW] = lambda: GatheringsUnitOfWork(sessionmaker, Base.metadata)
-    app[REGISTRATIONS] = GroupCommit(handlers.register, uow=app[UOW], clock=app[CLOCK], locks=app[LOCKS], status=201)
+    app[REGISTRATIONS] = GroupCommit(
+        handlers.register,
+        run_handler=handlers.register_run,
+        uow=app[UOW],
+        clock=app[CLOCK],
+        locks=app[LOCKS],
+        status=201,
+    )
     yield
     await app[REGISTRATIONS].close()  # before the database closes: runs in progress finish
 

@@ -42,9 +42,8 @@ from services.gatherings.domain import GatheringType, Party, Room, room_left
 from shared.contracts import SupportType
 from shared.contracts.gatherings import AttendanceSource, EventKind, RegisteredBy
 from shared.db import service_metadata
-from shared.events import Event
 from shared.members import KnownMembersRepository, MemberStanding
-from shared.uow import UnitOfWork, outbox_args, outbox_insert
+from shared.uow import UnitOfWork
 
 
 class Base(DeclarativeBase):
@@ -370,9 +369,11 @@ def registration_columns() -> tuple[Column[Any], ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class Placed:
-    registration_id: uuid.UUID
-    position: int | None
+class SeatsHeld:
+    """What a run of registrations must know besides the gathering: who is registered already, how many wait."""
+
+    registration_of: dict[uuid.UUID, uuid.UUID]  # member → their active registration
+    waiting: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,13 +502,44 @@ class GatheringsRepository(KnownMembersRepository):
         ).first()
         return None if row is None else GatheringRow(*row)
 
-    async def lock_for_registration(
-        self, gathering_id: uuid.UUID, gathering_type: GatheringType, site_id: str | None, member_id: uuid.UUID
-    ) -> tuple[GatheringRow, MemberStanding] | None:
-        """``lock_gathering`` as a prepared statement on the raw connection (the registration path), with the
-        standing of the member at the gathering's site read by the same statement."""
-        row = await self.driver.fetchrow(_LOCK_FOR_REGISTRATION, gathering_id, gathering_type, site_id, member_id)
-        return None if row is None else (GatheringRow(*row[:-1]), row["member_standing"])
+    async def lock_for_run(
+        self, gathering_id: uuid.UUID, members: list[uuid.UUID]
+    ) -> tuple[GatheringRow, dict[uuid.UUID, MemberStanding]] | None:
+        """Lock the gathering for a run of registrations (``handlers.registrations``), with the standing at its site
+        of each member named in the run: one prepared statement on the raw connection."""
+        row = await self.driver.fetchrow(_LOCK_FOR_RUN, gathering_id, [str(m) for m in members])
+        if row is None:
+            return None
+        standings: dict[uuid.UUID, MemberStanding] = dict.fromkeys(map(uuid.UUID, row["known"]), "known")
+        standings.update(dict.fromkeys(map(uuid.UUID, row["erased"]), "erased"))
+        return GatheringRow(*row[:-2]), standings
+
+    async def seats_held(self, gathering_id: uuid.UUID, members: list[uuid.UUID]) -> SeatsHeld:
+        """Under the gathering's lock, in a statement after the lock's (whose snapshot may predate its wait): the
+        active registrations of these members, and how many parties wait."""
+        row = await self.driver.fetchrow(_SEATS_HELD, gathering_id, [str(m) for m in members])
+        assert row is not None  # aggregates answer one row
+        held = zip(map(uuid.UUID, row["member_ids"]), map(uuid.UUID, row["registration_ids"]), strict=True)
+        return SeatsHeld(dict(held), row["waiting"])
+
+    async def place_run(self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool]) -> None:
+        """Insert a run's registrations in arrival order (``seq``, the waitlist's order, follows it) and take the
+        confirmed ones' seats, in one statement. The caller decided each under the gathering's lock."""
+        seated = [r.party for r, seat in zip(placed, confirmed, strict=True) if seat]
+        await self.driver.execute(
+            _PLACE_RUN,
+            gathering_id,
+            placed[0].site_id,
+            [str(r.registration_id) for r in placed],
+            [str(r.member_id) for r in placed],
+            [str(r.party.adults) for r in placed],
+            [str(r.party.children) for r in placed],
+            ["confirmed" if seat else "waitlisted" for seat in confirmed],
+            [r.registered_by for r in placed],
+            [r.registered_at.isoformat() for r in placed],
+            sum(p.adults for p in seated),
+            sum(p.children for p in seated),
+        )
 
     async def find_gathering(
         self, gathering_id: uuid.UUID, site_id: str | None, gathering_type: GatheringType | None
@@ -559,28 +591,6 @@ class GatheringsRepository(KnownMembersRepository):
         return [CancelledRegistration(row.member_id, row.status) for row in sorted(rows, key=lambda row: row.seq)]
 
     # Registrations
-
-    async def place(self, registration: NewRegistration, *, confirmed: bool, event: Event) -> Placed | None:
-        """Insert the registration, take its seats when confirmed, tell a waiting party its position and write the
-        event's outbox row (a waiting party's ``position`` is merged into its data here), in one prepared
-        statement: the gathering's row is locked meanwhile, so every round trip counts. None: the member has an
-        active registration already, and nothing is written."""
-        r = registration
-        row = await self.driver.fetchrow(
-            _PLACE_CONFIRMED if confirmed else _PLACE_WAITLISTED,
-            r.registration_id,
-            r.gathering_id,
-            r.site_id,
-            r.member_id,
-            r.party.adults,
-            r.party.children,
-            r.registered_by,
-            r.registered_at,
-            *outbox_args(event),
-        )
-        if row is None:
-            return None
-        return Placed(r.registration_id, row[0])
 
     async def active_registration_of(self, gathering_id: uuid.UUID, member_id: uuid.UUID) -> RegistrationRow | None:
         r = registrations.c
@@ -662,63 +672,52 @@ def group_columns() -> tuple[Column[Any], ...]:
 
 
 _GATHERING_COLUMNS = ", ".join(f.name for f in fields(GatheringRow))
-_LOCK_FOR_REGISTRATION = f"""
-    SELECT {_GATHERING_COLUMNS}, (
-        SELECT CASE WHEN k.erased_at IS NULL THEN 'known' ELSE 'erased' END FROM "{SCHEMA}".known_members AS k
-        WHERE k.member_id = $4 AND k.site_id = g.site_id
-    ) AS member_standing
+# A run's arrays go as text[] and are cast in the statement: asyncpg introspects any other array type once per pooled
+# connection (~7 ms each), which a fresh process's first bursts paid for every connection of the pool.
+_LOCK_FOR_RUN = f"""
+    SELECT {_GATHERING_COLUMNS},
+        ARRAY(
+            SELECT k.member_id::text FROM "{SCHEMA}".known_members AS k
+            WHERE k.member_id = ANY($2::text[]::uuid[]) AND k.site_id = g.site_id AND k.erased_at IS NULL
+        ) AS known,
+        ARRAY(
+            SELECT k.member_id::text FROM "{SCHEMA}".known_members AS k
+            WHERE k.member_id = ANY($2::text[]::uuid[]) AND k.site_id = g.site_id AND k.erased_at IS NOT NULL
+        ) AS erased
     FROM "{SCHEMA}".gatherings AS g
-    WHERE gathering_id = $1 AND gathering_type = $2 AND ($3::text IS NULL OR site_id = $3)
+    WHERE gathering_id = $1
     FOR UPDATE OF g
 """
-
-
-def _place_sql(confirmed: bool) -> str:
-    """The registration, the seats it takes (confirmed) or its waitlist position, and its event's outbox row.
-
-    Runs after the gathering's row was locked by an earlier statement of the transaction, so its snapshot sees
-    every registration decided before: the position counts the waiting parties ahead, plus one. The outbox row
-    is written only with a registration (a duplicate inserts nothing)."""
-    event = outbox_insert(
-        SCHEMA,
-        first_param=9,
-        rows="placed",
-        merge_into_data=None if confirmed else "jsonb_build_object('position', placed.position)",
+_SEATS_HELD = f"""
+    WITH active AS (
+        SELECT member_id, registration_id FROM "{SCHEMA}".registrations
+        WHERE gathering_id = $1 AND member_id = ANY($2::text[]::uuid[]) AND status <> 'cancelled'
     )
-    if confirmed:
-        placed = f"""
-        seated AS (
-            UPDATE "{SCHEMA}".gatherings SET taken_adults = taken_adults + $5, taken_children = taken_children + $6
-            WHERE gathering_id = $2 AND EXISTS (SELECT FROM inserted)
-        ),
-        placed AS (SELECT NULL::bigint AS position FROM inserted)"""
-    else:
-        placed = f"""
-        placed AS (
-            SELECT 1 + (
-                SELECT count(*) FROM "{SCHEMA}".registrations AS r
-                WHERE r.gathering_id = $2 AND r.status = 'waitlisted' AND r.seq < inserted.seq
-            ) AS position
-            FROM inserted
-        )"""
-    status = "confirmed" if confirmed else "waitlisted"
-    return f"""
-        WITH inserted AS (
-            INSERT INTO "{SCHEMA}".registrations (
-                registration_id, gathering_id, site_id, member_id, adults, children, status, registered_by,
-                registered_at, confirmed_at
-            )
-            VALUES ($1, $2, $3, $4, $5, $6, '{status}', $7, $8, {"$8" if confirmed else "NULL"})
-            ON CONFLICT (gathering_id, member_id) WHERE status <> 'cancelled' DO NOTHING
-            RETURNING seq
-        ),{placed},
-        event AS ({event})
-        SELECT position FROM placed
-    """
-
-
-_PLACE_CONFIRMED = _place_sql(confirmed=True)
-_PLACE_WAITLISTED = _place_sql(confirmed=False)
+    SELECT
+        ARRAY(SELECT member_id::text FROM active ORDER BY member_id) AS member_ids,
+        ARRAY(SELECT registration_id::text FROM active ORDER BY member_id) AS registration_ids,
+        (SELECT count(*) FROM "{SCHEMA}".registrations WHERE gathering_id = $1 AND status = 'waitlisted') AS waiting
+"""
+# The registrations in the arrays' order: unnest keeps it and the insert takes ``seq`` from its sequence row by row.
+_PLACE_RUN = f"""
+    WITH inserted AS (
+        INSERT INTO "{SCHEMA}".registrations (
+            registration_id, gathering_id, site_id, member_id, adults, children, status, registered_by,
+            registered_at, confirmed_at
+        )
+        SELECT r.registration_id, $1, $2, r.member_id, r.adults, r.children, r.status, r.registered_by,
+            r.registered_at, CASE WHEN r.status = 'confirmed' THEN r.registered_at END
+        FROM unnest(
+            $3::text[]::uuid[], $4::text[]::uuid[], $5::text[]::int[], $6::text[]::int[], $7::text[], $8::text[],
+            $9::text[]::timestamptz[]
+        )
+            WITH ORDINALITY AS r(registration_id, member_id, adults, children, status, registered_by, registered_at, n)
+        ORDER BY r.n
+        RETURNING 1
+    )
+    UPDATE "{SCHEMA}".gatherings SET taken_adults = taken_adults + $10, taken_children = taken_children + $11
+    WHERE gathering_id = $1 AND ($10 > 0 OR $11 > 0)
+"""
 
 
 def find_gathering(

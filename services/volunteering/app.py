@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from services.volunteering import SERVICE, consumers, handlers
+from services.volunteering import SERVICE, consumers, handlers, signups
 from services.volunteering.base import Base
 from services.volunteering.commands import ExtendSeries, MarkMissedShifts
 from services.volunteering.models import VolunteeringUnitOfWork
@@ -44,7 +44,14 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
     sessionmaker = make_connector(app[runtime.ENGINE])
     app[UOW] = lambda: VolunteeringUnitOfWork(sessionmaker, Base.metadata)
-    app[SIGNUPS] = GroupCommit(handlers.sign_up, uow=app[UOW], clock=app[CLOCK], locks=app[SHIFT_LOCKS], status=201)
+    app[SIGNUPS] = GroupCommit(
+        signups.sign_up,
+        run_handler=signups.sign_up_run,
+        uow=app[UOW],
+        clock=app[CLOCK],
+        locks=app[SHIFT_LOCKS],
+        status=201,
+    )
     yield
     await app[SIGNUPS].close()  # before the database closes: runs in progress finish
 

@@ -36,8 +36,6 @@ from services.volunteering.commands import (
     ShiftCancelledResult,
     ShiftChangedResult,
     ShiftResult,
-    SignUp,
-    SignUpResult,
     TrainingOut,
     UpdateRole,
     VolunteerOut,
@@ -45,7 +43,6 @@ from services.volunteering.commands import (
 from services.volunteering.models import VolunteeringUnitOfWork
 from services.volunteering.records import (
     NewShift,
-    NewSignup,
     NewTraining,
     RoleRecord,
     SeriesRecord,
@@ -64,11 +61,8 @@ from shared.contracts.volunteering import (
     ShiftField,
     ShiftMissed,
     ShiftScheduled,
-    SignedUp,
-    Waitlisted,
 )
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.groupcommit import refuses_without_writing
 from shared.inbox import Delivered
 from shared.recurrence import MAX_OCCURRENCES, off_loop, require_occurrence
 
@@ -395,91 +389,7 @@ async def cancel_shift(cmd: CancelShift, *, uow: VolunteeringUnitOfWork, clock: 
     return ShiftCancelledResult(shift_id=shift.shift_id, status="cancelled", affected=len(members))
 
 
-# Sign-ups
-
-
-@refuses_without_writing
-async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> SignUpResult:
-    """Sign-ups of one shift are decided one at a time (its row lock), so this path is two statements: the locks
-    with every fact the checks need, then the sign-up and its event. The view runs sign-ups that arrive together in
-    one transaction (``shared.groupcommit``)."""
-    now = clock.now()
-    actor = cmd.actor
-    member_id = domain.member_acted_on(is_staff=actor.is_staff, own_member_id=actor.member_id, requested=cmd.member_id)
-    locked = await uow.shifts.lock_for_sign_up(cmd.shift_id, actor.scope, member_id)
-    if locked is None:
-        raise NotFound("No such shift here.", code="shift_not_found")
-    shift, standing, profile, records = locked
-    domain.require_member(standing)
-    if shift.status == "cancelled":
-        raise Conflict("This shift was cancelled.", code="shift_cancelled")
-    if now >= shift.ends_at:
-        raise Conflict("This shift is over.", code="shift_over")
-    if now >= shift.starts_at and not actor.is_staff:
-        raise Conflict("This shift has started; ask a coordinator.", code="shift_started")
-    verdict = domain.qualification(
-        profile,
-        site_id=shift.site_id,
-        role_id=shift.role_id,
-        required_trainings=shift.required_trainings,
-        trainings=records,
-        on=domain.local_date(shift.starts_at, zoneinfo.ZoneInfo(shift.timezone)),
-    )
-    if verdict.code == "volunteer_paused":
-        raise Conflict(
-            "This volunteer is paused.",
-            code="volunteer_paused",
-            reason=verdict.reason,
-            missing_trainings=list(verdict.missing_trainings),
-        )
-    if verdict.code == "not_qualified":
-        raise Conflict(
-            "Not qualified for this role.",
-            code="not_qualified",
-            reason=verdict.reason,
-            missing_trainings=list(verdict.missing_trainings),
-        )
-    signup_id = uuid.uuid4()
-    by: ActingAs = "coordinator" if actor.is_staff else "self"
-    signup = NewSignup(signup_id, shift.shift_id, shift.site_id, member_id, now, by, actor.actor_id)
-    seated = SignedUp(
-        signup_id=signup_id,
-        shift_id=shift.shift_id,
-        member_id=member_id,
-        role_id=shift.role_id,
-        starts_at=shift.starts_at,
-        ends_at=shift.ends_at,
-        signed_up_by=by,
-    )
-    waiting = Waitlisted(**seated.model_dump(), position=1)
-    # Both possible events are made here; the sign-up's own statement writes the one that happened (with the real
-    # position).
-    outcome = await uow.shifts.sign_up(
-        signup,
-        shift.starts_at,
-        shift.ends_at,
-        seated=uow.emit(
-            seated, subject=shift.shift_id, site_id=shift.site_id, actor_id=actor.actor_id, at=now, by_statement=True
-        ),
-        waiting=uow.emit(
-            waiting, subject=shift.shift_id, site_id=shift.site_id, actor_id=actor.actor_id, at=now, by_statement=True
-        ),
-    )
-    if outcome.existing is not None:
-        raise Conflict("Already signed up for this shift.", code="already_signed_up", signup_status=outcome.existing)
-    if outcome.clash is not None:
-        raise Conflict("This overlaps another shift you hold.", code="overlap", shift_id=str(outcome.clash))
-    if outcome.status == "confirmed":
-        return SignUpResult(
-            signup_id=signup_id, shift_id=shift.shift_id, member_id=member_id, status="confirmed", position=None
-        )
-    return SignUpResult(
-        signup_id=signup_id,
-        shift_id=shift.shift_id,
-        member_id=member_id,
-        status="waitlisted",
-        position=outcome.position,
-    )
+# Sign-ups: services.volunteering.signups
 
 
 async def drop_signup(cmd: DropSignup, *, uow: VolunteeringUnitOfWork, clock: Clock) -> DropResult:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -25,6 +25,7 @@ from services.volunteering.base import Base as Base
 from services.volunteering.domain import ACTIVE_SIGNUP, Profile, ReviewCode, TrainingRecord
 from services.volunteering.records import (
     ActiveSignup,
+    ActiveStatus,
     HoursRow,
     MissedSignup,
     NewHours,
@@ -35,7 +36,8 @@ from services.volunteering.records import (
     SeriesRecord,
     ShiftRecord,
     ShiftTerms,
-    SignUpOutcome,
+    SignedUpAlready,
+    SignUpFacts,
     VisitAttendance,
     VolunteerProfile,
     shift_record,
@@ -55,9 +57,8 @@ from services.volunteering.tables import (
 )
 from shared.contracts.volunteering import ActingAs
 from shared.db import column_values
-from shared.events import Event
-from shared.members import KnownMembersRepository, MemberStanding
-from shared.uow import OUTBOX_COLUMNS, UnitOfWork, outbox_args, outbox_insert
+from shared.members import KnownMembersRepository
+from shared.uow import UnitOfWork
 
 if TYPE_CHECKING:
     pass
@@ -318,45 +319,60 @@ class ShiftRepository:
         ).first()
         return None if row is None else ActiveSignup(row[0], row[1], row[2], row[3])
 
-    async def lock_for_sign_up(
-        self, shift_id: uuid.UUID, site_id: str | None, member_id: uuid.UUID
-    ) -> tuple[ShiftRecord, MemberStanding, Profile | None, list[TrainingRecord]] | None:
-        """Lock the shift, then the member's sign-ups, and read the member's standing at the shift's site and
-        qualification facts: one round trip. None when there is no such shift here."""
-        key = zlib.crc32(member_id.bytes) - 2**31
-        row = await self.driver.fetchrow(_LOCK_FOR_SIGN_UP, shift_id, site_id, MEMBER_LOCK_SPACE, key, member_id)
-        if row is None:
-            return None
-        shift = shift_record(tuple(row))
-        standing: MemberStanding = row["member_standing"]
-        if row["member_site"] is None:
-            return shift, standing, None, []
-        profile = Profile(member_id, row["member_site"], tuple(row["roles"]), row["active"])
-        held = zip(row["training_ids"] or (), row["completed_on"] or (), row["expires_on"] or (), strict=True)
-        return shift, standing, profile, [TrainingRecord(*record) for record in held]
-
-    async def sign_up(
-        self, signup: NewSignup, starts_at: datetime, ends_at: datetime, *, seated: Event, waiting: Event
-    ) -> SignUpOutcome:
-        """Under the shift's and the member's locks, in one statement: refuse a second sign-up or an overlap of
-        ``[starts_at, ends_at)``, else take a seat if one is left or join the waitlist, and write the matching event
-        (``seated``, or ``waiting`` with its real position) to the outbox."""
-        row = await self.driver.fetchrow(
-            _SIGN_UP,
-            signup.shift_id,
-            signup.member_id,
-            starts_at,
-            ends_at,
-            signup.signup_id,
-            signup.site_id,
-            signup.signed_up_at,
-            signup.signed_up_by,
-            signup.actor_id,
-            *outbox_args(seated),
-            *outbox_args(waiting),
+    async def lock_for_sign_ups(self, shift_id: uuid.UUID, members: list[uuid.UUID]) -> SignUpFacts | None:
+        """Lock the shift, then these members' sign-ups (in key order, so that two runs never deadlock on them),
+        and read each member's standing at the shift's site and qualification facts: one round trip. None when
+        there is no such shift."""
+        keys = sorted({zlib.crc32(m.bytes) - 2**31 for m in members})
+        rows = await self.driver.fetch(
+            _LOCK_FOR_SIGN_UPS, shift_id, MEMBER_LOCK_SPACE, [str(k) for k in keys], [str(m) for m in members]
         )
-        assert row is not None  # the statement always answers one row, written or not
-        return SignUpOutcome(row[0], row[1], row[2], row[3])
+        if not rows:
+            return None
+        facts = SignUpFacts(shift_record(tuple(rows[0])), {}, {}, {})
+        for row in rows:
+            member_id = row["member_id"]
+            if member_id is None:
+                continue  # no members: the shift alone
+            facts.standings[member_id] = row["member_standing"]
+            if row["member_site"] is not None:
+                facts.profiles[member_id] = Profile(member_id, row["member_site"], tuple(row["roles"]), row["active"])
+                held = zip(row["training_ids"] or (), row["completed_on"] or (), row["expires_on"] or (), strict=True)
+                facts.trainings[member_id] = [
+                    TrainingRecord(training, date.fromisoformat(done), date.fromisoformat(ends) if ends else None)
+                    for training, done, ends in held
+                ]
+        return facts
+
+    async def signed_up(self, shift: ShiftRecord, members: list[uuid.UUID]) -> SignedUpAlready:
+        """Under the shift's and the members' locks, in a statement after theirs (whose snapshot may predate the
+        waits): each member's active sign-up here, a confirmed shift of theirs overlapping this one, and how many
+        wait here."""
+        rows = await self.driver.fetch(
+            _SIGNED_UP, shift.shift_id, [str(m) for m in members], shift.starts_at, shift.ends_at
+        )
+        waiting = rows[0]["waiting"] if rows else 0
+        return SignedUpAlready(
+            {row["member_id"]: row["existing"] for row in rows if row["existing"] is not None},
+            {row["member_id"]: row["clash"] for row in rows if row["clash"] is not None},
+            waiting,
+        )
+
+    async def add_sign_ups(self, shift: ShiftRecord, placed: list[NewSignup], statuses: list[ActiveStatus]) -> None:
+        """Insert a run's sign-ups in arrival order (``seq``, the waitlist's order, follows it) and count the
+        confirmed ones' seats, in one statement. The caller decided each under the locks."""
+        await self.driver.execute(
+            _ADD_SIGN_UPS,
+            shift.shift_id,
+            shift.site_id,
+            [str(g.signup_id) for g in placed],
+            [str(g.member_id) for g in placed],
+            statuses,
+            [g.signed_up_at.isoformat() for g in placed],
+            [g.signed_up_by for g in placed],
+            [g.actor_id for g in placed],
+            statuses.count("confirmed"),
+        )
 
     async def overlapping_confirmed(
         self, member_id: uuid.UUID, starts_at: datetime, ends_at: datetime, *, besides: uuid.UUID
@@ -621,77 +637,62 @@ class HoursRepository:
         return [PayableHours(*row) for row in rows]
 
 
-_LOCK_FOR_SIGN_UP = f"""
+# A run's arrays go as text[] and are cast in the statement: asyncpg introspects any other array type once per pooled
+# connection (~7 ms each), which a fresh process's first bursts paid for every connection of the pool.
+_LOCK_FOR_SIGN_UPS = f"""
     WITH shift AS MATERIALIZED (
         SELECT s.shift_id, s.site_id, s.role_id, s.series_id, s.starts_at, s.ends_at, s.timezone, s.capacity,
                s.confirmed, s.needs_supervisor, s.status, r.required_trainings
         FROM "{SCHEMA}".shifts s JOIN "{SCHEMA}".roles r ON r.site_id = s.site_id AND r.role_id = s.role_id
-        WHERE s.shift_id = $1 AND ($2::text IS NULL OR s.site_id = $2::text)
+        WHERE s.shift_id = $1
         FOR UPDATE OF s
     ),
-    -- Taken from the locked row, so always after the shift's lock (the order every other path takes them in).
-    member_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($3::int, $4::int) FROM shift)
-    SELECT shift.*, v.site_id AS member_site, v.roles, v.active, t.training_ids, t.completed_on, t.expires_on,
+    -- Taken from the locked row, so always after the shift's lock (the order every other path takes them in), and
+    -- in the keys' order.
+    member_locks AS MATERIALIZED (
+        SELECT count(pg_advisory_xact_lock($2::int, keys.key)) AS taken
+        FROM shift CROSS JOIN (SELECT key FROM unnest($3::text[]::int[]) AS key ORDER BY key) AS keys
+    )
+    SELECT shift.*, m.member_id, v.site_id AS member_site, v.roles, v.active, t.training_ids, t.completed_on,
+           t.expires_on,
            CASE WHEN k.member_id IS NULL THEN NULL WHEN k.erased_at IS NULL THEN 'known' ELSE 'erased' END
                AS member_standing
-    FROM shift CROSS JOIN member_lock
-    LEFT JOIN "{SCHEMA}".known_members k ON k.member_id = $5 AND k.site_id = shift.site_id
-    LEFT JOIN "{SCHEMA}".volunteers v ON v.member_id = $5
+    FROM shift CROSS JOIN member_locks
+    LEFT JOIN unnest($4::text[]::uuid[]) AS m(member_id) ON true
+    LEFT JOIN "{SCHEMA}".known_members k ON k.member_id = m.member_id AND k.site_id = shift.site_id
+    LEFT JOIN "{SCHEMA}".volunteers v ON v.member_id = m.member_id
     LEFT JOIN LATERAL (
-        SELECT array_agg(training_id) AS training_ids, array_agg(completed_on) AS completed_on,
-               array_agg(expires_on) AS expires_on
+        SELECT array_agg(training_id) AS training_ids, array_agg(completed_on::text) AS completed_on,
+               array_agg(expires_on::text) AS expires_on
         FROM "{SCHEMA}".trainings WHERE member_id = v.member_id
     ) t ON true
 """
-
-
-def _sign_up_sql() -> str:
-    """Runs after ``_LOCK_FOR_SIGN_UP`` in the same transaction: its snapshot then sees every sign-up committed
-    before the locks were granted. Rows inserted here are invisible to the statement's own reads, so the waitlist
-    count is of those already waiting."""
-    seated = outbox_insert(SCHEMA, first_param=10, rows="signup WHERE status = 'confirmed'")
-    waiting = outbox_insert(
-        SCHEMA,
-        first_param=10 + len(OUTBOX_COLUMNS),
-        rows="signup CROSS JOIN line WHERE signup.status = 'waitlisted'",
-        merge_into_data="jsonb_build_object('position', line.position)",
+_SIGNED_UP = f"""
+    SELECT m.member_id,
+        (SELECT status FROM "{SCHEMA}".signups
+         WHERE shift_id = $1 AND member_id = m.member_id AND status IN ('confirmed', 'waitlisted') LIMIT 1) AS existing,
+        (SELECT s.shift_id FROM "{SCHEMA}".shifts s JOIN "{SCHEMA}".signups g ON g.shift_id = s.shift_id
+         WHERE g.member_id = m.member_id AND g.status = 'confirmed' AND s.status = 'scheduled' AND s.shift_id <> $1
+           AND s.starts_at < $4 AND s.ends_at > $3 LIMIT 1) AS clash,
+        (SELECT count(*) FROM "{SCHEMA}".signups WHERE shift_id = $1 AND status = 'waitlisted') AS waiting
+    FROM unnest($2::text[]::uuid[]) AS m(member_id)
+"""
+# The sign-ups in the arrays' order: unnest keeps it and the insert takes ``seq`` from its sequence row by row.
+_ADD_SIGN_UPS = f"""
+    WITH inserted AS (
+        INSERT INTO "{SCHEMA}".signups (signup_id, shift_id, site_id, member_id, status, signed_up_at, signed_up_by,
+                                        actor_id, confirmed_at, promoted)
+        SELECT g.signup_id, $1, $2, g.member_id, g.status, g.signed_up_at, g.signed_up_by, g.actor_id,
+               CASE WHEN g.status = 'confirmed' THEN g.signed_up_at END, false
+        FROM unnest(
+            $3::text[]::uuid[], $4::text[]::uuid[], $5::text[], $6::text[]::timestamptz[], $7::text[], $8::text[]
+        )
+            WITH ORDINALITY AS g(signup_id, member_id, status, signed_up_at, signed_up_by, actor_id, n)
+        ORDER BY g.n
+        RETURNING 1
     )
-    return f"""
-        WITH standing AS (
-            SELECT
-                (SELECT status FROM "{SCHEMA}".signups
-                 WHERE shift_id = $1 AND member_id = $2 AND status IN ('confirmed', 'waitlisted') LIMIT 1)
-                    AS existing,
-                (SELECT s.shift_id FROM "{SCHEMA}".shifts s JOIN "{SCHEMA}".signups g ON g.shift_id = s.shift_id
-                 WHERE g.member_id = $2 AND g.status = 'confirmed' AND s.status = 'scheduled' AND s.shift_id <> $1
-                   AND s.starts_at < $4 AND s.ends_at > $3 LIMIT 1) AS clash
-        ),
-        free AS (SELECT existing IS NULL AND clash IS NULL AS ok FROM standing),
-        seat AS (
-            UPDATE "{SCHEMA}".shifts SET confirmed = confirmed + 1
-            WHERE shift_id = $1 AND confirmed < capacity AND (SELECT ok FROM free)
-            RETURNING shift_id
-        ),
-        signup AS (
-            INSERT INTO "{SCHEMA}".signups (signup_id, shift_id, site_id, member_id, status, signed_up_at,
-                                            signed_up_by, actor_id, confirmed_at, promoted)
-            SELECT $5, $1, $6, $2, CASE WHEN seat.shift_id IS NULL THEN 'waitlisted' ELSE 'confirmed' END, $7,
-                   $8, $9, CASE WHEN seat.shift_id IS NULL THEN NULL ELSE $7::timestamptz END, false
-            FROM free LEFT JOIN seat ON true
-            WHERE free.ok
-            RETURNING status
-        ),
-        line AS (
-            SELECT count(*) + 1 AS position FROM "{SCHEMA}".signups WHERE shift_id = $1 AND status = 'waitlisted'
-        ),
-        seated_event AS ({seated}),
-        waiting_event AS ({waiting})
-        SELECT standing.existing, standing.clash, signup.status, line.position
-        FROM standing CROSS JOIN line LEFT JOIN signup ON true
-    """
-
-
-_SIGN_UP = _sign_up_sql()
+    UPDATE "{SCHEMA}".shifts SET confirmed = confirmed + $9 WHERE shift_id = $1 AND $9 > 0
+"""
 
 
 class VolunteeringUnitOfWork(UnitOfWork):

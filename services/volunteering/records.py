@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from services.volunteering.domain import HoursStatus, ReviewCode, ShiftStatus
+from services.volunteering.domain import HoursStatus, Profile, ReviewCode, ShiftStatus, TrainingRecord
 from shared.contracts.volunteering import ActingAs
+from shared.members import MemberStanding
 
 ActiveStatus = Literal["confirmed", "waitlisted"]
 HoursSource = Literal["check_in", "coordinator"]
@@ -138,11 +139,24 @@ class ActiveSignup:
 
 
 @dataclass(frozen=True, slots=True)
-class SignUpOutcome:
-    existing: ActiveStatus | None  # the member's active sign-up status here: nothing was written
-    clash: uuid.UUID | None  # a confirmed shift of theirs that overlaps: nothing was written
-    status: ActiveStatus | None  # when signed up
-    position: int  # on the waitlist, 1-based, when waitlisted
+class SignUpFacts:
+    """What a run of sign-ups reads with the locks: the shift, and per member named their standing at its site and
+    qualification facts (no profile: not a volunteer)."""
+
+    shift: ShiftRecord
+    standings: dict[uuid.UUID, MemberStanding]
+    profiles: dict[uuid.UUID, Profile]
+    trainings: dict[uuid.UUID, list[TrainingRecord]]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedUpAlready:
+    """What a run of sign-ups reads after the locks: members signed up here already (their status), members holding
+    an overlapping confirmed shift (its id), and how many wait here."""
+
+    existing: dict[uuid.UUID, ActiveStatus]
+    clash: dict[uuid.UUID, uuid.UUID]
+    waiting: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import functools
 import json
 import random
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -167,6 +168,28 @@ async def test_200_concurrent_registrations_for_20_seats(stack: Client, site: Si
         assert [(w["registration_id"], w["position"]) for w in roster.body["waitlist"]] == [
             (r["id"], i) for i, r in enumerate(rows[20:], start=1)
         ]
+
+
+async def test_a_member_registering_twice_in_one_burst_gets_one_registration(
+    stack: Client, site: SiteUnderTest, db: asyncpg.Pool
+) -> None:
+    """Registrations that arrive together are decided as one run: the same member's second and third in it are
+    refused as they would be one after another, and the seats and the line count the first only."""
+    event_id = await create_event(stack, site, capacity=5)
+    people = list(await known(db, site, 20))
+    twice = people[8]
+    replies = await asyncio.gather(*(register(stack, site, event_id, m) for m in [*people, twice, twice]))
+    assert Counter(r.status for r in replies) == {201: 20, 409: 2}
+    refused = [r.body for r in replies if r.status == 409]
+    mine = await db.fetchval(
+        "SELECT registration_id::text FROM gatherings.registrations WHERE gathering_id = $1 AND member_id = $2",
+        uuid.UUID(event_id),
+        twice,
+    )
+    assert [(b["code"], b["registration_id"]) for b in refused] == [("already_registered", mine)] * 2
+    rows = await registrations(db, event_id)
+    assert [r["status"] for r in rows] == ["confirmed"] * 5 + ["waitlisted"] * 15
+    assert tuple(await seats(db, event_id)) == (5, 0, 5, 0)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Group commit against the real PostgreSQL: requests that arrive together share one transaction, each in its own
 savepoint; a refused one undoes only itself; answers come only after the commit; Idempotency-Keys replay within a
 run; a request whose client hung up before its turn is never run. A handler that refuses without writing runs
-without the savepoints, and a failed statement then has the run done again with them."""
+without the savepoints, and a failed statement then has the run done again with them. A run handler decides the
+requests of a run without keys together, in arrival order."""
 
 from __future__ import annotations
 
@@ -302,3 +303,84 @@ async def test_with_an_idempotency_key_a_request_keeps_its_savepoint(
     _, answers = await submit_behind_a_held_run(h, group, "k", [refused], [claim])
     assert isinstance(answers[0], Conflict)
     assert refused.value not in await h.values()
+
+
+@pytest.fixture
+async def with_a_run_handler(
+    harness: tuple[Harness, GroupCommit],
+) -> AsyncIterator[tuple[Harness, GroupCommit, list[list[str]]]]:
+    """A run handler beside the one-at-a-time handler: it writes its run's values in one statement and returns a
+    refusal without writing; ``calls`` records each call of either handler (the values it was given)."""
+    h, _ = harness
+    calls: list[list[str]] = []
+
+    @refuses_without_writing
+    async def put(cmd: Put, *, uow: GatheringsUnitOfWork, clock: Clock) -> Written:
+        calls.append([cmd.value])
+        return await h.put(cmd, uow=uow, clock=clock)
+
+    async def put_run(cmds: list[Put], *, uow: GatheringsUnitOfWork, clock: Clock) -> list[Written | Conflict]:
+        calls.append([cmd.value for cmd in cmds])
+        h.started.set()
+        await h.release.wait()
+        kept = [cmd for cmd in cmds if not cmd.refuse]
+        await uow.driver.execute(
+            f'INSERT INTO "{h.schema}".written (value) SELECT unnest($1::text[])',
+            ["taken" if cmd.clash else cmd.value for cmd in kept],
+        )
+        transaction = await uow.driver.fetchval("SELECT txid_current()")
+        return [
+            Conflict("refused", code="refused") if cmd.refuse else Written(value=cmd.value, transaction=transaction)
+            for cmd in cmds
+        ]
+
+    group = GroupCommit(
+        put,
+        run_handler=put_run,
+        uow=lambda: GatheringsUnitOfWork(make_connector(h.engine), Base.metadata),
+        clock=SystemClock(),
+        locks=KeyedLocks(),
+        status=201,
+    )
+    try:
+        yield h, group, calls
+    finally:
+        await group.close()
+
+
+async def test_a_run_handler_decides_the_requests_of_a_run_together_in_arrival_order(
+    with_a_run_handler: tuple[Harness, GroupCommit, list[list[str]]],
+) -> None:
+    h, group, calls = with_a_run_handler
+    puts = [Put(unique("v-")), Put(unique("refused-"), refuse=True), Put(unique("v-"))]
+    first, answers = await submit_behind_a_held_run(h, group, "k", puts)
+    assert calls == [[first.value], [p.value for p in puts]]
+    assert isinstance(answers[1], Conflict) and answers[1].code == "refused"
+    assert isinstance(answers[0], Written) and isinstance(answers[2], Written)
+    stored = await h.values()
+    assert puts[0].value in stored and puts[2].value in stored and puts[1].value not in stored
+
+
+async def test_a_request_with_an_idempotency_key_goes_alone_in_its_turn(
+    with_a_run_handler: tuple[Harness, GroupCommit, list[list[str]]],
+) -> None:
+    h, group, calls = with_a_run_handler
+    puts = [Put(unique("v-")) for _ in range(4)]
+    claim = IdempotencyClaim(scope=f"token:{uuid.uuid4()}", key="alone", fingerprint="f")
+    first, answers = await submit_behind_a_held_run(h, group, "k", puts, [None, None, claim, None])
+    assert calls == [[first.value], [puts[0].value, puts[1].value], [puts[2].value], [puts[3].value]]
+    assert all(isinstance(a, Written) for a in answers)
+    assert len({a.transaction for a in answers if isinstance(a, Written)}) == 1
+
+
+async def test_a_failed_statement_in_a_run_handler_does_the_run_again_one_at_a_time(
+    with_a_run_handler: tuple[Harness, GroupCommit, list[list[str]]],
+) -> None:
+    h, group, calls = with_a_run_handler
+    puts = [Put(unique("v-")), Put(unique("v-"), clash=True), Put(unique("v-"))]
+    first, answers = await submit_behind_a_held_run(h, group, "k", puts)
+    assert calls == [[first.value], [p.value for p in puts], *([p.value] for p in puts)]
+    assert "unique" in str(answers[1]).lower()
+    assert isinstance(answers[0], Written) and isinstance(answers[2], Written)
+    stored = await h.values()
+    assert puts[0].value in stored and puts[2].value in stored

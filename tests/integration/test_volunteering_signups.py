@@ -164,6 +164,26 @@ async def test_a_volunteer_cannot_sign_up_twice_or_for_overlapping_shifts(center
     assert (await center.sign_up(overlapping, me)).body["status"] == "confirmed"
 
 
+async def test_the_same_volunteer_twice_in_one_burst_gets_one_sign_up(center: Center) -> None:
+    """Sign-ups that arrive together are decided as one run: the same volunteer's second and third in it are
+    refused as they would be one after another, and the seats and the line count the first only."""
+    role = await center.role()
+    people = await center.volunteers(20, [role])
+    shift_id = await center.shift(role, starts_in=timedelta(days=3), capacity=5)
+    twice = people[8]
+    replies = await asyncio.gather(
+        *(center.sign_up(shift_id, person, by_coordinator=True) for person in [*people, twice, twice])
+    )
+    assert Counter(r.status for r in replies) == {201: 20, 409: 2}
+    rows = await center.signups(shift_id)
+    held = next(r.status for r in rows if r.member_id == twice.member_id)
+    refused = [(r.body["code"], r.body["signup_status"]) for r in replies if r.status == 409]
+    assert refused == [("already_signed_up", held)] * 2
+    assert [r.status for r in rows] == ["confirmed"] * 5 + ["waitlisted"] * 15
+    [shift] = await center.rows("SELECT confirmed FROM volunteering.shifts WHERE shift_id = :s", s=uuid.UUID(shift_id))
+    assert shift.confirmed == 5
+
+
 async def test_a_waitlisted_spot_holds_no_time_and_promotion_skips_who_is_busy_then(center: Center) -> None:
     role = await center.role()
     holder, busy, next_in_line = await center.volunteers(3, [role])

@@ -31,8 +31,8 @@ from services.gatherings.models import (
     NewRegistration,
     NewSession,
     NewSoberEvent,
-    Placed,
     RegistrationRow,
+    SeatsHeld,
 )
 from shared.clock import FixedClock
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -215,11 +215,20 @@ class FakeGatheringsRepository:
         g = self._stored(gathering_id, gathering_type, site_id)
         return None if g is None else g.row()
 
-    async def lock_for_registration(
-        self, gathering_id: uuid.UUID, gathering_type: GatheringType, site_id: str | None, member_id: uuid.UUID
-    ) -> tuple[GatheringRow, MemberStanding] | None:
-        g = self._stored(gathering_id, gathering_type, site_id)
-        return None if g is None else (g.row(), await self.member_standing(member_id, g.site_id))
+    async def lock_for_run(
+        self, gathering_id: uuid.UUID, members: list[uuid.UUID]
+    ) -> tuple[GatheringRow, dict[uuid.UUID, MemberStanding]] | None:
+        g = self.gatherings.get(gathering_id)
+        if g is None:
+            return None
+        return g.row(), {m: await self.member_standing(m, g.site_id) for m in members}
+
+    async def seats_held(self, gathering_id: uuid.UUID, members: list[uuid.UUID]) -> SeatsHeld:
+        held = {}
+        for m in members:
+            if (active := await self.active_registration_of(gathering_id, m)) is not None:
+                held[m] = active.registration_id
+        return SeatsHeld(held, len(await self.waiting(gathering_id)))
 
     async def find_gathering(
         self, gathering_id: uuid.UUID, site_id: str | None, gathering_type: GatheringType | None
@@ -260,36 +269,28 @@ class FakeGatheringsRepository:
 
     # Registrations
 
-    async def place(self, registration: NewRegistration, *, confirmed: bool, event: Event) -> Placed | None:
-        if await self.active_registration_of(registration.gathering_id, registration.member_id) is not None:
-            return None
-        self._seq += 1
-        r = registration
-        self.registrations[r.registration_id] = StoredRegistration(
-            r.registration_id,
-            self._seq,
-            r.gathering_id,
-            r.site_id,
-            r.member_id,
-            r.party.adults,
-            r.party.children,
-            "confirmed" if confirmed else "waitlisted",
-            r.registered_by,
-            r.registered_at,
-            confirmed_at=r.registered_at if confirmed else None,
-        )
-        position = None
-        if confirmed:
-            g = self.gatherings[r.gathering_id]
-            g.taken_adults += r.party.adults
-            g.taken_children += r.party.children
-            self._check_seats(g)
-        else:
-            position = len(await self.waiting(r.gathering_id))
-            # The real statement merges the position into the outbox row's data.
-            event = replace(event, data=event.data.model_copy(update={"position": position}))
-        self.outbox.append(event)
-        return Placed(r.registration_id, position)
+    async def place_run(self, gathering_id: uuid.UUID, placed: list[NewRegistration], confirmed: list[bool]) -> None:
+        for r, seated in zip(placed, confirmed, strict=True):
+            assert await self.active_registration_of(gathering_id, r.member_id) is None, "one active per member"
+            self._seq += 1
+            self.registrations[r.registration_id] = StoredRegistration(
+                r.registration_id,
+                self._seq,
+                r.gathering_id,
+                r.site_id,
+                r.member_id,
+                r.party.adults,
+                r.party.children,
+                "confirmed" if seated else "waitlisted",
+                r.registered_by,
+                r.registered_at,
+                confirmed_at=r.registered_at if seated else None,
+            )
+            if seated:
+                g = self.gatherings[gathering_id]
+                g.taken_adults += r.party.adults
+                g.taken_children += r.party.children
+                self._check_seats(g)
 
     async def active_registration_of(self, gathering_id: uuid.UUID, member_id: uuid.UUID) -> RegistrationRow | None:
         for r in self.registrations.values():

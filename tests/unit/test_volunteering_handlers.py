@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.volunteering import attendance, handlers
+from services.volunteering import attendance, handlers, signups
 from services.volunteering.commands import (
     Actor,
     AddHours,
@@ -30,6 +30,7 @@ from services.volunteering.commands import (
 from services.volunteering.domain import Profile, TrainingRecord
 from services.volunteering.records import (
     ActiveSignup,
+    ActiveStatus,
     HoursRow,
     MissedSignup,
     NewHours,
@@ -40,7 +41,8 @@ from services.volunteering.records import (
     SeriesRecord,
     ShiftRecord,
     ShiftTerms,
-    SignUpOutcome,
+    SignedUpAlready,
+    SignUpFacts,
     VisitAttendance,
     VolunteerProfile,
 )
@@ -200,14 +202,17 @@ class FakeShifts:
 
     get = lock
 
-    async def lock_for_sign_up(
-        self, shift_id: uuid.UUID, site_id: str | None, member_id: uuid.UUID
-    ) -> tuple[ShiftRecord, MemberStanding, Profile | None, list[TrainingRecord]] | None:
-        shift = await self.lock(shift_id, site_id)
+    async def lock_for_sign_ups(self, shift_id: uuid.UUID, members: list[uuid.UUID]) -> SignUpFacts | None:
+        shift = await self.lock(shift_id, None)
         if shift is None:
             return None
-        profile, records = await self.people.qualification_facts(member_id)
-        return shift, await self.people.member_standing(member_id, shift.site_id), profile, records
+        facts = SignUpFacts(shift, {}, {}, {})
+        for member_id in members:
+            facts.standings[member_id] = await self.people.member_standing(member_id, shift.site_id)
+            profile, records = await self.people.qualification_facts(member_id)
+            if profile is not None:
+                facts.profiles[member_id], facts.trainings[member_id] = profile, records
+        return facts
 
     def _active(self, shift_id: uuid.UUID) -> list[StoredSignup]:
         return sorted(
@@ -215,27 +220,27 @@ class FakeShifts:
             key=lambda g: g.seq,
         )
 
-    async def sign_up(
-        self, signup: NewSignup, starts_at: datetime, ends_at: datetime, *, seated: Event, waiting: Event
-    ) -> SignUpOutcome:
-        active = [g for g in self._active(signup.shift_id) if g.member_id == signup.member_id]
-        clash = await self.overlapping_confirmed(signup.member_id, starts_at, ends_at, besides=signup.shift_id)
-        line = sum(1 for g in self._active(signup.shift_id) if g.status == "waitlisted") + 1
-        if active or clash is not None:
-            return SignUpOutcome(active[0].status if active else None, clash, None, line)
-        shift = self.shifts[signup.shift_id].record
-        status = "confirmed" if shift.confirmed < shift.capacity else "waitlisted"
-        self._seq += 1
-        self.signups[signup.signup_id] = StoredSignup(
-            signup.signup_id, self._seq, signup.shift_id, signup.member_id, status, signup.signed_up_by
-        )
-        if status == "confirmed":
-            self._set(signup.shift_id, confirmed=shift.confirmed + 1)
-            self.outbox.append(seated)
-        else:
-            # The real statement merges the position into the outbox row's data.
-            self.outbox.append(replace(waiting, data=waiting.data.model_copy(update={"position": line})))
-        return SignUpOutcome(None, None, status, line)
+    async def signed_up(self, shift: ShiftRecord, members: list[uuid.UUID]) -> SignedUpAlready:
+        existing, clash = {}, {}
+        for member_id in members:
+            active = [g for g in self._active(shift.shift_id) if g.member_id == member_id]
+            if active:
+                existing[member_id] = active[0].status
+            found = await self.overlapping_confirmed(member_id, shift.starts_at, shift.ends_at, besides=shift.shift_id)
+            if found is not None:
+                clash[member_id] = found
+        waiting = sum(1 for g in self._active(shift.shift_id) if g.status == "waitlisted")
+        return SignedUpAlready(existing, clash, waiting)
+
+    async def add_sign_ups(self, shift: ShiftRecord, placed: list[NewSignup], statuses: list[ActiveStatus]) -> None:
+        for signup, status in zip(placed, statuses, strict=True):
+            assert not [g for g in self._active(shift.shift_id) if g.member_id == signup.member_id], "one active"
+            self._seq += 1
+            self.signups[signup.signup_id] = StoredSignup(
+                signup.signup_id, self._seq, signup.shift_id, signup.member_id, status, signup.signed_up_by
+            )
+        confirmed = self.shifts[shift.shift_id].record.confirmed + statuses.count("confirmed")
+        self._set(shift.shift_id, confirmed=confirmed)
 
     async def change_terms(self, shift_id: uuid.UUID, terms: ShiftTerms, at: datetime, *, revised: bool) -> None:
         self._set(
@@ -467,7 +472,7 @@ async def shift(
 
 
 async def sign_up(uow: FakeUnitOfWork, clock: FixedClock, shift_id: uuid.UUID, member_id: uuid.UUID) -> Any:
-    return await handlers.sign_up(SignUp(COORDINATOR, shift_id, member_id), uow=uow, clock=clock)
+    return await signups.sign_up(SignUp(COORDINATOR, shift_id, member_id), uow=uow, clock=clock)
 
 
 EARLIER = FixedClock(NOW - timedelta(days=2))  # to sign up for a shift that is over by NOW
@@ -504,7 +509,7 @@ async def test_a_free_seat_confirms_and_emits_signed_up(uow: FakeUnitOfWork, clo
     shift_id = await shift(uow, clock, capacity=2)
     member_id = await volunteer(uow, clock)
 
-    result = await handlers.sign_up(SignUp(volunteer_actor(member_id), shift_id, None), uow=uow, clock=clock)
+    result = await signups.sign_up(SignUp(volunteer_actor(member_id), shift_id, None), uow=uow, clock=clock)
 
     assert (result.status, result.position) == ("confirmed", None)
     assert uow.shifts.shifts[shift_id].record.confirmed == 1
@@ -590,7 +595,7 @@ async def test_a_volunteer_signs_up_only_themself(uow: FakeUnitOfWork, clock: Fi
     member_id, other = await volunteer(uow, clock), await volunteer(uow, clock)
 
     with pytest.raises(Forbidden):
-        await handlers.sign_up(SignUp(volunteer_actor(member_id), shift_id, other), uow=uow, clock=clock)
+        await signups.sign_up(SignUp(volunteer_actor(member_id), shift_id, other), uow=uow, clock=clock)
 
 
 # Drops and promotions

@@ -12,7 +12,7 @@ from services.gatherings.handlers.attendance import (
     record_member_registered,
 )
 from services.gatherings.handlers.changes import cancel_gathering, change_capacity
-from services.gatherings.handlers.registrations import cancel_registration, register
+from services.gatherings.handlers.registrations import cancel_registration, register, register_run
 from services.gatherings.handlers.schedule import create_group, extend_schedules, move_session, schedule_sober_event
 
 __all__ = [
@@ -27,5 +27,6 @@ __all__ = [
     "record_member_erased",
     "record_member_registered",
     "register",
+    "register_run",
     "schedule_sober_event",
 ]

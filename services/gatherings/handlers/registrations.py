@@ -3,33 +3,74 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from services.gatherings import domain
 from services.gatherings.commands import CancelRegistration, Register, RegistrationCancelled, RegistrationResult
-from services.gatherings.domain import Party
+from services.gatherings.domain import Party, Room
 from services.gatherings.handlers.seats import locked, present, promote, seat_fields
-from services.gatherings.models import GatheringsUnitOfWork, NewRegistration, RegistrationRow
+from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, NewRegistration, RegistrationRow
 from shared.clock import Clock
 from shared.contracts.gatherings import GatheringRegistered, GatheringRegistrationCancelled, GatheringWaitlisted
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, DomainError, Forbidden, NotFound
 from shared.groupcommit import refuses_without_writing
+from shared.members import MemberStanding
 
 
-@refuses_without_writing
-async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) -> RegistrationResult:
-    """Sign-ups for one gathering are decided one at a time under its row lock, so what each costs under the lock
-    is paid in series: two prepared statements on the raw connection (lock and read, a no-op wait when the run's
-    transaction holds the lock already; place with its outbox row) and only the Python that needs the row between.
-    The view runs sign-ups that arrive together in one transaction (``shared.groupcommit``)."""
+async def register_run(
+    cmds: Sequence[Register], *, uow: GatheringsUnitOfWork, clock: Clock
+) -> list[RegistrationResult | DomainError]:
+    """Registrations for one gathering, decided in arrival order under its row lock as one run: what the run costs
+    under the lock is paid in series by every sign-up waiting behind it, so it is four statements whatever its length
+    (the lock with the members' standings; their registrations and the waitlist, read after the lock; one insert of
+    the run's registrations; their events at commit) and the decisions in Python between. Each answer is a result
+    or the refusal of that one registration; a refused one writes nothing. The view runs sign-ups that arrive
+    together as one run (``shared.groupcommit``)."""
+    gathering_id = cmds[0].gathering_id
+    assert all(cmd.gathering_id == gathering_id for cmd in cmds), "a run is one gathering's"
+    members = list(dict.fromkeys(cmd.member_id for cmd in cmds))
+    locked = await uow.gatherings.lock_for_run(gathering_id, members)
+    run: _Run | None = None
+    if locked is not None:
+        gathering, standings = locked
+        held = await uow.gatherings.seats_held(gathering_id, members)
+        run = _Run(gathering, standings, dict(held.registration_of), held.waiting, gathering.room_left)
+    answers: list[RegistrationResult | DomainError] = []
+    for cmd in cmds:
+        try:
+            answers.append(_decide(cmd, run, clock.now(), uow))
+        except DomainError as refused:
+            answers.append(refused)
+    if run is not None and run.placed:
+        await uow.gatherings.place_run(gathering_id, run.placed, run.confirmed)
+    return answers
+
+
+@dataclass(slots=True)
+class _Run:
+    """The gathering as a run leaves it so far: the registrations and waiting parties it added, the room left."""
+
+    gathering: GatheringRow
+    standings: dict[uuid.UUID, MemberStanding]
+    registration_of: dict[uuid.UUID, uuid.UUID]  # member → their active registration
+    waiting: int
+    room: Room
+    placed: list[NewRegistration] = field(default_factory=list)
+    confirmed: list[bool] = field(default_factory=list)
+
+
+def _decide(cmd: Register, run: _Run | None, now: datetime, uow: GatheringsUnitOfWork) -> RegistrationResult:
+    """One registration of a run: refused (raises), or seated or waiting, added to ``run`` with its event emitted."""
     if cmd.acting_member_id is not None and cmd.member_id != cmd.acting_member_id:
         raise Forbidden("A volunteer token registers only its own member.", code="not_yours")
-    now = clock.now()
-    party = Party(cmd.adults, cmd.children)
-    locked = await uow.gatherings.lock_for_registration(
-        cmd.gathering_id, cmd.gathering_type, cmd.site_id, cmd.member_id
-    )
-    gathering = present(locked[0] if locked else None, cmd.gathering_type)
-    domain.require_member(locked[1] if locked else None, "member")
+    found = run.gathering if run is not None else None
+    if found is not None and (found.gathering_type != cmd.gathering_type or cmd.site_id not in (None, found.site_id)):
+        found = None
+    gathering = present(found, cmd.gathering_type)
+    assert run is not None  # present() refused otherwise
+    domain.require_member(run.standings.get(cmd.member_id), "member")
     closes_at = domain.registration_closes_at(gathering.starts_at, gathering.registration_closes_at)
     if domain.window_state(now, gathering.registration_opens_at, closes_at) != "open":
         raise Conflict(
@@ -38,6 +79,7 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
             opens_at=gathering.registration_opens_at.isoformat() if gathering.registration_opens_at else None,
             closes_at=closes_at.isoformat(),
         )
+    party = Party(cmd.adults, cmd.children)
     if not domain.can_ever_fit(party, gathering.capacity, gathering.child_care_seats):
         raise Conflict(
             "This party is bigger than the whole gathering (adults against capacity, children against child-care "
@@ -46,36 +88,45 @@ async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) ->
             capacity=gathering.capacity,
             child_care_seats=gathering.child_care_seats,
         )
-    # No waiting party fits the room left (promotion guarantees it), so a party that fits is the one a
-    # first-come-first-served walk of the waitlist would seat: seat it; otherwise it waits at the end.
-    confirmed = gathering.room_left.fits(party)
-    registration_id = uuid.uuid4()
-    common = seat_fields(gathering, registration_id, cmd.member_id, party)
-    data: GatheringRegistered | GatheringWaitlisted
-    if confirmed:
-        data = GatheringRegistered(**common, registered_by=cmd.role, registered_at=now)
-    else:
-        # The statement that places it knows the position and writes it into the outbox row's data.
-        data = GatheringWaitlisted(**common, registered_by=cmd.role, registered_at=now, position=1)
-    registration = NewRegistration(
-        registration_id, gathering.gathering_id, gathering.site_id, cmd.member_id, party, cmd.role, now
-    )
-    event = uow.emit(
-        data, subject=registration_id, site_id=gathering.site_id, actor_id=cmd.actor_id, at=now, by_statement=True
-    )
-    placed = await uow.gatherings.place(registration, confirmed=confirmed, event=event)
-    if placed is None:
-        existing = await uow.gatherings.active_registration_of(gathering.gathering_id, cmd.member_id)
+    existing = run.registration_of.get(cmd.member_id)
+    if existing is not None:
         raise Conflict(
             f"This member is registered for this {cmd.gathering_type} already.",
             code="already_registered",
-            registration_id=str(existing.registration_id) if existing else None,
+            registration_id=str(existing),
         )
-    return RegistrationResult(
-        registration_id=registration_id,
-        status="confirmed" if confirmed else "waitlisted",
-        position=placed.position,
+    # No waiting party fits the room left (promotion guarantees it), so a party that fits is the one a
+    # first-come-first-served walk of the waitlist would seat: seat it; otherwise it waits at the end.
+    registration_id = uuid.uuid4()
+    common = seat_fields(gathering, registration_id, cmd.member_id, party)
+    data: GatheringRegistered | GatheringWaitlisted
+    seated = run.room.fits(party)
+    position = None
+    if seated:
+        run.room = run.room.after_seating(party)
+        data = GatheringRegistered(**common, registered_by=cmd.role, registered_at=now)
+    else:
+        run.waiting += 1
+        position = run.waiting
+        data = GatheringWaitlisted(**common, registered_by=cmd.role, registered_at=now, position=position)
+    uow.emit(data, subject=registration_id, site_id=gathering.site_id, actor_id=cmd.actor_id, at=now)
+    run.registration_of[cmd.member_id] = registration_id
+    run.placed.append(
+        NewRegistration(registration_id, gathering.gathering_id, gathering.site_id, cmd.member_id, party, cmd.role, now)
     )
+    run.confirmed.append(seated)
+    return RegistrationResult(
+        registration_id=registration_id, status="confirmed" if seated else "waitlisted", position=position
+    )
+
+
+@refuses_without_writing
+async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) -> RegistrationResult:
+    """One registration: a run of one (a request with an Idempotency-Key, or a run done again with savepoints)."""
+    (answer,) = await register_run([cmd], uow=uow, clock=clock)
+    if isinstance(answer, DomainError):
+        raise answer
+    return answer
 
 
 async def cancel_registration(
