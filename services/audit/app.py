@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,18 +31,9 @@ def create_app(base: Settings | None = None, *, clock: Clock | None = None) -> w
             # The audit service's own facts (who read which report) leave through its outbox like anyone's.
             runtime.outbox_relay(settings, SERVICE, Base.metadata),
             runtime.consumer(settings, consumers.QUEUE, consumers.BINDINGS, consumers.append_batch),
-            _frozen_heap,
         ]
     )
     return app
-
-
-async def _frozen_heap(_app: web.Application) -> AsyncIterator[None]:
-    # What start-up built (modules, the schema's tables, compiled statements) lives as long as the process: out of
-    # the collector's generations, a full collection no longer walks it. The ingest keeps a window of deliveries
-    # alive across collections, so full collections come often, and each walked the whole heap (bench/notes-audit.md).
-    gc.freeze()
-    yield
 
 
 async def _unit_of_work(app: web.Application) -> AsyncIterator[None]:
