@@ -260,7 +260,8 @@ class Delivery(Protocol):
 class _Message:
     """A delivery as aiormq hands it over, settled on the channel it came on. Not aio-pika's IncomingMessage: that
     one copies every property into a locked object (a guarded ``__setattr__`` per field) and runs the callback in a
-    task of its own, about a third of the consumer's CPU per message for fields nobody reads (bench/notes-audit.md)."""
+    task of its own, about a third of the consumer's CPU per message for fields nobody reads (bench/RESULTS.md,
+    issue #19's second round)."""
 
     __slots__ = ("_delivered",)
 
