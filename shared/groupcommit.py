@@ -54,6 +54,31 @@ H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 RunHandler = Callable[..., Awaitable[Sequence[Any]]]
 
 
+C = TypeVar("C")
+A = TypeVar("A")
+
+
+def each_decided(cmds: Sequence[C], decide: Callable[[C], A]) -> list[A | DomainError]:
+    """A run handler's answers: each command decided in arrival order, its result or its refusal; a refused one
+    leaves the others going."""
+    answers: list[A | DomainError] = []
+    for cmd in cmds:
+        try:
+            answers.append(decide(cmd))
+        except DomainError as refused:
+            answers.append(refused)
+    return answers
+
+
+async def alone(run_handler: RunHandler, cmd: Any, *, uow: Any, clock: Clock) -> Any:
+    """A run handler given one command (a request with an Idempotency-Key, a run done again with savepoints): its
+    result, or its refusal raised."""
+    (answer,) = await run_handler([cmd], uow=uow, clock=clock)
+    if isinstance(answer, DomainError):
+        raise answer
+    return answer
+
+
 def refuses_without_writing(handler: H) -> H:
     """Marks a handler whose every refusal (a ``DomainError``) is raised before it wrote anything, or after a
     statement that wrote nothing (a place that was taken, a duplicate). In a group-commit run it then needs no

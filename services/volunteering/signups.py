@@ -22,7 +22,7 @@ from services.volunteering.records import ActiveStatus, NewSignup, SignedUpAlrea
 from shared.clock import Clock
 from shared.contracts.volunteering import ActingAs, SignedUp, Waitlisted
 from shared.errors import Conflict, DomainError, NotFound
-from shared.groupcommit import refuses_without_writing
+from shared.groupcommit import alone, each_decided, refuses_without_writing
 
 
 async def sign_up_run(
@@ -40,12 +40,7 @@ async def sign_up_run(
     if facts is not None:
         held = await uow.shifts.signed_up(facts.shift, list(members))
         run = _Run(facts, held, dict(held.existing), held.waiting, facts.shift.confirmed)
-    answers: list[SignUpResult | DomainError] = []
-    for cmd in cmds:
-        try:
-            answers.append(_decide(cmd, run, clock.now(), uow))
-        except DomainError as refused:
-            answers.append(refused)
+    answers = each_decided(cmds, lambda cmd: _decide(cmd, run, clock.now(), uow))
     if run is not None and run.placed:
         await uow.shifts.add_sign_ups(run.facts.shift, run.placed, run.statuses)
     return answers
@@ -54,10 +49,8 @@ async def sign_up_run(
 @refuses_without_writing
 async def sign_up(cmd: SignUp, *, uow: VolunteeringUnitOfWork, clock: Clock) -> SignUpResult:
     """One sign-up: a run of one (a request with an Idempotency-Key, or a run done again with savepoints)."""
-    (answer,) = await sign_up_run([cmd], uow=uow, clock=clock)
-    if isinstance(answer, DomainError):
-        raise answer
-    return answer
+    result: SignUpResult = await alone(sign_up_run, cmd, uow=uow, clock=clock)
+    return result
 
 
 @dataclass(slots=True)

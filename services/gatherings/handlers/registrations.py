@@ -15,7 +15,7 @@ from services.gatherings.models import GatheringRow, GatheringsUnitOfWork, NewRe
 from shared.clock import Clock
 from shared.contracts.gatherings import GatheringRegistered, GatheringRegistrationCancelled, GatheringWaitlisted
 from shared.errors import Conflict, DomainError, Forbidden, NotFound
-from shared.groupcommit import refuses_without_writing
+from shared.groupcommit import alone, each_decided, refuses_without_writing
 from shared.members import MemberStanding
 
 
@@ -37,12 +37,7 @@ async def register_run(
         gathering, standings = locked
         held = await uow.gatherings.seats_held(gathering_id, members)
         run = _Run(gathering, standings, dict(held.registration_of), held.waiting, gathering.room_left)
-    answers: list[RegistrationResult | DomainError] = []
-    for cmd in cmds:
-        try:
-            answers.append(_decide(cmd, run, clock.now(), uow))
-        except DomainError as refused:
-            answers.append(refused)
+    answers = each_decided(cmds, lambda cmd: _decide(cmd, run, clock.now(), uow))
     if run is not None and run.placed:
         await uow.gatherings.place_run(gathering_id, run.placed, run.confirmed)
     return answers
@@ -123,10 +118,8 @@ def _decide(cmd: Register, run: _Run | None, now: datetime, uow: GatheringsUnitO
 @refuses_without_writing
 async def register(cmd: Register, *, uow: GatheringsUnitOfWork, clock: Clock) -> RegistrationResult:
     """One registration: a run of one (a request with an Idempotency-Key, or a run done again with savepoints)."""
-    (answer,) = await register_run([cmd], uow=uow, clock=clock)
-    if isinstance(answer, DomainError):
-        raise answer
-    return answer
+    result: RegistrationResult = await alone(register_run, cmd, uow=uow, clock=clock)
+    return result
 
 
 async def cancel_registration(
