@@ -35,6 +35,7 @@ from services.gatherings.app import create_app as gatherings_app
 from services.registry import SCHEMAS
 from services.volunteering.app import create_app as volunteering_app
 from shared import access, eventloop
+from shared.db import asyncpg_dsn
 from shared.logging import configure_logging
 from shared.migrate import upgrade
 from shared.settings import Settings
@@ -151,7 +152,7 @@ async def main(options: argparse.Namespace) -> None:
             )
             _, token = await access.issue_token(conn, role=access.Role.COORDINATOR, site_id=site_id, label="loop")
         await engine.dispose()
-        db = await asyncpg.connect(settings.database_url.replace("postgresql+asyncpg", "postgresql"))
+        db = await asyncpg.connect(asyncpg_dsn(settings.database_url))
         for schema in ("gatherings", "volunteering"):
             await db.executemany(
                 f"INSERT INTO {schema}.known_members (member_id, site_id, registered_at) VALUES ($1, $2, now())",
