@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProcessRole = Literal["web", "relay", "consumers", "scheduler", "all"]
@@ -52,8 +52,12 @@ class Settings(BaseSettings):
     broker_connect_timeout_s: float = 10.0
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 1.0
-    consumer_prefetch: int = 256
-    consumer_batch_size: int = 200
+    # A consumer takes up to a batch per transaction and acks it after the commit; the broker sends more only as
+    # acks free the prefetch window. With the window at least twice the batch, the next batch is already here when
+    # one commits; with less, the consumer sits out the broker's ack-to-delivery round trip after every batch and
+    # its batches shrink (issue #19: 0.47 → 0.7 of the raw consumer going from 256/200 to 1000/400).
+    consumer_prefetch: int = Field(default=1000, ge=1, le=65535)
+    consumer_batch_size: int = Field(default=400, ge=1)
     consumer_batch_linger_s: float = 0.005
     # Deliveries of one message before the broker dead-letters it (quorum queue x-delivery-limit).
     delivery_limit: int = 5
@@ -66,6 +70,15 @@ class Settings(BaseSettings):
     token_cache_ttl_s: float = Field(default=5.0, ge=0, le=5)
     page_size_max: int = 200
     occupancy_near_ratio: float = Field(default=0.85, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _window_holds_two_batches(self) -> Self:
+        if self.consumer_prefetch < 2 * self.consumer_batch_size:
+            raise ValueError(
+                f"RCC_CONSUMER_PREFETCH ({self.consumer_prefetch}) must be at least twice RCC_CONSUMER_BATCH_SIZE "
+                f"({self.consumer_batch_size}), so the next batch is delivered while one commits"
+            )
+        return self
 
     @classmethod
     def of(cls, settings: Settings | None) -> Self:
