@@ -15,7 +15,7 @@ def test_the_default_consumer_window_holds_two_batches() -> None:
 
 def test_a_consumer_window_narrower_than_two_batches_is_refused() -> None:
     Settings(consumer_prefetch=20, consumer_batch_size=10)
-    with pytest.raises(ValidationError, match="RCC_CONSUMER_PREFETCH.*twice RCC_CONSUMER_BATCH_SIZE"):
+    with pytest.raises(ValidationError, match=r"RCC_CONSUMER_PREFETCH.*twice RCC_CONSUMER_BATCH_SIZE"):
         Settings(consumer_prefetch=19, consumer_batch_size=10)
 
 
