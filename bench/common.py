@@ -55,11 +55,13 @@ def say(message: str) -> None:
 
 @dataclass(frozen=True)
 class Goal:
-    op: Literal["<", ">="]
+    op: Literal["<", "<=", ">="]
     limit: float
 
     def met(self, value: float) -> bool:
-        return value < self.limit if self.op == "<" else value >= self.limit
+        if self.op == "<":
+            return value < self.limit
+        return value <= self.limit if self.op == "<=" else value >= self.limit
 
     def __str__(self) -> str:
         return f"{self.op} {self.limit:g}"

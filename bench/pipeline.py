@@ -53,7 +53,9 @@ from shared.messaging import declare_consumer_queue
 from shared.outbox import cloudevent_from_row
 from shared.uow import outbox_row
 
-RATE_GOAL = Goal(">=", 0.5)
+RELAY_GOAL = Goal(">=", 0.5)
+# Issue #19.
+INGEST_GOAL = Goal(">=", 0.6)
 LAG_P99_GOAL_MS = Goal("<", 250.0)
 PUBLISH_WINDOW = 1_000  # publishes in flight before awaiting their confirms
 CONSUME_PREFETCH = 1_000
@@ -107,10 +109,10 @@ async def run(options: argparse.Namespace, stack: Stack) -> Outcome:
         figures=[
             Figure("relay publish", relay, "events/s"),
             Figure("baseline: raw publish, pipelined confirms", raw_publish, "events/s"),
-            Figure("relay / baseline", ratio(relay, raw_publish), "", RATE_GOAL),
+            Figure("relay / baseline", ratio(relay, raw_publish), "", RELAY_GOAL),
             Figure("audit ingest", ingest, "events/s"),
             Figure("baseline: raw consume, batched COPY", raw_consume, "events/s"),
-            Figure("audit ingest / baseline", ratio(ingest, raw_consume), "", RATE_GOAL),
+            Figure("audit ingest / baseline", ratio(ingest, raw_consume), "", INGEST_GOAL),
             Figure("audit process CPU per event ingested", ingest_cpu, "µs"),
             Figure("baseline consumer CPU per event", raw_consume_cpu, "µs"),
             Figure("audit chain verify", verified),
