@@ -363,13 +363,19 @@ class StoredResponse:
 H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
 
 
-def single_statement(handler: H) -> H:
+def single_statement(*, unless: Callable[[Any], bool] = lambda _cmd: False) -> Callable[[H], H]:
     """Marks a handler whose writes, its outbox rows included, are one statement (it emits only ``by_statement``,
     queueing nothing). Without an Idempotency-Key it then runs with no BEGIN and COMMIT: a statement is its own
     transaction, and the two round trips are a third of a kiosk check-in's cost. With a key, the claim and the
-    stored answer need the transaction."""
-    handler.single_statement = True  # type: ignore[attr-defined]  # typing has no type for a function with a mark
-    return handler
+    stored answer need the transaction; so do the commands ``unless`` picks (a rarer case of the command whose
+    writes take more than one statement: it may emit events the usual way too)."""
+
+    def mark(handler: H) -> H:
+        # typing has no type for a function with a mark
+        handler.single_statement = lambda cmd: not unless(cmd)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
 
 
 U = TypeVar("U", bound=UnitOfWork)
@@ -427,7 +433,8 @@ async def _execute_once(
     status: int,
     idempotency: IdempotencyClaim | None,
 ) -> Outcome[R]:
-    uow.transactional = idempotency is not None or not getattr(handler, "single_statement", False)
+    one_statement: Callable[[Any], bool] | None = getattr(handler, "single_statement", None)
+    uow.transactional = idempotency is not None or one_statement is None or not one_statement(cmd)
     async with uow:
         outcome = await decide(handler, cmd, uow=uow, clock=clock, status=status, idempotency=idempotency)
         await uow.commit()

@@ -24,7 +24,7 @@ class Body(BaseModel):
 
 class OccurredAtBody(Body):
     # The kiosk's clock (corrected by the server's Date header) when the person tapped, for one it saved offline;
-    # accepted within bounds (domain.visit_time) and then the visit's time, stored beside the receive time.
+    # accepted within bounds (domain.occurred_time) and then the visit's time, stored beside the receive time.
     occurred_at: AwareDatetime | None = None
 
 
@@ -150,6 +150,10 @@ class CheckedIn(BaseModel):
     purpose: Purpose
     support_type: SupportType | None
     checked_in_at: datetime
+    checked_out_at: datetime | None = Field(
+        default=None,
+        description="Set for a check-in saved offline before the site last closed: the visit ended at that closing",
+    )
 
 
 class CheckedOut(BaseModel):

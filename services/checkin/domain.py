@@ -101,12 +101,34 @@ def last_closing_before(now: datetime, zone: zoneinfo.ZoneInfo, closes_at: time)
         day -= timedelta(days=1)
 
 
-def visit_time(now: datetime, occurred_at: datetime | None, zone: zoneinfo.ZoneInfo, closes_at: time) -> datetime:
-    """When a check-in or check-out happened: ``now`` (its receive time), or the kiosk's ``occurred_at`` for one
-    it saved while offline, accepted only when it is plausible. Not before the site's last closing: the visits of
-    that day were closed then (or counted as left open), and a late arrival must not reopen or extend them."""
-    if occurred_at is None:
-        return now
+def check_in_time(
+    now: datetime, occurred_at: datetime, zone: zoneinfo.ZoneInfo, closes_at: time
+) -> tuple[datetime, datetime | None]:
+    """When a check-in happened (as ``occurred_time``), and when its visit ended if the site has closed since: a
+    check-in the kiosk saved before the last closing belongs to a day whose visits were closed at that closing, so
+    it is recorded as one of them, ended then, instead of being refused and missing from that day's figures."""
+    at = occurred_time(now, occurred_at)
+    closing = closing_instant_after(at, zone, closes_at)
+    return at, closing if closing <= now else None
+
+
+def check_out_time(now: datetime, occurred_at: datetime, zone: zoneinfo.ZoneInfo, closes_at: time) -> datetime:
+    """When a check-out happened (as ``occurred_time``). Not before the site's last closing: the visits of that day
+    were closed then, and a late check-out must not close a visit begun since (it would end before it began)."""
+    at = occurred_time(now, occurred_at)
+    last_close = last_closing_before(now, zone, closes_at)
+    if at < last_close:
+        raise InvalidInput(
+            "The time given is before the site last closed; that day's visits are closed.",
+            code="occurred_before_closing",
+            earliest=last_close.astimezone(UTC).isoformat(),
+        )
+    return at
+
+
+def occurred_time(now: datetime, occurred_at: datetime) -> datetime:
+    """When a tap the kiosk saved while offline happened: its ``occurred_at``, accepted only when it is plausible,
+    and never later than ``now``, when it reached us."""
     if occurred_at > now + OCCURRED_AHEAD_SKEW:
         raise InvalidInput(
             "The time given is in the future; check the kiosk's clock.",
@@ -118,12 +140,5 @@ def visit_time(now: datetime, occurred_at: datetime | None, zone: zoneinfo.ZoneI
             "The time given is more than 24 hours ago.",
             code="occurred_too_long_ago",
             earliest=(now - OCCURRED_MAX_AGE).isoformat(),
-        )
-    last_close = last_closing_before(now, zone, closes_at)
-    if occurred_at < last_close:
-        raise InvalidInput(
-            "The time given is before the site last closed; that day's visits are closed.",
-            code="occurred_before_closing",
-            earliest=last_close.astimezone(UTC).isoformat(),
         )
     return min(occurred_at, now)

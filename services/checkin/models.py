@@ -131,6 +131,8 @@ class NewVisit:
     checked_in_at: datetime
     received_at: datetime
     recorded_offline: bool
+    # Set for a check-in saved before the site last closed: the visit ended at that closing (closed_by auto_close).
+    checked_out_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,7 @@ class CheckinRepository:
             visit.checked_in_at,
             visit.received_at,
             visit.recorded_offline,
+            visit.checked_out_at,
         )
         started = await self.driver.fetchrow(sql, *args, *outbox_args(event), *(() if who is None else (who,)))
         return (False, None) if started is None else (True, started[0])
@@ -321,17 +324,21 @@ def _start_visit_sql(member: str) -> str:
     """The check-in as one statement, prepared once per connection (asyncpg's statement cache). ``member`` selects
     the member (NULL for an anonymous walk-in; ``{who}`` is the code or id); the member's claim in ``open_visits``
     turns a second open visit into no row instead of an error; the outbox row is written only with a visit. Being
-    one statement, it needs no BEGIN and COMMIT of its own."""
-    who = 9 + len(OUTBOX_COLUMNS)
+    one statement, it needs no BEGIN and COMMIT of its own. A visit given its end ($9: one that happened before the
+    site last closed) is written closed by the closing, and claims nothing."""
+    who = 10 + len(OUTBOX_COLUMNS)
     event = outbox_insert(
-        SCHEMA, first_param=9, rows="visit", merge_into_data="jsonb_build_object('member_id', visit.member_id)"
+        SCHEMA, first_param=10, rows="visit", merge_into_data="jsonb_build_object('member_id', visit.member_id)"
     )
     return f"""
         WITH member AS ({member.format(who=f"${who}")}),
         visit AS (
             INSERT INTO "{SCHEMA}".visits (visit_id, site_id, purpose, support_type, ref, checked_in_at,
-                                           checked_in_received_at, checked_in_offline, member_id)
-            SELECT $1, $2, $3, $4, $5, $6, $7, $8, member.member_id FROM member
+                                           checked_in_received_at, checked_in_offline, member_id, checked_out_at,
+                                           closed_by, checked_out_received_at)
+            SELECT $1, $2, $3, $4, $5, $6, $7, $8, member.member_id, $9::timestamptz,
+                   CASE WHEN $9 IS NOT NULL THEN 'auto_close' END, CASE WHEN $9 IS NOT NULL THEN $7 END
+            FROM member
             RETURNING member_id
         ),
         event AS ({event})

@@ -18,14 +18,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Request, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, Request, expect
 
 from services.checkin.domain import KIOSK_CODE_ALPHABET
 from services.pages import app as pages_app
 from services.pages.app import KIOSK_SHELL, STATIC
 from shared.settings import Settings
 from tests.support.browser import CHROMIUM, TABLET, chromium
-from tests.support.stack import Client, SiteUnderTest, make_site, services
+from tests.support.stack import Client, SiteUnderTest, eventually, make_site, services
 
 pytestmark = pytest.mark.e2e
 
@@ -481,6 +481,53 @@ async def test_check_ins_left_in_the_old_queue_by_an_updated_kiosk_are_sent_at_t
     [visit] = await visits(center, site)
     assert (visit["member_id"], visit["purpose"], visit["recorded_offline"]) == (member["member_id"], "education", True)
     assert instant(visit["checked_in_at"]) == saved_at
+
+
+async def test_forgetting_the_device_asks_while_check_ins_wait_then_deletes_them_with_the_token(
+    center: Client, site: SiteUnderTest, kiosk: Kiosk
+) -> None:
+    member = await register(center, site)
+    page = await kiosk.open(site.tokens["kiosk"])
+    await expect(page.get_by_role("heading", name=START)).to_be_visible()
+    await installed(page)
+    await page.context.set_offline(True)
+    await check_in(
+        page, member["kiosk_code"], start="Check in", label="Your 6-character code", next_="Next", purpose="A class"
+    )
+    await expect(page.locator("#sync-state")).to_have_text("1 check-in saved — it will be sent when we're back online")
+    await page.get_by_role("button", name="OK").click()
+
+    questions: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await (dialog.dismiss() if len(questions) == 1 else dialog.accept())
+
+    page.on("dialog", answer)
+    await page.get_by_text("Kiosk settings").click()
+    forget = page.get_by_role("button", name="Forget this device")
+    await forget.click()
+
+    async def asked_once() -> bool:
+        return len(questions) == 1
+
+    await eventually(asked_once, timeout=5)
+    # Called off: the check-in still waits, and the kiosk keeps its token.
+    assert len(await page.evaluate(QUEUE)) == 1
+    assert await page.evaluate("localStorage.getItem('rcc.kiosk.token')") == site.tokens["kiosk"]
+
+    await forget.click()
+    await expect(page.locator("#token")).to_be_visible()
+    assert (
+        questions
+        == ["1 saved check-in has not been sent yet. Forgetting this device deletes it. Forget this device anyway?"] * 2
+    )
+    # The page came up again and opened its (new, empty) queue.
+    await page.wait_for_function("async () => (await indexedDB.databases()).some((db) => db.name === 'rcc-kiosk')")
+    assert await page.evaluate(QUEUE) == []
+    assert [key for key in await page.evaluate("Object.keys(localStorage)") if key.startswith("rcc.kiosk.")] == []
+    await page.context.set_offline(False)
+    assert await visits(center, site) == []
 
 
 async def test_staff_can_make_spanish_the_language_the_kiosk_starts_in(

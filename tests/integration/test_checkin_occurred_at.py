@@ -142,8 +142,6 @@ async def test_an_online_check_in_is_at_its_receive_time_and_not_flagged(center:
     [
         (timedelta(minutes=3), "occurred_in_future"),
         (-timedelta(hours=25), "occurred_too_long_ago"),
-        # The site last closed 4 hours ago (the fixture): that day's visits are closed.
-        (-timedelta(hours=4, minutes=30), "occurred_before_closing"),
     ],
 )
 async def test_an_occurred_at_out_of_bounds_is_refused_with_its_code_and_writes_nothing(
@@ -175,6 +173,68 @@ async def test_an_occurred_at_out_of_bounds_is_refused_with_its_code_and_writes_
         json={"occurred_at": iso(datetime.now(UTC) + offset)},
     )
     assert (out.status, out.body["code"]) == (422, code)
+
+
+async def test_a_check_in_saved_before_the_site_closed_is_recorded_as_a_visit_the_closing_ended(
+    center: Center,
+) -> None:
+    kiosk = center.site.tokens["kiosk"]
+    member_code = await register(center)
+    # The member is here now; the kiosk that was offline last evening sends what it saved then.
+    today = await center.call(
+        "POST", "/visits", token=kiosk, service="checkin", json={"kiosk_code": member_code, "purpose": "drop_in"}
+    )
+    assert today.status == 201, today.body
+    # The site last closed 4 hours ago (the fixture).
+    closing = (datetime.now(UTC) - timedelta(hours=4)).replace(second=0, microsecond=0)
+    tapped = closing - timedelta(minutes=45)
+    saved = await center.call(
+        "POST",
+        "/visits",
+        token=kiosk,
+        service="checkin",
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        json={"kiosk_code": member_code, "purpose": "education", "occurred_at": iso(tapped)},
+    )
+    assert saved.status == 201, saved.body
+    assert (instant(saved.body["checked_in_at"]), instant(saved.body["checked_out_at"])) == (tapped, closing)
+    row = await visit_row(center, saved.body["visit_id"])
+    assert (row.checked_in_at, row.checked_out_at, row.closed_by) == (tapped, closing, "auto_close")
+    assert row.checked_in_offline and not row.checked_out_offline
+    assert (await visit_row(center, today.body["visit_id"])).checked_out_at is None
+    checked_in, checked_out = await checkin_events(center.engine, saved.body["visit_id"])  # in this order
+    assert checked_in["type"] == "checkin.visitor_checked_in"
+    assert (checked_out["type"], checked_out["data"]["closed_by"], checked_out["data"]["minutes"]) == (
+        "checkin.visitor_checked_out",
+        "auto_close",
+        45,
+    )
+    assert checked_out["data"]["member_id"] == checked_in["data"]["member_id"] == today.body["member_id"]
+
+    # The same without a key (no transaction of the key's to ride on), anonymous.
+    anonymous = await center.call(
+        "POST",
+        "/visits",
+        token=kiosk,
+        service="checkin",
+        json={"anonymous": True, "purpose": "drop_in", "occurred_at": iso(tapped)},
+    )
+    assert anonymous.status == 201, anonymous.body
+    assert [e["type"] for e in await checkin_events(center.engine, anonymous.body["visit_id"])] == [
+        "checkin.visitor_checked_in",
+        "checkin.visitor_checked_out",
+    ]
+
+    # A check-out saved then would close the visit begun since: refused, the visit stays open.
+    out = await center.call(
+        "POST",
+        "/checkouts",
+        token=kiosk,
+        service="checkin",
+        json={"kiosk_code": member_code, "occurred_at": iso(tapped + timedelta(minutes=30))},
+    )
+    assert (out.status, out.body["code"]) == (422, "occurred_before_closing")
+    assert (await visit_row(center, today.body["visit_id"])).checked_out_at is None
 
 
 async def test_a_little_kiosk_clock_skew_ahead_is_accepted_as_now_and_a_time_without_zone_is_refused(
@@ -337,10 +397,24 @@ def test_on_a_fall_back_night_the_last_closing_is_the_later_of_the_two() -> None
 
 def test_a_time_within_the_skew_counts_as_now_and_one_beyond_it_is_refused() -> None:
     now = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
-    closes = time(21, 0)
-    assert domain.visit_time(now, None, NEW_YORK, closes) == now
-    assert domain.visit_time(now, now + domain.OCCURRED_AHEAD_SKEW, NEW_YORK, closes) == now
-    assert domain.visit_time(now, now - timedelta(hours=3), NEW_YORK, closes) == now - timedelta(hours=3)
+    assert domain.occurred_time(now, now + domain.OCCURRED_AHEAD_SKEW) == now
+    assert domain.occurred_time(now, now - timedelta(hours=3)) == now - timedelta(hours=3)
     with pytest.raises(InvalidInput) as ahead:
-        domain.visit_time(now, now + domain.OCCURRED_AHEAD_SKEW + timedelta(seconds=1), NEW_YORK, closes)
+        domain.occurred_time(now, now + domain.OCCURRED_AHEAD_SKEW + timedelta(seconds=1))
     assert ahead.value.code == "occurred_in_future"
+
+
+def test_a_check_in_before_the_last_closing_ends_at_the_closing_after_it_and_a_check_out_then_is_refused() -> None:
+    closes = time(21, 0)
+    now = datetime(2026, 3, 11, 9, 0, tzinfo=NEW_YORK)
+    evening = datetime(2026, 3, 10, 20, 15, tzinfo=NEW_YORK)
+    morning = datetime(2026, 3, 11, 8, 30, tzinfo=NEW_YORK)
+    assert domain.check_in_time(now, evening, NEW_YORK, closes) == (
+        evening,
+        datetime(2026, 3, 10, 21, 0, tzinfo=NEW_YORK),
+    )
+    assert domain.check_in_time(now, morning, NEW_YORK, closes) == (morning, None)
+    assert domain.check_out_time(now, morning, NEW_YORK, closes) == morning
+    with pytest.raises(InvalidInput) as refused:
+        domain.check_out_time(now, evening, NEW_YORK, closes)
+    assert refused.value.code == "occurred_before_closing"

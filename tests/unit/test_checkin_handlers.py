@@ -19,7 +19,7 @@ from services.checkin.commands import (
 from services.checkin.models import NewVisit, VisitRecord
 from shared.access import Site
 from shared.clock import FixedClock
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import Event
 from shared.uow import Recorder
 
@@ -93,7 +93,9 @@ class FakeCheckinRepository:
         resolved = None
         if member_id is not None or kiosk_code is not None:
             member = self._member(visit.site_id, kiosk_code, member_id)
-            if member is None or await self.open_visit_of(member.member_id) is not None:
+            # A visit written closed claims no open visit.
+            claims = visit.checked_out_at is None
+            if member is None or (claims and await self.open_visit_of(member.member_id) is not None):
                 return False, None
             resolved = member.member_id
         self.visits[visit.visit_id] = StoredVisit(
@@ -104,6 +106,8 @@ class FakeCheckinRepository:
             visit.support_type,
             visit.ref,
             visit.checked_in_at,
+            visit.checked_out_at,
+            None if visit.checked_out_at is None else "auto_close",
         )
         # The real statement writes the event's outbox row with the member id it resolved.
         self.outbox.append(replace(event, data=event.data.model_copy(update={"member_id": resolved})))
@@ -191,9 +195,17 @@ async def register(uow: FakeUnitOfWork, clock: FixedClock, *, site: str = SITE, 
     )
 
 
-async def check_in(uow: FakeUnitOfWork, clock: FixedClock, *, site: str = SITE, purpose: str = "drop_in", **who):
+async def check_in(
+    uow: FakeUnitOfWork,
+    clock: FixedClock,
+    *,
+    site: str = SITE,
+    purpose: str = "drop_in",
+    site_record: Site | None = None,
+    **who,
+):
     return await handlers.check_in_visitor(
-        CheckInVisitor(site_id=site, actor_id=KIOSK, purpose=purpose, **who),
+        CheckInVisitor(site_id=site, actor_id=KIOSK, purpose=purpose, site=site_record, **who),
         uow=uow,
         clock=clock,  # type: ignore[arg-type]
     )
@@ -549,6 +561,63 @@ async def test_a_visit_left_open_over_days_closes_at_the_first_closing(uow: Fake
 
     assert uow.checkin.visits[visit.visit_id].checked_out_at == datetime(2026, 6, 11, 1, 0, tzinfo=UTC)
     assert uow.events[-1].data.minutes == 9 * 60  # type: ignore[attr-defined]
+
+
+async def test_a_check_in_saved_before_the_last_closing_is_a_visit_ended_at_that_closing(
+    uow: FakeUnitOfWork,
+) -> None:
+    # Tapped at 20:00 EDT on 06-10 on a kiosk that was offline; it reached us at 09:00 EDT the next morning, when
+    # the member had already checked in again on another kiosk.
+    clock = FixedClock(datetime(2026, 6, 11, 13, 0, tzinfo=UTC))
+    member = await register(uow, clock)
+    today = await check_in(uow, clock, member_id=member.member_id)
+    uow.events.clear()
+    tapped = datetime(2026, 6, 11, 0, 0, tzinfo=UTC)
+    closing = datetime(2026, 6, 11, 1, 0, tzinfo=UTC)
+
+    saved = await check_in(uow, clock, member_id=member.member_id, occurred_at=tapped, site_record=NEW_YORK_SITE)
+
+    assert (saved.checked_in_at, saved.checked_out_at) == (tapped, closing)
+    stored = uow.checkin.visits[saved.visit_id]
+    assert (stored.checked_in_at, stored.checked_out_at, stored.closed_by) == (tapped, closing, "auto_close")
+    assert uow.checkin.visits[today.visit_id].checked_out_at is None  # the open visit is untouched
+    checked_in, checked_out = uow.events
+    assert checked_in.type == "checkin.visitor_checked_in" and checked_in.time == tapped
+    assert checked_in.data.recorded_offline  # type: ignore[attr-defined]
+    assert checked_out.type == "checkin.visitor_checked_out" and checked_out.time == closing
+    ended = checked_out.data.model_dump(mode="json")
+    assert (ended["closed_by"], ended["minutes"], ended["member_id"]) == ("auto_close", 60, str(member.member_id))
+    assert checked_out.actor_id is None
+
+
+async def test_a_check_in_saved_after_the_last_closing_stays_open(uow: FakeUnitOfWork) -> None:
+    clock = FixedClock(datetime(2026, 6, 11, 13, 0, tzinfo=UTC))  # 09:00 EDT; the site last closed at 21:00
+    tapped = datetime(2026, 6, 11, 12, 30, tzinfo=UTC)
+
+    saved = await check_in(uow, clock, anonymous=True, occurred_at=tapped, site_record=NEW_YORK_SITE)
+
+    assert (saved.checked_in_at, saved.checked_out_at) == (tapped, None)
+    assert [event.type for event in uow.events] == ["checkin.visitor_checked_in"]
+
+
+async def test_a_check_out_saved_before_the_last_closing_is_refused(uow: FakeUnitOfWork) -> None:
+    clock = FixedClock(datetime(2026, 6, 11, 13, 0, tzinfo=UTC))
+    member = await register(uow, clock)
+    visit = await check_in(uow, clock, member_id=member.member_id)  # begun after the closing
+    with pytest.raises(InvalidInput) as refused:
+        await handlers.check_out_visitor(
+            CheckOutVisitor(
+                site_id=SITE,
+                actor_id=KIOSK,
+                visit_id=visit.visit_id,
+                occurred_at=datetime(2026, 6, 11, 0, 30, tzinfo=UTC),
+                site=NEW_YORK_SITE,
+            ),
+            uow=uow,
+            clock=clock,
+        )
+    assert refused.value.code == "occurred_before_closing"
+    assert uow.checkin.visits[visit.visit_id].checked_out_at is None
 
 
 # Erasure

@@ -94,9 +94,10 @@ export function deviceToken(role) {
   };
 }
 
-// Shows the token form until a token is saved; then calls start(token). "Forget this device" clears it.
-// Every page has the same setup form (#setup, #token-form, #token, #forget) and a #message line.
-export function tokenGate(role, start) {
+// Shows the token form until a token is saved; then calls start(token). "Forget this device" clears it and the
+// page's other keys; a page that keeps more on the device clears that in beforeForget, which may also call it off
+// (resolving to false). Every page has the same setup form (#setup, #token-form, #token, #forget) and a #message line.
+export function tokenGate(role, start, { beforeForget = async () => true } = {}) {
   const [gate, form, input, forget, message] = ["#setup", "#token-form", "#token", "#forget", "#message"]
     .map((id) => $(id));
   const store = deviceToken(role);
@@ -108,7 +109,8 @@ export function tokenGate(role, start) {
     gate.hidden = true;
     start(store.get());
   });
-  forget.addEventListener("click", () => {
+  forget.addEventListener("click", async () => {
+    if (!(await beforeForget())) return;
     store.forget();
     for (const key of Object.keys(localStorage)) {
       if (key.startsWith(`rcc.${role}.`)) localStorage.removeItem(key);

@@ -137,6 +137,24 @@ const queued = () => inQueue("readonly", (store) => store.getAll());
 const enqueue = (item) => inQueue("readwrite", (store) => store.add(item));
 const dequeue = (id) => inQueue("readwrite", (store) => store.delete(id));
 
+// "Forget this device" takes the queue with it: who came and when is not left on a device given up. Check-ins not
+// yet sent are lost then, so the person is asked first.
+async function forgetQueue() {
+  const count = (await queued()).length;
+  const question = count === 1
+    ? t("1 saved check-in has not been sent yet. Forgetting this device deletes it. Forget this device anyway?")
+    : t("{count} saved check-ins have not been sent yet. Forgetting this device deletes them. Forget this device anyway?", { count: formatNumber(count) });
+  if (count && !confirm(question)) return false;
+  (await database()).close();
+  opened = undefined;
+  await new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase("rcc-kiosk");
+    request.onsuccess = resolve;
+    request.onerror = () => reject(request.error);
+  });
+  return true;
+}
+
 // A kiosk updated with check-ins still in its old (localStorage) queue sends them too, at the time they were saved.
 async function adoptOldQueue() {
   const old = JSON.parse(localStorage.getItem(OLD_QUEUE_KEY) || "[]");
@@ -452,7 +470,7 @@ const gate = tokenGate("kiosk", (saved) => {
   if (!performance.getEntriesByName("kiosk-usable").length) performance.mark("kiosk-usable");
   refreshToday();
   sync();
-});
+}, { beforeForget: forgetQueue });
 // After the start screen shows, not before it: a visitor need not wait for the queue.
 adoptOldQueue()
   .catch((error) => console.error("kiosk: the old queue was not moved", error))
