@@ -337,7 +337,7 @@ def _start_visit_sql(member: str) -> str:
                                            checked_in_received_at, checked_in_offline, member_id, checked_out_at,
                                            closed_by, checked_out_received_at)
             SELECT $1, $2, $3, $4, $5, $6, $7, $8, member.member_id, $9::timestamptz,
-                   CASE WHEN $9 IS NOT NULL THEN 'auto_close' END, CASE WHEN $9 IS NOT NULL THEN $7 END
+                   CASE WHEN $9 IS NOT NULL THEN 'auto_close' END, CASE WHEN $9 IS NOT NULL THEN $7::timestamptz END
             FROM member
             RETURNING member_id
         ),
