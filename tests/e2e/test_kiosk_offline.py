@@ -37,7 +37,10 @@ QUEUE = """new Promise((resolve, reject) => {
   open.onerror = () => reject(open.error);
   open.onsuccess = () => {
     const all = open.result.transaction("queue").objectStore("queue").getAll();
-    all.onsuccess = () => resolve(all.result);
+    all.onsuccess = () => {
+      open.result.close();
+      resolve(all.result);
+    };
   };
 })"""
 
@@ -516,8 +519,13 @@ async def test_forgetting_the_device_asks_while_check_ins_wait_then_deletes_them
     assert len(await page.evaluate(QUEUE)) == 1
     assert await page.evaluate("localStorage.getItem('rcc.kiosk.token')") == site.tokens["kiosk"]
 
+    # A second tab of the kiosk holds the queue open: the deletion waits for it, the forgetting does not.
+    other = await page.context.new_page()
+    await other.goto("/kiosk?idle=600")
+    await expect(other.get_by_role("heading", name=START)).to_be_visible()
     await forget.click()
     await expect(page.locator("#token")).to_be_visible()
+    await other.close()
     assert (
         questions
         == ["1 saved check-in has not been sent yet. Forgetting this device deletes it. Forget this device anyway?"] * 2

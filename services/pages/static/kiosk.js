@@ -150,6 +150,9 @@ async function forgetQueue() {
   await new Promise((resolve, reject) => {
     const request = indexedDB.deleteDatabase("rcc-kiosk");
     request.onsuccess = resolve;
+    // Another tab still has it open: the deletion waits for that one to close (a reload does), and nothing can
+    // read the queue meanwhile; this page goes on.
+    request.onblocked = resolve;
     request.onerror = () => reject(request.error);
   });
   return true;
