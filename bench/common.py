@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import operator
 import os
 import signal
 import socket
@@ -53,15 +54,16 @@ def say(message: str) -> None:
 # --- figures and goals ---------------------------------------------------------------------------------------
 
 
+_COMPARE: dict[str, Callable[[float, float], bool]] = {"<": operator.lt, "<=": operator.le, ">=": operator.ge}
+
+
 @dataclass(frozen=True)
 class Goal:
     op: Literal["<", "<=", ">="]
     limit: float
 
     def met(self, value: float) -> bool:
-        if self.op == "<":
-            return value < self.limit
-        return value <= self.limit if self.op == "<=" else value >= self.limit
+        return _COMPARE[self.op](value, self.limit)
 
     def __str__(self) -> str:
         return f"{self.op} {self.limit:g}"
